@@ -1,0 +1,84 @@
+"""Input validation at public boundaries.
+
+Every public function checks its arguments here before any jitted code runs, so that bad input
+raises ``ValueError``/``TypeError`` naming the argument, what was expected and what was given,
+instead of a deep JAX trace or a silent wrong answer. Jitted internals assume valid input.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def as_float_array(name: str, x, *, ndim: int | None = None, shape: Sequence[int | None] | None = None,
+                   finite: bool = True, dtype=np.float64) -> np.ndarray:
+    """Return ``x`` as a float array after checking rank, shape (None = any size) and finiteness."""
+    if x is None:
+        raise TypeError(f"{name}: expected an array, got None")
+    try:
+        arr = np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected a numeric array, got {type(x).__name__} ({exc})") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+    if shape is not None:
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
+    if finite and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite values, found {bad} NaN/inf entr{'y' if bad == 1 else 'ies'}")
+    return arr
+
+
+def check_square(name: str, m: np.ndarray) -> None:
+    if m.ndim < 2 or m.shape[-1] != m.shape[-2]:
+        raise ValueError(f"{name}: expected square matrices in the last two axes, got shape {m.shape}")
+
+
+def check_symmetric(name: str, m: np.ndarray, rtol: float = 1e-8, atol: float = 1e-10) -> None:
+    check_square(name, m)
+    mt = np.swapaxes(m, -1, -2)
+    if not np.allclose(m, mt, rtol=rtol, atol=atol):
+        err = float(np.max(np.abs(m - mt)))
+        raise ValueError(f"{name}: expected a symmetric matrix, max |M - M^T| = {err:.3g}")
+
+
+def check_positive_definite(name: str, m: np.ndarray) -> None:
+    """Symmetric and positive definite (Cholesky must succeed)."""
+    check_symmetric(name, m)
+    try:
+        np.linalg.cholesky(m)
+    except np.linalg.LinAlgError:
+        ev = np.linalg.eigvalsh(0.5 * (m + np.swapaxes(m, -1, -2)))
+        raise ValueError(
+            f"{name}: expected a positive-definite matrix, smallest eigenvalue {float(np.min(ev)):.3g}"
+        ) from None
+
+
+def check_positive(name: str, x, *, strict: bool = True) -> np.ndarray:
+    arr = as_float_array(name, x)
+    ok = arr > 0 if strict else arr >= 0
+    if not np.all(ok):
+        raise ValueError(f"{name}: expected {'positive' if strict else 'non-negative'} values, "
+                         f"got minimum {float(np.min(arr)):.3g}")
+    return arr
+
+
+def check_choice(name: str, value, choices: Sequence) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}: unknown value {value!r}; expected one of {', '.join(map(repr, choices))}")
+
+
+def check_probability_vectors(name: str, p, axis: int = -1, atol: float = 1e-6) -> np.ndarray:
+    """Non-negative entries that sum to one along ``axis``."""
+    arr = as_float_array(name, p)
+    if np.any(arr < 0):
+        raise ValueError(f"{name}: expected non-negative probabilities, got minimum {float(arr.min()):.3g}")
+    s = arr.sum(axis=axis)
+    if not np.allclose(s, 1.0, atol=atol):
+        raise ValueError(f"{name}: expected probabilities summing to 1 along axis {axis}, "
+                         f"got sums in [{float(s.min()):.6g}, {float(s.max()):.6g}]")
+    return arr

@@ -1,0 +1,49 @@
+"""The ``pyrxaif`` command.
+
+Each sub-command lives in ``pyrxaif.commands.<name>`` as two functions, ``configure(parser)`` and
+``run(args) -> int``; modules are imported only when their sub-command runs, so ``pyrxaif info``
+starts fast and never touches Julia unless asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "pendulum": "Learn a pendulum model from pixels and swing it up by planning as inference",
+    "digits": "Learn rotating handwritten digits from pixels and rotate to a goal angle",
+    "tmaze": "Discrete active inference with generalised free energy on the T-maze",
+    "gridworld": "EFE planning by message passing with channels on epistemic grid-worlds",
+    "info": "Show the engines available (JAX, Julia) and why one is not",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyrxaif", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=f"pyrxaif.commands.{name}")
+        # Sub-command modules add their own arguments lazily only when they are selected.
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # First pass: find the sub-command, then let its module add its arguments and parse again.
+    if argv and argv[0] in COMMANDS:
+        module = importlib.import_module(f"pyrxaif.commands.{argv[0]}")
+        full = argparse.ArgumentParser(prog=f"pyrxaif {argv[0]}", description=COMMANDS[argv[0]])
+        module.configure(full)
+        args = full.parse_args(argv[1:])
+        return int(module.run(args) or 0)
+    parser.parse_args(argv)  # prints usage / errors for unknown commands
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""`pyrxaif digits` (not yet available)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    print("pyrxaif digits: not yet available in this version", file=sys.stderr)
+    return 1

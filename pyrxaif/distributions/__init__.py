@@ -1,0 +1,7 @@
+"""Exponential-family messages and beliefs in natural form (all JAX pytrees)."""
+
+from pyrxaif.distributions.discrete import Categorical, Dirichlet, MatrixDirichlet
+from pyrxaif.distributions.gaussian import MvNormal, check_precision
+from pyrxaif.distributions.wishart import Wishart
+
+__all__ = ["MvNormal", "Wishart", "Categorical", "Dirichlet", "MatrixDirichlet", "check_precision"]
