@@ -10,6 +10,8 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
+from pyrxaif import envs as _envs  # noqa: E402,F401  (registers the gymnasium ids "pyrxaif/...")
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]
