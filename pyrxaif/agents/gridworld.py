@@ -1,0 +1,152 @@
+"""Grid-world agents: receding-horizon EFE planning by rollout message passing + exact Bayes filter.
+
+``GridworldAgent`` plans one action from a belief over (x, θ) (argmax of q(u_0)) and filters after
+each step. ``run_episodes`` simulates whole episodes in JAX from the environment's exact tensors:
+``lax.scan`` over steps (plan → act → sample next state and observation → filter), ``vmap`` over
+episodes; episode i uses ``jax.random.PRNGKey(seed_i)`` for its layout θ ~ U{0..K−1} and its noise, so
+the same seeds give identical results. Shapes are static: the horizon never changes, so the planner is
+compiled once per (environment, method).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from pyrxaif import _validation as V
+from pyrxaif.envs._gridworld_common import GridSpec, GridworldEnv
+from pyrxaif.inference.rollout import (MethodConfig, RolloutModel, _plan, bayes_filter, method_config,
+                                       plan)
+
+ENGINES = ("jax",)
+
+
+def _check_engine(engine: str) -> None:
+    if engine != "jax":
+        if engine == "julia":
+            raise ValueError("engine: 'julia' is not available for grid-world planning yet; use engine='jax'")
+        V.check_choice("engine", engine, ENGINES)
+
+
+class GridworldAgent:
+    """Receding-horizon planner for a grid-world environment (or a bare ``RolloutModel``)."""
+
+    def __init__(self, env: GridworldEnv | RolloutModel, method: str = "aif-mp", horizon: int = 8,
+                 n_iter: int = 16, damping: float | None = None, engine: str = "jax"):
+        _check_engine(engine)
+        self.model = env if isinstance(env, RolloutModel) else env.unwrapped.model()
+        self.config = method_config(method, damping=damping, n_iter=n_iter)
+        self.horizon = int(horizon)
+        self.last_plan = None
+
+    def act(self, log_belief) -> int:
+        """argmax_u q(u_0) from the log-belief (S,K) over (state, layout)."""
+        self.last_plan = plan(self.model, log_belief, self.config, self.horizon)
+        return int(jnp.argmax(self.last_plan.log_q_u0))
+
+    def update(self, log_belief, action: int, observation) -> jax.Array:
+        """Exact Bayes filter after taking ``action`` and receiving ``observation`` (M,) ints."""
+        y = np.asarray(observation, np.int64)
+        if y.shape != (self.model.log_B.shape[0],):
+            raise ValueError(f"observation: expected shape ({self.model.log_B.shape[0]},), got {y.shape}")
+        return bayes_filter(self.model, jnp.asarray(log_belief), int(action), jnp.asarray(y))
+
+
+class Tables(NamedTuple):
+    log_b_prior: jax.Array   # (S,K)
+    terminal: jax.Array      # (S,K) bool
+    success: jax.Array       # (S,K) bool
+    reward: jax.Array        # (S,K)
+    start: jax.Array         # ()
+
+
+def tables_from_spec(spec: GridSpec) -> Tables:
+    S, K = spec.log_C.shape
+    b = np.full((S, K), -np.inf)
+    b[spec.start] = -np.log(K)
+    return Tables(jnp.asarray(b), jnp.asarray(spec.terminal), jnp.asarray(spec.success),
+                  jnp.asarray(spec.reward), jnp.asarray(spec.start))
+
+
+class EpisodeResult(NamedTuple):
+    success: jax.Array   # (N,) bool
+    reward: jax.Array    # (N,) total reward
+    steps: jax.Array     # (N,) steps taken
+    layout: jax.Array    # (N,) true layout
+    states: jax.Array    # (N, max_steps+1) state trajectory (frozen after the end)
+    actions: jax.Array   # (N, max_steps) actions (−1 after the end)
+
+
+def _observe(model: RolloutModel, key, x, layout):
+    return jax.random.categorical(key, model.log_B[:, x, layout, :], axis=-1)
+
+
+def _episode(model: RolloutModel, tab: Tables, cfg: MethodConfig, horizon: int, max_steps: int, key):
+    k_layout, k_obs, k_run = jax.random.split(key, 3)
+    K = model.num_layouts
+    layout = jax.random.randint(k_layout, (), 0, K)
+    x0 = tab.start
+    log_b = tab.log_b_prior + jnp.sum(jnp.take_along_axis(
+        model.log_B, _observe(model, k_obs, x0, layout)[:, None, None, None], axis=3)[..., 0], axis=0)
+    log_b = log_b - logsumexp(log_b)
+
+    def step(carry, k):
+        x, log_b, done, total = carry
+        res = _plan(model, log_b, cfg, horizon)
+        u = jnp.argmax(res.log_q_u0)
+        k1, k2 = jax.random.split(k)
+        j = jax.random.categorical(k1, model.log_T[x, u, :, layout])
+        x_new = model.succ[x, u, j]
+        y = _observe(model, k2, x_new, layout)
+        log_b_new = bayes_filter(model, log_b, u, y)
+        x_out = jnp.where(done, x, x_new)
+        log_b_out = jnp.where(done, log_b, log_b_new)
+        total = total + jnp.where(done, 0.0, tab.reward[x_new, layout])
+        done_new = done | tab.terminal[x_new, layout]
+        return (x_out, log_b_out, done_new, total), (x_out, jnp.where(done, -1, u), done)
+
+    keys = jax.random.split(k_run, max_steps)
+    (x, _, done, total), (xs, us, was_done) = jax.lax.scan(
+        step, (x0, log_b, jnp.asarray(False), jnp.asarray(0.0)), keys)
+    steps = jnp.sum(~was_done)
+    return (tab.success[x, layout], total, steps, layout, jnp.concatenate([x0[None], xs]), us)
+
+
+_episodes_jit = jax.jit(jax.vmap(_episode, in_axes=(None, None, None, None, None, 0)),
+                        static_argnames=("cfg", "horizon", "max_steps"))
+
+
+def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon: int = 8, n_iter: int = 16,
+                 damping: float | None = None, max_steps: int | None = None, engine: str = "jax",
+                 batch_size: int = 50, progress: bool = False) -> EpisodeResult:
+    """Simulate one episode per seed (vmapped in batches of ``batch_size``); see the module docstring."""
+    _check_engine(engine)
+    if not isinstance(env, GridworldEnv):
+        raise TypeError(f"env: expected a grid-world environment, got {type(env).__name__}")
+    seeds = np.asarray(seeds)
+    if seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer) or np.any(seeds < 0):
+        raise ValueError(f"seeds: expected a non-empty 1-d sequence of non-negative integers, got {seeds!r}")
+    cfg = method_config(method, damping=damping, n_iter=n_iter)
+    if not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
+        raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+    max_steps = env.max_steps if max_steps is None else int(max_steps)
+    model, tab = env.model(), tables_from_spec(env.spec_)
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
+    batches = [keys[i:i + batch_size] for i in range(0, len(seeds), batch_size)]
+    it = batches
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(batches, desc=f"{method}", unit="batch", leave=False)
+    outs = []
+    for kb in it:
+        n = kb.shape[0]
+        if n < batch_size and len(batches) > 1:  # pad the last batch: one compiled shape only
+            kb = jnp.concatenate([kb, jnp.broadcast_to(kb[-1:], (batch_size - n,) + kb.shape[1:])])
+        out = _episodes_jit(model, tab, cfg, int(horizon), max_steps, kb)
+        outs.append([np.asarray(o)[:n] for o in out])
+    cat = [np.concatenate(parts) for parts in zip(*outs)]
+    return EpisodeResult(*cat)

@@ -1,0 +1,268 @@
+"""JOPA-style agent: learn a latent linear model from pixels (VAE + LDS by variational EM), validate
+it, then act by planning as inference (actions as latent variables, receding horizon).
+
+Tasks: "pendulum" (PixelPendulum, swing up to θ = π and stay) and "digits" (RotatingDigits, rotate
+to a goal angle). Actions are normalised to [−1, 1] inside the model (torque / max_torque,
+speed / max_speed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+from tqdm.auto import tqdm
+
+from pyrxaif import _validation as V
+from pyrxaif.envs.digits import RotatingDigits, rotate_image
+from pyrxaif.envs.pendulum import PixelPendulum, render_pendulum, wrap_angle
+from pyrxaif.inference import em
+from pyrxaif.inference.planning import plan_actions
+from pyrxaif.nn import vae
+
+TASKS = ("pendulum", "digits")
+
+
+@dataclass
+class JopaConfig:
+    task: str = "pendulum"
+    latent_dim: int = 4
+    frames: int = 2
+    n_traj: int = 40
+    traj_len: int = 80
+    data_action_scale: float = 0.3   # random actions ~ U(−s, s) (normalised units) while collecting
+    pretrain_epochs: int = 30
+    em_iters: int = 6
+    vae_epochs_per_em: int = 5
+    lds_iters_per_em: int = 5
+    batch_size: int = 128
+    lr: float = 2e-3
+    horizon: int = 15
+    goal_var: float = 0.01
+    prior_scale: float = 0.5
+    max_torque: float = 50.0
+    max_speed: float = float(np.pi / 8)
+    # validation bar: normalised one-step latent prediction error and pixel MSE on held-out sequences
+    max_pred_nmse: float = 0.5
+    max_recon_mse: float = 0.02
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        V.check_choice("task", self.task, TASKS)
+        for name in ("latent_dim", "frames", "n_traj", "traj_len", "horizon"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if self.traj_len <= self.frames + 1:
+            raise ValueError(f"traj_len: expected > frames + 1 = {self.frames + 1}, got {self.traj_len}")
+        if self.horizon < 2:
+            raise ValueError(f"horizon: expected >= 2, got {self.horizon}")
+
+
+# ----------------------------------------------------------------------------- data
+
+def make_env(config: JopaConfig, images=None):
+    if config.task == "pendulum":
+        return PixelPendulum(max_torque=config.max_torque)
+    return RotatingDigits(images=images, max_speed=config.max_speed)
+
+
+def _scale(config):
+    return config.max_torque if config.task == "pendulum" else config.max_speed
+
+
+def collect(config: JopaConfig, seed: int, n_traj: int | None = None, images=None):
+    """Random-action trajectories: frames (S, T, 28, 28), actions (S, T−1, 1) normalised, states (S, T)."""
+    n_traj = config.n_traj if n_traj is None else n_traj
+    env = make_env(config, images)
+    rng = np.random.default_rng(seed)
+    T = config.traj_len
+    frames = np.zeros((n_traj, T, 28, 28), np.float32)
+    actions = rng.uniform(-config.data_action_scale, config.data_action_scale, (n_traj, T - 1, 1))
+    states = np.zeros((n_traj, T))
+    key = "theta" if config.task == "pendulum" else "angle"
+    for s in range(n_traj):
+        obs, info = env.reset(seed=int(rng.integers(2**31)))
+        frames[s, 0], states[s, 0] = obs, info[key]
+        for t in range(T - 1):
+            obs, _, _, _, info = env.step(actions[s, t] * _scale(config))
+            frames[s, t + 1], states[s, t + 1] = obs, info[key]
+    return frames, actions, states
+
+
+def windows_of(frames, K: int):
+    """(S, T, H, W) → (S, T−K+1, K, H, W): window t holds frames t..t+K−1 (newest last)."""
+    T = frames.shape[1]
+    return np.stack([frames[:, k:T - K + 1 + k] for k in range(K)], axis=2)
+
+
+# ----------------------------------------------------------------------------- model
+
+@dataclass
+class JopaModel:
+    config: JopaConfig
+    params: dict
+    lds: em.LDS
+
+    def encode(self, windows):
+        mu, var = vae.encode(self.params, np.asarray(windows, np.float32), self.config.latent_dim)
+        return np.asarray(mu, np.float64), np.asarray(var, np.float64)
+
+
+def _encode_seqs(params, config, wins):
+    S, Tw = wins.shape[:2]
+    mu, var = vae.encode(params, wins.reshape(S * Tw, *wins.shape[2:]), config.latent_dim)
+    d = config.latent_dim
+    return (np.asarray(mu, np.float64).reshape(S, Tw, d), np.asarray(var, np.float64).reshape(S, Tw, d))
+
+
+def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = True):
+    """VAE pre-training (prior N(0, I)), then variational EM; returns (model, history)."""
+    K, d = config.frames, config.latent_dim
+    wins = windows_of(frames, K)                         # (S, Tw, K, 28, 28)
+    acts = np.asarray(actions[:, K - 1:], np.float64)    # action between window t and t+1
+    S, Tw = wins.shape[:2]
+    flat = wins.reshape(S * Tw, *wins.shape[2:])
+    key = jax.random.PRNGKey(seed)
+    key, k0 = jax.random.split(key)
+    params = vae.init_vae(k0, vae.VAEConfig(d, K))
+    opt = vae.make_optimizer(config.lr)
+    opt_state = opt.init(params)
+    prior_m = np.zeros((S * Tw, d))
+    prior_P = np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy()
+    history = {"pretrain_loss": [], "em": []}
+    for _ in tqdm(range(config.pretrain_epochs), desc="VAE pre-training", disable=not progress):
+        key, k = jax.random.split(key)
+        params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, prior_m, prior_P, latent_dim=d,
+                                                  beta=1.0, optimizer=opt, batch_size=config.batch_size)
+        history["pretrain_loss"].append(loss)
+    lds = em.init_lds(d, acts.shape[-1])
+    for _ in tqdm(range(config.em_iters), desc="variational EM", disable=not progress):
+        mu, var = _encode_seqs(params, config, wins)
+        lds, nll = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)
+        sm = em.e_step(lds, mu, var, acts)
+        cm, cP = em.cavity(sm, mu, var)
+        cm = np.asarray(cm).reshape(S * Tw, d)
+        cP = np.asarray(cP).reshape(S * Tw, d, d)
+        losses = []
+        for _ in range(config.vae_epochs_per_em):
+            key, k = jax.random.split(key)
+            params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, cm, cP, latent_dim=d, beta=1.0,
+                                                      optimizer=opt, batch_size=config.batch_size)
+            losses.append(loss)
+        fe = {"lds_nll": nll[-1] / (S * Tw), "vae_loss": losses[-1]}
+        fe["free_energy"] = fe["lds_nll"] + fe["vae_loss"]
+        history["em"].append(fe)
+    mu, var = _encode_seqs(params, config, wins)
+    lds, _ = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)
+    return JopaModel(config, params, lds), history
+
+
+# ----------------------------------------------------------------------------- validation, checkpoints
+
+def validate(model: JopaModel, frames, actions) -> dict:
+    """Held-out figures: normalised one-step latent prediction error (1 − R² of z_{t+1} ≈ A z_t + B u_t on
+    encoder means) and per-pixel reconstruction MSE of the newest frame."""
+    cfg = model.config
+    frames = V.as_float_array("frames", frames, ndim=4, dtype=np.float32)
+    actions = V.as_float_array("actions", actions, ndim=3)
+    wins = windows_of(frames, cfg.frames)
+    acts = actions[:, cfg.frames - 1:]
+    mu, _ = _encode_seqs(model.params, cfg, wins)
+    A, B = np.asarray(model.lds.A), np.asarray(model.lds.B)
+    pred = mu[:, :-1] @ A.T + acts @ B.T
+    err = np.mean(np.sum((mu[:, 1:] - pred) ** 2, -1))
+    spread = np.mean(np.sum((mu[:, 1:] - mu[:, 1:].mean((0, 1))) ** 2, -1))
+    flat = wins.reshape(-1, *wins.shape[2:])
+    rec = np.asarray(vae.decode(model.params, mu.reshape(-1, cfg.latent_dim)))
+    return {"pred_nmse": float(err / spread), "recon_mse": float(np.mean((rec - flat[:, -1]) ** 2))}
+
+
+class CheckpointRejected(ValueError):
+    """The checkpoint does not meet the validation bar."""
+
+
+def check(model: JopaModel, metrics: dict) -> None:
+    cfg = model.config
+    bad = []
+    if not metrics["pred_nmse"] <= cfg.max_pred_nmse:
+        bad.append(f"latent one-step prediction error {metrics['pred_nmse']:.3f} > {cfg.max_pred_nmse}")
+    if not metrics["recon_mse"] <= cfg.max_recon_mse:
+        bad.append(f"reconstruction MSE {metrics['recon_mse']:.4f} > {cfg.max_recon_mse}")
+    if bad:
+        raise CheckpointRejected("checkpoint rejected on held-out sequences: " + "; ".join(bad)
+                                 + " (train longer or with more data)")
+
+
+def save(model: JopaModel, path: str) -> None:
+    """msgpack via flax.serialization: float32 VAE params, float64 LDS arrays, config as JSON."""
+    state = {"params": jax.tree_util.tree_map(np.asarray, model.params),
+             "lds": {k: np.asarray(v) for k, v in model.lds._asdict().items()},
+             "config": json.dumps(asdict(model.config))}
+    with open(path, "wb") as f:
+        f.write(serialization.msgpack_serialize(state))
+
+
+def load(path: str) -> JopaModel:
+    with open(path, "rb") as f:
+        state = serialization.msgpack_restore(f.read())
+    if not {"params", "lds", "config"} <= set(state):
+        raise ValueError(f"path: {path!r} is not a JOPA checkpoint (keys {sorted(state)})")
+    cfg = JopaConfig(**json.loads(state["config"]))
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), state["params"])
+    lds = em.LDS(**{k: jnp.asarray(v, jnp.float64) for k, v in state["lds"].items()})
+    return JopaModel(cfg, params, lds)
+
+
+# ----------------------------------------------------------------------------- control
+
+def goal_window(config: JopaConfig, goal: float, image=None):
+    """K identical goal frames (zero velocity): upright pendulum or the digit at the goal angle."""
+    frame = render_pendulum(goal) if config.task == "pendulum" else rotate_image(image, goal)
+    return np.repeat(frame[None], config.frames, axis=0)
+
+
+def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, goal_steps: str = "all"):
+    """Receding-horizon control from ``start`` (reset options); returns a dict of traces."""
+    cfg = model.config
+    K, d, H = cfg.frames, cfg.latent_dim, cfg.horizon
+    obs, info = env.reset(options=start)
+    img = env.images[env.index] if cfg.task == "digits" else None
+    zg, _ = model.encode(goal_window(cfg, goal, img)[None])
+    hist = [obs] * K
+    mask = np.zeros(H)
+    if goal_steps == "final":
+        mask[-1] = 1.0
+    else:
+        mask[1:] = 1.0
+    u_prec = np.full(model.lds.B.shape[1], 1.0 / cfg.prior_scale ** 2)
+    goal_prec = np.full(d, 1.0 / cfg.goal_var)
+    key = "theta" if cfg.task == "pendulum" else "angle"
+    states, acts, latents, frames = [info[key]], [], [], [obs]
+    for _ in range(steps):
+        z, _ = model.encode(np.stack(hist[-K:])[None])
+        res = plan_actions(model.lds.A, model.lds.B, model.lds.W_cov, jnp.asarray(z[0]), jnp.asarray(zg[0]),
+                           goal_prec, u_prec, mask)
+        u = float(np.clip(res.actions[0, 0], -1.0, 1.0))     # projection onto the action bound
+        obs, _, _, _, info = env.step(np.array([u * _scale(cfg)]))
+        hist.append(obs)
+        states.append(info[key])
+        acts.append(u * _scale(cfg))
+        latents.append(z[0])
+        frames.append(obs)
+    return {"states": np.array(states), "actions": np.array(acts), "latents": np.array(latents),
+            "goal_latent": zg[0], "frames": np.array(frames)}
+
+
+def pendulum_success(theta, tol: float = 0.3, hold: int = 50) -> tuple[bool, bool, int]:
+    """(swung up: some |θ − π| < tol; stabilised: ≥ hold consecutive steps within tol; longest run)."""
+    ok = np.abs(wrap_angle(np.asarray(theta) - np.pi)) < tol
+    best = run = 0
+    for v in ok:
+        run = run + 1 if v else 0
+        best = max(best, run)
+    return bool(ok.any()), best >= hold, int(best)

@@ -1,0 +1,330 @@
+"""The Julia engine: RxInfer.jl models and PyRxAIF's custom nodes, driven through juliacall.
+
+Julia starts lazily, on the first call that needs it (``julia_module()``); ``import pyrxaif`` and
+``import pyrxaif.engines.julia`` never start it. juliacall is imported only inside
+``julia_module()``; where Julia cannot start, the caller gets ``JuliaUnavailableError`` with the
+reason (see ``pyrxaif.engines.julia_status``).
+
+Array layout (the one place where transposes happen)
+----------------------------------------------------
+pyrxaif is time-major and row-major: a sequence is a C-ordered ``(T, d)`` float64 array. PyRxAIF's
+Julia functions take sequences as column-major ``(d, T)`` matrices (one column per time step) and
+covariance sequences as ``(d, d, T)``. juliacall hands numpy arrays to Julia with the *same shape
+and strides*, so ``to_julia_sequence(x)`` passes ``x.T`` made Fortran-contiguous: for a C-ordered
+``x`` this is the same memory, no copy, and Julia sees a native-layout ``(d, T)`` matrix.
+Results come back as Julia arrays; ``from_julia_sequence`` / ``from_julia_cov_sequence`` move the
+time axis to the front and return C-ordered float64 copies. These layout functions are pure
+numpy and are tested without Julia.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from pyrxaif import _validation as V
+
+name = "julia"
+
+__all__ = [
+    "JuliaUnavailableError", "JuliaError", "map_julia_exception", "julia_module", "call", "available",
+    "to_julia_sequence", "from_julia_sequence", "to_julia_cov_sequence", "from_julia_cov_sequence",
+    "to_julia_matrix", "ab_to_julia_vec", "mvnormal_sequence", "smooth_lds", "learn_lds", "plan_lds",
+    "tmaze_policy_free_energies",
+]
+
+
+class JuliaUnavailableError(RuntimeError):
+    """Julia (or RxInfer/PyRxAIF) cannot be started here; the message says why."""
+
+
+class JuliaError(RuntimeError):
+    """An error raised inside Julia; ``julia_type`` is the Julia exception type's name."""
+
+    def __init__(self, julia_type: str, message: str):
+        super().__init__(f"Julia {julia_type}: {message}")
+        self.julia_type = julia_type
+        self.julia_message = message
+
+
+# Julia exception types that mean "bad input": they become ValueError/TypeError on the Python side.
+_VALUE_ERRORS = ("ArgumentError", "DimensionMismatch", "DomainError", "BoundsError", "PosDefException",
+                 "SingularException", "InexactError")
+_TYPE_ERRORS = ("MethodError", "TypeError")
+
+
+class JuliaValueError(JuliaError, ValueError):
+    """A Julia ArgumentError/DimensionMismatch/DomainError/...: bad input values or shapes."""
+
+
+class JuliaTypeError(JuliaError, TypeError):
+    """A Julia MethodError/TypeError: an argument of the wrong type reached Julia."""
+
+
+def map_julia_exception(julia_type: str, message: str) -> JuliaError:
+    """The Python exception for a Julia exception of type ``julia_type`` with text ``message``."""
+    base = julia_type.split("{", 1)[0].rsplit(".", 1)[-1]
+    if base in _VALUE_ERRORS:
+        return JuliaValueError(base, message)
+    if base in _TYPE_ERRORS:
+        return JuliaTypeError(base, message)
+    return JuliaError(base, message)
+
+
+_LOCK = threading.Lock()
+_STATE: dict = {}
+
+
+def _default_env() -> None:
+    """Signal handling and threads as PySR sets them, only where the user has not chosen."""
+    os.environ.setdefault("PYTHON_JULIACALL_HANDLE_SIGNALS", "yes")
+    os.environ.setdefault("PYTHON_JULIACALL_THREADS", "auto")
+
+
+def available() -> tuple[bool, str]:
+    from pyrxaif.engines import julia_status  # noqa: PLC0415
+
+    return tuple(julia_status())
+
+
+def julia_module():
+    """Start Julia once (juliacall), load RxInfer and PyRxAIF, and return the ``pyrxaif`` Julia module."""
+    with _LOCK:
+        if "jl" in _STATE:
+            return _STATE["jl"]
+        from pyrxaif.engines import julia_status  # noqa: PLC0415
+
+        ok, reason = julia_status()
+        if not ok:
+            raise JuliaUnavailableError(f"Julia engine unavailable: {reason}")
+        _default_env()
+        try:
+            import juliacall  # noqa: PLC0415  (resolves/installs Julia packages on first use)
+        except Exception as exc:  # noqa: BLE001
+            raise JuliaUnavailableError(f"Julia engine unavailable: juliacall failed to start Julia: "
+                                        f"{exc.__class__.__name__}: {exc}") from exc
+        jl = juliacall.newmodule("pyrxaif")
+        try:
+            jl.seval("using RxInfer, PyRxAIF")
+        except Exception as exc:  # noqa: BLE001
+            raise JuliaUnavailableError(f"Julia engine unavailable: loading RxInfer/PyRxAIF failed: {exc}") from exc
+        _STATE["jl"], _STATE["juliacall"] = jl, juliacall
+        return jl
+
+
+def _translate(exc: BaseException) -> BaseException:
+    juliacall = _STATE.get("juliacall")
+    if juliacall is not None and isinstance(exc, juliacall.JuliaError):
+        jexc = exc.exception
+        jl = _STATE["jl"]
+        jtype = str(jl.seval("e -> string(nameof(typeof(e)))")(jexc))
+        message = str(jl.seval("e -> sprint(showerror, e)")(jexc))
+        return map_julia_exception(jtype, message)
+    return exc
+
+
+def call(function: str, *args, **kwargs):
+    """Call ``PyRxAIF.<function>(args...; kwargs...)``; Julia errors become Python exceptions."""
+    jl = julia_module()
+    fn = jl.seval(f"PyRxAIF.{function}")
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        translated = _translate(exc)
+        if translated is exc:
+            raise
+        raise translated from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout conversion (pure numpy; no Julia)
+# ---------------------------------------------------------------------------------------------
+def to_julia_sequence(x) -> np.ndarray:
+    """Time-major (T, d) → a Fortran-ordered (d, T) float64 array: Julia's column t is x[t]."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"x: expected a time-major (T, d) array, got shape {x.shape}")
+    return np.asfortranarray(x.T)
+
+
+def from_julia_sequence(a) -> np.ndarray:
+    """A Julia (d, T) matrix (or its numpy view) → a C-ordered time-major (T, d) float64 array."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"a: expected a (d, T) matrix from Julia, got shape {a.shape}")
+    return np.ascontiguousarray(a.T)
+
+
+def to_julia_cov_sequence(c) -> np.ndarray:
+    """Time-major (T, d, d) → Fortran-ordered (d, d, T): Julia's ``C[:, :, t]`` is c[t]."""
+    c = np.asarray(c, dtype=np.float64)
+    if c.ndim != 3:
+        raise ValueError(f"c: expected a (T, d, d) array, got shape {c.shape}")
+    return np.asfortranarray(np.moveaxis(c, 0, -1))
+
+
+def from_julia_cov_sequence(a) -> np.ndarray:
+    """A Julia (d, d, T) array → a C-ordered (T, d, d) float64 array."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 3:
+        raise ValueError(f"a: expected a (d, d, T) array from Julia, got shape {a.shape}")
+    return np.ascontiguousarray(np.moveaxis(a, -1, 0))
+
+
+def to_julia_matrix(m) -> np.ndarray:
+    """A matrix with the same indices on both sides (M[i, j] == Julia M[i+1, j+1]), column-major."""
+    return np.asfortranarray(np.asarray(m, dtype=np.float64))
+
+
+def ab_to_julia_vec(ab) -> np.ndarray:
+    """[A B] (d, n) → its row-major vec (H_ij at i·n + j), the layout of q(vec H) on both engines."""
+    ab = np.asarray(ab, dtype=np.float64)
+    return np.ascontiguousarray(ab.reshape(-1))
+
+
+def mvnormal_sequence(means, covs):
+    """Time-major means (T, d) and covariances (T, d, d) → a batched pyrxaif MvNormal."""
+    from pyrxaif.distributions import MvNormal  # noqa: PLC0415
+
+    return MvNormal.from_mean_cov(np.asarray(means, np.float64), np.asarray(covs, np.float64))
+
+
+def _cov_sequence(name: str, c, T: int, d: int) -> np.ndarray:
+    """(T, d) diagonal variances or (T, d, d) covariances → checked (T, d, d)."""
+    c = V.as_float_array(name, c)
+    if c.shape == (T, d):
+        if np.any(c <= 0):
+            raise ValueError(f"{name}: expected positive variances, got minimum {float(c.min()):.3g}")
+        return np.einsum("ti,ij->tij", c, np.eye(d))
+    if c.shape != (T, d, d):
+        raise ValueError(f"{name}: expected shape ({T}, {d}) (variances) or ({T}, {d}, {d}), got {c.shape}")
+    V.check_positive_definite(name, c)
+    return c
+
+
+def _check_lds(y_mean, y_cov, u, ab, w, m1, v1):
+    y_mean = V.as_float_array("y_mean", y_mean, ndim=2)
+    T, d = y_mean.shape
+    if T < 2:
+        raise ValueError(f"y_mean: expected at least 2 time steps, got {T}")
+    y_cov = _cov_sequence("y_cov", y_cov, T, d)
+    u = V.as_float_array("u", u, ndim=2)
+    if u.shape[0] != T - 1:
+        raise ValueError(f"u: expected {T - 1} controls (one per transition), got shape {u.shape}")
+    m = u.shape[1]
+    if ab is not None:
+        ab = V.as_float_array("ab", ab, shape=(d, d + m))
+    if w is not None:
+        w = V.as_float_array("w", w, shape=(d, d))
+        V.check_positive_definite("w", w)
+    m1 = V.as_float_array("m1", m1, shape=(d,))
+    v1 = V.as_float_array("v1", v1, shape=(d, d))
+    V.check_positive_definite("v1", v1)
+    return y_mean, y_cov, u, ab, w, m1, v1
+
+
+def _fetch(result, key: str) -> np.ndarray:
+    return np.asarray(result[key], dtype=np.float64)
+
+
+def smooth_lds(y_mean, y_cov, u, ab, w, m1, v1):
+    """Smoothed q(z_t) of z' ~ N(A z + B u, W⁻¹) with known [A B] (d, d+m) and W, on RxInfer.
+
+    y_mean (T, d), y_cov (T, d) variances or (T, d, d): encoder messages N(z_t; y_mean, y_cov).
+    u (T−1, m) controls. Returns (MvNormal with batch (T,), Bethe free energy = −log evidence)."""
+    y_mean, y_cov, u, ab, w, m1, v1 = _check_lds(y_mean, y_cov, u, ab, w, m1, v1)
+    if ab is None or w is None:
+        raise TypeError("ab, w: smooth_lds needs known [A B] and W (use learn_lds to learn them)")
+    res = call("py_smooth_lds", to_julia_sequence(y_mean), to_julia_cov_sequence(y_cov), to_julia_sequence(u),
+               ab_to_julia_vec(ab), to_julia_matrix(w), m1, to_julia_matrix(v1))
+    q = mvnormal_sequence(from_julia_sequence(res["means"]), from_julia_cov_sequence(res["covs"]))
+    return q, float(np.asarray(res["free_energy"], np.float64).reshape(-1)[-1])
+
+
+def learn_lds(y_mean, y_cov, u, m1, v1, ab_prior_mean, ab_prior_cov, w_df, w_inv_scale, iterations: int = 20):
+    """VMP learning of q(z) q(vec[A B]) q(W) on RxInfer (PyRxAIF's ControlledTransition node).
+
+    Priors: vec[A B] (row-major) ~ N(ab_prior_mean (d, d+m), ab_prior_cov (d(d+m), d(d+m))),
+    W ~ Wishart(w_df, inv scale w_inv_scale). Returns a dict: ``z`` (MvNormal, batch T), ``ab``
+    (MvNormal over the row-major vec), ``w`` (Wishart), ``free_energy`` (per iteration)."""
+    from pyrxaif.distributions import MvNormal, Wishart  # noqa: PLC0415
+
+    y_mean, y_cov, u, ab0, _, m1, v1 = _check_lds(y_mean, y_cov, u, ab_prior_mean, None, m1, v1)
+    d, n = ab0.shape
+    ab_cov = V.as_float_array("ab_prior_cov", ab_prior_cov, shape=(d * n, d * n))
+    V.check_positive_definite("ab_prior_cov", ab_cov)
+    w_inv = V.as_float_array("w_inv_scale", w_inv_scale, shape=(d, d))
+    V.check_positive_definite("w_inv_scale", w_inv)
+    if not np.isfinite(w_df) or w_df <= d - 1:
+        raise ValueError(f"w_df: expected degrees of freedom > {d - 1}, got {w_df}")
+    if not isinstance(iterations, (int, np.integer)) or iterations < 1:
+        raise ValueError(f"iterations: expected a positive integer, got {iterations!r}")
+    res = call("py_learn_lds", to_julia_sequence(y_mean), to_julia_cov_sequence(y_cov), to_julia_sequence(u),
+               m1, to_julia_matrix(v1), ab_to_julia_vec(ab0), to_julia_matrix(ab_cov), float(w_df),
+               to_julia_matrix(w_inv), int(iterations))
+    return {
+        "z": mvnormal_sequence(from_julia_sequence(res["means"]), from_julia_cov_sequence(res["covs"])),
+        "ab": MvNormal.from_mean_cov(_fetch(res, "ab_mean"), _fetch(res, "ab_cov")),
+        "w": Wishart.create(float(res["w_df"]), _fetch(res, "w_inv_scale")),
+        "free_energy": _fetch(res, "free_energy"),
+    }
+
+
+def plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, ab, w, u_prior_cov, horizon: int, iterations: int = 10):
+    """Planning as inference on RxInfer: q(u_1:H) given z_1, a goal prior on z_H and fixed [A B], W.
+
+    Returns an MvNormal with batch (horizon,) over the controls (act with the first mean)."""
+    z1_mean = V.as_float_array("z1_mean", z1_mean, ndim=1)
+    d = z1_mean.shape[0]
+    z1_cov = V.as_float_array("z1_cov", z1_cov, shape=(d, d))
+    V.check_positive_definite("z1_cov", z1_cov)
+    goal_mean = V.as_float_array("goal_mean", goal_mean, shape=(d,))
+    goal_cov = V.as_float_array("goal_cov", goal_cov, shape=(d, d))
+    V.check_positive_definite("goal_cov", goal_cov)
+    ab = V.as_float_array("ab", ab, ndim=2)
+    if ab.shape[0] != d or ab.shape[1] <= d:
+        raise ValueError(f"ab: expected shape ({d}, {d}+m) with m ≥ 1, got {ab.shape}")
+    m = ab.shape[1] - d
+    w = V.as_float_array("w", w, shape=(d, d))
+    V.check_positive_definite("w", w)
+    u_prior_cov = V.as_float_array("u_prior_cov", u_prior_cov, shape=(m, m))
+    V.check_positive_definite("u_prior_cov", u_prior_cov)
+    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+    res = call("py_plan_lds", z1_mean, to_julia_matrix(z1_cov), goal_mean, to_julia_matrix(goal_cov),
+               ab_to_julia_vec(ab), to_julia_matrix(w), to_julia_matrix(u_prior_cov), int(horizon), int(iterations))
+    return mvnormal_sequence(from_julia_sequence(res["u_means"]), from_julia_cov_sequence(res["u_covs"]))
+
+
+def tmaze_policy_free_energies(a_concentration, c_logits, d_probs, b_matrices, policies, *, meta: str = "GFE",
+                               iterations: int = 10, burnin: int = 2):
+    """Free energy (bits) of each policy on the T-maze model in RxInfer (GoalObservation nodes).
+
+    a_concentration (16, 8) matrix-Dirichlet prior on A; c_logits (16,) log goal prior (unnormalised);
+    d_probs (8,) initial state; b_matrices (U, 8, 8) with B_u[i, j] = p(z'=i | z=j, u); policies
+    (P, H) integer actions in [0, U). Returns a (P,) array: the node free energy averaged over
+    iterations after ``burnin``, in bits."""
+    V.check_choice("meta", meta, ("GFE", "BFE"))
+    a = V.check_positive("a_concentration", a_concentration)
+    if a.ndim != 2:
+        raise ValueError(f"a_concentration: expected a (m, n) matrix, got shape {a.shape}")
+    mo, ns = a.shape
+    c = V.as_float_array("c_logits", c_logits, shape=(mo,))
+    dp = V.check_probability_vectors("d_probs", d_probs)
+    if dp.shape != (ns,):
+        raise ValueError(f"d_probs: expected shape ({ns},), got {dp.shape}")
+    b = V.check_probability_vectors("b_matrices", b_matrices, axis=-2)
+    if b.ndim != 3 or b.shape[1:] != (ns, ns):
+        raise ValueError(f"b_matrices: expected shape (U, {ns}, {ns}), got {b.shape}")
+    pol = np.asarray(policies)
+    if pol.ndim != 2 or not np.issubdtype(pol.dtype, np.integer) or pol.min() < 0 or pol.max() >= b.shape[0]:
+        raise ValueError(f"policies: expected a (P, H) integer array with actions in [0, {b.shape[0]}), "
+                         f"got shape {pol.shape}, dtype {pol.dtype}")
+    if not 0 <= burnin < iterations:
+        raise ValueError(f"burnin: expected 0 <= burnin < iterations={iterations}, got {burnin}")
+    res = call("py_tmaze_policy_free_energies", to_julia_matrix(a), c, dp,
+               np.asfortranarray(np.moveaxis(b, 0, -1)), np.asfortranarray(pol.T.astype(np.int64) + 1),
+               meta, int(iterations), int(burnin))
+    return np.asarray(res, dtype=np.float64).copy()

@@ -1,0 +1,558 @@
+"""Smoothing and variational-Bayes EM on the linear-Gaussian state-space model with controls.
+
+Model (one sequence, t = 0 … T−1; x_t = [z_t; u_t], H = [A B], n = d + m):
+
+    z_0 ~ N(m_1, V_1),   z_{t+1} ~ N(H x_t, W⁻¹),   H ~ N(vec), W ~ Wishart,
+    "observations": Gaussian messages on z_t in latent space, e.g. from a VAE encoder,
+    treated as pseudo-likelihoods  N(μ_t | z_t, Λ_t⁻¹)  (μ_t = obs_mean, Λ_t = obs_precision).
+
+VMP with q(z_{0:T−1}) q(H) q(W): given q(H), q(W) the optimal q(z) is the posterior of the
+*expected* LDS, whose transition factor is exp E log N(z'|Hx, W⁻¹) (see
+``pyrxaif.rules.transition``). That factor equals
+
+    N(z_{t+1} | H̄ x_t, W̄⁻¹) · exp(½E log|W| − ½ log|W̄| − ½ x_tᵀ Ψ x_t),   Ψ = E[HᵀWH] − H̄ᵀW̄H̄,
+
+so the expected LDS is an ordinary LDS (Ā, B̄, W̄) with one extra Gaussian potential on each z_t
+that has an outgoing transition. Both smoothers below run on that form, so the covariance
+correction Ψ enters the forward pass, the backward pass and the pairwise marginals alike.
+
+* ``method="sequential"``: information-form filter + Rauch–Tung–Striebel pass (``lax.scan``),
+  log-normaliser from the filter's normalising constants.
+* ``method="parallel"``: parallel-in-time filter and smoother (``lax.associative_scan``, after
+  Särkkä & García-Fernández, 2021), log-normaliser from log Z = E_q[log p̃] + H[q].
+
+Batches: inputs may carry a leading sequence axis (N, T, …) with a mask (N, T); each row of the
+mask must be a prefix of ones (the valid steps) followed by zeros (padding). Padded steps
+contribute nothing; their outputs are mean 0, covariance I, cross-covariance 0, flat cavity.
+Sufficient statistics are pooled over all sequences. Controls have shape (T, m); u_t drives
+z_t → z_{t+1}, so the last valid control of a sequence is unused.
+
+ELBO = log Z̃(q(H), q(W)) − KL(q(H)‖p(H)) − KL(q(W)‖p(W)), where log Z̃ = log ∫ p(z_0) Π obs_t(z_t)
+Π exp E log N(z_{t+1}|Hx_t, W⁻¹) dz; at the optimal q(z) this is the usual bound on
+log p(observations) of the pseudo-likelihood model.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pyrxaif import _validation as V
+from pyrxaif.distributions import MvNormal, Wishart, check_precision
+from pyrxaif.distributions._util import chol_logdet, chol_solve, is_traced, spd_inverse, symmetrize
+from pyrxaif.rules import transition as tr
+
+LOG2PI = tr.LOG2PI
+
+__all__ = [
+    "DynamicsPosterior", "SmootherResult", "make_prior", "smooth", "sufficient_statistics",
+    "update_dynamics", "elbo", "vb_em", "dynamics_kl",
+]
+
+
+class DynamicsPosterior(NamedTuple):
+    """q([A B]) (MvNormal over the row-major vec, length d·(d+m)) and q(W) (Wishart, d × d).
+    The prior p([A B]) p(W) has the same type."""
+
+    q_ab: MvNormal
+    q_w: Wishart
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        """(d, m)."""
+        d = self.q_w.inv_scale.shape[-1]
+        return d, self.q_ab.xi.shape[-1] // d - d
+
+
+class SmootherResult(NamedTuple):
+    """Smoothed beliefs. Shapes for one sequence (a leading N is added for batches):
+
+    mean (T, d), cov (T, d, d): q(z_t);  cross_cov (T, d, d): Cov(z_{t+1}, z_t) (zero at the last
+    valid step); cavity: MvNormal (T, d) natural form, the belief on z_t from everything except
+    the observation message at t (α_t β_t, the VAE's latent prior); log_normalizer (): log Z̃."""
+
+    mean: jax.Array
+    cov: jax.Array
+    cross_cov: jax.Array
+    cavity: MvNormal
+    log_normalizer: jax.Array
+
+
+# =============================================================================================
+# Construction and validation
+# =============================================================================================
+def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_mean=None) -> DynamicsPosterior:
+    """Gaussian prior on vec [A B] (mean ``ab_mean`` (d, d+m), default 0; isotropic precision
+    ``ab_precision`` or a full (d(d+m))² matrix) and Wishart prior on W with E[W] = ``w_mean``
+    (default I) and ``w_df`` degrees of freedom (default d + 2)."""
+    if not isinstance(d, (int, np.integer)) or d < 1:
+        raise ValueError(f"d: expected a positive integer, got {d!r}")
+    if not isinstance(m, (int, np.integer)) or m < 0:
+        raise ValueError(f"m: expected a non-negative integer, got {m!r}")
+    n = d + m
+    mean = np.zeros((d, n)) if ab_mean is None else V.as_float_array("ab_mean", ab_mean, shape=(d, n))
+    prec = V.as_float_array("ab_precision", ab_precision)
+    if prec.ndim == 0:
+        if prec <= 0:
+            raise ValueError(f"ab_precision: expected a positive scalar, got {float(prec)}")
+        prec = float(prec) * np.eye(d * n)
+    elif prec.shape != (d * n, d * n):
+        raise ValueError(f"ab_precision: expected a scalar or shape {(d * n, d * n)}, got {prec.shape}")
+    V.check_positive_definite("ab_precision", prec)
+    q_ab = MvNormal(jnp.asarray(prec @ mean.reshape(-1)), jnp.asarray(prec))
+    df = float(d + 2) if w_df is None else w_df
+    wm = np.eye(d) if w_mean is None else V.as_float_array("w_mean", w_mean, shape=(d, d))
+    return DynamicsPosterior(q_ab, Wishart.from_mean(wm, df))
+
+
+def _check_dynamics(name: str, dyn, d: int | None = None):
+    if not isinstance(dyn, DynamicsPosterior):
+        raise TypeError(f"{name}: expected a DynamicsPosterior, got {type(dyn).__name__}")
+    return _check_q(f"{name}.q_ab", dyn.q_ab, f"{name}.q_w", dyn.q_w, d)
+
+
+def _check_q(ab_name, q_ab, w_name, q_w, d=None):
+    if not isinstance(q_ab, MvNormal):
+        raise TypeError(f"{ab_name}: expected an MvNormal over vec [A B], got {type(q_ab).__name__}")
+    if not isinstance(q_w, Wishart):
+        raise TypeError(f"{w_name}: expected a Wishart, got {type(q_w).__name__}")
+    if is_traced(q_ab, q_w):
+        dw = q_w.inv_scale.shape[-1]
+        return dw, q_ab.xi.shape[-1] // dw - dw
+    inv = V.as_float_array(f"{w_name}.inv_scale", q_w.inv_scale)
+    if inv.ndim != 2:
+        raise ValueError(f"{w_name}.inv_scale: expected a (d, d) matrix, got shape {inv.shape}")
+    V.check_positive_definite(f"{w_name}.inv_scale", inv)
+    dw = inv.shape[0]
+    if d is not None and dw != d:
+        raise ValueError(f"{w_name}: expected dimension d = {d} (from obs_mean), got {dw}")
+    df = V.as_float_array(f"{w_name}.df", q_w.df)
+    if df.ndim != 0 or not df > dw - 1:
+        raise ValueError(f"{w_name}.df: expected a scalar > d - 1 = {dw - 1}, got {df.tolist()}")
+    xi = V.as_float_array(f"{ab_name}.xi", q_ab.xi, ndim=1)
+    if xi.shape[0] % dw or xi.shape[0] < dw * dw:
+        raise ValueError(f"{ab_name}.xi: expected length d*(d+m) with d = {dw}, got {xi.shape[0]}")
+    V.as_float_array(f"{ab_name}.precision", q_ab.precision, shape=(xi.shape[0], xi.shape[0]))
+    V.check_positive_definite(f"{ab_name}.precision", np.asarray(q_ab.precision))
+    return dw, xi.shape[0] // dw - dw
+
+
+def _check_init(init, d):
+    if not isinstance(init, MvNormal):
+        raise TypeError(f"init: expected an MvNormal N(m1, V1), got {type(init).__name__}")
+    if is_traced(init):
+        return
+    V.as_float_array("init.xi", init.xi, shape=(d,))
+    V.check_positive_definite("init.precision", V.as_float_array("init.precision", init.precision, shape=(d, d)))
+
+
+def _prepare(obs_mean, obs_precision, controls, mask):
+    """Validate the data arguments; return batched jnp arrays (N, T, …) and whether input was batched."""
+    mu = V.as_float_array("obs_mean", obs_mean)
+    if mu.ndim not in (2, 3):
+        raise ValueError(f"obs_mean: expected shape (T, d) or (N, T, d), got {mu.shape}")
+    batched = mu.ndim == 3
+    if not batched:
+        mu = mu[None]
+    n_seq, t_len, d = mu.shape
+    if t_len < 1 or d < 1:
+        raise ValueError(f"obs_mean: expected T >= 1 and d >= 1, got shape {mu.shape}")
+    lam = V.as_float_array("obs_precision", obs_precision)
+    if not batched:
+        lam = lam[None]
+    if lam.shape == (n_seq, t_len, d):
+        if np.any(lam < 0):
+            raise ValueError(f"obs_precision: expected non-negative diagonal precisions, got minimum {lam.min():.3g}")
+        diag = True
+    elif lam.shape == (n_seq, t_len, d, d):
+        check_precision("obs_precision", lam, allow_singular=True)
+        zero = np.all(lam == 0, axis=-1)                                   # unobserved dimensions
+        if not np.all(np.all(lam == 0, axis=-2) == zero):
+            raise ValueError("obs_precision: expected symmetric matrices")
+        filled = lam + zero[..., None] * np.eye(d)
+        try:
+            np.linalg.cholesky(filled)
+        except np.linalg.LinAlgError:
+            raise ValueError("obs_precision: expected each matrix to be positive definite on its non-zero "
+                             "rows/columns (an all-zero row means that dimension is unobserved)") from None
+        diag = False
+    else:
+        want = "(T, d) or (T, d, d)" if not batched else "(N, T, d) or (N, T, d, d)"
+        raise ValueError(f"obs_precision: expected shape {want} matching obs_mean {tuple(mu.shape[int(not batched):])}"
+                         f", got {np.shape(obs_precision)}")
+    if controls is None:
+        u = np.zeros((n_seq, t_len, 0))
+    else:
+        u = V.as_float_array("controls", controls)
+        if not batched:
+            u = u[None]
+        if u.ndim != 3 or u.shape[:2] != (n_seq, t_len):
+            raise ValueError(f"controls: expected shape {'(N, T, m)' if batched else '(T, m)'} with "
+                             f"{'N, T' if batched else 'T'} = {mu.shape[:2] if batched else t_len}, got {np.shape(controls)}")
+    if mask is None:
+        msk = np.ones((n_seq, t_len))
+    else:
+        msk = V.as_float_array("mask", mask)
+        if not batched:
+            msk = msk[None]
+        if msk.shape != (n_seq, t_len):
+            raise ValueError(f"mask: expected shape {(n_seq, t_len) if batched else (t_len,)}, got {np.shape(mask)}")
+        if not np.all((msk == 0) | (msk == 1)):
+            raise ValueError("mask: expected 0/1 (or boolean) entries")
+        if np.any(np.diff(msk, axis=1) > 0):
+            raise ValueError("mask: expected each sequence to be valid steps followed by padding "
+                             "(a prefix of ones), found a 0 followed by a 1")
+        if np.any(msk[:, 0] == 0):
+            raise ValueError("mask: expected at least one valid step per sequence (mask[..., 0] == 1)")
+    return (jnp.asarray(mu), jnp.asarray(lam), diag, jnp.asarray(u), jnp.asarray(msk), batched)
+
+
+# =============================================================================================
+# The expected LDS as an ordinary LDS with per-step potentials (jitted internals, one sequence)
+# =============================================================================================
+class _Model(NamedTuple):
+    a: jax.Array          # Ā (d, d)
+    b: jax.Array          # B̄ (d, m)
+    w: jax.Array          # W̄ (d, d)
+    psi: jax.Array        # Ψ (n, n)
+    c_w: jax.Array        # ½E log|W| − ½ log|W̄|
+
+
+def _model(q_ab: MvNormal, q_w: Wishart) -> _Model:
+    d = q_w.inv_scale.shape[-1]
+    n = q_ab.xi.shape[-1] // d
+    w = q_w.mean()
+    h = tr.expected_ab(q_ab, d, n)
+    psi = tr.quadratic_correction(q_ab, w, d, n)
+    c_w = 0.5 * q_w.expected_logdet() - 0.5 * chol_logdet(jnp.linalg.cholesky(w))
+    return _Model(h[:, :d], h[:, d:], w, psi, c_w)
+
+
+def _obs_potentials(mu, lam, diag: bool):
+    """log N(μ | z, Λ⁻¹) as a potential g + ξᵀz − ½zᵀΛz (unobserved dimensions drop out)."""
+    if diag:
+        observed = lam > 0
+        logdet = jnp.sum(jnp.where(observed, jnp.log(jnp.where(observed, lam, 1.0)), 0.0), -1)
+        rank = jnp.sum(observed, -1)
+        lam = lam[..., :, None] * jnp.eye(lam.shape[-1])
+    else:
+        zero = jnp.all(lam == 0, axis=-1)
+        logdet = chol_logdet(jnp.linalg.cholesky(lam + zero[..., None] * jnp.eye(lam.shape[-1])))
+        rank = lam.shape[-1] - jnp.sum(zero, -1)
+    xi = jnp.einsum("...ij,...j->...i", lam, mu)
+    g = -0.5 * rank * LOG2PI + 0.5 * logdet - 0.5 * jnp.einsum("...i,...i->...", xi, mu)
+    return g, xi, lam
+
+
+def _potentials(mu, lam, diag, u, mask, mdl: _Model):
+    """Per-step potentials (g, ξ, Λ) on z_t: observation (valid steps) + Ψ term (steps with an
+    outgoing transition); trans[t] = 1 where z_t → z_{t+1} exists."""
+    d = mu.shape[-1]
+    g, xi, prec = _obs_potentials(mu, lam, diag)
+    trans = mask * jnp.concatenate([mask[1:], jnp.zeros(1)])
+    psi_zz, psi_zu, psi_uu = mdl.psi[:d, :d], mdl.psi[:d, d:], mdl.psi[d:, d:]
+    g_t = mdl.c_w - 0.5 * jnp.einsum("ti,ij,tj->t", u, psi_uu, u)
+    xi_t = -u @ psi_zu.T
+    g = mask * g + trans * g_t
+    xi = mask[:, None] * xi + trans[:, None] * xi_t
+    prec = mask[:, None, None] * prec + trans[:, None, None] * psi_zz
+    return g, xi, prec, trans
+
+
+def _canon_lognorm(g, xi, prec):
+    """log ∫ exp(g + ξᵀz − ½zᵀΛz) dz for Λ positive definite."""
+    chol = jnp.linalg.cholesky(symmetrize(prec))
+    m = chol_solve(chol, xi[..., None])[..., 0]
+    return g + 0.5 * jnp.sum(xi * m, -1) - 0.5 * chol_logdet(chol) + 0.5 * xi.shape[-1] * LOG2PI
+
+
+def _moments(xi, prec):
+    chol = jnp.linalg.cholesky(symmetrize(prec))
+    eye = jnp.broadcast_to(jnp.eye(xi.shape[-1]), prec.shape)
+    return chol_solve(chol, xi[..., None])[..., 0], symmetrize(chol_solve(chol, eye)), chol
+
+
+def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
+    """Information filter on the per-step potentials, then RTS; returns backward elements too."""
+    g, xi, prec, trans = pots
+    d = xi.shape[-1]
+    c = u @ mdl.b.T                                                        # B̄ u_t (T, d)
+    wa = mdl.w @ mdl.a                                                     # W̄Ā
+    ata = symmetrize(mdl.a.T @ wa)                                         # ĀᵀW̄Ā
+    _, logdet_w = jnp.linalg.slogdet(mdl.w)
+    g0 = -0.5 * d * LOG2PI + 0.5 * chol_logdet(jnp.linalg.cholesky(init.precision)) \
+        - 0.5 * jnp.sum(init.xi * init.mean)
+
+    def step(carry, inp):
+        gp, xip, precp = carry
+        g_t, xi_t, prec_t, c_t = inp
+        gf, xif, precf = gp + g_t, xip + xi_t, precp + prec_t
+        # predict z_{t+1}: ∫ exp(gf + ξfᵀz − ½zᵀΛf z) N(z'|Āz + c, W̄⁻¹) dz
+        p = symmetrize(precf + ata)
+        chol = jnp.linalg.cholesky(p)
+        a_vec = xif - wa.T @ c_t
+        sol = chol_solve(chol, jnp.concatenate([a_vec[:, None], wa.T, jnp.eye(d)], axis=1))
+        k, gain, pinv = sol[:, 0], sol[:, 1:d + 1], symmetrize(sol[:, d + 1:])   # P⁻¹a, P⁻¹ĀᵀW̄, P⁻¹
+        wc = mdl.w @ c_t
+        xin = wc + gain.T @ a_vec                                           # W̄c + W̄ĀP⁻¹a
+        precn = symmetrize(mdl.w - wa @ gain)
+        gn = gf + 0.5 * logdet_w - 0.5 * jnp.dot(c_t, wc) + 0.5 * jnp.dot(a_vec, k) - 0.5 * chol_logdet(chol)
+        return (gn, xin, precn), (gf, xif, precf, k, gain, pinv)
+
+    _, (gf, xif, precf, k, gain, pinv) = jax.lax.scan(step, (g0, init.xi, init.precision), (g, xi, prec, c))
+    mf, sf, _ = _moments(xif, precf)
+    last = jnp.sum(mask).astype(jnp.int32) - 1
+    log_z = _canon_lognorm(gf[last], xif[last], precf[last])
+    # backward elements: z_t | z_{t+1} ~ N(E z_{t+1} + g, L); at the last valid step the filtered belief
+    E = jnp.where(trans[:, None, None] > 0, gain, 0.0)
+    gv = jnp.where(trans[:, None] > 0, k, mf)
+    L = jnp.where(trans[:, None, None] > 0, pinv, sf)
+
+    def back(carry, el):
+        m_next, s_next = carry
+        e, gg, ll = el
+        m = gg + e @ m_next
+        s = symmetrize(ll + e @ s_next @ e.T)
+        return (m, s), (m, s, s_next @ e.T)
+
+    zeros = (jnp.zeros(d), jnp.zeros((d, d)))
+    _, (m, s, cross) = jax.lax.scan(back, zeros, (E, gv, L), reverse=True)
+    return m, s, cross, L, log_z
+
+
+# ----- parallel-in-time version ---------------------------------------------------------------
+def _filter_op(ei, ej):
+    """Associative combination of filtering elements (A, b, C, η, J) (Särkkä & García-Fernández)."""
+    ai, bi, ci, etai, ji = ei
+    aj, bj, cj, etaj, jj = ej
+    eye = jnp.eye(ai.shape[-1])
+    x = eye + ci @ jj                                                      # I + C_i J_j
+    aj_m = jnp.swapaxes(jnp.linalg.solve(jnp.swapaxes(x, -1, -2), jnp.swapaxes(aj, -1, -2)), -1, -2)
+    ai_y = jnp.swapaxes(jnp.linalg.solve(x, ai), -1, -2)                   # A_iᵀ(I + J_j C_i)⁻¹
+    a = aj_m @ ai
+    b = (aj_m @ (bi + (ci @ etaj[..., None])[..., 0])[..., None])[..., 0] + bj
+    c = symmetrize(aj_m @ ci @ jnp.swapaxes(aj, -1, -2) + cj)
+    eta = (ai_y @ (etaj - (jj @ bi[..., None])[..., 0])[..., None])[..., 0] + etai
+    j = symmetrize(ai_y @ jj @ ai + ji)
+    return a, b, c, eta, j
+
+
+def _smooth_op(later, earlier):
+    """(E, g, L)_t ⊗ (E, g, L)_{t+1…}: E_t E, E_t g + g_t, E_t L E_tᵀ + L_t."""
+    e1, g1, l1 = later
+    e2, g2, l2 = earlier
+    return (e2 @ e1, (e2 @ g1[..., None])[..., 0] + g2, symmetrize(e2 @ l1 @ jnp.swapaxes(e2, -1, -2) + l2))
+
+
+def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
+    g, xi, prec, trans = pots
+    t_len, d = xi.shape
+    eye = jnp.eye(d)
+    c = u @ mdl.b.T
+    c_prev = jnp.concatenate([jnp.zeros((1, d)), c[:-1]])                 # input of the transition into t
+    w = mdl.w
+    cmat = jax.vmap(lambda p: spd_inverse(w + p))(prec)                    # (W̄ + Λ_t)⁻¹
+    a_el = cmat @ (w @ mdl.a)
+    b_el = jnp.einsum("tij,tj->ti", cmat, c_prev @ w + xi)
+    jy = symmetrize(w - w @ cmat @ w)
+    etay = jnp.einsum("ij,tjk,tk->ti", w, cmat, xi)
+    j_el = symmetrize(mdl.a.T @ jy @ mdl.a)
+    eta_el = (etay - jnp.einsum("tij,tj->ti", jy, c_prev)) @ mdl.a
+    c0 = spd_inverse(init.precision + prec[0])
+    first = (jnp.zeros((d, d)), c0 @ (init.xi + xi[0]), c0, jnp.zeros(d), jnp.zeros((d, d)))
+    valid = mask > 0
+    ident = (eye, jnp.zeros(d), jnp.zeros((d, d)), jnp.zeros(d), jnp.zeros((d, d)))
+    elems = []
+    for k, (x, x0, xid) in enumerate(zip((a_el, b_el, cmat, eta_el, j_el), first, ident)):
+        x = x.at[0].set(x0)
+        sel = valid.reshape((t_len,) + (1,) * (x.ndim - 1))
+        elems.append(jnp.where(sel, x, xid))
+    _, mf, sf, _, _ = jax.lax.associative_scan(_filter_op, tuple(elems))
+    # backward elements from the filtered moments
+    q = spd_inverse(w)
+    pred = symmetrize(mdl.a @ sf @ mdl.a.T + q)                            # Ā P Āᵀ + W̄⁻¹
+    e_el = jnp.swapaxes(jnp.linalg.solve(pred, mdl.a @ sf), -1, -2)        # P Āᵀ pred⁻¹
+    g_el = mf - jnp.einsum("tij,tj->ti", e_el, mf @ mdl.a.T + c)
+    l_el = symmetrize(sf - e_el @ mdl.a @ sf)
+    has_next = trans[:, None] > 0
+    e_el = jnp.where(has_next[..., None], e_el, 0.0)
+    g_el = jnp.where(has_next, g_el, mf)
+    l_el = jnp.where(has_next[..., None], l_el, sf)
+    sel = valid[:, None]
+    e_el = jnp.where(sel[..., None], e_el, eye)
+    g_el = jnp.where(sel, g_el, 0.0)
+    l_el = jnp.where(sel[..., None], l_el, 0.0)
+    _, m, s = jax.lax.associative_scan(_smooth_op, (e_el, g_el, l_el), reverse=True)
+    cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(e_el, -1, -2)
+    log_z = _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, l_el)
+    return m, s, cross, l_el, log_z
+
+
+def _expected_potential(g, xi, prec, m, s):
+    """E_q[g + ξᵀz − ½zᵀΛz] under q(z) = N(m, S)."""
+    second = s + m[..., :, None] * m[..., None, :]
+    return g + jnp.sum(xi * m, -1) - 0.5 * jnp.einsum("...ij,...ji->...", prec, second)
+
+
+def _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, cond_cov):
+    """log Z = E_q[log p̃(z)] + H[q], H[q] = Σ_t H(z_t | z_{t+1}) (reverse Markov chain)."""
+    g, xi, prec, trans = pots
+    d = m.shape[-1]
+    e_prior = _expected_potential(-0.5 * d * LOG2PI + 0.5 * chol_logdet(jnp.linalg.cholesky(init.precision))
+                                  - 0.5 * jnp.sum(init.xi * init.mean), init.xi, init.precision, m[0], s[0])
+    e_pots = jnp.sum(mask * _expected_potential(g, xi, prec, m, s))
+    # E log N(z_{t+1} | Ā z_t + c_t, W̄⁻¹)
+    a = mdl.a
+    m_next, s_next = jnp.concatenate([m[1:], m[-1:]]), jnp.concatenate([s[1:], s[-1:]])
+    e = m_next - m @ a.T - c
+    ac = a @ jnp.swapaxes(cross, -1, -2)                                   # Ā Cov(z_t, z_{t+1})
+    r = s_next - ac - jnp.swapaxes(ac, -1, -2) + a @ s @ a.T + e[:, :, None] * e[:, None, :]
+    _, logdet_w = jnp.linalg.slogdet(mdl.w)
+    e_trans = jnp.sum(trans * (-0.5 * d * LOG2PI + 0.5 * logdet_w - 0.5 * jnp.einsum("ij,tji->t", mdl.w, r)))
+    ent = jnp.sum(mask * (0.5 * d * (1.0 + LOG2PI) + 0.5 * jnp.linalg.slogdet(
+        cond_cov + (1.0 - mask)[:, None, None] * jnp.eye(d))[1]))
+    return e_prior + e_pots + e_trans + ent
+
+
+def _smooth_one(mu, lam, u, mask, q_ab, q_w, init, diag: bool, method: str):
+    mdl = _model(q_ab, q_w)
+    pots = _potentials(mu, lam, diag, u, mask, mdl)
+    run = _sequential if method == "sequential" else _parallel
+    m, s, cross, _, log_z = run(pots, u, mask, init, mdl)
+    d = mu.shape[-1]
+    valid = mask[:, None] > 0
+    trans = pots[3]
+    m = jnp.where(valid, m, 0.0)
+    s = jnp.where(valid[..., None], s, jnp.eye(d))
+    cross = jnp.where(trans[:, None, None] > 0, cross, 0.0)
+    # cavity = smoothed / observation message (natural parameters subtract)
+    _, obs_xi, obs_prec = _obs_potentials(mu, lam, diag)
+    s_prec = spd_inverse(s)
+    cav = MvNormal(jnp.where(valid, jnp.einsum("tij,tj->ti", s_prec, m) - obs_xi, 0.0),
+                   jnp.where(valid[..., None], symmetrize(s_prec - obs_prec), 0.0))
+    return SmootherResult(m, s, cross, cav, log_z)
+
+
+@partial(jax.jit, static_argnames=("diag", "method"))
+def _smooth_batch(mu, lam, u, mask, q_ab, q_w, init, diag, method):
+    fn = partial(_smooth_one, q_ab=q_ab, q_w=q_w, init=init, diag=diag, method=method)
+    return jax.vmap(fn)(mu, lam, u, mask)
+
+
+# =============================================================================================
+# Public API
+# =============================================================================================
+def smooth(obs_mean, obs_precision, controls, q_ab: MvNormal, q_w: Wishart, init: MvNormal, mask=None,
+           method: str = "sequential") -> SmootherResult:
+    """q(z_t), q(z_t, z_{t+1}) and the cavity messages on the expected LDS under q([A B]) q(W).
+
+    obs_mean (T, d) or (N, T, d); obs_precision (…, T, d) diagonal or (…, T, d, d) full (zero
+    rows = unobserved dimensions); controls (…, T, m) or None; init = N(m1, V1) on z_0; mask (N, T)
+    prefix-of-ones (padding after each sequence's end); method "sequential" | "parallel".
+    Batched input returns batched results (log_normalizer per sequence)."""
+    V.check_choice("method", method, ("sequential", "parallel"))
+    mu, lam, diag, u, msk, batched = _prepare(obs_mean, obs_precision, controls, mask)
+    d = mu.shape[-1]
+    dd, m = _check_q("q_ab", q_ab, "q_w", q_w, d)
+    if u.shape[-1] != m:
+        raise ValueError(f"controls: expected m = {m} columns (from q_ab of length d*(d+m) = {q_ab.xi.shape[-1]}),"
+                         f" got {u.shape[-1]}")
+    _check_init(init, d)
+    res = _smooth_batch(mu, lam, u, msk, q_ab, q_w, init, diag, method)
+    return res if batched else jax.tree_util.tree_map(lambda x: x[0], res)
+
+
+def _stats_one(mean, cov, cross, u, mask) -> tr.TransitionStats:
+    trans = mask * jnp.concatenate([mask[1:], jnp.zeros(1)])
+    x = jnp.concatenate([mean, u], -1)                                     # E[x_t]
+    d, n = mean.shape[-1], x.shape[-1]
+    sxx = x[:, :, None] * x[:, None, :]
+    sxx = sxx.at[:, :d, :d].add(cov)
+    z_next = jnp.concatenate([mean[1:], jnp.zeros((1, d))])
+    szx = z_next[:, :, None] * x[:, None, :]
+    szx = szx.at[:, :, :d].add(cross)
+    cov_next = jnp.concatenate([cov[1:], jnp.zeros((1, d, d))])
+    szz = cov_next + z_next[:, :, None] * z_next[:, None, :]
+    w = trans[:, None, None]
+    return tr.TransitionStats(jnp.sum(w * sxx, 0), jnp.sum(w * szx, 0), jnp.sum(w * szz, 0), jnp.sum(trans))
+
+
+@jax.jit
+def _stats_batch(mean, cov, cross, u, mask):
+    st = jax.vmap(_stats_one)(mean, cov, cross, u, mask)
+    return jax.tree_util.tree_map(lambda x: jnp.sum(x, 0), st)
+
+
+def sufficient_statistics(result: SmootherResult, controls=None, mask=None) -> tr.TransitionStats:
+    """Σ over transitions (and sequences) of E[x xᵀ], E[z' xᵀ], E[z' z'ᵀ], x_t = [z_t; u_t]."""
+    mean = np.asarray(result.mean)
+    batched = mean.ndim == 3
+    _, _, _, u, msk, _ = _prepare(mean, np.ones(mean.shape), controls, mask)
+    f = (lambda x: x) if batched else (lambda x: x[None])
+    return _stats_batch(f(result.mean), f(result.cov), f(result.cross_cov), u, msk)
+
+
+def _update(stats: tr.TransitionStats, prior: DynamicsPosterior, posterior: DynamicsPosterior):
+    q_ab = prior.q_ab.product(tr.message_to_ab(stats, posterior.q_w.mean()))
+    q_w = tr.wishart_product(prior.q_w, tr.message_to_w(stats, q_ab))
+    return DynamicsPosterior(q_ab, q_w)
+
+
+def update_dynamics(stats: tr.TransitionStats, prior: DynamicsPosterior,
+                    posterior: DynamicsPosterior) -> DynamicsPosterior:
+    """VB coordinate step: q(H) ∝ p(H)·msg_H(stats, E_posterior[W]), then q(W) ∝ p(W)·msg_W(stats, new q(H))."""
+    d, m = _check_dynamics("prior", prior)
+    _check_dynamics("posterior", posterior, d)
+    if not isinstance(stats, tr.TransitionStats):
+        raise TypeError(f"stats: expected TransitionStats, got {type(stats).__name__}")
+    V.as_float_array("stats.xx", stats.xx, shape=(d + m, d + m))
+    return jax.jit(_update)(stats, prior, posterior)
+
+
+def dynamics_kl(posterior: DynamicsPosterior, prior: DynamicsPosterior) -> jax.Array:
+    """KL(q(H)‖p(H)) + KL(q(W)‖p(W))."""
+    return posterior.q_ab.kl(prior.q_ab) + posterior.q_w.kl(prior.q_w)
+
+
+def elbo(result: SmootherResult, posterior: DynamicsPosterior, prior: DynamicsPosterior) -> jax.Array:
+    """ELBO = Σ_sequences log Z̃ − KL(q(H)‖p(H)) − KL(q(W)‖p(W)), for a result of ``smooth`` run
+    with ``posterior``."""
+    return jnp.sum(result.log_normalizer) - dynamics_kl(posterior, prior)
+
+
+@partial(jax.jit, static_argnames=("diag", "method", "num_iters"))
+def _vb_em(mu, lam, u, mask, init, prior, posterior, diag, method, num_iters):
+    def step(post, _):
+        res = jax.vmap(partial(_smooth_one, q_ab=post.q_ab, q_w=post.q_w, init=init, diag=diag,
+                               method=method))(mu, lam, u, mask)
+        value = jnp.sum(res.log_normalizer) - dynamics_kl(post, prior)
+        st = jax.tree_util.tree_map(lambda x: jnp.sum(x, 0),
+                                    jax.vmap(_stats_one)(res.mean, res.cov, res.cross_cov, u, mask))
+        return _update(st, prior, post), value
+
+    return jax.lax.scan(step, posterior, None, length=num_iters)
+
+
+def vb_em(obs_mean, obs_precision, controls, prior: DynamicsPosterior, init: MvNormal, num_iters: int = 50,
+          posterior: DynamicsPosterior | None = None, mask=None, method: str = "sequential"):
+    """Variational-Bayes EM for q([A B]) q(W): each iteration smooths q(z) (optimal given the
+    current q), records the ELBO, then updates q(H) and q(W). The whole loop is one jitted
+    ``lax.scan``. Returns (posterior, elbo_trace) with elbo_trace[k] the ELBO before update k
+    (non-decreasing). ``posterior`` is the starting point (default: the prior)."""
+    V.check_choice("method", method, ("sequential", "parallel"))
+    if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
+        raise ValueError(f"num_iters: expected a positive integer, got {num_iters!r}")
+    mu, lam, diag, u, msk, _ = _prepare(obs_mean, obs_precision, controls, mask)
+    d = mu.shape[-1]
+    _, m = _check_dynamics("prior", prior, d)
+    if posterior is None:
+        posterior = prior
+    _check_dynamics("posterior", posterior, d)
+    if u.shape[-1] != m:
+        raise ValueError(f"controls: expected m = {m} columns (from prior.q_ab), got {u.shape[-1]}")
+    _check_init(init, d)
+    return _vb_em(mu, lam, u, msk, init, prior, posterior, diag, method, int(num_iters))

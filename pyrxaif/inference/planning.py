@@ -1,0 +1,144 @@
+"""Planning as inference on a learned linear-Gaussian latent model (actions are latent variables).
+
+Model over a horizon H with stacked state x_t = [z_t; u_t]:
+  z_{t+1} = A z_t + B u_t + w_t,  w_t ~ N(0, W⁻¹);   u_t ~ N(0, Σ_u)  (action prior, inside the bound);
+  z_1 clamped to the encoded start; goal messages N(z_goal, V_goal) on z_t for the goal steps.
+So x_{t+1} = F x_t + e_t with F = [[A, B], [0, 0]], Cov(e_t) = blockdiag(W⁻¹, Σ_u), and q(u_{1:H}) is
+read off the forward-backward (Rauch–Tung–Striebel) smoother on this stacked chain. The first mean
+action, projected onto the bound, is applied and the plan is redone at the next step (receding horizon).
+
+The smoother here is a small self-contained Gaussian forward-backward used for both planning and the
+E-step of :mod:`pyrxaif.inference.em`: observation messages arrive in natural form (ξ, diagonal Λ,
+Λ = 0 meaning "no message"), so the update (P⁻¹ + Λ)⁻¹ = (I + PΛ)⁻¹P never inverts P and a clamped
+(zero-covariance) start is exact.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import cho_factor, cho_solve
+
+from pyrxaif import _validation as V
+
+LOG2PI = float(np.log(2 * np.pi))
+
+
+class Smoothed(NamedTuple):
+    mean: jax.Array        # (T, n) E[x_t]
+    cov: jax.Array         # (T, n, n) Cov(x_t)
+    cross: jax.Array       # (T-1, n, n) Cov(x_{t+1}, x_t)
+    log_evidence: jax.Array  # Σ_t log N(μ_t; m_pred, P_pred + Λ_t⁻¹) (meaningful when every dim is observed)
+
+
+def _sym(m):
+    return 0.5 * (m + jnp.swapaxes(m, -1, -2))
+
+
+def _update(m, P, mu, lam):
+    """Product with an observation message N(μ, diag Λ⁻¹): P' = (I + PΛ)⁻¹P, m' = (I + PΛ)⁻¹(m + PΛμ)."""
+    n = m.shape[0]
+    M = jnp.eye(n) + P * lam[None, :]
+    Pn = _sym(jnp.linalg.solve(M, P))
+    mn = jnp.linalg.solve(M, m + P @ (lam * mu))
+    obs = lam > 0
+    r = jnp.where(obs, 1.0 / jnp.where(obs, lam, 1.0), 0.0)
+    S = P + jnp.diag(r) + jnp.diag(jnp.where(obs, 0.0, 1.0))
+    cf = cho_factor(S, lower=True)
+    d = jnp.where(obs, mu - m, 0.0)
+    logz = -0.5 * (d @ cho_solve(cf, d) + 2 * jnp.sum(jnp.log(jnp.diag(cf[0]))) + jnp.sum(obs) * LOG2PI)
+    return mn, Pn, logz
+
+
+def smoother(m1, P1, F, Q, offsets, obs_mean, obs_prec):
+    """Forward-backward on x_{t+1} = F x_t + c_t + N(0, Q) with messages N(obs_mean_t, diag obs_prec_t⁻¹).
+
+    m1 (n,), P1 (n,n) PSD (may be singular), F (n,n), Q (n,n) PD, offsets (T-1,n), obs_* (T,n).
+    """
+
+    def fwd(carry, inp):
+        m, P, logz = carry
+        c, mu, lam = inp
+        mp, Pp = F @ m + c, _sym(F @ P @ F.T + Q)
+        mf, Pf, lz = _update(mp, Pp, mu, lam)
+        return (mf, Pf, logz + lz), (mf, Pf, mp, Pp)
+
+    mf1, Pf1, lz1 = _update(m1, P1, obs_mean[0], obs_prec[0])
+    (_, _, logz), (mfs, Pfs, mps, Pps) = jax.lax.scan(fwd, (mf1, Pf1, lz1), (offsets, obs_mean[1:], obs_prec[1:]))
+    mfs = jnp.concatenate([mf1[None], mfs])
+    Pfs = jnp.concatenate([Pf1[None], Pfs])
+
+    def bwd(carry, inp):
+        ms, Ps = carry
+        mf, Pf, mp, Pp = inp
+        cf = cho_factor(Pp, lower=True)
+        G = cho_solve(cf, F @ Pf).T                     # G = P_f Fᵀ P_pred⁻¹
+        m_new = mf + G @ (ms - mp)
+        P_new = _sym(Pf + G @ (Ps - Pp) @ G.T)
+        return (m_new, P_new), (m_new, P_new, Ps @ G.T)
+
+    _, (ms, Ps, cross) = jax.lax.scan(bwd, (mfs[-1], Pfs[-1]), (mfs[:-1], Pfs[:-1], mps, Pps), reverse=True)
+    mean = jnp.concatenate([ms, mfs[-1:]])
+    cov = jnp.concatenate([Ps, Pfs[-1:]])
+    return Smoothed(mean, cov, cross, logz)
+
+
+class PlanResult(NamedTuple):
+    actions: jax.Array      # (H, m) posterior means of u_t
+    action_cov: jax.Array   # (H, m, m)
+    latents: jax.Array      # (H, d) posterior means of z_t
+
+
+@jax.jit
+def plan_actions(A, B, W_cov, z_start, z_goal, goal_prec, u_prec, goal_mask):
+    """q(u_{1:H}) on the stacked chain; goal_mask (H,) selects the steps carrying the goal message.
+
+    u_t ~ N(0, diag(u_prec)⁻¹); goal message N(z_goal, diag(goal_prec)⁻¹) on z_t where goal_mask_t = 1.
+    Shapes are static in H, d, m: re-planning with new values never retraces.
+    """
+    d, m = B.shape
+    H = goal_mask.shape[0]
+    n = d + m
+    F = jnp.zeros((n, n)).at[:d, :d].set(A).at[:d, d:].set(B)
+    Q = jnp.zeros((n, n)).at[:d, :d].set(W_cov).at[d:, d:].set(jnp.diag(1.0 / u_prec))
+    m1 = jnp.concatenate([z_start, jnp.zeros(m)])
+    P1 = jnp.zeros((n, n)).at[d:, d:].set(jnp.diag(1.0 / u_prec))
+    obs_mean = jnp.broadcast_to(jnp.concatenate([z_goal, jnp.zeros(m)]), (H, n))
+    obs_prec = goal_mask[:, None] * jnp.concatenate([goal_prec, jnp.zeros(m)])[None, :]
+    sm = smoother(m1, P1, F, Q, jnp.zeros((H - 1, n)), obs_mean, obs_prec)
+    return PlanResult(sm.mean[:, d:], sm.cov[:, d:, d:], sm.mean[:, :d])
+
+
+def plan(A, B, W_cov, z_start, z_goal, *, goal_var, u_max, horizon: int, goal_steps: str = "final",
+         prior_scale: float = 0.5) -> PlanResult:
+    """Validated planning entry point.
+
+    Action prior u_t ~ N(0, (prior_scale·u_max)²) keeps the actions inside the bound; the returned
+    means are also projected onto [−u_max, u_max]. ``goal_steps``: "final" (goal message on z_H only)
+    or "all" (on every z_t, t ≥ 2: reach and stay).
+    """
+    A = V.as_float_array("A", A, ndim=2)
+    V.check_square("A", A)
+    d = A.shape[0]
+    B = V.as_float_array("B", B, ndim=2, shape=(d, None))
+    W_cov = V.as_float_array("W_cov", W_cov, shape=(d, d))
+    V.check_positive_definite("W_cov", W_cov)
+    z_start = V.as_float_array("z_start", z_start, shape=(d,))
+    z_goal = V.as_float_array("z_goal", z_goal, shape=(d,))
+    goal_var = np.broadcast_to(V.check_positive("goal_var", goal_var), (d,)).astype(np.float64)
+    u_max = float(V.check_positive("u_max", u_max))
+    V.check_positive("prior_scale", prior_scale)
+    if not isinstance(horizon, (int, np.integer)) or horizon < 2:
+        raise ValueError(f"horizon: expected an integer >= 2, got {horizon!r}")
+    V.check_choice("goal_steps", goal_steps, ("final", "all"))
+    mask = np.zeros(horizon)
+    if goal_steps == "final":
+        mask[-1] = 1.0
+    else:
+        mask[1:] = 1.0
+    u_prec = np.full(B.shape[1], 1.0 / (prior_scale * u_max) ** 2)
+    res = plan_actions(A, B, W_cov, z_start, z_goal, 1.0 / goal_var, u_prec, mask)
+    return res._replace(actions=jnp.clip(res.actions, -u_max, u_max))

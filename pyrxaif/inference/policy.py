@@ -1,0 +1,228 @@
+"""Policy evaluation by free-energy minimisation on a model of the future (LAIF, discrete states).
+
+Model per policy π (horizon T, here 2): z_0 ~ Cat(D), z_t ~ Cat(B_t^π z_{t−1}), and at each t a
+goal-observation node [c_t, z_t, A] (observed x_t: data constraint; missing x_t: Bethe or
+generalised rule). Variational family q(z_0..z_T) q(A) q(c_1..c_T) (joint over the state chain,
+as LAIF's structured constraint), with A either learned (matrix Dirichlet prior) or known (point
+mass), and c either fixed (goal log-probabilities) or learned (Dirichlet hyper-prior per step).
+
+Schedule, per iteration: for t = 1..T, the message from node t to z_t (Gauss–Seidel; the chain
+part is exact sum-product), then q(A) and q(c) from the node messages, then the free energy
+    F = −log Z_chain + Σ_t s_tᵀ log ρ_t + Σ_t U_t + KL[q(A) ‖ p(A)] + KL[q(c) ‖ p(c)],
+where Z_chain is the normaliser of D·Π B_t·Π ρ_t (so −log Z + Σ sᵀlog ρ is the chain's
+−H[q(z)] − E log D − Σ E log B). The policy score G is the mean of F over the iterations after a
+burn-in, in bits. All policies are evaluated in one vmapped, jitted call.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from pyrxaif import _validation as V
+from pyrxaif.distributions import Dirichlet, MatrixDirichlet
+from pyrxaif.rules import goal_observation as go
+
+OBJECTIVES = ("gfe", "bethe")
+SELECTIONS = ("sample", "argmin")
+
+
+class PolicyResult(NamedTuple):
+    G: jax.Array                 # policy score: mean F after burn-in, bits
+    free_energy: jax.Array       # F per iteration, nats
+    s: jax.Array                 # q(z_t), (T, n)
+    A_posterior: jax.Array       # Dirichlet part of q(A) at the end: a + Σ_obs x sᵀ (+ Bethe x̂ sᵀ), (m, n)
+    goal_posterior: jax.Array    # q(c_t) concentrations, (T, m) (the prior when goals are fixed)
+    x_hat: jax.Array             # predicted observation per step: Ās (GFE) or x̂ (Bethe) or x, (T, m)
+
+
+def _chain(log_d0, log_trans, log_rho):
+    """Forward (predictive, excluding ρ_t) and backward messages on z_1..z_T, and log Z."""
+    def fwd(log_f, inp):
+        lB, lr = inp
+        pred = logsumexp(lB + log_f[None, :], axis=1)
+        return pred + lr, pred
+    last, log_alpha = jax.lax.scan(fwd, log_d0, (log_trans, log_rho))
+    log_z = logsumexp(last)
+
+    def bwd(log_b, inp):
+        lB, lr = inp
+        out = logsumexp(lB + (log_b + lr)[:, None], axis=0)
+        return out, log_b
+    # backward over t = T..1: β_T = 0, β_{t−1}(z) = log Σ_{z'} B_t(z'|z) ρ_t(z') β_t(z')
+    _, log_beta_rev = jax.lax.scan(bwd, jnp.zeros_like(log_rho[0]), (log_trans[::-1], log_rho[::-1]))
+    return log_alpha, log_beta_rev[::-1], log_z
+
+
+def _a_stats_init(A_param, learn_A):
+    if learn_A:
+        return go.a_stats_dirichlet(MatrixDirichlet(A_param))
+    return go.a_stats_point(A_param)
+
+
+def _goal_log(goal, learn_goals):
+    return Dirichlet(goal).expected_log() if learn_goals else goal
+
+
+@partial(jax.jit, static_argnames=("objective", "learn_A", "learn_goals", "iterations", "burn_in",
+                                   "num_samples", "newton_iterations"))
+def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective="gfe", learn_A=True,
+                    learn_goals=False, iterations=50, burn_in=10, num_samples=20,
+                    newton_iterations=20) -> PolicyResult:
+    """Free energy of one policy (jitted internal; see :func:`evaluate_policies` for the checked API).
+
+    log_d0 (n,) log prior on z_0; trans (T, n, n) B_t[z_t, z_{t−1}]; goal (T, m) log c_t (fixed) or
+    Dirichlet concentrations (learned); A_param (m, n) Dirichlet concentration (learned) or the
+    known matrix; x (T, m) one-hot observations; observed (T,) bool mask.
+    """
+    T, n = trans.shape[0], trans.shape[1]
+    log_trans = jnp.log(trans)
+    gfe = objective == "gfe"
+    obs = observed.astype(jnp.float64)
+
+    def node_message(t, log_d, s_t, stats, log_c):
+        m_obs = go.observed_message_z(x[t], stats.log_mean).logits
+        if gfe:
+            m_miss = go.gfe_message_z_newton(log_d, s_t, stats.mean, stats.entropy, log_c[t],
+                                             newton_iterations).logits
+        else:
+            m_miss = go.bethe_message_z(s_t, stats.log_mean, log_c[t]).logits
+        return jnp.where(observed[t], m_obs, m_miss)
+
+    def body(carry, key_i):
+        log_rho, stats, log_c, _ = carry
+        for t in range(T):  # Gauss–Seidel over the (static, short) horizon
+            la, lb, _ = _chain(log_d0, log_trans, log_rho)
+            s_t = jax.nn.softmax(la[t] + log_rho[t] + lb[t])
+            log_rho = log_rho.at[t].set(node_message(t, la[t] + lb[t], s_t, stats, log_c))
+        la, lb, log_z = _chain(log_d0, log_trans, log_rho)
+        s = jax.nn.softmax(la + log_rho + lb, axis=-1)
+        x_hat_b = jax.vmap(lambda st, lc: jax.nn.softmax(stats.log_mean @ st + lc))(s, log_c)
+        pred = (s @ stats.mean.T) if gfe else x_hat_b          # Ās (GFE) or x̂ (Bethe)
+        x_eff = obs[:, None] * x + (1.0 - obs[:, None]) * pred
+        # q(c)
+        if learn_goals:
+            goal_post = goal + x_eff
+            kl_c = jnp.sum(Dirichlet(goal_post).kl(Dirichlet(goal)))
+            log_c_new = Dirichlet(goal_post).expected_log()
+        else:
+            goal_post, kl_c, log_c_new = goal, 0.0, log_c
+        # q(A)
+        if learn_A:
+            w_conj = obs if gfe else jnp.ones_like(obs)
+            counts = jnp.einsum("t,ti,tj->ij", w_conj, x_eff, s)
+            a_post = A_param + counts
+            exact = go.a_stats_dirichlet(MatrixDirichlet(a_post))
+            kl_exact = go.dirichlet_kl(a_post, A_param)
+            if gfe:
+                isp = go.gfe_posterior_A(key_i, MatrixDirichlet(a_post), s, log_c_new, stats.mean,
+                                         weight_mask=1.0 - obs, num_samples=num_samples)
+                lm_unclamped = jnp.tensordot(jnp.exp(isp.log_weights), jnp.log(isp.samples), 1)
+                kl_is = (isp.kl_to_proposal + jnp.sum(counts * lm_unclamped)
+                         - go.log_normalizer_ratio(a_post, A_param))
+                any_missing = jnp.any(~observed)
+                new_stats = jax.tree_util.tree_map(lambda a, b: jnp.where(any_missing, a, b), isp.stats, exact)
+                kl_A = jnp.where(any_missing, kl_is, kl_exact)
+            else:
+                new_stats, kl_A = exact, kl_exact
+        else:
+            a_post, new_stats, kl_A = A_param, stats, 0.0
+        # free energy
+        def energy(t):
+            u_obs = go.observed_average_energy(x[t], s[t], new_stats.log_mean, log_c_new[t])
+            if gfe:
+                u_miss = go.gfe_average_energy(s[t], new_stats.mean, new_stats.entropy, log_c_new[t])
+            else:
+                u_miss = go.bethe_average_energy(s[t], new_stats.log_mean, log_c_new[t])
+            return jnp.where(observed[t], u_obs, u_miss)
+        U = sum(energy(t) for t in range(T))
+        F = -log_z + jnp.sum(s * log_rho) + U + kl_A + kl_c
+        out = (s, a_post, goal_post, x_eff)
+        return (log_rho, new_stats, log_c_new, out), F
+
+    stats0 = _a_stats_init(A_param, learn_A)
+    log_c0 = _goal_log(goal, learn_goals)
+    m = x.shape[1]
+    init_out = (jnp.full((T, n), 1.0 / n), jnp.zeros_like(A_param), jnp.zeros_like(goal), jnp.zeros((T, m)))
+    carry0 = (jnp.zeros((T, n)), stats0, log_c0, init_out)
+    (_, _, _, (s, a_post, goal_post, x_eff)), F = jax.lax.scan(body, carry0, jax.random.split(key, iterations))
+    G = jnp.mean(F[burn_in:]) / jnp.log(2.0)
+    return PolicyResult(G, F, s, a_post, goal_post, x_eff)
+
+
+@partial(jax.jit, static_argnames=("objective", "learn_A", "learn_goals", "iterations", "burn_in",
+                                   "num_samples", "newton_iterations"))
+def evaluate_policies_jit(key, log_d0, trans, goal, A_param, x, observed, **kw) -> PolicyResult:
+    """vmap of :func:`evaluate_policy` over a leading policy axis of ``log_d0``, ``trans``, ``goal``."""
+    keys = jax.random.split(key, trans.shape[0])
+    return jax.vmap(lambda k, d, b, g: evaluate_policy(k, d, b, g, A_param, x, observed, **kw))(
+        keys, log_d0, trans, goal)
+
+
+def evaluate_policies(key, log_d0, trans, goal, A_param, x=None, observed=None, *, objective="gfe",
+                      learn_A=True, learn_goals=False, iterations=50, burn_in=10, num_samples=20,
+                      newton_iterations=20) -> PolicyResult:
+    """Evaluate P policies at once (checked public entry point).
+
+    log_d0 (P, n); trans (P, T, n, n) column-stochastic; goal (P, T, m) log goal probabilities (or
+    Dirichlet concentrations with ``learn_goals``); A_param (m, n) Dirichlet concentration (or the
+    known column-stochastic matrix with ``learn_A=False``); x (T, m) one-hot, observed (T,) bool
+    (default: nothing observed). Returns a :class:`PolicyResult` with a leading policy axis; G in bits.
+    """
+    V.check_choice("objective", objective, OBJECTIVES)
+    trans = V.as_float_array("trans", trans, ndim=4)
+    P, T, n, n2 = trans.shape
+    if n != n2:
+        raise ValueError(f"trans: expected square transition matrices (P, T, n, n), got {trans.shape}")
+    V.check_probability_vectors("trans", trans, axis=-2)
+    log_d0 = V.as_float_array("log_d0", log_d0, shape=(P, n), finite=False)
+    if np.any(np.isnan(log_d0)) or np.any(log_d0 == np.inf) or np.any(np.all(log_d0 == -np.inf, axis=-1)):
+        raise ValueError("log_d0: expected log-probabilities in [-inf, inf) with some finite entry per row")
+    A_param = V.as_float_array("A_param", A_param, ndim=2)
+    if A_param.shape[1] != n:
+        raise ValueError(f"A_param: expected {n} columns (states), got shape {A_param.shape}")
+    m = A_param.shape[0]
+    if learn_A:
+        V.check_positive("A_param", A_param)
+    else:
+        V.check_probability_vectors("A_param", A_param, axis=-2)
+    goal = V.as_float_array("goal", goal, shape=(P, T, m), finite=bool(learn_goals))
+    if learn_goals:
+        V.check_positive("goal", goal)
+    elif np.any(np.isnan(goal)) or np.any(goal == np.inf):
+        raise ValueError("goal: expected log goal probabilities in [-inf, inf), found NaN or +inf")
+    x = np.zeros((T, m)) if x is None else V.as_float_array("x", x, shape=(T, m))
+    observed = np.zeros(T, bool) if observed is None else np.asarray(observed)
+    if observed.shape != (T,) or observed.dtype != bool:
+        raise ValueError(f"observed: expected a boolean mask of shape ({T},), got {observed.dtype} {observed.shape}")
+    if observed.any():
+        V.check_probability_vectors("x", x[observed])
+    for name, val in (("iterations", iterations), ("num_samples", num_samples),
+                      ("newton_iterations", newton_iterations)):
+        if int(val) < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {val}")
+    if not 0 <= int(burn_in) < int(iterations):
+        raise ValueError(f"burn_in: expected 0 <= burn_in < iterations ({iterations}), got {burn_in}")
+    return evaluate_policies_jit(key, jnp.asarray(log_d0), jnp.asarray(trans), jnp.asarray(goal),
+                                 jnp.asarray(A_param), jnp.asarray(x), jnp.asarray(observed),
+                                 objective=objective, learn_A=bool(learn_A), learn_goals=bool(learn_goals),
+                                 iterations=int(iterations), burn_in=int(burn_in),
+                                 num_samples=int(num_samples), newton_iterations=int(newton_iterations))
+
+
+def select_policy(key, G, valid=None, *, method="sample", gamma=10.0):
+    """Index of the chosen policy: a sample from softmax(−γG) or argmin G over the valid policies."""
+    V.check_choice("method", method, SELECTIONS)
+    return _select(key, G, jnp.ones(jnp.shape(G), bool) if valid is None else valid, method, gamma)
+
+
+def _select(key, G, valid, method, gamma):
+    Gm = jnp.where(valid, G, jnp.inf)
+    if method == "argmin":
+        return jnp.argmin(Gm)
+    return jax.random.categorical(key, jnp.where(valid, -gamma * (G - jnp.min(Gm)), -jnp.inf))

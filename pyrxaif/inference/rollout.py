@@ -1,0 +1,299 @@
+"""Rollout message passing for EFE planning: BP, VBP, RM-MP, AIF-MP and Nuijten-MP as one scheme.
+
+Graph over a horizon H: joint latent s_t = (x_t, θ) (θ is carried along the chain, so the base
+graph is a tree and sum-product is exact for it), actions u_t with prior π(u), sparse dynamics
+T(x_{t+1}|x_t,θ,u_t), observation factors B_k(y_{t,k}|x_t,θ) with y unobserved, preferences
+C(x_t,θ), and the current filtered belief b_0(x,θ). A method is a configuration of which channels
+enter the kernels (see ``pyrxaif.rules.channels``):
+
+    method       planning r(u|x)   dynamics 1/r(x'|x,u)   observation
+    bp           -                 -                      -
+    vbp          yes               -                      -
+    rm-mp        yes               yes                    -
+    aif-mp       yes               yes                    channels r(y|x,θ)² / ρ(y|x)
+    nuijten-mp   yes (undamped)    yes (undamped)         epistemic prior exp(−H[B] + KL[B‖ρ])
+
+Each iteration runs forward-backward (``lax.scan`` over time) with the current kernels, forms the
+region beliefs b_t(x,u,x',θ) ∝ α_t K_t φ_{t+1} β_{t+1}, recomputes the channels as their
+conditionals and damps them, ``r ← (1−λ) r + λ r*``. Nuijten-MP is the alternating scheme: the
+same loop with λ = 1 and the observation side replaced by an epistemic prior recomputed from the
+previous sweep's beliefs (not a variational parameter). Reported per iteration: the free energy
+of the channel-augmented Bethe objective at the current channels, F(r) = −log Z(r) (exact, since
+the graph is a tree), and the largest change of any channel (probability space).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from pyrxaif import _validation as V
+from pyrxaif.rules import channels as ch
+
+METHODS = ("bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp")
+
+__all__ = ["METHODS", "RolloutModel", "MethodConfig", "method_config", "make_model", "plan",
+           "PlanResult", "bayes_filter", "forward_backward"]
+
+
+class RolloutModel(NamedTuple):
+    """Exact model tensors (log space). S states, A actions, J successors, K layouts, M modalities.
+
+    succ   (S,A,J) int  successor state indices (padding entries have log_T = −inf)
+    log_T  (S,A,J,K)    log T(succ[x,u,j] | x, θ, u)
+    log_B  (M,S,K,Y)    log B_k(y | x, θ) (values beyond a modality's size are −inf)
+    log_C  (S,K)        log preference C(x, θ) (unnormalised)
+    log_pi (A,)         log action prior π(u)
+    """
+
+    succ: jax.Array
+    log_T: jax.Array
+    log_B: jax.Array
+    log_C: jax.Array
+    log_pi: jax.Array
+
+    @property
+    def num_states(self) -> int:
+        return self.succ.shape[0]
+
+    @property
+    def num_actions(self) -> int:
+        return self.succ.shape[1]
+
+    @property
+    def num_layouts(self) -> int:
+        return self.log_T.shape[3]
+
+
+class MethodConfig(NamedTuple):
+    """Which channels are active; static (hashable) so that it can be a jit argument."""
+
+    name: str
+    planning: bool
+    dynamics: bool
+    observation: str  # "none" | "channel" | "prior"
+    damping: float
+    n_iter: int
+
+
+_DEFAULT_DAMPING = {"bp": 1.0, "vbp": 0.5, "rm-mp": 0.5, "aif-mp": 0.5, "nuijten-mp": 1.0}
+
+
+def method_config(method: str, damping: float | None = None, n_iter: int = 16) -> MethodConfig:
+    """Configuration of a named method; ``damping`` λ ∈ (0, 1] (1 = no damping)."""
+    if not isinstance(method, str):
+        raise TypeError(f"method: expected a string, got {type(method).__name__}")
+    V.check_choice("method", method, METHODS)
+    if damping is None:
+        damping = _DEFAULT_DAMPING[method]
+    if not (isinstance(damping, (int, float)) and 0.0 < float(damping) <= 1.0):
+        raise ValueError(f"damping: expected a number in (0, 1], got {damping!r}")
+    if not (isinstance(n_iter, (int, np.integer)) and int(n_iter) >= 1):
+        raise ValueError(f"n_iter: expected a positive integer, got {n_iter!r}")
+    if method == "nuijten-mp":
+        damping = 1.0
+    flags = {"bp": (False, False, "none"), "vbp": (True, False, "none"),
+             "rm-mp": (True, True, "none"), "aif-mp": (True, True, "channel"),
+             "nuijten-mp": (True, True, "prior")}[method]
+    return MethodConfig(method, *flags, float(damping), int(n_iter))
+
+
+def make_model(succ, T, B, log_C, pi) -> RolloutModel:
+    """Validate probability tensors and return a ``RolloutModel`` in log space.
+
+    ``succ`` (S,A,J) ints in [0,S); ``T`` (S,A,J,K) with Σ_j T = 1; ``B`` (M,S,K,Y) with Σ_y B = 1;
+    ``log_C`` (S,K) finite; ``pi`` (A,) probabilities.
+    """
+    succ_arr = np.asarray(succ)
+    if succ_arr.ndim != 3 or not np.issubdtype(succ_arr.dtype, np.integer):
+        raise ValueError(f"succ: expected a 3-d integer array (S,A,J), got shape {succ_arr.shape} "
+                         f"dtype {succ_arr.dtype}")
+    S, A, J = succ_arr.shape
+    if succ_arr.min() < 0 or succ_arr.max() >= S:
+        raise ValueError(f"succ: expected indices in [0, {S}), got range [{succ_arr.min()}, {succ_arr.max()}]")
+    T = V.as_float_array("T", T, shape=(S, A, J, None))
+    if np.any(T < 0) or not np.allclose(T.sum(axis=2), 1.0, atol=1e-8):
+        raise ValueError("T: expected non-negative transition probabilities summing to 1 over successors (axis 2)")
+    K = T.shape[3]
+    B = V.as_float_array("B", B, ndim=4)
+    if B.shape[1] != S or B.shape[2] not in (1, K):
+        raise ValueError(f"B: expected shape (M, {S}, {K} or 1, Y), got {B.shape}")
+    if np.any(B < 0) or not np.allclose(B.sum(axis=-1), 1.0, atol=1e-8):
+        raise ValueError("B: expected observation probabilities summing to 1 over the last axis")
+    log_C = V.as_float_array("log_C", log_C, ndim=2)
+    if log_C.shape[0] != S or log_C.shape[1] not in (1, K):
+        raise ValueError(f"log_C: expected shape ({S}, {K} or 1), got {log_C.shape}")
+    pi = V.check_probability_vectors("pi", V.as_float_array("pi", pi, shape=(A,)))
+    with np.errstate(divide="ignore"):
+        return RolloutModel(jnp.asarray(succ_arr, jnp.int32), jnp.asarray(np.log(T)),
+                            jnp.asarray(np.log(np.broadcast_to(B, (B.shape[0], S, K, B.shape[3])))),
+                            jnp.asarray(np.broadcast_to(log_C, (S, K)).copy()), jnp.asarray(np.log(pi)))
+
+
+class Channels(NamedTuple):
+    log_r_u: jax.Array    # (H,S,A)
+    log_r_x: jax.Array    # (H,S,A,J)
+    log_r_y: jax.Array    # (H,M,S,K,Y)  for x_1..x_H
+    log_rho: jax.Array    # (H,M,S,Y)
+
+
+class PlanResult(NamedTuple):
+    log_q_u0: jax.Array        # (A,) action marginal at the first step
+    free_energy: jax.Array     # (n_iter,) F(r) = −log Z(r) before each channel update
+    channel_change: jax.Array  # (n_iter,) max |r_new − r_old| over all channels (probabilities)
+    log_region: jax.Array      # (H,S,A,J,K) final region beliefs
+    log_single: jax.Array      # (H+1,S,K) final singleton beliefs of (x_t, θ)
+    channels: Channels
+
+
+def _scatter_lse(vals, succ, S):
+    """out[x', θ] = log Σ_{(x,u,j): succ=x'} exp(vals[x,u,j,θ])  (segment log-sum-exp)."""
+    K = vals.shape[-1]
+    flat = vals.reshape(-1, K)
+    seg = succ.reshape(-1)
+    mx = jax.ops.segment_max(flat, seg, num_segments=S)
+    mx = jnp.where(jnp.isfinite(mx), mx, 0.0)
+    s = jax.ops.segment_sum(jnp.exp(flat - mx[seg]), seg, num_segments=S)
+    return jnp.log(s) + mx
+
+
+def forward_backward(model: RolloutModel, log_b0, log_K, log_phi):
+    """Sum-product on the chain with kernels ``log_K`` (H,S,A,J,K) and unary factors ``log_phi`` (H,S,K)
+    on x_1..x_H. Returns (log_region (H,S,A,J,K), log_single (H+1,S,K), log_Z)."""
+    S = model.num_states
+    succ = model.succ
+
+    def fwd(la, inp):
+        lk, lphi = inp
+        nxt = _scatter_lse(la[:, None, None, :] + lk, succ, S) + lphi
+        c = logsumexp(nxt)
+        return nxt - c, (la, c)
+
+    la_H, (la_all, cs) = jax.lax.scan(fwd, log_b0, (log_K, log_phi))
+    log_Z = jnp.sum(cs) + logsumexp(la_H)
+
+    def bwd(lb_next, inp):
+        lk, lphi = inp
+        g = (lphi + lb_next)[succ]                       # (S,A,J,K)
+        lb = logsumexp(lk + g, axis=(1, 2))
+        c = logsumexp(lb)
+        c = jnp.where(jnp.isfinite(c), c, 0.0)
+        return lb - c, (lb_next, g)
+
+    lb_0, (lb_next_all, g_all) = jax.lax.scan(bwd, jnp.zeros_like(log_b0), (log_K, log_phi), reverse=True)
+    # region b_t ∝ α_t K_t φ_{t+1} β_{t+1}, normalised per time step
+    reg = la_all[:, :, None, None, :] + log_K + g_all
+    reg = reg - logsumexp(reg, axis=(1, 2, 3, 4), keepdims=True)
+    la_full = jnp.concatenate([la_all, la_H[None]], axis=0)
+    lb_full = jnp.concatenate([lb_0[None], lb_next_all], axis=0)
+    single = la_full + lb_full
+    single = single - logsumexp(single, axis=(1, 2), keepdims=True)
+    return reg, single, log_Z
+
+
+def _init_channels(model: RolloutModel, horizon: int) -> Channels:
+    S, A, J = model.succ.shape
+    M, _, K, Y = model.log_B.shape
+    fb = logsumexp(model.log_T, axis=3)
+    fb = fb - logsumexp(fb, axis=2, keepdims=True)
+    valid_y = jnp.isfinite(logsumexp(model.log_B, axis=2))          # (M,S,Y)
+    n_y = jnp.sum(valid_y, axis=-1, keepdims=True)
+    log_rho = jnp.where(valid_y, -jnp.log(n_y), -jnp.inf)
+    log_r_y = jnp.broadcast_to(log_rho[:, :, None, :], (M, S, K, Y))
+    return Channels(jnp.full((horizon, S, A), -jnp.log(A)),
+                    jnp.broadcast_to(fb, (horizon, S, A, J)),
+                    jnp.broadcast_to(log_r_y, (horizon, M, S, K, Y)),
+                    jnp.broadcast_to(log_rho, (horizon, M, S, Y)))
+
+
+def _kernels(model: RolloutModel, cfg: MethodConfig, chans: Channels):
+    k_fn = lambda ru, rx: ch.dynamics_log_kernel(model.log_T, model.log_pi,
+                                                  ru if cfg.planning else None,
+                                                  rx if cfg.dynamics else None)
+    log_K = jax.vmap(k_fn)(chans.log_r_u, chans.log_r_x)
+    if cfg.observation == "channel":
+        obs = jax.vmap(lambda ry, rho: ch.observation_log_message(model.log_B, ry, rho))(chans.log_r_y, chans.log_rho)
+    elif cfg.observation == "prior":
+        obs = jax.vmap(lambda rho: ch.epistemic_log_prior(model.log_B, rho))(chans.log_rho)
+    else:
+        obs = jnp.zeros((chans.log_r_u.shape[0],) + model.log_C.shape)
+    return log_K, model.log_C[None] + obs
+
+
+def _max_change(a, b):
+    pa, pb = jnp.exp(a), jnp.exp(b)
+    return jnp.max(jnp.abs(pa - pb))
+
+
+def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanResult:
+    chans0 = _init_channels(model, horizon)
+    lam = cfg.damping
+
+    def sweep(chans):
+        log_K, log_phi = _kernels(model, cfg, chans)
+        return forward_backward(model, log_b0, log_K, log_phi)
+
+    def step(chans, _):
+        reg, single, log_Z = sweep(chans)
+        r_u = chans.log_r_u
+        r_x = chans.log_r_x
+        r_y, rho = chans.log_r_y, chans.log_rho
+        change = jnp.asarray(0.0)
+        if cfg.planning:
+            r_u = ch.damp(chans.log_r_u, jax.vmap(ch.planning_channel)(reg), lam)
+            change = jnp.maximum(change, _max_change(r_u, chans.log_r_u))
+        if cfg.dynamics:
+            r_x = ch.damp(chans.log_r_x, jax.vmap(lambda b: ch.dynamics_channel(b, model.log_T))(reg), lam)
+            change = jnp.maximum(change, _max_change(r_x, chans.log_r_x))
+        if cfg.observation != "none":
+            ry_new, rho_new = jax.vmap(lambda ry, rho_, q: ch.observation_channels(model.log_B, ry, rho_, q))(
+                chans.log_r_y, chans.log_rho, single[1:])
+            if cfg.observation == "prior":      # epistemic prior: model B in place of a channel
+                ry_new = chans.log_r_y
+                rho_new = logsumexp(jax.vmap(lambda q: ch._conditional(
+                    q, 1, jnp.full_like(q, -jnp.log(q.shape[1]))))(single[1:])[:, None, :, :, None]
+                    + model.log_B[None], axis=3)
+            r_y = ch.damp(chans.log_r_y, ry_new, lam)
+            rho = ch.damp(chans.log_rho, rho_new, lam)
+            change = jnp.maximum(change, _max_change(rho, chans.log_rho))
+            change = jnp.maximum(change, _max_change(r_y, chans.log_r_y))
+        return Channels(r_u, r_x, r_y, rho), (-log_Z, change)
+
+    chans, (fe, change) = jax.lax.scan(step, chans0, None, length=cfg.n_iter)
+    reg, single, _ = sweep(chans)
+    log_q_u0 = logsumexp(reg[0], axis=(0, 2, 3))
+    return PlanResult(log_q_u0 - logsumexp(log_q_u0), fe, change, reg, single, chans)
+
+
+_plan_jit = jax.jit(_plan, static_argnames=("cfg", "horizon"))
+
+
+def plan(model: RolloutModel, log_b0, method: str | MethodConfig = "aif-mp", horizon: int = 8) -> PlanResult:
+    """Plan from the current log-belief ``log_b0`` (S,K) over (x, θ); returns the action marginal etc."""
+    cfg = method if isinstance(method, MethodConfig) else method_config(method)
+    if not isinstance(model, RolloutModel):
+        raise TypeError(f"model: expected a RolloutModel, got {type(model).__name__}")
+    if not (isinstance(horizon, (int, np.integer)) and int(horizon) >= 1):
+        raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+    S, K = model.num_states, model.num_layouts
+    b0 = np.asarray(log_b0, dtype=np.float64)
+    if b0.shape != (S, K):
+        raise ValueError(f"log_b0: expected shape ({S}, {K}), got {b0.shape}")
+    if np.any(np.isnan(b0)) or not np.any(np.isfinite(b0)):
+        raise ValueError("log_b0: expected log-probabilities without NaN and with some finite entry")
+    return _plan_jit(model, jnp.asarray(b0), cfg, int(horizon))
+
+
+def bayes_filter(model: RolloutModel, log_b, u, y) -> jax.Array:
+    """Exact filter on (x, θ): b'(x',θ) ∝ Σ_x T(x'|x,θ,u) b(x,θ) Π_k B_k(y_k|x',θ) (log, normalised).
+
+    ``y`` (M,) int observation; returns (S,K). Jit-compatible (no validation).
+    """
+    pred = _scatter_lse(log_b[:, None, :] + model.log_T[:, u], model.succ[:, u], model.num_states)
+    lik = jnp.sum(jnp.take_along_axis(model.log_B, y[:, None, None, None], axis=3)[..., 0], axis=0)
+    post = pred + lik
+    return post - logsumexp(post)

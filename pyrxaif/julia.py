@@ -1,0 +1,116 @@
+"""Run any RxInfer ``@model`` from Python: ``pyrxaif.julia.infer(model, data=...)``.
+
+``model`` is RxInfer source text that defines one ``@model function name(...)`` (evaluated in a
+fresh Julia module that has ``using RxInfer``), or the name of a model defined in PyRxAIF. Data
+conversion (``julia_data``): Python floats/ints → Float64/Int, 1-d arrays → ``Vector{Float64}``,
+2-d arrays are **time-major sequences** (T, d) → ``Vector{Vector{Float64}}`` (one vector per time
+step, as RxInfer's multivariate data), ``Matrix(x)`` passes a matrix as a Julia ``Matrix``, and
+``None`` entries of a list become ``missing``. Posteriors come back as numpy dictionaries
+(``summaries``): ``{"type", "mean", "cov" | "var" | "probs" | "alpha", ...}``, stacked time-major
+for vectors of posteriors. Julia starts on the first call only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import numpy as np
+
+from pyrxaif.engines import julia as _engine
+
+__all__ = ["infer", "Matrix", "model_name", "julia_data"]
+
+_MODEL_RE = re.compile(r"@model\s+function\s+([A-Za-z_][A-Za-z0-9_!]*)\s*\(")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_!]*(\.[A-Za-z_][A-Za-z0-9_!]*)*$")
+
+
+class Matrix:
+    """Marks a 2-d array to be passed as a Julia ``Matrix{Float64}`` (same indices), not a sequence."""
+
+    def __init__(self, value):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim != 2:
+            raise ValueError(f"Matrix: expected a 2-d array, got shape {arr.shape}")
+        self.value = arr
+
+
+def model_name(model: str, name: str | None = None) -> tuple[str, str | None]:
+    """(model function name, source text or None) for ``model`` given as source or as a name."""
+    if not isinstance(model, str) or not model.strip():
+        raise TypeError(f"model: expected RxInfer source text or a model name, got {type(model).__name__}")
+    if "@model" in model:
+        found = _MODEL_RE.findall(model)
+        if not found:
+            raise ValueError("model: source text has '@model' but no '@model function name(...)' definition")
+        if name is None:
+            if len(set(found)) > 1:
+                raise ValueError(f"model: the source defines several models {sorted(set(found))}; pass name=")
+            name = found[0]
+        elif name not in found:
+            raise ValueError(f"name: {name!r} is not defined in the source (found {sorted(set(found))})")
+        return name, model
+    if not _NAME_RE.match(model.strip()):
+        raise ValueError(f"model: {model!r} is neither RxInfer source with '@model function' nor a model name")
+    return model.strip(), None
+
+
+def julia_data(value: Any) -> Any:
+    """The Python object juliacall should see for one data entry (see the module docstring)."""
+    if isinstance(value, Matrix):
+        return _engine.to_julia_matrix(value.value)
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (list, tuple)) and any(v is None for v in value):
+        return [None if v is None else julia_data(v) for v in value]
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("data: expected finite values (use None entries in a list for missing data)")
+    if arr.ndim == 0:
+        return float(arr)
+    if arr.ndim == 1:
+        return np.ascontiguousarray(arr)
+    if arr.ndim == 2:
+        return [np.ascontiguousarray(row) for row in arr]  # time-major: one Julia vector per step
+    raise ValueError(f"data: expected at most 2-d arrays, got shape {arr.shape}; wrap matrices in Matrix()")
+
+
+def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None = None,
+          model_kwargs: Mapping[str, Any] | None = None, constraints: str | None = None,
+          initialization: str | None = None, meta: str | None = None, returnvars: str | None = None,
+          iterations: int | None = None, free_energy: bool = False) -> dict:
+    """Run RxInfer's ``infer`` and return ``{"posteriors": {var: summary}, "free_energy": array | None}``.
+
+    ``constraints``, ``initialization``, ``meta`` and ``returnvars`` are Julia expressions as text
+    (e.g. ``"@constraints begin q(x, y) = q(x) * q(y) end"``, ``"(x = KeepLast(),)"``), evaluated in
+    the model's module. ``model_kwargs`` are the model's non-data arguments."""
+    fname, source = model_name(model, name)
+    data = {} if data is None else dict(data)
+    for key in list(data) + list(model_kwargs or {}):
+        if not isinstance(key, str) or not _NAME_RE.match(key) or "." in key:
+            raise ValueError(f"data/model_kwargs: invalid Julia argument name {key!r}")
+    if iterations is not None and (not isinstance(iterations, (int, np.integer)) or iterations < 1):
+        raise ValueError(f"iterations: expected a positive integer or None, got {iterations!r}")
+    for label, text in (("constraints", constraints), ("initialization", initialization), ("meta", meta),
+                        ("returnvars", returnvars)):
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"{label}: expected Julia source text, got {type(text).__name__}")
+    jdata = {k: julia_data(v) for k, v in data.items()}
+    jkwargs = {k: julia_data(v) for k, v in (model_kwargs or {}).items()}
+    res = _engine.call("py_infer", source or "", fname, jdata, jkwargs, constraints or "", initialization or "",
+                       meta or "", returnvars or "", -1 if iterations is None else int(iterations), bool(free_energy))
+    posteriors = {str(k): _summary_to_numpy(v) for k, v in res["posteriors"].items()}
+    fe = res["free_energy"]
+    return {"posteriors": posteriors, "free_energy": None if fe is None else np.asarray(fe, np.float64).copy()}
+
+
+def _summary_to_numpy(summary) -> dict:
+    out = {}
+    for k, v in summary.items():
+        k = str(k)
+        out[k] = str(v) if k == "type" else np.array(v, dtype=np.float64)
+    return out

@@ -1,0 +1,131 @@
+"""Convolutional VAE for small grayscale frames (Flax linen, float32 parameters).
+
+The encoder maps a stack of the K most recent frames (K = 1: single-frame encoder; K ≥ 2: the
+multi-frame variant whose latent can carry angular velocity) to a Gaussian message N(μ, diag σ²) on
+the latent state z_t; the decoder renders z_t as Bernoulli pixel probabilities of the newest frame.
+
+Loss pieces (per window, summed over pixels / latent dimensions):
+  reconstruction  −E_q[log p(x|z)] = Σ_pixels BCE(x, σ(logits(z))), one reparameterised sample;
+  KL              KL(N(μ, diag σ²) ‖ N(m, P)) = ½[tr(P⁻¹ diag σ²) + (m−μ)ᵀP⁻¹(m−μ) − d + log|P| − Σ log σ²],
+with prior N(m, P) = N(0, I) during pre-training and the LDS cavity message during variational EM.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+
+class Encoder(nn.Module):
+    latent_dim: int
+
+    @nn.compact
+    def __call__(self, x):  # x: (N, H, W, K)
+        x = nn.relu(nn.Conv(16, (3, 3), strides=2, dtype=jnp.float32, param_dtype=jnp.float32)(x))
+        x = nn.relu(nn.Conv(32, (3, 3), strides=2, dtype=jnp.float32, param_dtype=jnp.float32)(x))
+        x = x.reshape(x.shape[0], -1)
+        x = nn.relu(nn.Dense(128, dtype=jnp.float32, param_dtype=jnp.float32)(x))
+        mean = nn.Dense(self.latent_dim, dtype=jnp.float32, param_dtype=jnp.float32)(x)
+        logvar = nn.Dense(self.latent_dim, dtype=jnp.float32, param_dtype=jnp.float32)(x)
+        return mean, jnp.clip(logvar, -12.0, 4.0)
+
+
+class Decoder(nn.Module):
+    size: int = 28
+
+    @nn.compact
+    def __call__(self, z):  # z: (N, d) -> logits (N, H, W)
+        s = self.size // 4
+        h = nn.relu(nn.Dense(128, dtype=jnp.float32, param_dtype=jnp.float32)(z))
+        h = nn.relu(nn.Dense(s * s * 32, dtype=jnp.float32, param_dtype=jnp.float32)(h)).reshape(z.shape[0], s, s, 32)
+        h = nn.relu(nn.ConvTranspose(32, (3, 3), strides=(2, 2), dtype=jnp.float32, param_dtype=jnp.float32)(h))
+        h = nn.relu(nn.ConvTranspose(16, (3, 3), strides=(2, 2), dtype=jnp.float32, param_dtype=jnp.float32)(h))
+        return nn.Conv(1, (3, 3), dtype=jnp.float32, param_dtype=jnp.float32)(h)[..., 0]
+
+
+class VAEConfig(NamedTuple):
+    latent_dim: int = 4
+    frames: int = 2     # K, frames stacked into the encoder input
+    size: int = 28
+
+
+def init_vae(key, config: VAEConfig):
+    """Parameters {'encoder', 'decoder'} in float32."""
+    k1, k2 = jax.random.split(key)
+    enc = Encoder(config.latent_dim).init(k1, jnp.zeros((1, config.size, config.size, config.frames), jnp.float32))
+    dec = Decoder(config.size).init(k2, jnp.zeros((1, config.latent_dim), jnp.float32))
+    return {"encoder": enc["params"], "decoder": dec["params"]}
+
+
+def encode(params, windows, latent_dim: int):
+    """windows (N, K, H, W) → (mean, var), each (N, d), float32."""
+    x = jnp.moveaxis(jnp.asarray(windows, jnp.float32), 1, -1)
+    mean, logvar = Encoder(latent_dim).apply({"params": params["encoder"]}, x)
+    return mean, jnp.exp(logvar)
+
+
+def decode(params, z, size: int = 28):
+    """Latents (N, d) → pixel probabilities (N, H, W)."""
+    return jax.nn.sigmoid(Decoder(size).apply({"params": params["decoder"]}, jnp.asarray(z, jnp.float32)))
+
+
+def bernoulli_nll(logits, x):
+    """Σ_pixels −[x log σ(l) + (1−x) log(1−σ(l))] per image."""
+    return jnp.sum(optax.sigmoid_binary_cross_entropy(logits, x), axis=(-2, -1))
+
+
+def kl_diag_full(mu, var, m, P):
+    """KL(N(μ, diag var) ‖ N(m, P)) for batched μ, var (N,d), m (N,d), P (N,d,d) (Cholesky of P)."""
+    L = jnp.linalg.cholesky(P)
+    d = mu.shape[-1]
+    Pinv_diag = jnp.diagonal(jax.vmap(lambda l: jax.scipy.linalg.cho_solve((l, True), jnp.eye(d)))(L), axis1=-2, axis2=-1)
+    diff = m - mu
+    maha = jnp.sum(diff * jax.vmap(lambda l, b: jax.scipy.linalg.cho_solve((l, True), b))(L, diff), -1)
+    logdet_P = 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
+    return 0.5 * (jnp.sum(Pinv_diag * var, -1) + maha - d + logdet_P - jnp.sum(jnp.log(var), -1))
+
+
+def vae_loss(params, key, windows, prior_mean, prior_cov, latent_dim: int, beta: float = 1.0):
+    """Mean over windows of reconstruction + β·KL(encoder ‖ prior); returns (loss, (recon, kl))."""
+    mu, var = encode(params, windows, latent_dim)
+    z = mu + jnp.sqrt(var) * jax.random.normal(key, mu.shape, jnp.float32)
+    logits = Decoder(windows.shape[-1]).apply({"params": params["decoder"]}, z)
+    recon = bernoulli_nll(logits, jnp.asarray(windows[:, -1], jnp.float32))
+    kl = kl_diag_full(mu.astype(jnp.float64), var.astype(jnp.float64), prior_mean, prior_cov)
+    return jnp.mean(recon + beta * kl), (jnp.mean(recon), jnp.mean(kl))
+
+
+def make_optimizer(lr: float = 2e-3):
+    return optax.adam(lr)
+
+
+def _train_step(params, opt_state, key, windows, prior_mean, prior_cov, latent_dim, beta, optimizer):
+    (loss, aux), grads = jax.value_and_grad(vae_loss, has_aux=True)(
+        params, key, windows, prior_mean, prior_cov, latent_dim, beta)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss, aux
+
+
+train_step = jax.jit(_train_step, static_argnames=("latent_dim", "optimizer"))
+
+
+def train_epoch(params, opt_state, key, windows, prior_mean, prior_cov, *, latent_dim, beta, optimizer,
+                batch_size: int = 128):
+    """One shuffled pass over the windows (prior per window); returns params, opt_state, mean loss."""
+    n = windows.shape[0]
+    kp, key = jax.random.split(key)
+    perm = np.asarray(jax.random.permutation(kp, n))
+    nb = max(1, n // batch_size)
+    losses = []
+    for i in range(nb):
+        idx = perm[i * batch_size:(i + 1) * batch_size]
+        key, k = jax.random.split(key)
+        params, opt_state, loss, _ = train_step(params, opt_state, k, windows[idx], prior_mean[idx], prior_cov[idx],
+                                                latent_dim, beta, optimizer)
+        losses.append(loss)
+    return params, opt_state, float(np.mean(np.asarray(losses)))

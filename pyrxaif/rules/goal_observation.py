@@ -1,0 +1,320 @@
+"""Goal-observation node ``[c, z, A]`` (LAIF): goal prior Cat(x|c) facing the observation model Cat(x|Az).
+
+The observation x is internal to the node (not an edge): observed (one-hot, a data constraint) or
+missing (a future step). Notation: s = q(z), d = incoming message on z, Ā = E[A], L̄ = E[log A],
+ℓ = E[log c], h(A)_j = −Σ_i A_ij log A_ij, h̄ = E[h(A)], σ = softmax. Two objectives:
+
+- Bethe (BFE), x missing: x̂ = σ(L̄s + ℓ); to z: σ(L̄ᵀx̂); to A: MatrixDir(x̂sᵀ + 1); to c: Dir(x̂ + 1);
+  U = −log Σ_i exp[(L̄s)_i + ℓ_i].
+- Observed x (both objectives): to z: σ(L̄ᵀx); to A: MatrixDir(xsᵀ + 1); to c: Dir(x + 1); U = −xᵀ(L̄s + ℓ).
+- Generalised (GFE), x missing (p-substitution): U_G = sᵀh̄ − (Ās)ᵀ(ℓ − log Ās) (ambiguity + risk);
+  to c: Dir(Ās + 1); to z, direct: σ(−h̄ + Āᵀℓ − Āᵀlog(Ās)); to z, Newton: s* solves
+  s = σ(−h̄ + Āᵀℓ − Āᵀlog(Ās) + log d), send s*/d; to A (not conjugate):
+  log μ(A) = (As)ᵀ(ℓ − log Ās) − sᵀh(A).
+
+All functions take probabilities/log-probabilities as plain arrays (last axis = categories) and are
+jit/vmap-safe; they validate their inputs only when called eagerly (not under a JAX trace).
+
+Expectations under q(A): a matrix Dirichlet gives Ā, L̄ and h̄ in closed form
+(:func:`a_stats_dirichlet`, exact E[h(A)] instead of LAIF's 20-sample estimate); a point mass gives
+them directly (:func:`a_stats_point`). Where the non-conjugate message μ(A) multiplies the
+Dirichlet, q(A) ∝ Dir(A|a)·Π_k μ_k(A) has no closed form; :func:`gfe_posterior_A` estimates its
+expectations by self-normalised importance sampling with the Dirichlet part as proposal and an
+explicit key (as LAIF's SampleList, 20 samples by default). See docs/tmaze.md for why.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gammaln, logsumexp, xlogy
+
+from pyrxaif import _validation as V
+from pyrxaif.distributions import Categorical, Dirichlet, MatrixDirichlet
+from pyrxaif.distributions._util import is_traced
+
+#: Floor on log-probabilities of point-mass matrices with zeros (log 0 = −inf would make 0·log 0 NaN).
+LOG_FLOOR = -30.0
+
+
+class AStats(NamedTuple):
+    """Expectations of q(A) the node's rules need: Ā = E[A], L̄ = E[log A], h̄ = E[h(A)] (per column)."""
+
+    mean: jax.Array
+    log_mean: jax.Array
+    entropy: jax.Array
+
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers (eager calls only)
+# ----------------------------------------------------------------------------------------------
+
+def _check_prob(name, p, n=None):
+    if is_traced(p):
+        return
+    arr = V.check_probability_vectors(name, p)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a probability vector (1-d), got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name}: expected length {n}, got {arr.shape[0]}")
+
+
+def _check_matrix(name, m, shape=None):
+    if is_traced(m):
+        return
+    arr = V.as_float_array(name, m, ndim=2, finite=name != "log_A_bar")
+    if name == "log_A_bar" and (np.any(np.isnan(arr)) or np.any(arr == np.inf)):
+        raise ValueError(f"{name}: expected values in [-inf, inf), found NaN or +inf")
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {arr.shape}")
+
+
+def _check_log_c(log_c, m):
+    if is_traced(log_c):
+        return
+    arr = V.as_float_array("log_c", log_c, ndim=1, finite=False)
+    if np.any(np.isnan(arr)) or np.any(arr == np.inf):
+        raise ValueError("log_c: expected values in [-inf, inf), found NaN or +inf")
+    if arr.shape[0] != m:
+        raise ValueError(f"log_c: expected length {m} (rows of A), got {arr.shape[0]}")
+
+
+def _check_node(s, A, log_c, *, a_name="A_bar"):
+    if is_traced(s, A, log_c):
+        return
+    _check_matrix(a_name, A)
+    m, n = np.shape(A)
+    _check_prob("s", s, n)
+    _check_log_c(log_c, m)
+
+
+# ----------------------------------------------------------------------------------------------
+# expectations of q(A)
+# ----------------------------------------------------------------------------------------------
+
+def column_entropy(A):
+    """h(A)_j = −Σ_i A_ij log A_ij (0 log 0 = 0)."""
+    return -jnp.sum(xlogy(A, A), axis=-2)
+
+
+def a_stats_dirichlet(q_A: MatrixDirichlet) -> AStats:
+    """Exact Ā = a/Σ_i a, L̄ = ψ(a) − ψ(Σ_i a), h̄_j = −Σ_i (a_ij/a_0j)(ψ(a_ij+1) − ψ(a_0j+1))."""
+    return AStats(q_A.mean(), q_A.expected_log(), q_A.expected_column_entropy())
+
+
+def a_stats_point(A) -> AStats:
+    """Point mass at A: Ā = A, L̄ = max(log A, LOG_FLOOR), h̄ = h(A)."""
+    if not is_traced(A):
+        A = V.check_probability_vectors("A", A, axis=-2)
+    A = jnp.asarray(A, jnp.float64)
+    return AStats(A, jnp.maximum(jnp.log(A), LOG_FLOOR), column_entropy(A))
+
+
+def a_stats_samples(samples, log_weights) -> AStats:
+    """Self-normalised weighted sample estimate: E[f(A)] ≈ Σ_n w_n f(A⁽ⁿ⁾), w = σ(log_weights)."""
+    w = jax.nn.softmax(log_weights)
+    logs = jnp.maximum(jnp.log(samples), LOG_FLOOR)
+    return AStats(jnp.tensordot(w, samples, 1), jnp.tensordot(w, logs, 1),
+                  jnp.tensordot(w, column_entropy(samples), 1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Bethe, x missing
+# ----------------------------------------------------------------------------------------------
+
+def bethe_internal_x(s, log_A_bar, log_c):
+    """x̂ = σ(L̄s + ℓ): the node-internal belief about the missing observation."""
+    _check_node(s, log_A_bar, log_c, a_name="log_A_bar")
+    return jax.nn.softmax(log_A_bar @ s + log_c)
+
+
+def bethe_message_z(s, log_A_bar, log_c) -> Categorical:
+    """μ(z) = Cat(σ(L̄ᵀx̂))."""
+    x_hat = bethe_internal_x(s, log_A_bar, log_c)
+    return Categorical(jax.nn.log_softmax(log_A_bar.T @ x_hat))
+
+
+def bethe_message_A(s, log_A_bar, log_c) -> MatrixDirichlet:
+    """μ(A) = MatrixDir(x̂sᵀ + 1)."""
+    x_hat = bethe_internal_x(s, log_A_bar, log_c)
+    return MatrixDirichlet(jnp.outer(x_hat, s) + 1.0)
+
+
+def bethe_message_c(s, log_A_bar, log_c) -> Dirichlet:
+    """μ(c) = Dir(x̂ + 1)."""
+    return Dirichlet(bethe_internal_x(s, log_A_bar, log_c) + 1.0)
+
+
+def bethe_average_energy(s, log_A_bar, log_c):
+    """U = −log Σ_i exp[(L̄s)_i + ℓ_i] (the minimum over q(x) of the node's local free energy)."""
+    _check_node(s, log_A_bar, log_c, a_name="log_A_bar")
+    return -logsumexp(log_A_bar @ s + log_c)
+
+
+# ----------------------------------------------------------------------------------------------
+# observed x (Bethe and generalised alike)
+# ----------------------------------------------------------------------------------------------
+
+def _check_x(x, m):
+    if is_traced(x):
+        return
+    arr = V.check_probability_vectors("x", x)
+    if arr.ndim != 1 or arr.shape[0] != m:
+        raise ValueError(f"x: expected a one-hot vector of length {m}, got shape {arr.shape}")
+
+
+def observed_message_z(x, log_A_bar) -> Categorical:
+    """μ(z) = Cat(σ(L̄ᵀx))."""
+    if not is_traced(x, log_A_bar):
+        _check_matrix("log_A_bar", log_A_bar)
+        _check_x(x, np.shape(log_A_bar)[0])
+    return Categorical(jax.nn.log_softmax(jnp.maximum(log_A_bar, LOG_FLOOR).T @ x))
+
+
+def observed_message_A(x, s) -> MatrixDirichlet:
+    """μ(A) = MatrixDir(xsᵀ + 1)."""
+    if not is_traced(x, s):
+        _check_x(x, np.shape(x)[0])
+        _check_prob("s", s)
+    return MatrixDirichlet(jnp.outer(x, s) + 1.0)
+
+
+def observed_message_c(x) -> Dirichlet:
+    """μ(c) = Dir(x + 1)."""
+    if not is_traced(x):
+        _check_x(x, np.shape(x)[0])
+    return Dirichlet(jnp.asarray(x, jnp.float64) + 1.0)
+
+
+def observed_average_energy(x, s, log_A_bar, log_c):
+    """U = −xᵀ(L̄s + ℓ)."""
+    if not is_traced(x, s, log_A_bar, log_c):
+        _check_node(s, log_A_bar, log_c, a_name="log_A_bar")
+        _check_x(x, np.shape(log_A_bar)[0])
+    return -jnp.dot(x, jnp.maximum(log_A_bar, LOG_FLOOR) @ s + log_c)
+
+
+# ----------------------------------------------------------------------------------------------
+# generalised (GFE), x missing
+# ----------------------------------------------------------------------------------------------
+
+def _safe_log(p):
+    return jnp.log(jnp.maximum(p, jnp.exp(LOG_FLOOR)))
+
+
+def gfe_average_energy(s, A_bar, h_bar, log_c):
+    """U_G = sᵀh̄ − (Ās)ᵀ(ℓ − log Ās)  (ambiguity + risk)."""
+    _check_node(s, A_bar, log_c)
+    p = A_bar @ s
+    return jnp.dot(s, h_bar) - jnp.dot(p, log_c - _safe_log(p))
+
+
+def gfe_message_c(s, A_bar) -> Dirichlet:
+    """μ(c) = Dir(Ās + 1)."""
+    if not is_traced(s, A_bar):
+        _check_matrix("A_bar", A_bar)
+        _check_prob("s", s, np.shape(A_bar)[1])
+    return Dirichlet(A_bar @ s + 1.0)
+
+
+def _gfe_logits(s, A_bar, h_bar, log_c):
+    """−h̄ + Āᵀℓ − Āᵀ log(Ās): the node's log-contribution to q(z) at the current s."""
+    return -h_bar + A_bar.T @ log_c - A_bar.T @ _safe_log(A_bar @ s)
+
+
+def gfe_message_z_direct(s, A_bar, h_bar, log_c) -> Categorical:
+    """μ(z) = Cat(σ(−h̄ + Āᵀℓ − Āᵀlog(Ās))) at the current s (may diverge when iterated)."""
+    _check_node(s, A_bar, log_c)
+    return Categorical(jax.nn.log_softmax(_gfe_logits(s, A_bar, h_bar, log_c)))
+
+
+def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20):
+    """s* with s* = σ(−h̄ + Āᵀℓ − Āᵀlog(Ās*) + log d), by Newton's method from s0.
+
+    The root is sought in log space, u = log s, g(u) = u − log σ(f(σ(u)) + log d), with the
+    Jacobian by autodiff; this keeps s on the simplex (the s-space iteration of LAIF can step
+    outside it). The root is the unique minimiser of U_G(s) + KL(s ‖ d) (a convex problem).
+    """
+    if not is_traced(log_d, s0, A_bar, h_bar, log_c):
+        _check_node(s0, A_bar, log_c)
+        V.as_float_array("log_d", log_d, shape=(np.shape(A_bar)[1],), finite=False)
+    log_d = jnp.maximum(jnp.asarray(log_d, jnp.float64), LOG_FLOOR)
+
+    def g(u):
+        s = jax.nn.softmax(u)
+        return u - jax.nn.log_softmax(_gfe_logits(s, A_bar, h_bar, log_c) + log_d)
+
+    def step(u, _):
+        J = jax.jacfwd(g)(u)
+        u_new = u - jnp.linalg.solve(J, g(u))
+        u_new = jnp.where(jnp.all(jnp.isfinite(u_new)), u_new, u)
+        return jax.nn.log_softmax(jnp.maximum(u_new, 2 * LOG_FLOOR)), None
+
+    u0 = jax.nn.log_softmax(_safe_log(s0))
+    u, _ = jax.lax.scan(step, u0, None, length=iterations)
+    return jax.nn.softmax(u)
+
+
+def gfe_message_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20) -> Categorical:
+    """μ(z) = Cat(ρ), ρ ∝ s*/d with s* from :func:`gfe_marginal_z_newton`."""
+    s_star = gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations)
+    return Categorical(jax.nn.log_softmax(_safe_log(s_star) - jnp.maximum(log_d, LOG_FLOOR)))
+
+
+def gfe_log_message_A(A, s, A_bar, log_c):
+    """log μ(A) = (As)ᵀ(ℓ − log Ās) − sᵀh(A), for one A (m, n) or a batch (..., m, n)."""
+    v = log_c - _safe_log(A_bar @ s)
+    return jnp.einsum("...ij,j,i->...", A, s, v) - column_entropy(A) @ s
+
+
+class ISPosterior(NamedTuple):
+    """Importance-sampling estimate of q(A) ∝ Dir(A|a_prop)·exp(Σ_k log μ_k(A))."""
+
+    stats: AStats
+    kl_to_proposal: jax.Array   # KL(q ‖ proposal) ≈ Σ_n w_n log(N w_n)
+    samples: jax.Array
+    log_weights: jax.Array       # normalised
+
+
+def gfe_posterior_A(key, proposal: MatrixDirichlet, s, log_c, A_bar, weight_mask=None,
+                    num_samples: int = 20) -> ISPosterior:
+    """q(A) ∝ Dir(A | proposal)·Π_k μ_k(A) by self-normalised importance sampling.
+
+    ``s`` (K, n) and ``log_c`` (K, m) hold the K missing-observation nodes that send μ_k(A)
+    (built around the current mean ``A_bar``); ``weight_mask`` (K,) switches nodes off (0/1).
+    Samples are drawn from the Dirichlet part (prior × conjugate messages) with ``key``.
+    """
+    if not is_traced(key, proposal, s, log_c, A_bar):
+        if not isinstance(proposal, MatrixDirichlet):
+            raise TypeError(f"proposal: expected a MatrixDirichlet, got {type(proposal).__name__}")
+        MatrixDirichlet.create(proposal.concentration)
+        _check_matrix("A_bar", A_bar, np.shape(proposal.concentration))
+        s_arr = V.check_probability_vectors("s", s)
+        if s_arr.ndim != 2 or s_arr.shape[1] != np.shape(A_bar)[1]:
+            raise ValueError(f"s: expected shape (K, {np.shape(A_bar)[1]}), got {s_arr.shape}")
+        V.as_float_array("log_c", log_c, shape=(s_arr.shape[0], np.shape(A_bar)[0]), finite=False)
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples: expected a positive integer, got {num_samples}")
+    samples = jnp.maximum(proposal.sample(key, (num_samples,)), jnp.finfo(jnp.float64).tiny)
+    samples = samples / jnp.sum(samples, axis=-2, keepdims=True)
+    K = s.shape[0]
+    mask = jnp.ones((K,)) if weight_mask is None else jnp.asarray(weight_mask, jnp.float64)
+    log_mu = jax.vmap(lambda s_k, c_k: gfe_log_message_A(samples, s_k, A_bar, c_k))(s, log_c)  # (K, N)
+    log_w = jax.nn.log_softmax(jnp.sum(mask[:, None] * log_mu, axis=0))
+    kl = jnp.sum(jnp.exp(log_w) * (log_w + jnp.log(num_samples)))
+    return ISPosterior(a_stats_samples(samples, log_w), kl, samples, log_w)
+
+
+def dirichlet_kl(q_conc, p_conc):
+    """KL(MatrixDir(q) ‖ MatrixDir(p)), summed over columns (closed form)."""
+    return MatrixDirichlet(q_conc).kl(MatrixDirichlet(p_conc))
+
+
+def log_normalizer_ratio(a_post, a_prior):
+    """log B(a_post) − log B(a_prior), column-wise Dirichlet normalisers summed."""
+    def logb(a):
+        return jnp.sum(gammaln(a), axis=-2) - gammaln(jnp.sum(a, axis=-2))
+    return jnp.sum(logb(a_post) - logb(a_prior))

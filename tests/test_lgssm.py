@@ -1,0 +1,346 @@
+"""Smoother, statistics, ELBO and VB-EM of pyrxaif.inference.lgssm against independent computations:
+dense joint-Gaussian conditioning of z_{0:T-1} on the expected LDS, per-sequence vs batched runs,
+sequential vs parallel, parameter recovery on synthetic data."""
+
+import jax
+import numpy as np
+import pytest
+
+import pyrxaif  # noqa: F401  (float64)
+from pyrxaif.distributions import MvNormal, Wishart
+from pyrxaif.inference import lgssm
+from pyrxaif.rules import transition as tr
+
+LOG2PI = np.log(2 * np.pi)
+
+
+def _random_problem(rng, d=2, m=1, T=5, full=False, ab_var=0.05):
+    n = d + m
+    mean = rng.normal(size=d * n) * 0.5
+    r = rng.normal(size=(d * n, d * n))
+    cov = ab_var * (r @ r.T / (d * n) + 0.2 * np.eye(d * n))
+    q_ab = MvNormal.from_mean_cov(mean, cov)
+    s = rng.normal(size=(d, d))
+    q_w = Wishart.from_mean(s @ s.T + d * np.eye(d), 6.0 + d)
+    init = MvNormal.from_mean_cov(rng.normal(size=d), np.eye(d) * 0.7 + 0.1)
+    mu = rng.normal(size=(T, d))
+    if full:
+        a = rng.normal(size=(T, d, d))
+        lam = a @ a.transpose(0, 2, 1) + 0.5 * np.eye(d)
+    else:
+        lam = rng.uniform(0.3, 3.0, size=(T, d))
+    u = rng.normal(size=(T, m))
+    return mu, lam, u, q_ab, q_w, init
+
+
+def _expected_logdet_w(q_w):
+    from scipy.special import digamma
+    d = q_w.dim
+    nu = float(q_w.df)
+    return sum(digamma((nu - j) / 2) for j in range(d)) + d * np.log(2) - np.linalg.slogdet(np.asarray(q_w.inv_scale))[1]
+
+
+def _dense(mu, lam, u, q_ab, q_w, init, drop_obs=None):
+    """Joint quadratic exponent of z_{0:T-1}: -1/2 z'Jz + h'z + c; returns (J, h, c)."""
+    T, d = mu.shape
+    m = u.shape[1]
+    n = d + m
+    lam = np.asarray(lam)
+    if lam.ndim == 2:
+        lam = np.stack([np.diag(x) for x in lam])
+    hbar = np.asarray(q_ab.mean).reshape(d, n)
+    sig = np.asarray(q_ab.cov)
+    wbar = np.asarray(q_w.mean())
+    # K = E[H^T W H] entry by entry: E[sum_ij H_ia W_ij H_jb] = sum_ij W_ij (E[H_ia]E[H_jb] + Cov)
+    K = np.zeros((n, n))
+    for a in range(n):
+        for b in range(n):
+            K[a, b] = sum(wbar[i, j] * (hbar[i, a] * hbar[j, b] + sig[i * n + a, j * n + b])
+                          for i in range(d) for j in range(d))
+    J = np.zeros((T * d, T * d))
+    h = np.zeros(T * d)
+    blk = lambda t: slice(t * d, (t + 1) * d)  # noqa: E731
+    V1inv = np.asarray(init.precision)
+    m1 = np.linalg.solve(V1inv, np.asarray(init.xi))
+    J[blk(0), blk(0)] += V1inv
+    h[blk(0)] += V1inv @ m1
+    c = -0.5 * d * LOG2PI + 0.5 * np.linalg.slogdet(V1inv)[1] - 0.5 * m1 @ V1inv @ m1
+    for t in range(T):
+        if t == drop_obs:
+            continue
+        J[blk(t), blk(t)] += lam[t]
+        h[blk(t)] += lam[t] @ mu[t]
+        c += -0.5 * d * LOG2PI + 0.5 * np.linalg.slogdet(lam[t])[1] - 0.5 * mu[t] @ lam[t] @ mu[t]
+    elw = _expected_logdet_w(q_w)
+    for t in range(T - 1):
+        # -1/2 [z'W z' - 2 z'W H x + x'K x], x = [z_t; u_t]
+        idx = blk(t)
+        J[blk(t + 1), blk(t + 1)] += wbar
+        wh = wbar @ hbar
+        J[blk(t + 1), idx] -= wh[:, :d]
+        J[idx, blk(t + 1)] -= wh[:, :d].T
+        h[blk(t + 1)] += wh[:, d:] @ u[t]
+        J[idx, idx] += K[:d, :d]
+        h[idx] -= K[:d, d:] @ u[t]
+        c += -0.5 * d * LOG2PI + 0.5 * elw - 0.5 * u[t] @ K[d:, d:] @ u[t]
+    return J, h, c
+
+
+def _dense_posterior(*args, **kw):
+    J, h, c = _dense(*args, **kw)
+    S = np.linalg.inv(J)
+    mean = S @ h
+    logz = c + 0.5 * h @ mean - 0.5 * np.linalg.slogdet(J)[1] + 0.5 * len(h) * LOG2PI
+    return mean, S, logz
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("method", ["sequential", "parallel"])
+def test_smoother_matches_dense_conditioning(full, method):
+    rng = np.random.default_rng(1 + full)
+    T, d = 6, 2
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng, d=d, T=T, full=full)
+    res = lgssm.smooth(mu, lam, u, q_ab, q_w, init, method=method)
+    mean, S, logz = _dense_posterior(mu, lam, u, q_ab, q_w, init)
+    np.testing.assert_allclose(res.mean, mean.reshape(T, d), atol=1e-8)
+    for t in range(T):
+        np.testing.assert_allclose(res.cov[t], S[t * d:(t + 1) * d, t * d:(t + 1) * d], atol=1e-8)
+    for t in range(T - 1):
+        np.testing.assert_allclose(res.cross_cov[t], S[(t + 1) * d:(t + 2) * d, t * d:(t + 1) * d], atol=1e-8)
+    np.testing.assert_allclose(res.cross_cov[T - 1], 0.0)
+    assert abs(float(res.log_normalizer) - logz) < 1e-8
+
+
+def test_covariance_correction_changes_the_answer():
+    """Dropping the Ψ term (point estimate of [A B]) gives a different posterior: the dense
+    reference and the smoother both see it."""
+    rng = np.random.default_rng(3)
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng, ab_var=0.5)
+    point = MvNormal(q_ab.xi * 1e6, q_ab.precision * 1e6)  # same mean, ~zero covariance
+    a = lgssm.smooth(mu, lam, u, q_ab, q_w, init)
+    b = lgssm.smooth(mu, lam, u, point, q_w, init)
+    assert np.max(np.abs(np.asarray(a.mean) - np.asarray(b.mean))) > 1e-2
+    np.testing.assert_allclose(b.mean, _dense_posterior(mu, lam, u, point, q_w, init)[0].reshape(a.mean.shape),
+                               atol=1e-7)
+
+
+def test_cavity_is_posterior_without_own_observation():
+    rng = np.random.default_rng(4)
+    T, d = 5, 2
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng, T=T, full=True)
+    res = lgssm.smooth(mu, lam, u, q_ab, q_w, init)
+    for t in range(T):
+        mean, S, _ = _dense_posterior(mu, lam, u, q_ab, q_w, init, drop_obs=t)
+        st = S[t * d:(t + 1) * d, t * d:(t + 1) * d]
+        np.testing.assert_allclose(res.cavity.precision[t], np.linalg.inv(st), atol=1e-7)
+        np.testing.assert_allclose(res.cavity.mean[t], mean[t * d:(t + 1) * d], atol=1e-8)
+
+
+def test_unobserved_dimensions_and_steps():
+    """Zero precision (flat observation message) = that observation left out of the dense model."""
+    rng = np.random.default_rng(5)
+    T, d = 5, 2
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng, T=T)
+    lam[2] = 0.0
+    res = lgssm.smooth(mu, lam, u, q_ab, q_w, init)
+    mean, S, logz = _dense_posterior(mu, lam + 0.0, u, q_ab, q_w, init, drop_obs=2)
+    np.testing.assert_allclose(res.mean, mean.reshape(T, d), atol=1e-8)
+    assert abs(float(res.log_normalizer) - logz) < 1e-8
+    full = np.stack([np.diag(x) for x in lam])
+    res_full = lgssm.smooth(mu, full, u, q_ab, q_w, init, method="parallel")
+    np.testing.assert_allclose(res_full.mean, res.mean, atol=1e-10)
+    assert abs(float(res_full.log_normalizer) - logz) < 1e-8
+
+
+def test_parallel_equals_sequential_long():
+    rng = np.random.default_rng(6)
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng, d=3, m=2, T=64)
+    a = lgssm.smooth(mu, lam, u, q_ab, q_w, init, method="sequential")
+    b = lgssm.smooth(mu, lam, u, q_ab, q_w, init, method="parallel")
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(x, y, atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["sequential", "parallel"])
+def test_batched_masked_equals_per_sequence(method):
+    rng = np.random.default_rng(7)
+    d, m, T = 2, 1, 7
+    lengths = [7, 3, 1, 5]
+    _, _, _, q_ab, q_w, init = _random_problem(rng, d=d, m=m, T=T)
+    mu = rng.normal(size=(4, T, d))
+    lam = rng.uniform(0.5, 2.0, size=(4, T, d))
+    u = rng.normal(size=(4, T, m))
+    mask = np.array([[1.0] * L + [0.0] * (T - L) for L in lengths])
+    res = lgssm.smooth(mu, lam, u, q_ab, q_w, init, mask=mask, method=method)
+    stats = lgssm.sufficient_statistics(res, u, mask)
+    pooled = None
+    for i, L in enumerate(lengths):
+        one = lgssm.smooth(mu[i, :L], lam[i, :L], u[i, :L], q_ab, q_w, init, method=method)
+        np.testing.assert_allclose(res.mean[i, :L], one.mean, atol=1e-10)
+        np.testing.assert_allclose(res.cov[i, :L], one.cov, atol=1e-10)
+        np.testing.assert_allclose(res.cross_cov[i, :L], one.cross_cov, atol=1e-10)
+        np.testing.assert_allclose(res.cavity.xi[i, :L], one.cavity.xi, atol=1e-8)
+        np.testing.assert_allclose(res.log_normalizer[i], one.log_normalizer, atol=1e-10)
+        np.testing.assert_allclose(res.mean[i, L:], 0.0)
+        s = lgssm.sufficient_statistics(one, u[i, :L])
+        pooled = s if pooled is None else pooled + s
+    for x, y in zip(stats, pooled):
+        np.testing.assert_allclose(x, y, atol=1e-9)
+    assert float(stats.count) == sum(L - 1 for L in lengths)
+    # padding content does not matter
+    mu2 = mu.copy()
+    mu2[mask == 0] = 1e3
+    res2 = lgssm.smooth(mu2, lam, u, q_ab, q_w, init, mask=mask, method=method)
+    np.testing.assert_allclose(res2.log_normalizer, res.log_normalizer, atol=1e-10)
+
+
+def test_sufficient_statistics_match_dense_moments():
+    rng = np.random.default_rng(8)
+    T, d, m = 5, 2, 1
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng, d=d, m=m, T=T)
+    res = lgssm.smooth(mu, lam, u, q_ab, q_w, init)
+    mean, S, _ = _dense_posterior(mu, lam, u, q_ab, q_w, init)
+    E2 = S + np.outer(mean, mean)
+    blk = lambda t: slice(t * d, (t + 1) * d)  # noqa: E731
+    xx = np.zeros((d + m, d + m))
+    zx = np.zeros((d, d + m))
+    zz = np.zeros((d, d))
+    for t in range(T - 1):
+        xx[:d, :d] += E2[blk(t), blk(t)]
+        xx[:d, d:] += np.outer(mean[blk(t)], u[t])
+        xx[d:, :d] += np.outer(u[t], mean[blk(t)])
+        xx[d:, d:] += np.outer(u[t], u[t])
+        zx[:, :d] += E2[blk(t + 1), blk(t)]
+        zx[:, d:] += np.outer(mean[blk(t + 1)], u[t])
+        zz += E2[blk(t + 1), blk(t + 1)]
+    st = lgssm.sufficient_statistics(res, u)
+    np.testing.assert_allclose(st.xx, xx, atol=1e-8)
+    np.testing.assert_allclose(st.zx, zx, atol=1e-8)
+    np.testing.assert_allclose(st.zz, zz, atol=1e-8)
+    assert float(st.count) == T - 1
+
+
+def test_elbo_is_a_bound_and_tight_for_point_dynamics():
+    """With q(H), q(W) nearly point masses equal to the prior means... the ELBO approaches the
+    exact log-evidence of the (Kalman) model computed densely with those parameters."""
+    rng = np.random.default_rng(9)
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng)
+    sharp_ab = MvNormal(q_ab.xi * 1e8, q_ab.precision * 1e8)
+    sharp_w = Wishart(q_w.df * 1e6, q_w.inv_scale * 1e6)
+    res = lgssm.smooth(mu, lam, u, sharp_ab, sharp_w, init)
+    # exact evidence: same dense model with zero parameter uncertainty
+    _, _, logz = _dense_posterior(mu, lam, u, sharp_ab, sharp_w, init)
+    assert abs(float(res.log_normalizer) - logz) < 1e-7
+    post = lgssm.DynamicsPosterior(sharp_ab, sharp_w)
+    assert float(lgssm.elbo(res, post, post)) == pytest.approx(float(res.log_normalizer), abs=1e-9)
+
+
+def _simulate(rng, A, B, W, N, T):
+    d, m = B.shape
+    L = np.linalg.cholesky(np.linalg.inv(W))
+    z = np.zeros((N, T, d))
+    u = rng.normal(size=(N, T, m))
+    z[:, 0] = rng.normal(size=(N, d))
+    for t in range(T - 1):
+        z[:, t + 1] = z[:, t] @ A.T + u[:, t] @ B.T + rng.normal(size=(N, d)) @ L.T
+    return z, u
+
+
+@pytest.mark.parametrize("method", ["sequential", "parallel"])
+def test_vb_em_recovers_dynamics_and_elbo_never_decreases(method):
+    rng = np.random.default_rng(10)
+    A = np.array([[0.9, 0.2], [-0.3, 0.8]])
+    B = np.array([[0.0], [0.5]])
+    W = np.linalg.inv(np.array([[0.05, 0.01], [0.01, 0.04]]))
+    N, T = 8, 60
+    z, u = _simulate(rng, A, B, W, N, T)
+    obs_var = 0.01
+    obs = z + np.sqrt(obs_var) * rng.normal(size=z.shape)
+    lam = np.full(z.shape, 1.0 / obs_var)
+    prior = lgssm.make_prior(2, 1, ab_precision=1.0, w_df=4.0, w_mean=np.eye(2))
+    init = MvNormal.from_mean_cov(np.zeros(2), np.eye(2))
+    post, trace = lgssm.vb_em(obs, lam, u, prior, init, num_iters=40, method=method)
+    trace = np.asarray(trace)
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
+    H = np.asarray(tr.expected_ab(post.q_ab, 2, 3))
+    np.testing.assert_allclose(H[:, :2], A, atol=0.08)
+    np.testing.assert_allclose(H[:, 2:], B, atol=0.08)
+    Wbar = np.asarray(post.q_w.mean())
+    np.testing.assert_allclose(np.linalg.inv(Wbar), np.linalg.inv(W), atol=0.02)
+    # the posterior on [A B] is concentrated: its standard deviations are small
+    assert np.max(np.sqrt(np.diag(np.asarray(post.q_ab.cov)))) < 0.05
+
+
+def test_vb_em_matches_manual_iterations():
+    rng = np.random.default_rng(11)
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng, T=12)
+    prior = lgssm.make_prior(2, 1, ab_precision=2.0)
+    post, trace = lgssm.vb_em(mu, lam, u, prior, init, num_iters=3)
+    p = prior
+    for k in range(3):
+        res = lgssm.smooth(mu, lam, u, p.q_ab, p.q_w, init)
+        assert float(lgssm.elbo(res, p, prior)) == pytest.approx(float(trace[k]), abs=1e-9)
+        p = lgssm.update_dynamics(lgssm.sufficient_statistics(res, u), prior, p)
+    for x, y in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(post)):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-9)
+
+
+def test_repeated_calls_do_not_retrace():
+    rng = np.random.default_rng(12)
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng, T=9)
+    lgssm.smooth(mu, lam, u, q_ab, q_w, init)
+    n0 = lgssm._smooth_batch._cache_size()
+    lgssm.smooth(mu + 1.0, lam * 2.0, u, q_ab, q_w, init)
+    assert lgssm._smooth_batch._cache_size() == n0
+
+
+# ----------------------------------------------------------------------------- validation
+def test_validation_errors():
+    rng = np.random.default_rng(13)
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng, T=4)
+    with pytest.raises(ValueError, match="obs_mean"):
+        lgssm.smooth(mu[0], lam, u, q_ab, q_w, init)
+    bad = mu.copy()
+    bad[1, 0] = np.nan
+    with pytest.raises(ValueError, match="obs_mean.*finite"):
+        lgssm.smooth(bad, lam, u, q_ab, q_w, init)
+    with pytest.raises(ValueError, match="obs_precision"):
+        lgssm.smooth(mu, lam[:3], u, q_ab, q_w, init)
+    with pytest.raises(ValueError, match="obs_precision.*non-negative"):
+        lgssm.smooth(mu, -lam, u, q_ab, q_w, init)
+    full = np.stack([np.diag(x) for x in lam])
+    full[0, 0, 1] = 0.3
+    with pytest.raises(ValueError, match="obs_precision.*symmetric"):
+        lgssm.smooth(mu, full, u, q_ab, q_w, init)
+    full = np.stack([np.array([[1.0, 2.0], [2.0, 1.0]])] * 4)
+    with pytest.raises(ValueError, match="obs_precision"):
+        lgssm.smooth(mu, full, u, q_ab, q_w, init)
+    with pytest.raises(ValueError, match="controls"):
+        lgssm.smooth(mu, lam, np.zeros((4, 2)), q_ab, q_w, init)
+    with pytest.raises(ValueError, match="controls"):
+        lgssm.smooth(mu, lam, u[:3], q_ab, q_w, init)
+    with pytest.raises(ValueError, match="method"):
+        lgssm.smooth(mu, lam, u, q_ab, q_w, init, method="fast")
+    with pytest.raises(ValueError, match="mask.*prefix"):
+        lgssm.smooth(mu, lam, u, q_ab, q_w, init, mask=np.array([1, 0, 1, 1]))
+    with pytest.raises(ValueError, match="mask"):
+        lgssm.smooth(mu, lam, u, q_ab, q_w, init, mask=np.ones(3))
+    with pytest.raises(ValueError, match="q_w.df"):
+        lgssm.smooth(mu, lam, u, q_ab, Wishart(np.float64(-1.0), q_w.inv_scale), init)
+    with pytest.raises(ValueError, match="q_w.inv_scale.*positive-definite"):
+        lgssm.smooth(mu, lam, u, q_ab, Wishart(q_w.df, -q_w.inv_scale), init)
+    with pytest.raises(ValueError, match="q_ab"):
+        lgssm.smooth(mu, lam, u, MvNormal(q_ab.xi[:5], q_ab.precision[:5, :5]), q_w, init)
+    with pytest.raises(TypeError, match="q_w"):
+        lgssm.smooth(mu, lam, u, q_ab, np.eye(2), init)
+    with pytest.raises(ValueError, match="init"):
+        lgssm.smooth(mu, lam, u, q_ab, q_w, MvNormal.from_mean_cov(np.zeros(3), np.eye(3)))
+    prior = lgssm.make_prior(2, 1)
+    with pytest.raises(ValueError, match="num_iters"):
+        lgssm.vb_em(mu, lam, u, prior, init, num_iters=0)
+    with pytest.raises(ValueError, match="ab_precision"):
+        lgssm.make_prior(2, 1, ab_precision=-1.0)
+    with pytest.raises(ValueError, match="ab_mean"):
+        lgssm.make_prior(2, 1, ab_mean=np.zeros((2, 2)))
+    with pytest.raises(TypeError, match="prior"):
+        lgssm.vb_em(mu, lam, u, (q_ab, q_w), init)
