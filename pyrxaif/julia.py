@@ -4,8 +4,8 @@
 fresh Julia module that has ``using RxInfer``), or the name of a model defined in PyRxAIF. Data
 conversion (``julia_data``): Python floats/ints → Float64/Int, 1-d arrays → ``Vector{Float64}``,
 2-d arrays are **time-major sequences** (T, d) → ``Vector{Vector{Float64}}`` (one vector per time
-step, as RxInfer's multivariate data), ``Matrix(x)`` passes a matrix as a Julia ``Matrix``, and
-``None`` entries of a list become ``missing``. Posteriors come back as numpy dictionaries
+step, as RxInfer's multivariate data), ``Matrix(x)`` passes a matrix as a Julia ``Matrix``.
+Missing data (``missing``) is not supported by this bridge. Posteriors come back as numpy dictionaries
 (``summaries``): ``{"type", "mean", "cov" | "var" | "probs" | "alpha", ...}``, stacked time-major
 for vectors of posteriors. Julia starts on the first call only.
 """
@@ -55,28 +55,41 @@ def model_name(model: str, name: str | None = None) -> tuple[str, str | None]:
     return model.strip(), None
 
 
-def julia_data(value: Any) -> Any:
-    """The Python object juliacall should see for one data entry (see the module docstring)."""
+def julia_data(value: Any) -> tuple[str, Any]:
+    """How one data entry is passed to Julia: ``(kind, payload)`` with kind in "int", "float",
+    "vector" (1-d → Vector{Float64}), "sequence" (time-major (T, d) → Vector{Vector{Float64}}, one
+    vector per time step), "matrix" (``Matrix(x)`` → Matrix{Float64}, same indices). Pure numpy."""
     if isinstance(value, Matrix):
-        return _engine.to_julia_matrix(value.value)
-    if value is None or isinstance(value, (bool, str)):
-        return value
+        return "matrix", _engine.to_julia_matrix(value.value)
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("data: booleans are not supported; pass 0.0/1.0")
     if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, (list, tuple)) and any(v is None for v in value):
-        return [None if v is None else julia_data(v) for v in value]
+        return "int", int(value)
+    if value is None:
+        raise TypeError("data: None is not supported (missing data is not handled by pyrxaif.julia.infer)")
     arr = np.asarray(value, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
-        raise ValueError("data: expected finite values (use None entries in a list for missing data)")
+        raise ValueError("data: expected finite values, found NaN/inf")
     if arr.ndim == 0:
-        return float(arr)
+        return "float", float(arr)
     if arr.ndim == 1:
-        return np.ascontiguousarray(arr)
+        return "vector", np.ascontiguousarray(arr)
     if arr.ndim == 2:
-        return [np.ascontiguousarray(row) for row in arr]  # time-major: one Julia vector per step
+        return "sequence", [np.ascontiguousarray(row) for row in arr]
     raise ValueError(f"data: expected at most 2-d arrays, got shape {arr.shape}; wrap matrices in Matrix()")
+
+
+def _to_julia(spec):
+    kind, payload = spec
+    if kind in ("int", "float"):
+        return payload
+    jl = _engine.julia_module()
+    convert = _engine._STATE["juliacall"].convert
+    if kind == "vector":
+        return convert(jl.seval("Vector{Float64}"), payload)
+    if kind == "matrix":
+        return convert(jl.seval("Matrix{Float64}"), payload)
+    return convert(jl.seval("Vector{Vector{Float64}}"), payload)
 
 
 def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None = None,
@@ -99,10 +112,11 @@ def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None
                         ("returnvars", returnvars)):
         if text is not None and not isinstance(text, str):
             raise TypeError(f"{label}: expected Julia source text, got {type(text).__name__}")
-    jdata = {k: julia_data(v) for k, v in data.items()}
-    jkwargs = {k: julia_data(v) for k, v in (model_kwargs or {}).items()}
-    res = _engine.call("py_infer", source or "", fname, jdata, jkwargs, constraints or "", initialization or "",
-                       meta or "", returnvars or "", -1 if iterations is None else int(iterations), bool(free_energy))
+    specs = [julia_data(v) for v in data.values()] + [julia_data(v) for v in (model_kwargs or {}).values()]
+    values = [_to_julia(spec) for spec in specs]
+    res = _engine.call("py_infer", source or "", fname, ",".join(data), ",".join(model_kwargs or {}),
+                       constraints or "", initialization or "", meta or "", returnvars or "",
+                       -1 if iterations is None else int(iterations), bool(free_energy), *values)
     posteriors = {str(k): _summary_to_numpy(v) for k, v in res["posteriors"].items()}
     fe = res["free_energy"]
     return {"posteriors": posteriors, "free_energy": None if fe is None else np.asarray(fe, np.float64).copy()}

@@ -20,7 +20,7 @@ from jax.scipy.special import logsumexp
 from pyrxaif import _validation as V
 from pyrxaif.envs._gridworld_common import GridSpec, GridworldEnv
 from pyrxaif.inference.rollout import (MethodConfig, RolloutModel, _plan, bayes_filter, method_config,
-                                       plan)
+                                       observation_loglik, plan, sample_observation)
 
 ENGINES = ("jax",)
 
@@ -51,8 +51,9 @@ class GridworldAgent:
     def update(self, log_belief, action: int, observation) -> jax.Array:
         """Exact Bayes filter after taking ``action`` and receiving ``observation`` (M,) ints."""
         y = np.asarray(observation, np.int64)
-        if y.shape != (self.model.log_B.shape[0],):
-            raise ValueError(f"observation: expected shape ({self.model.log_B.shape[0]},), got {y.shape}")
+        M = sum(lB.shape[0] for lB in self.model.log_B)
+        if y.shape != (M,):
+            raise ValueError(f"observation: expected shape ({M},), got {y.shape}")
         return bayes_filter(self.model, jnp.asarray(log_belief), int(action), jnp.asarray(y))
 
 
@@ -81,17 +82,12 @@ class EpisodeResult(NamedTuple):
     actions: jax.Array   # (N, max_steps) actions (−1 after the end)
 
 
-def _observe(model: RolloutModel, key, x, layout):
-    return jax.random.categorical(key, model.log_B[:, x, layout, :], axis=-1)
-
-
 def _episode(model: RolloutModel, tab: Tables, cfg: MethodConfig, horizon: int, max_steps: int, key):
     k_layout, k_obs, k_run = jax.random.split(key, 3)
     K = model.num_layouts
     layout = jax.random.randint(k_layout, (), 0, K)
     x0 = tab.start
-    log_b = tab.log_b_prior + jnp.sum(jnp.take_along_axis(
-        model.log_B, _observe(model, k_obs, x0, layout)[:, None, None, None], axis=3)[..., 0], axis=0)
+    log_b = tab.log_b_prior + observation_loglik(model, sample_observation(model, k_obs, x0, layout))
     log_b = log_b - logsumexp(log_b)
 
     def step(carry, k):
@@ -101,7 +97,7 @@ def _episode(model: RolloutModel, tab: Tables, cfg: MethodConfig, horizon: int, 
         k1, k2 = jax.random.split(k)
         j = jax.random.categorical(k1, model.log_T[x, u, :, layout])
         x_new = model.succ[x, u, j]
-        y = _observe(model, k2, x_new, layout)
+        y = sample_observation(model, k2, x_new, layout)
         log_b_new = bayes_filter(model, log_b, u, y)
         x_out = jnp.where(done, x, x_new)
         log_b_out = jnp.where(done, log_b, log_b_new)

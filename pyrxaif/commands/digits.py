@@ -1,15 +1,16 @@
-"""`pyrxaif digits` (not yet available)."""
+"""`pyrxaif digits`: learn rotating handwritten digits (real MNIST digits shipped offline) from pixels,
+then rotate a held-out digit to a goal angle by planning as inference."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+
+from pyrxaif.commands.pendulum import add_arguments, drive
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_arguments(parser, "digits")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("pyrxaif digits: not yet available in this version", file=sys.stderr)
-    return 1
+    return drive(args, "digits")

@@ -80,7 +80,7 @@ class GridSpec(NamedTuple):
 
     def rollout_model(self):
         from pyrxaif.inference.rollout import make_model
-        return make_model(self.succ, self.T, self.B, self.log_C, self.pi)
+        return make_model(self.succ, self.T, self.B, self.log_C, self.pi, self.obs_sizes)
 
 
 def pad_modalities(mods: list[np.ndarray]) -> tuple[np.ndarray, tuple]:

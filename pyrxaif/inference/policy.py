@@ -42,21 +42,22 @@ class PolicyResult(NamedTuple):
 
 
 def _chain(log_d0, log_trans, log_rho):
-    """Forward (predictive, excluding ρ_t) and backward messages on z_1..z_T, and log Z."""
-    def fwd(log_f, inp):
-        lB, lr = inp
-        pred = logsumexp(lB + log_f[None, :], axis=1)
-        return pred + lr, pred
-    last, log_alpha = jax.lax.scan(fwd, log_d0, (log_trans, log_rho))
-    log_z = logsumexp(last)
+    """Forward (predictive, excluding ρ_t) and backward messages on z_1..z_T, and log Z.
 
-    def bwd(log_b, inp):
-        lB, lr = inp
-        out = logsumexp(lB + (log_b + lr)[:, None], axis=0)
-        return out, log_b
-    # backward over t = T..1: β_T = 0, β_{t−1}(z) = log Σ_{z'} B_t(z'|z) ρ_t(z') β_t(z')
-    _, log_beta_rev = jax.lax.scan(bwd, jnp.zeros_like(log_rho[0]), (log_trans[::-1], log_rho[::-1]))
-    return log_alpha, log_beta_rev[::-1], log_z
+    Unrolled over the (static, short) horizon with the sum-product rules of the transition node.
+    """
+    T = log_rho.shape[0]
+    log_alpha, f = [], log_d0
+    for t in range(T):
+        pred = logsumexp(log_trans[t] + f[None, :], axis=1)        # μ(z_t) ∝ B_t μ(z_{t−1})
+        log_alpha.append(pred)
+        f = pred + log_rho[t]
+    log_z = logsumexp(f)
+    log_beta, b = [None] * T, jnp.zeros_like(log_d0)
+    for t in reversed(range(T)):
+        log_beta[t] = b
+        b = logsumexp(log_trans[t] + (b + log_rho[t])[:, None], axis=0)  # μ(z_{t−1}) ∝ B_tᵀ μ(z_t)
+    return jnp.stack(log_alpha), jnp.stack(log_beta), log_z
 
 
 def _a_stats_init(A_param, learn_A):
@@ -121,7 +122,7 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
             kl_exact = go.dirichlet_kl(a_post, A_param)
             if gfe:
                 isp = go.gfe_posterior_A(key_i, MatrixDirichlet(a_post), s, log_c_new, stats.mean,
-                                         weight_mask=1.0 - obs, num_samples=num_samples)
+                                         weight_mask=1.0 - obs, noise=noise)
                 lm_unclamped = jnp.tensordot(jnp.exp(isp.log_weights), jnp.log(isp.samples), 1)
                 kl_is = (isp.kl_to_proposal + jnp.sum(counts * lm_unclamped)
                          - go.log_normalizer_ratio(a_post, A_param))
@@ -145,6 +146,10 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
         out = (s, a_post, goal_post, x_eff)
         return (log_rho, new_stats, log_c_new, out), F
 
+    # One set of importance-sampling noise per policy evaluation, reused across iterations
+    # (common random numbers): the fixed-point iteration then sees a deterministic objective.
+    key_noise, key = jax.random.split(key)
+    noise = go.gamma_noise(key_noise, (num_samples,) + A_param.shape) if (learn_A and gfe) else None
     stats0 = _a_stats_init(A_param, learn_A)
     log_c0 = _goal_log(goal, learn_goals)
     m = x.shape[1]

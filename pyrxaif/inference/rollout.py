@@ -37,7 +37,8 @@ from pyrxaif.rules import channels as ch
 METHODS = ("bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp")
 
 __all__ = ["METHODS", "RolloutModel", "MethodConfig", "method_config", "make_model", "plan",
-           "PlanResult", "bayes_filter", "forward_backward"]
+           "PlanResult", "bayes_filter", "forward_backward", "observation_loglik",
+           "sample_observation"]
 
 
 class RolloutModel(NamedTuple):
@@ -45,16 +46,20 @@ class RolloutModel(NamedTuple):
 
     succ   (S,A,J) int  successor state indices (padding entries have log_T = −inf)
     log_T  (S,A,J,K)    log T(succ[x,u,j] | x, θ, u)
-    log_B  (M,S,K,Y)    log B_k(y | x, θ) (values beyond a modality's size are −inf)
+    log_B  tuple of (M_g,S,K,Y_g)  log B_k(y | x, θ), contiguous modalities of equal size grouped
     log_C  (S,K)        log preference C(x, θ) (unnormalised)
     log_pi (A,)         log action prior π(u)
+    log_B_plan          the groups of log_B that can carry epistemic value (all but the groups that are
+                        deterministic and layout-independent, whose observation message is exactly 1);
+                        planning uses these, filtering uses log_B
     """
 
     succ: jax.Array
     log_T: jax.Array
-    log_B: jax.Array
+    log_B: tuple
     log_C: jax.Array
     log_pi: jax.Array
+    log_B_plan: tuple = ()
 
     @property
     def num_states(self) -> int:
@@ -102,11 +107,23 @@ def method_config(method: str, damping: float | None = None, n_iter: int = 16) -
     return MethodConfig(method, *flags, float(damping), int(n_iter))
 
 
-def make_model(succ, T, B, log_C, pi) -> RolloutModel:
+def _groups(sizes) -> list[tuple[int, int, int]]:
+    """Contiguous runs of modalities with equal size: [(start, stop, Y), ...]."""
+    out, start = [], 0
+    for i in range(1, len(sizes) + 1):
+        if i == len(sizes) or sizes[i] != sizes[start]:
+            out.append((start, i, int(sizes[start])))
+            start = i
+    return out
+
+
+def make_model(succ, T, B, log_C, pi, obs_sizes=None) -> RolloutModel:
     """Validate probability tensors and return a ``RolloutModel`` in log space.
 
-    ``succ`` (S,A,J) ints in [0,S); ``T`` (S,A,J,K) with Σ_j T = 1; ``B`` (M,S,K,Y) with Σ_y B = 1;
-    ``log_C`` (S,K) finite; ``pi`` (A,) probabilities.
+    ``succ`` (S,A,J) ints in [0,S); ``T`` (S,A,J,K) with Σ_j T = 1; ``B`` (M,S,K,Y) with Σ_y B = 1
+    (modality k uses the first ``obs_sizes[k]`` values; default all Y); ``log_C`` (S,K) finite;
+    ``pi`` (A,) probabilities. Contiguous modalities of equal size are stored as one group, so that
+    binary sensors are not padded to the size of a position modality.
     """
     succ_arr = np.asarray(succ)
     if succ_arr.ndim != 3 or not np.issubdtype(succ_arr.dtype, np.integer):
@@ -124,21 +141,33 @@ def make_model(succ, T, B, log_C, pi) -> RolloutModel:
         raise ValueError(f"B: expected shape (M, {S}, {K} or 1, Y), got {B.shape}")
     if np.any(B < 0) or not np.allclose(B.sum(axis=-1), 1.0, atol=1e-8):
         raise ValueError("B: expected observation probabilities summing to 1 over the last axis")
+    M, Y = B.shape[0], B.shape[3]
+    sizes = [Y] * M if obs_sizes is None else [int(s) for s in obs_sizes]
+    if len(sizes) != M or min(sizes) < 1 or max(sizes) > Y:
+        raise ValueError(f"obs_sizes: expected {M} sizes in [1, {Y}], got {obs_sizes!r}")
+    for k, n in enumerate(sizes):
+        if np.any(B[k, ..., n:] > 0):
+            raise ValueError(f"B: modality {k} has mass beyond its size obs_sizes[{k}] = {n}")
     log_C = V.as_float_array("log_C", log_C, ndim=2)
     if log_C.shape[0] != S or log_C.shape[1] not in (1, K):
         raise ValueError(f"log_C: expected shape ({S}, {K} or 1), got {log_C.shape}")
     pi = V.check_probability_vectors("pi", V.as_float_array("pi", pi, shape=(A,)))
+    Bf = np.broadcast_to(B, (M, S, K, Y))
     with np.errstate(divide="ignore"):
-        return RolloutModel(jnp.asarray(succ_arr, jnp.int32), jnp.asarray(np.log(T)),
-                            jnp.asarray(np.log(np.broadcast_to(B, (B.shape[0], S, K, B.shape[3])))),
-                            jnp.asarray(np.broadcast_to(log_C, (S, K)).copy()), jnp.asarray(np.log(pi)))
+        groups = [Bf[a:b, :, :, :n] for a, b, n in _groups(sizes)]
+        trivial = [bool(np.all((g == 0) | (g == 1)) and np.all(g == g[:, :, :1])) for g in groups]
+        log_B = tuple(jnp.asarray(np.log(g)) for g in groups)
+        log_B_plan = tuple(lb for lb, t in zip(log_B, trivial) if not t)
+        return RolloutModel(jnp.asarray(succ_arr, jnp.int32), jnp.asarray(np.log(T)), log_B,
+                            jnp.asarray(np.broadcast_to(log_C, (S, K)).copy()), jnp.asarray(np.log(pi)),
+                            log_B_plan)
 
 
 class Channels(NamedTuple):
     log_r_u: jax.Array    # (H,S,A)
     log_r_x: jax.Array    # (H,S,A,J)
-    log_r_y: jax.Array    # (H,M,S,K,Y)  for x_1..x_H
-    log_rho: jax.Array    # (H,M,S,Y)
+    log_r_y: tuple        # per group (H,M_g,S,K,Y_g)  for x_1..x_H
+    log_rho: tuple        # per group (H,M_g,S,Y_g)
 
 
 class PlanResult(NamedTuple):
@@ -197,17 +226,19 @@ def forward_backward(model: RolloutModel, log_b0, log_K, log_phi):
 
 def _init_channels(model: RolloutModel, horizon: int) -> Channels:
     S, A, J = model.succ.shape
-    M, _, K, Y = model.log_B.shape
+    K = model.num_layouts
     fb = logsumexp(model.log_T, axis=3)
     fb = fb - logsumexp(fb, axis=2, keepdims=True)
-    valid_y = jnp.isfinite(logsumexp(model.log_B, axis=2))          # (M,S,Y)
-    n_y = jnp.sum(valid_y, axis=-1, keepdims=True)
-    log_rho = jnp.where(valid_y, -jnp.log(n_y), -jnp.inf)
-    log_r_y = jnp.broadcast_to(log_rho[:, :, None, :], (M, S, K, Y))
-    return Channels(jnp.full((horizon, S, A), -jnp.log(A)),
-                    jnp.broadcast_to(fb, (horizon, S, A, J)),
-                    jnp.broadcast_to(log_r_y, (horizon, M, S, K, Y)),
-                    jnp.broadcast_to(log_rho, (horizon, M, S, Y)))
+    r_y, rho = [], []
+    for lB in model.log_B_plan:
+        M, _, _, Y = lB.shape
+        valid_y = jnp.isfinite(logsumexp(lB, axis=2))          # (M,S,Y)
+        n_y = jnp.sum(valid_y, axis=-1, keepdims=True)
+        lr = jnp.where(valid_y, -jnp.log(n_y), -jnp.inf)
+        rho.append(jnp.broadcast_to(lr, (horizon, M, S, Y)))
+        r_y.append(jnp.broadcast_to(lr[:, :, None, :], (horizon, M, S, K, Y)))
+    return Channels(jnp.full((horizon, S, A), -jnp.log(A)), jnp.broadcast_to(fb, (horizon, S, A, J)),
+                    tuple(r_y), tuple(rho))
 
 
 def _kernels(model: RolloutModel, cfg: MethodConfig, chans: Channels):
@@ -215,12 +246,12 @@ def _kernels(model: RolloutModel, cfg: MethodConfig, chans: Channels):
                                                   ru if cfg.planning else None,
                                                   rx if cfg.dynamics else None)
     log_K = jax.vmap(k_fn)(chans.log_r_u, chans.log_r_x)
-    if cfg.observation == "channel":
-        obs = jax.vmap(lambda ry, rho: ch.observation_log_message(model.log_B, ry, rho))(chans.log_r_y, chans.log_rho)
-    elif cfg.observation == "prior":
-        obs = jax.vmap(lambda rho: ch.epistemic_log_prior(model.log_B, rho))(chans.log_rho)
-    else:
-        obs = jnp.zeros((chans.log_r_u.shape[0],) + model.log_C.shape)
+    obs = jnp.zeros((chans.log_r_u.shape[0],) + model.log_C.shape)
+    for lB, lry, lrho in zip(model.log_B_plan, chans.log_r_y, chans.log_rho):
+        if cfg.observation == "channel":
+            obs = obs + jax.vmap(lambda ry, rho: ch.observation_log_message(lB, ry, rho))(lry, lrho)
+        elif cfg.observation == "prior":
+            obs = obs + jax.vmap(lambda rho: ch.epistemic_log_prior(lB, rho))(lrho)
     return log_K, model.log_C[None] + obs
 
 
@@ -250,17 +281,20 @@ def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanR
             r_x = ch.damp(chans.log_r_x, jax.vmap(lambda b: ch.dynamics_channel(b, model.log_T))(reg), lam)
             change = jnp.maximum(change, _max_change(r_x, chans.log_r_x))
         if cfg.observation != "none":
-            ry_new, rho_new = jax.vmap(lambda ry, rho_, q: ch.observation_channels(model.log_B, ry, rho_, q))(
-                chans.log_r_y, chans.log_rho, single[1:])
-            if cfg.observation == "prior":      # epistemic prior: model B in place of a channel
-                ry_new = chans.log_r_y
-                rho_new = logsumexp(jax.vmap(lambda q: ch._conditional(
-                    q, 1, jnp.full_like(q, -jnp.log(q.shape[1]))))(single[1:])[:, None, :, :, None]
-                    + model.log_B[None], axis=3)
-            r_y = ch.damp(chans.log_r_y, ry_new, lam)
-            rho = ch.damp(chans.log_rho, rho_new, lam)
-            change = jnp.maximum(change, _max_change(rho, chans.log_rho))
-            change = jnp.maximum(change, _max_change(r_y, chans.log_r_y))
+            r_y, rho = [], []
+            for lB, lry, lrho in zip(model.log_B_plan, chans.log_r_y, chans.log_rho):
+                if cfg.observation == "channel":
+                    ry_new, rho_new = jax.vmap(lambda ry, rho_, q: ch.observation_channels(lB, ry, rho_, q))(
+                        lry, lrho, single[1:])
+                else:      # Nuijten-MP: epistemic prior with the model B in place of a channel
+                    ry_new = lry
+                    rho_new = jax.vmap(lambda q: ch.observation_channels(lB, jnp.zeros_like(lB), jnp.zeros_like(lB[:, :, 0]), q)[1])(
+                        single[1:])
+                r_y.append(ch.damp(lry, ry_new, lam))
+                rho.append(ch.damp(lrho, rho_new, lam))
+                change = jnp.maximum(change, _max_change(rho[-1], lrho))
+                change = jnp.maximum(change, _max_change(r_y[-1], lry))
+            r_y, rho = tuple(r_y), tuple(rho)
         return Channels(r_u, r_x, r_y, rho), (-log_Z, change)
 
     chans, (fe, change) = jax.lax.scan(step, chans0, None, length=cfg.n_iter)
@@ -294,6 +328,23 @@ def bayes_filter(model: RolloutModel, log_b, u, y) -> jax.Array:
     ``y`` (M,) int observation; returns (S,K). Jit-compatible (no validation).
     """
     pred = _scatter_lse(log_b[:, None, :] + model.log_T[:, u], model.succ[:, u], model.num_states)
-    lik = jnp.sum(jnp.take_along_axis(model.log_B, y[:, None, None, None], axis=3)[..., 0], axis=0)
-    post = pred + lik
+    post = pred + observation_loglik(model, y)
     return post - logsumexp(post)
+
+
+def observation_loglik(model: RolloutModel, y) -> jax.Array:
+    """log Π_k B_k(y_k | x, θ) for an observation vector ``y`` (M,) -> (S,K)."""
+    out, off = 0.0, 0
+    for lB in model.log_B:
+        m = lB.shape[0]
+        yy = y[off:off + m]
+        out = out + jnp.sum(jnp.take_along_axis(lB, yy[:, None, None, None], axis=3)[..., 0], axis=0)
+        off += m
+    return out
+
+
+def sample_observation(model: RolloutModel, key, x, layout) -> jax.Array:
+    """y_k ~ B_k(· | x, θ) for every modality -> (M,) ints."""
+    keys = jax.random.split(key, len(model.log_B))
+    return jnp.concatenate([jax.random.categorical(k, lB[:, x, layout, :], axis=-1)
+                            for k, lB in zip(keys, model.log_B)])

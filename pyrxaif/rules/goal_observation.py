@@ -116,7 +116,7 @@ def a_stats_point(A) -> AStats:
 def a_stats_samples(samples, log_weights) -> AStats:
     """Self-normalised weighted sample estimate: E[f(A)] ≈ Σ_n w_n f(A⁽ⁿ⁾), w = σ(log_weights)."""
     w = jax.nn.softmax(log_weights)
-    logs = jnp.maximum(jnp.log(samples), LOG_FLOOR)
+    logs = jnp.maximum(jnp.log(jnp.maximum(samples, jnp.finfo(jnp.float64).tiny)), LOG_FLOOR)
     return AStats(jnp.tensordot(w, samples, 1), jnp.tensordot(w, logs, 1),
                   jnp.tensordot(w, column_entropy(samples), 1))
 
@@ -243,13 +243,20 @@ def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20):
         V.as_float_array("log_d", log_d, shape=(np.shape(A_bar)[1],), finite=False)
     log_d = jnp.maximum(jnp.asarray(log_d, jnp.float64), LOG_FLOOR)
 
-    def g(u):
-        s = jax.nn.softmax(u)
-        return u - jax.nn.log_softmax(_gfe_logits(s, A_bar, h_bar, log_c) + log_d)
+    n = A_bar.shape[1]
+    eye = jnp.eye(n)
 
     def step(u, _):
-        J = jax.jacfwd(g)(u)
-        u_new = u - jnp.linalg.solve(J, g(u))
+        s = jax.nn.softmax(u)
+        p = jnp.maximum(A_bar @ s, jnp.exp(LOG_FLOOR))
+        y = _gfe_logits(s, A_bar, h_bar, log_c) + log_d
+        q = jax.nn.softmax(y)
+        g = u - jax.nn.log_softmax(y)
+        # analytic Jacobian: J = I − (I − 1qᵀ)(−Āᵀ diag(1/p) Ā)(diag(s) − ssᵀ)
+        df = -(A_bar.T / p[None, :]) @ A_bar
+        ds = jnp.diag(s) - jnp.outer(s, s)
+        J = eye - (eye - jnp.outer(jnp.ones(n), q)) @ df @ ds
+        u_new = u - jnp.linalg.solve(J, g)
         u_new = jnp.where(jnp.all(jnp.isfinite(u_new)), u_new, u)
         return jax.nn.log_softmax(jnp.maximum(u_new, 2 * LOG_FLOOR)), None
 
@@ -270,6 +277,50 @@ def gfe_log_message_A(A, s, A_bar, log_c):
     return jnp.einsum("...ij,j,i->...", A, s, v) - column_entropy(A) @ s
 
 
+class GammaNoise(NamedTuple):
+    """Base noise for :func:`log_gamma_from_noise` (standard normals and log-uniforms)."""
+
+    z: jax.Array
+    log_u: jax.Array
+    log_boost: jax.Array
+
+
+def gamma_noise(key, shape, proposals: int = 4) -> GammaNoise:
+    """Draw the noise for ``proposals`` Marsaglia–Tsang candidates per gamma variate of ``shape``."""
+    k_n, k_u, k_b = jax.random.split(key, 3)
+    tiny = jnp.finfo(jnp.float32).tiny
+    z = jax.random.normal(k_n, (proposals,) + tuple(shape), jnp.float32).astype(jnp.float64)
+    log_u = jnp.log(jax.random.uniform(k_u, (proposals,) + tuple(shape), jnp.float32, minval=tiny))
+    log_b = jnp.log(jax.random.uniform(k_b, tuple(shape), jnp.float32, minval=tiny))
+    return GammaNoise(z, log_u.astype(jnp.float64), log_b.astype(jnp.float64))
+
+
+def log_gamma_from_noise(a, noise: GammaNoise):
+    """log of Gamma(a, 1) variates: Marsaglia–Tsang for shape a + 1 with a fixed number of
+    candidates (the first accepted wins; P(none accepted) < 0.05 per candidate), then the boost
+    G(a) = G(a+1)·U^{1/a}. Loop-free (cheap to compile and vmap) and in log space, so
+    concentrations ≪ 1 do not underflow to exact zeros. A deterministic transform of the noise,
+    so the same noise can be reused while ``a`` changes (common random numbers).
+    """
+    a = jnp.broadcast_to(a, noise.log_boost.shape)
+    d = a + 1.0 - 1.0 / 3.0
+    c = 1.0 / jnp.sqrt(9.0 * d)
+    v = (1.0 + c * noise.z) ** 3
+    v_pos = jnp.where(v > 0, v, 1.0)
+    ok = (v > 0) & (noise.log_u < 0.5 * noise.z ** 2 + d - d * v + d * jnp.log(v_pos))
+    first = jnp.argmax(ok, axis=0)
+    v_acc = jnp.take_along_axis(v_pos, first[None], axis=0)[0]
+    return jnp.log(d * v_acc) + noise.log_boost / a
+
+
+def sample_log_matrix_dirichlet(key, concentration, num_samples: int, noise: GammaNoise | None = None):
+    """log A⁽ⁿ⁾, n = 1..N, draws of a column-wise matrix Dirichlet (normalised gammas, log space)."""
+    if noise is None:
+        noise = gamma_noise(key, (num_samples,) + tuple(concentration.shape))
+    lg = log_gamma_from_noise(concentration, noise)
+    return lg - logsumexp(lg, axis=-2, keepdims=True)
+
+
 class ISPosterior(NamedTuple):
     """Importance-sampling estimate of q(A) ∝ Dir(A|a_prop)·exp(Σ_k log μ_k(A))."""
 
@@ -280,12 +331,13 @@ class ISPosterior(NamedTuple):
 
 
 def gfe_posterior_A(key, proposal: MatrixDirichlet, s, log_c, A_bar, weight_mask=None,
-                    num_samples: int = 20) -> ISPosterior:
+                    num_samples: int = 20, noise: GammaNoise | None = None) -> ISPosterior:
     """q(A) ∝ Dir(A | proposal)·Π_k μ_k(A) by self-normalised importance sampling.
 
     ``s`` (K, n) and ``log_c`` (K, m) hold the K missing-observation nodes that send μ_k(A)
     (built around the current mean ``A_bar``); ``weight_mask`` (K,) switches nodes off (0/1).
-    Samples are drawn from the Dirichlet part (prior × conjugate messages) with ``key``.
+    Samples are drawn from the Dirichlet part (prior × conjugate messages) with ``key``, or
+    transformed from precomputed ``noise`` (then ``key`` is unused).
     """
     if not is_traced(key, proposal, s, log_c, A_bar):
         if not isinstance(proposal, MatrixDirichlet):
@@ -298,8 +350,10 @@ def gfe_posterior_A(key, proposal: MatrixDirichlet, s, log_c, A_bar, weight_mask
         V.as_float_array("log_c", log_c, shape=(s_arr.shape[0], np.shape(A_bar)[0]), finite=False)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples: expected a positive integer, got {num_samples}")
-    samples = jnp.maximum(proposal.sample(key, (num_samples,)), jnp.finfo(jnp.float64).tiny)
-    samples = samples / jnp.sum(samples, axis=-2, keepdims=True)
+    if noise is not None:
+        num_samples = noise.log_boost.shape[0]
+    log_samples = sample_log_matrix_dirichlet(key, proposal.concentration, num_samples, noise)
+    samples = jnp.exp(log_samples)
     K = s.shape[0]
     mask = jnp.ones((K,)) if weight_mask is None else jnp.asarray(weight_mask, jnp.float64)
     log_mu = jax.vmap(lambda s_k, c_k: gfe_log_message_A(samples, s_k, A_bar, c_k))(s, log_c)  # (K, N)

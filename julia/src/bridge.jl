@@ -1,0 +1,122 @@
+# Entry points for Python (pyrxaif.engines.julia / pyrxaif.julia). Sequences arrive as (d, T)
+# matrices, covariance sequences as (d, d, T); results go back as Dict{String, Any} of arrays in
+# the same layouts (Python moves the time axis to the front).
+
+columns(X) = [Vector{Float64}(c) for c in eachcol(X)]
+slices(C) = [Matrix{Float64}(C[:, :, t]) for t in axes(C, 3)]
+stack_means(qs) = reduce(hcat, [mean(q) for q in qs])
+stack_covs(qs) = cat([Matrix(cov(q)) for q in qs]...; dims = 3)
+wishart_inv_scale(q::WishartFast) = Matrix(q.invS)
+wishart_inv_scale(q) = Matrix(inv(cholesky(Symmetric(Matrix(params(q)[2])))))
+wishart_df(q) = Float64(params(q)[1])
+scale_from_inv(S⁻¹) = Matrix(inv(cholesky(Symmetric(Matrix{Float64}(S⁻¹)))))
+
+function py_smooth_lds(Y, Ycov, U, a, W, m1, V1)
+    d, m = size(Y, 1), size(U, 1)
+    model = lds_smoothing_model(ycov = slices(Ycov), u = columns(U), m1 = Vector{Float64}(m1), V1 = Matrix{Float64}(V1),
+        a = Vector{Float64}(a), W = Matrix{Float64}(W), d = d, m = m)
+    res = infer(model = model, data = (y = columns(Y),), free_energy = true)
+    z = res.posteriors[:z]
+    return Dict{String, Any}("means" => stack_means(z), "covs" => stack_covs(z), "free_energy" => collect(Float64, res.free_energy))
+end
+
+function py_learn_lds(Y, Ycov, U, m1, V1, a_mean, a_cov, w_df, w_invscale, iterations)
+    d, m = size(Y, 1), size(U, 1)
+    w_scale = scale_from_inv(w_invscale)
+    model = lds_model(ycov = slices(Ycov), u = columns(U), m1 = Vector{Float64}(m1), V1 = Matrix{Float64}(V1),
+        a_mean = Vector{Float64}(a_mean), a_cov = Matrix{Float64}(a_cov), w_df = Float64(w_df), w_scale = w_scale, d = d, m = m)
+    init = @initialization begin
+        q(a) = MvNormalMeanCovariance(Vector{Float64}(a_mean), Matrix{Float64}(a_cov))
+        q(W) = Wishart(Float64(w_df), w_scale)
+    end
+    res = infer(model = model, data = (y = columns(Y),), constraints = lds_constraints(), initialization = init,
+        iterations = Int(iterations), free_energy = true, returnvars = (z = KeepLast(), a = KeepLast(), W = KeepLast()))
+    z, qa, qW = res.posteriors[:z], res.posteriors[:a], res.posteriors[:W]
+    return Dict{String, Any}(
+        "means" => stack_means(z), "covs" => stack_covs(z), "ab_mean" => Vector(mean(qa)), "ab_cov" => Matrix(cov(qa)),
+        "w_df" => wishart_df(qW), "w_inv_scale" => wishart_inv_scale(qW), "free_energy" => collect(Float64, res.free_energy))
+end
+
+function py_plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, a, W, u_cov, horizon, iterations)
+    d, m = length(z1_mean), size(u_cov, 1)
+    model = lds_planning_model(z1_mean = Vector{Float64}(z1_mean), z1_cov = Matrix{Float64}(z1_cov),
+        goal_cov = Matrix{Float64}(goal_cov), a = Vector{Float64}(a), W = Matrix{Float64}(W), u_cov = Matrix{Float64}(u_cov),
+        horizon = Int(horizon), d = d, m = m)
+    res = infer(model = model, data = (g = Vector{Float64}(goal_mean),), iterations = Int(iterations))
+    u = res.posteriors[:u]
+    u = u isa AbstractVector{<:AbstractVector} ? last(u) : u
+    return Dict{String, Any}("u_means" => stack_means(u), "u_covs" => stack_covs(u))
+end
+
+function py_tmaze_policy_free_energies(A_prior, c_logits, D, B, policies, meta, iterations, burnin)
+    c = softmax(Vector{Float64}(c_logits))
+    Bs = [Matrix{Float64}(B[:, :, k]) for k in axes(B, 3)]
+    n = length(D)
+    go_meta = meta == "GFE" ? GFEMeta() : BetheMeta()
+    G = zeros(size(policies, 2))
+    for p in axes(policies, 2)
+        policy = Vector{Int}(policies[:, p])
+        model = tmaze_model(A_prior = Matrix{Float64}(A_prior), D = Vector{Float64}(D), B = Bs, policy = policy, go_meta = go_meta, n = n)
+        init = @initialization begin
+            q(A) = DirichletCollection(Matrix{Float64}(A_prior))
+        end
+        res = infer(model = model, data = (c = [c for _ in policy],), constraints = tmaze_constraints(),
+            initialization = init, iterations = Int(iterations), free_energy = true)
+        G[p] = sum(res.free_energy[(burnin + 1):end]) / (length(res.free_energy) - burnin) / log(2)
+    end
+    return G
+end
+
+# --- generic inference for pyrxaif.julia.infer --------------------------------------------------
+"Numpy-friendly summary of a posterior (or a vector of posteriors, stacked along the last axis)."
+function summarize(q)
+    q isa AbstractVector && !(q isa AbstractVector{<:Real}) && return stack_summaries(map(summarize, q))
+    q isa Categorical && return Dict{String, Any}("type" => "Categorical", "probs" => probvec(q))
+    q isa Dirichlet && return Dict{String, Any}("type" => "Dirichlet", "alpha" => Vector(q.alpha))
+    q isa DirichletCollection && return Dict{String, Any}("type" => "DirichletCollection", "alpha" => Array(q.α))
+    if q isa Union{Wishart, WishartFast}
+        return Dict{String, Any}("type" => "Wishart", "df" => wishart_df(q), "inv_scale" => wishart_inv_scale(q))
+    end
+    q isa PointMass && return Dict{String, Any}("type" => "PointMass", "value" => mean(q))
+    μ = mean(q)
+    μ isa Real && return Dict{String, Any}("type" => string(nameof(typeof(q))), "mean" => μ, "var" => var(q))
+    return Dict{String, Any}("type" => string(nameof(typeof(q))), "mean" => Vector(μ), "cov" => Matrix(cov(q)))
+end
+
+function stack_summaries(ss)
+    isempty(ss) && return Dict{String, Any}("type" => "empty")
+    out = Dict{String, Any}("type" => first(ss)["type"])
+    for k in keys(first(ss))
+        k == "type" && continue
+        vals = [s[k] for s in ss]
+        out[k] = vals[1] isa Real ? collect(Float64, vals) : cat(vals...; dims = ndims(vals[1]) + 1)
+    end
+    return out
+end
+
+"""
+    py_infer(source, name, data_names, kw_names, constraints, initialization, meta, returnvars, iterations, free_energy, values...)
+
+Evaluate `source` (if not empty) in a fresh module with `using RxInfer, PyRxAIF`, build the model
+`name` with the keyword arguments `kw_names` (comma-separated) and run `infer` with the data
+`data_names`; `values` holds the data values then the keyword values, in that order.
+"""
+function py_infer(source, name, data_names, kw_names, constraints, initialization, meta, returnvars, iterations, free_energy, values...)
+    mod = Module(gensym(:pyrxaif_model))
+    Core.eval(mod, :(using RxInfer, PyRxAIF))
+    isempty(source) || include_string(mod, source, "pyrxaif.julia.infer")
+    splitnames(s) = isempty(s) ? Symbol[] : Symbol.(split(s, ","))
+    dn, kn = splitnames(data_names), splitnames(kw_names)
+    length(values) == length(dn) + length(kn) || throw(ArgumentError("py_infer: $(length(values)) values for $(length(dn)) data and $(length(kn)) keyword names"))
+    data = NamedTuple{Tuple(dn)}(values[1:length(dn)])
+    kwargs = NamedTuple{Tuple(kn)}(values[(length(dn) + 1):end])
+    modelfn = Core.eval(mod, Meta.parse(name))
+    evalopt(s) = isempty(s) ? nothing : Core.eval(mod, Meta.parse(s))
+    args = (model = modelfn(; kwargs...), data = data, constraints = evalopt(constraints), initialization = evalopt(initialization),
+        meta = evalopt(meta), returnvars = evalopt(returnvars), iterations = iterations < 0 ? nothing : iterations,
+        free_energy = free_energy)
+    res = infer(; (k => v for (k, v) in pairs(args) if v !== nothing)...)
+    posts = Dict{String, Any}(string(k) => summarize(v) for (k, v) in pairs(res.posteriors))
+    fe = free_energy ? collect(Float64, res.free_energy) : nothing
+    return Dict{String, Any}("posteriors" => posts, "free_energy" => fe)
+end

@@ -1,0 +1,156 @@
+# GoalObservation node [c, z, A] (LAIF): the goal prior Cat(x | c) faces the observation model
+# Cat(x | A z); the observation x is internal to the node (not an edge) and travels in the meta:
+# a one-hot vector when observed, `nothing` for a future step. Notation: s = q(z), d = incoming
+# message on z, Ā = E[A], L̄ = E[log A], ℓ = E[log c], h(A)_j = −Σ_i A_ij log A_ij, h̄ = E[h(A)].
+#
+# Bethe (BetheMeta), x missing: x̂ = σ(L̄s + ℓ); to z: σ(L̄ᵀx̂); U = −log Σ_i exp[(L̄s)_i + ℓ_i]
+#   (the kernels bethe_message_A/_c for x̂sᵀ + 1, x̂ + 1 are provided and tested, but the node sends
+#   no informative message to A for a missing x, as for GFE below).
+# Observed x (either meta): to z: σ(L̄ᵀx); to A: x sᵀ + 1; to c: x + 1; U = −xᵀ(L̄s + ℓ).
+# Generalised (GFEMeta), x missing: U_G = sᵀh̄ − (Ās)ᵀ(ℓ − log Ās); to c: Dirichlet(Ās + 1);
+#   to z: s* = σ(−h̄ + Āᵀℓ − Āᵀ log(Ās*) + log d) by Newton (log space, ForwardDiff Jacobian),
+#   send s*/d. The non-conjugate GFE message to A is not sent (see docs/julia.md): A learns from
+#   observed nodes only, i.e. the message to A of a node with x missing is uninformative.
+#
+# The message to z needs the incoming message d on z (functional dependencies: message on z);
+# models pass `dependencies = RequireMessageFunctionalDependencies(z = <uniform Categorical>)` so
+# the loop through the node is started with a uniform message.
+
+struct GoalObservation end
+
+@node GoalObservation Stochastic [c, z, A]
+
+"Bethe free energy objective; `x` = one-hot observation or `nothing` (missing)."
+struct BetheMeta{X}
+    x::X
+end
+BetheMeta() = BetheMeta(nothing)
+
+"Generalised free energy objective (LAIF); `x` = one-hot observation or `nothing`; Newton steps."
+struct GFEMeta{X}
+    x::X
+    newton_iterations::Int
+end
+GFEMeta(x = nothing; newton_iterations::Int = 20) = GFEMeta(x, newton_iterations)
+
+const GoalObservationMeta = Union{BetheMeta, GFEMeta}
+
+default_functional_dependencies(::Type{<:GoalObservation}) = RequireMessageFunctionalDependencies(z = nothing)
+
+const LOG_FLOOR = -30.0
+safelog(p) = log(max(p, exp(LOG_FLOOR)))
+
+"h(A)_j = −Σ_i A_ij log A_ij (0 log 0 = 0)."
+column_entropy(A) = vec(-sum(xlogx.(A); dims = 1))
+
+"(Ā, L̄, h̄) of q(A): exact for a DirichletCollection (matrix Dirichlet), direct for a point mass."
+function a_stats(q::DirichletCollection)
+    α = q.α
+    α0 = sum(α; dims = 1)
+    Abar = α ./ α0
+    Lbar = digamma.(α) .- digamma.(α0)
+    hbar = vec(-sum(Abar .* (digamma.(α .+ 1) .- digamma.(α0 .+ 1)); dims = 1))
+    return Abar, Lbar, hbar
+end
+function a_stats(q::PointMass)
+    A = mean(q)
+    return A, max.(log.(A), LOG_FLOOR), column_entropy(A)
+end
+
+"ℓ = E[log c]: log of a point-mass probability vector (floored), ψ(α) − ψ(Σα) for a Dirichlet."
+expected_log_c(q::PointMass) = safelog.(mean(q))
+expected_log_c(q::Dirichlet) = digamma.(q.alpha) .- digamma(sum(q.alpha))
+
+bethe_internal_x(s, Lbar, logc) = softmax(Lbar * s + logc)
+bethe_message_z(s, Lbar, logc) = softmax(Lbar' * bethe_internal_x(s, Lbar, logc))
+bethe_message_A(s, Lbar, logc) = bethe_internal_x(s, Lbar, logc) * s' .+ 1
+bethe_message_c(s, Lbar, logc) = bethe_internal_x(s, Lbar, logc) .+ 1
+bethe_average_energy(s, Lbar, logc) = -logsumexp(Lbar * s + logc)
+
+observed_message_z(x, Lbar) = softmax(max.(Lbar, LOG_FLOOR)' * x)
+observed_message_A(x, s) = x * s' .+ 1
+observed_message_c(x) = x .+ 1
+observed_average_energy(x, s, Lbar, logc) = -dot(x, max.(Lbar, LOG_FLOOR) * s + logc)
+
+function gfe_average_energy(s, Abar, hbar, logc)
+    p = Abar * s
+    return dot(s, hbar) - dot(p, logc - safelog.(p))
+end
+gfe_message_c(s, Abar) = Abar * s .+ 1
+gfe_logits(s, Abar, hbar, logc) = -hbar + Abar' * logc - Abar' * safelog.(Abar * s)
+
+"s* = σ(−h̄ + Āᵀℓ − Āᵀ log(Ās*) + log d) by Newton on u = log s, g(u) = u − log σ(f(σ(u)) + log d)."
+function gfe_marginal_z_newton(logd, s0, Abar, hbar, logc; iterations::Int = 20)
+    logd = max.(logd, LOG_FLOOR)
+    g(u) = u - logsoftmax(gfe_logits(softmax(u), Abar, hbar, logc) + logd)
+    u = logsoftmax(safelog.(s0))
+    for _ in 1:iterations
+        J = ForwardDiff.jacobian(g, u)
+        unew = u - J \ g(u)
+        u = all(isfinite, unew) ? logsoftmax(max.(unew, 2 * LOG_FLOOR)) : u
+    end
+    return softmax(u)
+end
+
+function gfe_message_z_newton(logd, s0, Abar, hbar, logc; iterations::Int = 20)
+    s = gfe_marginal_z_newton(logd, s0, Abar, hbar, logc; iterations = iterations)
+    return softmax(safelog.(s) - max.(logd, LOG_FLOOR))
+end
+
+"q(z) ∝ d ⊙ σ(L̄ᵀ x̂(q(z))): the Bethe node's own fixed point given the incoming message d."
+function bethe_marginal_z(d, Lbar, logc; iterations::Int = 50)
+    s = d / sum(d)
+    for _ in 1:iterations
+        s = normalize(d .* bethe_message_z(s, Lbar, logc), 1)
+    end
+    return s
+end
+
+categorical(p) = Categorical(normalize(max.(p, tiny), 1); check_args = false)
+
+# --- messages to z ------------------------------------------------------------------------------
+@rule GoalObservation(:z, Marginalisation) (m_z::Categorical, q_c::Any, q_A::Any, meta::BetheMeta) = begin
+    _, Lbar, _ = a_stats(q_A)
+    meta.x === nothing || return categorical(observed_message_z(meta.x, Lbar))
+    logc = expected_log_c(q_c)
+    s = bethe_marginal_z(probvec(m_z), Lbar, logc)
+    return categorical(bethe_message_z(s, Lbar, logc))
+end
+
+@rule GoalObservation(:z, Marginalisation) (m_z::Categorical, q_c::Any, q_A::Any, meta::GFEMeta) = begin
+    Abar, Lbar, hbar = a_stats(q_A)
+    meta.x === nothing || return categorical(observed_message_z(meta.x, Lbar))
+    d = probvec(m_z)
+    ρ = gfe_message_z_newton(safelog.(d), d / sum(d), Abar, hbar, expected_log_c(q_c); iterations = meta.newton_iterations)
+    return categorical(ρ)
+end
+
+# --- messages to A and c ------------------------------------------------------------------------
+@rule GoalObservation(:A, Marginalisation) (q_c::Any, q_z::Categorical, meta::GoalObservationMeta) = begin
+    s = probvec(q_z)
+    meta.x === nothing || return DirichletCollection(observed_message_A(meta.x, s))
+    # x missing: uninformative (A is learned from observed outcomes only; see docs/julia.md)
+    return DirichletCollection(ones(length(mean(q_c)), length(s)))
+end
+
+@rule GoalObservation(:c, Marginalisation) (q_z::Categorical, q_A::Any, meta::GoalObservationMeta) = begin
+    meta.x === nothing || return Dirichlet(observed_message_c(meta.x))
+    meta isa GFEMeta || error("GoalObservation: the Bethe message to c with x missing needs E[log c]; pass c as data")
+    Abar, _, _ = a_stats(q_A)
+    return Dirichlet(gfe_message_c(probvec(q_z), Abar))
+end
+
+# --- average energy -----------------------------------------------------------------------------
+@average_energy GoalObservation (q_c::Any, q_z::Categorical, q_A::Any, meta::BetheMeta) = begin
+    s = probvec(q_z)
+    _, Lbar, _ = a_stats(q_A)
+    logc = expected_log_c(q_c)
+    meta.x === nothing ? bethe_average_energy(s, Lbar, logc) : observed_average_energy(meta.x, s, Lbar, logc)
+end
+
+@average_energy GoalObservation (q_c::Any, q_z::Categorical, q_A::Any, meta::GFEMeta) = begin
+    s = probvec(q_z)
+    Abar, Lbar, hbar = a_stats(q_A)
+    logc = expected_log_c(q_c)
+    meta.x === nothing ? gfe_average_energy(s, Abar, hbar, logc) : observed_average_energy(meta.x, s, Lbar, logc)
+end

@@ -1,0 +1,118 @@
+"""Epistemic RockSample[n, k] (default [4, 3]): known rock positions, unknown rock qualities.
+
+Grid n×n, the agent starts on the left edge; k rocks at fixed cells, each good or bad: layout θ ∈
+{0..2^k−1}, bit i = quality of rock i (1 = good), uniform prior. States: (cell, sense flag) plus three
+absorbing end states GOOD (sampled a good rock), BAD (sampled a bad rock), EXITED; S = 2n² + 3.
+Actions: LEFT, DOWN, RIGHT, UP (deterministic; bumping the border stays; moves clear the sense flag),
+SENSE (stay, sense flag on), SAMPLE (on a rock cell: go to GOOD or BAD by θ; elsewhere stay), EXIT
+(from the right edge: go to EXITED; elsewhere stay).
+Observations: modality 0 = the state (exact); modality 1+i = binary quality reading of rock i, correct
+with probability ½ + ½·2^(−d/d½) at Euclidean distance d, with d½ = ``sense_half`` while sensing and
+``passive_half`` otherwise (distance-dependent SENSE per rock); uninformative in the end states.
+Preferences: log C = +good_pref (GOOD), −bad_pref (BAD), +exit_pref (EXITED), −step_cost on the grid.
+Rewards: +10 good sample, −10 bad sample, +exit_reward on exit. Retrieval = reaching GOOD.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyrxaif.envs._gridworld_common import (GridSpec, GridworldEnv, binary_modality, move, pad_modalities,
+                                            sparse_transitions)
+
+SENSE, SAMPLE, EXIT = 4, 5, 6
+DEFAULT_ROCKS = {(4, 3): (1, 7, 14)}
+
+
+def _default_rocks(n: int, k: int) -> tuple:
+    if (n, k) in DEFAULT_ROCKS:
+        return DEFAULT_ROCKS[(n, k)]
+    rng = np.random.default_rng(1234 + 17 * n + k)
+    start = (n // 2) * n
+    cells = [c for c in range(n * n) if c != start]
+    return tuple(int(c) for c in sorted(rng.choice(cells, size=k, replace=False)))
+
+
+def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: float = 2.0,
+               passive_half: float = 0.25, good_pref: float = 4.0, bad_pref: float = 8.0,
+               exit_pref: float = 1.0, step_cost: float = 0.1, move_weight: float = 1.0,
+               exit_reward: float = 1.0) -> GridSpec:
+    N = n * n
+    rocks = _default_rocks(n, k) if rocks is None else tuple(rocks)
+    K = 2 ** k
+    quality = (np.arange(K)[:, None] >> np.arange(k)[None, :]) & 1          # (K,k) 1 = good
+    GOOD, BAD, EXITED = 2 * N, 2 * N + 1, 2 * N + 2
+    S, A = 2 * N + 3, 7
+    start = (n // 2) * n
+
+    def next_dist(x, u, th):
+        if x >= 2 * N:
+            return {x: 1.0}
+        c = x % N
+        if u < 4:
+            return {move(c, u, n, n): 1.0}
+        if u == SENSE:
+            return {N + c: 1.0}
+        if u == SAMPLE and c in rocks:
+            return {GOOD if quality[th, rocks.index(c)] else BAD: 1.0}
+        if u == EXIT and c % n == n - 1:
+            return {EXITED: 1.0}
+        return {x: 1.0}
+
+    succ, T = sparse_transitions(S, A, K, next_dist)
+    mods = [np.broadcast_to(np.eye(S)[:, None, :], (S, K, S))]
+    for i, rc in enumerate(rocks):
+        p1 = np.full((S, K), 0.5)
+        rr, cc = divmod(rc, n)
+        for x in range(2 * N):
+            r, c = divmod(x % N, n)
+            d = np.hypot(r - rr, c - cc)
+            acc = 0.5 + 0.5 * 2.0 ** (-d / (sense_half if x >= N else passive_half))
+            p1[x] = np.where(quality[:, i] == 1, acc, 1.0 - acc)
+        mods.append(binary_modality(p1))
+    B, sizes = pad_modalities(mods)
+    log_C = np.full((S, K), -step_cost)
+    log_C[GOOD], log_C[BAD], log_C[EXITED] = good_pref, -bad_pref, exit_pref
+    terminal = np.zeros((S, K), bool)
+    terminal[[GOOD, BAD, EXITED]] = True
+    success = np.zeros((S, K), bool)
+    success[GOOD] = True
+    reward = np.zeros((S, K))
+    reward[GOOD], reward[BAD], reward[EXITED] = 10.0, -10.0, exit_reward
+    pi = np.array([move_weight] * 4 + [1.0, 1.0, 1.0])
+    return GridSpec(succ, T, B, log_C, pi / pi.sum(), terminal, success, reward, start, sizes), rocks, quality
+
+
+class RockSample(GridworldEnv):
+    """RockSample[n, k] with unknown rock qualities; see the module docstring for the rules."""
+
+    def __init__(self, render_mode: str | None = None, n: int = 4, k: int = 3, rocks: tuple | None = None,
+                 max_steps: int = 30, **kwargs):
+        if not (isinstance(n, int) and 2 <= n <= 8):
+            raise ValueError(f"n: expected an integer in [2, 8], got {n!r}")
+        if not (isinstance(k, int) and 1 <= k <= min(6, n * n - 1)):
+            raise ValueError(f"k: expected an integer in [1, {min(6, n * n - 1)}], got {k!r}")
+        if rocks is not None:
+            rocks = tuple(int(r) for r in rocks)
+            if len(rocks) != k or len(set(rocks)) != k or min(rocks) < 0 or max(rocks) >= n * n:
+                raise ValueError(f"rocks: expected {k} distinct cells in [0, {n * n}), got {rocks!r}")
+        self.n, self.k = n, k
+        spec, self.rocks, self.quality = build_spec(n, k, rocks, **kwargs)
+        super().__init__(spec, n, n, max_steps, render_mode)
+
+    def agent_cell(self, x: int):
+        N = self.n * self.n
+        return x % N if x < 2 * N else None
+
+    def cell_kind(self, cell: int, layout: int) -> str:
+        if cell in self.rocks:
+            return "rock_good" if self.quality[layout, self.rocks.index(cell)] else "rock_bad"
+        return "exit" if cell % self.n == self.n - 1 else "grass"
+
+    def cell_char(self, cell: int, layout: int) -> str:
+        return {"rock_good": "R", "rock_bad": "r", "exit": ">", "grass": "."}[self.cell_kind(cell, layout)]
+
+    def status_text(self, x: int, layout: int) -> str:
+        N = self.n * self.n
+        end = {2 * N: "sampled a GOOD rock", 2 * N + 1: "sampled a BAD rock", 2 * N + 2: "exited"}
+        return end.get(x, f"sensing={x >= N}") + f", qualities {self.quality[layout].tolist()}"

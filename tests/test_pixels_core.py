@@ -1,0 +1,300 @@
+"""Pixels to control: environments, data, VAE pieces, smoother/planner vs dense Gaussian algebra, EM."""
+
+import numpy as np
+import pytest
+
+import pyrxaif  # noqa: F401  (float64)
+import jax
+import jax.numpy as jnp
+
+from pyrxaif import data
+from pyrxaif.envs.digits import RotatingDigits, rotate_image
+from pyrxaif.envs.pendulum import PixelPendulum, bob_pixel, render_pendulum, wrap_angle
+from pyrxaif.inference import em, planning
+from pyrxaif.nn import vae
+
+
+# ----------------------------------------------------------------------------- pendulum
+
+def test_pendulum_small_oscillation_period_and_energy():
+    env = PixelPendulum()
+    env.reset(options={"theta": 0.05, "omega": 0.0})
+    th, en = [], []
+    for _ in range(400):
+        _, _, _, _, info = env.step([0.0])
+        th.append(info["theta"])
+        en.append(0.5 * info["omega"] ** 2 - 9.81 * np.cos(info["theta"]))
+    th = np.array(th)
+    up = np.where((th[:-1] < 0) & (th[1:] >= 0))[0]           # upward zero crossings
+    period = np.mean(np.diff(up)) * 0.05
+    assert period == pytest.approx(2 * np.pi / np.sqrt(9.81), rel=0.03)
+    en = np.array(en)
+    assert np.ptp(en) < 0.01 * abs(en.mean())                # symplectic Euler: bounded energy error
+    assert np.max(np.abs(th)) == pytest.approx(0.05, rel=0.1)
+
+
+def test_pendulum_clipping_and_wrapping():
+    env = PixelPendulum(max_torque=50.0)
+    env.reset(options={"theta": 0.0, "omega": 0.0})
+    _, _, _, _, info = env.step([1e6])                        # torque clipped to 50 → ω = 2.5
+    assert info["torque"] == 50.0 and info["omega"] == pytest.approx(2.5)
+    for _ in range(20):
+        _, _, _, _, info = env.step([50.0])
+        assert abs(info["omega"]) <= 8.0 + 1e-12
+        assert -np.pi <= info["theta"] < np.pi
+    assert info["omega"] == pytest.approx(8.0)
+    assert wrap_angle(np.pi) == pytest.approx(-np.pi)
+
+
+def test_pendulum_render_bob_location():
+    for theta in np.linspace(-np.pi, np.pi, 9):
+        f = render_pendulum(theta)
+        assert f.shape == (28, 28) and f.min() >= 0 and f.max() <= 1
+        by, bx = bob_pixel(theta)
+        yy, xx = np.mgrid[0:28, 0:28]
+        w = np.where(f > 0.99, f, 0)                          # only the fully covered bob disc
+        cy, cx = (w * yy).sum() / w.sum(), (w * xx).sum() / w.sum()
+        assert np.hypot(cy - by, cx - bx) < 0.7
+    assert bob_pixel(0.0)[0] > 14 and bob_pixel(np.pi)[0] < 13  # hanging below, upright above
+
+
+def test_pendulum_bad_input():
+    with pytest.raises(ValueError, match="max_torque"):
+        PixelPendulum(max_torque=-1)
+    env = PixelPendulum()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action"):
+        env.step([np.nan])
+    with pytest.raises(ValueError, match="action"):
+        env.step([1.0, 2.0])
+
+
+# ----------------------------------------------------------------------------- digits
+
+def test_offline_digits_are_real_mnist():
+    x, y = data.load_digits("mnist_5k")
+    assert x.shape == (5000, 28, 28) and x.dtype == np.float32
+    assert np.bincount(y).tolist() == [500] * 10
+    assert 0.08 < x.mean() < 0.2 and x.max() == 1.0           # MNIST: mostly black, ink near 1
+    xs, ys = data.load_sklearn_digits()
+    assert xs.shape == (1797, 28, 28) and 0 <= xs.min() and xs.max() <= 1
+    with pytest.raises(ValueError, match="source"):
+        data.load_digits("nope")
+
+
+def test_load_mnist_npz_roundtrip(tmp_path):
+    x = (np.random.default_rng(0).random((3, 28, 28)) * 255).astype(np.uint8)
+    p = tmp_path / "m.npz"
+    np.savez(p, x=x, y=np.array([1, 2, 3]))
+    xi, yi = data.load_mnist(str(p))
+    np.testing.assert_allclose(xi, x / 255.0, atol=1e-6)
+    assert yi.tolist() == [1, 2, 3]
+    with pytest.raises(FileNotFoundError, match="path"):
+        data.load_mnist(str(tmp_path / "missing.npz"))
+
+
+def test_rotate_image_quarter_turn_and_env_dynamics():
+    img = np.zeros((28, 28), np.float32)
+    img[5:10, 12:16] = 1.0
+    r = rotate_image(img, np.pi / 2)                          # exact quarter turn = np.rot90 (counter-clockwise)
+    np.testing.assert_allclose(r, np.rot90(img), atol=1e-6)
+    np.testing.assert_allclose(rotate_image(rotate_image(img, 0.3), -0.3).sum(), img.sum(), rtol=0.1)
+    env = RotatingDigits(images=np.stack([img, img]), max_speed=0.2, max_angle=1.0)
+    env.reset(options={"index": 1, "angle": 0.0})
+    _, _, _, _, info = env.step([5.0])
+    assert info["angle"] == pytest.approx(0.2)
+    for _ in range(10):
+        _, _, _, _, info = env.step([0.2])
+    assert info["angle"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="images"):
+        RotatingDigits(images=np.zeros((2, 28, 27)))
+
+
+# ----------------------------------------------------------------------------- VAE pieces
+
+def test_kl_diag_full_matches_closed_form_and_zero():
+    rng = np.random.default_rng(0)
+    mu, var = rng.normal(size=(1, 3)), rng.uniform(0.2, 2, (1, 3))
+    M = rng.normal(size=(3, 3))
+    P = M @ M.T + np.eye(3)
+    m = rng.normal(size=(1, 3))
+    S0 = np.diag(var[0])
+    Pi = np.linalg.inv(P)
+    want = 0.5 * (np.trace(Pi @ S0) + (m - mu)[0] @ Pi @ (m - mu)[0] - 3
+                  + np.linalg.slogdet(P)[1] - np.linalg.slogdet(S0)[1])
+    got = vae.kl_diag_full(jnp.asarray(mu), jnp.asarray(var), jnp.asarray(m), jnp.asarray(P[None]))
+    assert float(got[0]) == pytest.approx(want, rel=1e-10)
+    same = vae.kl_diag_full(jnp.asarray(mu), jnp.asarray(var), jnp.asarray(mu), jnp.asarray(np.diag(var[0])[None]))
+    assert abs(float(same[0])) < 1e-10
+
+
+def test_bernoulli_nll_closed_form():
+    logits = jnp.array([[[0.0, 2.0]]])
+    x = jnp.array([[[1.0, 0.0]]])
+    want = np.log(2.0) + np.log1p(np.exp(2.0))
+    assert float(vae.bernoulli_nll(logits, x)[0]) == pytest.approx(want, rel=1e-6)
+
+
+def test_vae_learns_to_reconstruct_pendulum_frames():
+    frames = np.stack([render_pendulum(t) for t in np.linspace(-np.pi, np.pi, 64, endpoint=False)])
+    wins = np.repeat(frames[:, None], 2, axis=1)
+    params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(2, 2))
+    opt = vae.make_optimizer(3e-3)
+    st = opt.init(params)
+    pm, pP = np.zeros((64, 2)), np.broadcast_to(np.eye(2), (64, 2, 2)).copy()
+    mse0 = float(np.mean((np.asarray(vae.decode(params, vae.encode(params, wins, 2)[0])) - frames) ** 2))
+    key = jax.random.PRNGKey(1)
+    for _ in range(60):
+        key, k = jax.random.split(key)
+        params, st, _ = vae.train_epoch(params, st, k, wins, pm, pP, latent_dim=2, beta=1.0, optimizer=opt,
+                                        batch_size=32)
+    mse = float(np.mean((np.asarray(vae.decode(params, vae.encode(params, wins, 2)[0])) - frames) ** 2))
+    assert np.asarray(jax.tree_util.tree_leaves(params)[0]).dtype == np.float32
+    assert mse < 0.5 * mse0
+
+
+# ----------------------------------------------------------------------------- smoother and planner
+
+def _dense_lds_posterior(A, B, Q, m1, P1, u, mus, precs):
+    """Brute force: joint Gaussian of z_{1:T} given inputs, conditioned on z_t + v_t = μ_t."""
+    T, d = mus.shape
+    # z = M e + c with e = (z1 - m1, w_1..w_{T-1})
+    M = np.zeros((T * d, T * d))
+    c = np.zeros(T * d)
+    c[:d] = m1
+    M[:d, :d] = np.eye(d)
+    for t in range(1, T):
+        M[t * d:(t + 1) * d] = A @ M[(t - 1) * d:t * d]
+        M[t * d:(t + 1) * d, t * d:(t + 1) * d] += np.eye(d)
+        c[t * d:(t + 1) * d] = A @ c[(t - 1) * d:t * d] + B @ u[t - 1]
+    Ce = np.kron(np.eye(T), Q)
+    Ce[:d, :d] = P1
+    Cz = M @ Ce @ M.T
+    R = np.diag(1.0 / precs.reshape(-1))
+    S = Cz + R
+    K = Cz @ np.linalg.inv(S)
+    mean = c + K @ (mus.reshape(-1) - c)
+    cov = Cz - K @ Cz
+    r = mus.reshape(-1) - c
+    loglik = -0.5 * (r @ np.linalg.solve(S, r) + np.linalg.slogdet(S)[1] + T * d * np.log(2 * np.pi))
+    return mean.reshape(T, d), cov, loglik
+
+
+def test_smoother_matches_dense_conditioning():
+    rng = np.random.default_rng(1)
+    d, T = 2, 6
+    A = np.array([[0.9, 0.2], [-0.1, 0.95]])
+    B = np.array([[0.0], [0.3]])
+    Q, P1, m1 = 0.1 * np.eye(d), 0.5 * np.eye(d), np.array([0.3, -0.2])
+    u = rng.normal(size=(T - 1, 1))
+    mus, precs = rng.normal(size=(T, d)), rng.uniform(1, 5, (T, d))
+    sm = planning.smoother(m1, P1, A, Q, u @ B.T, mus, precs)
+    mean, cov, ll = _dense_lds_posterior(A, B, Q, m1, P1, u, mus, precs)
+    np.testing.assert_allclose(sm.mean, mean, atol=1e-9)
+    for t in range(T):
+        np.testing.assert_allclose(sm.cov[t], cov[t * d:(t + 1) * d, t * d:(t + 1) * d], atol=1e-9)
+    for t in range(T - 1):
+        np.testing.assert_allclose(sm.cross[t], cov[(t + 1) * d:(t + 2) * d, t * d:(t + 1) * d], atol=1e-9)
+    assert float(sm.log_evidence) == pytest.approx(ll, rel=1e-9)
+
+
+def _dense_plan(A, B, Wc, z0, zg, goal_var, su2, H):
+    """E[u_{1:H-1} | z_H + v = z_goal] by dense Gaussian conditioning (u_H has no effect)."""
+    d, m = B.shape
+    # z_H = A^{H-1} z0 + Σ_t A^{H-1-t} (B u_t + w_t), t = 1..H-1
+    G = np.hstack([np.linalg.matrix_power(A, H - 1 - t) @ B for t in range(1, H)])
+    Nw = sum(np.linalg.matrix_power(A, H - 1 - t) @ Wc @ np.linalg.matrix_power(A, H - 1 - t).T for t in range(1, H))
+    Cu = su2 * np.eye(G.shape[1])
+    S = G @ Cu @ G.T + Nw + goal_var * np.eye(d)
+    mean_zH = np.linalg.matrix_power(A, H - 1) @ z0
+    return (Cu @ G.T @ np.linalg.solve(S, zg - mean_zH)).reshape(H - 1, m)
+
+
+def test_planner_matches_dense_gaussian_conditioning_and_reaches_goal():
+    A = np.array([[1.0, 0.1], [0.0, 1.0]])                    # double integrator
+    B = np.array([[0.0], [0.1]])
+    Wc = 1e-4 * np.eye(2)
+    z0, zg, H = np.array([0.0, 0.0]), np.array([1.0, 0.0]), 12
+    res = planning.plan(A, B, Wc, z0, zg, goal_var=1e-4, u_max=100.0, horizon=H, prior_scale=0.5)
+    want = _dense_plan(A, B, Wc, z0, zg, 1e-4, 50.0 ** 2, H)
+    np.testing.assert_allclose(np.asarray(res.actions[:-1]), want, rtol=1e-7, atol=1e-9)
+    z = z0.copy()
+    for t in range(H - 1):                                    # open loop on the noise-free system
+        z = A @ z + B @ np.asarray(res.actions[t])
+    np.testing.assert_allclose(z, zg, atol=0.01)
+
+
+def test_planner_respects_action_bound_and_validates():
+    A, B = np.eye(2), np.array([[1.0], [0.0]])
+    res = planning.plan(A, B, 1e-3 * np.eye(2), np.zeros(2), np.array([100.0, 0.0]), goal_var=1e-3,
+                        u_max=1.0, horizon=5)
+    assert np.all(np.abs(np.asarray(res.actions)) <= 1.0 + 1e-12)
+    with pytest.raises(ValueError, match="W_cov"):
+        planning.plan(A, B, -np.eye(2), np.zeros(2), np.zeros(2), goal_var=1.0, u_max=1.0, horizon=5)
+    with pytest.raises(ValueError, match="z_goal"):
+        planning.plan(A, B, np.eye(2), np.zeros(2), np.zeros(3), goal_var=1.0, u_max=1.0, horizon=5)
+    with pytest.raises(ValueError, match="horizon"):
+        planning.plan(A, B, np.eye(2), np.zeros(2), np.zeros(2), goal_var=1.0, u_max=1.0, horizon=1)
+    with pytest.raises(ValueError, match="goal_steps"):
+        planning.plan(A, B, np.eye(2), np.zeros(2), np.zeros(2), goal_var=1.0, u_max=1.0, horizon=3,
+                      goal_steps="sometimes")
+
+
+def test_replanning_does_not_retrace():
+    traces = []
+    fn = planning.plan_actions.__wrapped__
+
+    @jax.jit
+    def counted(*args):
+        traces.append(1)                                      # Python side effect runs only while tracing
+        return fn(*args)
+
+    A, B, Wc = np.eye(2), np.array([[1.0], [0.0]]), np.eye(2)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        counted(A, B, Wc, rng.normal(size=2), rng.normal(size=2), np.ones(2), np.ones(1), np.r_[0.0, 1, 1, 1])
+    assert len(traces) == 1
+    n0 = planning.plan_actions._cache_size()
+    for _ in range(3):
+        planning.plan_actions(A, B, Wc, rng.normal(size=2), rng.normal(size=2), np.ones(2), np.ones(1),
+                              np.r_[0.0, 1, 1, 1])
+    assert planning.plan_actions._cache_size() <= n0 + 1
+
+
+# ----------------------------------------------------------------------------- EM
+
+def test_lds_em_free_energy_decreases_and_recovers_dynamics():
+    rng = np.random.default_rng(3)
+    A = np.array([[0.95, 0.1], [-0.1, 0.95]])
+    B = np.array([[0.0], [0.5]])
+    S, T = 20, 40
+    u = rng.uniform(-1, 1, (S, T - 1, 1))
+    z = np.zeros((S, T, 2))
+    z[:, 0] = rng.normal(size=(S, 2))
+    for t in range(T - 1):
+        z[:, t + 1] = z[:, t] @ A.T + u[:, t] @ B.T + 0.05 * rng.normal(size=(S, 2))
+    var = np.full((S, T, 2), 0.01)
+    mu = z + 0.1 * rng.normal(size=z.shape)
+    lds, nll = em.fit_lds(em.init_lds(2, 1), mu, var, u, iters=15)
+    assert all(b <= a + 1e-8 * abs(a) for a, b in zip(nll, nll[1:]))   # EM never increases −log evidence
+    assert nll[-1] < nll[0]
+    np.testing.assert_allclose(np.asarray(lds.A), A, atol=0.05)
+    np.testing.assert_allclose(np.asarray(lds.B), B, atol=0.05)
+
+
+def test_cavity_times_encoder_message_gives_posterior():
+    rng = np.random.default_rng(4)
+    lds = em.LDS(jnp.eye(2) * 0.9, jnp.ones((2, 1)) * 0.1, 0.2 * jnp.eye(2), jnp.zeros(2), jnp.eye(2))
+    mu, var, u = rng.normal(size=(1, 5, 2)), rng.uniform(0.1, 1, (1, 5, 2)), rng.normal(size=(1, 4, 1))
+    sm = em.e_step(lds, mu, var, u)
+    cm, cP = em.cavity(sm, mu, var)
+    # product of the cavity with the encoder message must give back q(z_t)
+    for t in range(5):
+        lam = np.linalg.inv(np.asarray(cP[0, t])) + np.diag(1 / var[0, t])
+        m = np.linalg.solve(lam, np.linalg.solve(np.asarray(cP[0, t]), np.asarray(cm[0, t])) + mu[0, t] / var[0, t])
+        np.testing.assert_allclose(np.linalg.inv(lam), sm.cov[0, t], atol=1e-5)
+        np.testing.assert_allclose(m, sm.mean[0, t], atol=1e-5)
+    # at t = 1 the cavity is exactly prior × backward message: with one step it is the dense answer
+    mean, cov, _ = _dense_lds_posterior(np.asarray(lds.A), np.asarray(lds.B), np.asarray(lds.W_cov),
+                                        np.zeros(2), np.eye(2), u[0], mu[0], 1 / var[0])
+    np.testing.assert_allclose(sm.mean[0], mean, atol=1e-9)
