@@ -19,7 +19,7 @@ import numpy as np
 
 from pyrxaif.engines import julia as _engine
 
-__all__ = ["infer", "Matrix", "model_name", "julia_data"]
+__all__ = ["infer", "Matrix", "model_name", "julia_data", "as_distribution"]
 
 _MODEL_RE = re.compile(r"@model\s+function\s+([A-Za-z_][A-Za-z0-9_!]*)\s*\(")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_!]*(\.[A-Za-z_][A-Za-z0-9_!]*)*$")
@@ -123,8 +123,39 @@ def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None
 
 
 def _summary_to_numpy(summary) -> dict:
+    """Julia summary → numpy dict; a stacked summary (vector of posteriors, stacked along Julia's
+    last axis) is made time-major: the stacking axis moves to the front."""
+    items = {str(k): v for k, v in summary.items()}
+    stacked = bool(items.pop("stacked", False))
     out = {}
-    for k, v in summary.items():
-        k = str(k)
-        out[k] = str(v) if k == "type" else np.array(v, dtype=np.float64)
+    for k, v in items.items():
+        if k == "type":
+            out[k] = str(v)
+            continue
+        arr = np.array(v, dtype=np.float64)
+        out[k] = np.ascontiguousarray(np.moveaxis(arr, -1, 0)) if stacked and arr.ndim >= 1 else arr
     return out
+
+
+def as_distribution(summary: dict):
+    """A posterior summary (from ``infer``) as a pyrxaif distribution, batch axes first.
+
+    Gaussians (mean/cov) → MvNormal; Categorical → Categorical; Dirichlet → Dirichlet;
+    DirichletCollection → MatrixDirichlet; Wishart → Wishart. Univariate summaries (mean/var) and
+    point masses have no pyrxaif counterpart and raise ``TypeError``."""
+    from pyrxaif.distributions import Categorical, Dirichlet, MatrixDirichlet, MvNormal, Wishart  # noqa: PLC0415
+
+    kind = summary.get("type", "")
+    if "cov" in summary:
+        return MvNormal.from_mean_cov(summary["mean"], summary["cov"])
+    if kind == "Categorical":
+        with np.errstate(divide="ignore"):
+            return Categorical.from_logits(np.log(summary["probs"]))
+    if kind == "Dirichlet":
+        return Dirichlet.create(summary["alpha"])
+    if kind == "DirichletCollection":
+        return MatrixDirichlet.create(summary["alpha"])
+    if kind == "Wishart":
+        return Wishart.create(summary["df"], summary["inv_scale"])
+    raise TypeError(f"summary: no pyrxaif distribution for a {kind or 'untyped'} posterior "
+                    f"(keys {sorted(summary)})")

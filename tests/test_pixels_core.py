@@ -144,10 +144,10 @@ def test_vae_learns_to_reconstruct_pendulum_frames():
     pm, pP = np.zeros((64, 2)), np.broadcast_to(np.eye(2), (64, 2, 2)).copy()
     mse0 = float(np.mean((np.asarray(vae.decode(params, vae.encode(params, wins, 2)[0])) - frames) ** 2))
     key = jax.random.PRNGKey(1)
-    for _ in range(60):
+    for _ in range(40):
         key, k = jax.random.split(key)
         params, st, _ = vae.train_epoch(params, st, k, wins, pm, pP, latent_dim=2, beta=1.0, optimizer=opt,
-                                        batch_size=32)
+                                        batch_size=64)
     mse = float(np.mean((np.asarray(vae.decode(params, vae.encode(params, wins, 2)[0])) - frames) ** 2))
     assert np.asarray(jax.tree_util.tree_leaves(params)[0]).dtype == np.float32
     assert mse < 0.5 * mse0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate the golden vectors tests/golden/<family>.json from the JAX engine's rules.
 
-Each family (transition, goal_observation, channels) is a list of cases: inputs → expected outputs
+Each family (transition, goal_observation, channels, discrete_transition) is a list of cases: inputs → expected outputs
 of one rule function of ``pyrxaif.rules.<family>``, computed here with the JAX engine on inputs
 drawn from a fixed numpy seed. ``julia/test/runtests.jl`` reads the same files and checks the
 Julia nodes; ``tests/test_golden.py`` regenerates them in memory and checks the files are current.
@@ -248,9 +248,36 @@ def compare(new: dict, old: dict) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------------------------------------
+# family: discrete_transition (pyrxaif.rules.discrete_transition vs ReactiveMP's DiscreteTransition,
+# belief propagation with a known transition matrix: the T-maze state chain)
+# ---------------------------------------------------------------------------------------------
+def _discrete_outputs(i):
+    import jax  # noqa: PLC0415
+
+    from pyrxaif.rules import discrete_transition as dt  # noqa: PLC0415
+
+    def run(i):
+        log_B = jax.numpy.log(i["B"])
+        return {"forward": dt.forward_message(jax.numpy.log(i["m_in"]), log_B).probs,
+                "backward": dt.backward_message(jax.numpy.log(i["m_out"]), log_B).probs}
+
+    return jax.jit(run)(i)
+
+
+def family_discrete_transition(rng) -> list[dict]:
+    n_out, n_in = 5, 4
+    B = rng.dirichlet(np.ones(n_out), size=n_in).T                 # column-stochastic (out, in)
+    inputs = {"B": B, "m_in": rng.dirichlet(np.ones(n_in)), "m_out": rng.dirichlet(np.ones(n_out))}
+    o = _discrete_outputs(inputs)
+    names = {"forward": "forward_message", "backward": "backward_message"}
+    return [case(k, names[k], inputs, {"probs": v}) for k, v in o.items()]
+
+
 FAMILIES = {"transition": ("pyrxaif.rules.transition", family_transition),
             "goal_observation": ("pyrxaif.rules.goal_observation", family_goal_observation),
-            "channels": ("pyrxaif.rules.channels", family_channels)}
+            "channels": ("pyrxaif.rules.channels", family_channels),
+            "discrete_transition": ("pyrxaif.rules.discrete_transition", family_discrete_transition)}
 
 
 def generate(family: str) -> dict | None:

@@ -21,7 +21,7 @@ using ExponentialFamily
 using Distributions
 using LinearAlgebra
 using SpecialFunctions: digamma
-using LogExpFunctions: logsumexp, softmax, logsoftmax, xlogx
+using LogExpFunctions: logsumexp, xlogx
 import ForwardDiff
 
 import ReactiveMP: @node, @rule, @marginalrule, @average_energy

@@ -7,8 +7,8 @@ slices(C) = [Matrix{Float64}(C[:, :, t]) for t in axes(C, 3)]
 stack_means(qs) = reduce(hcat, [mean(q) for q in qs])
 stack_covs(qs) = cat([Matrix(cov(q)) for q in qs]...; dims = 3)
 wishart_inv_scale(q::WishartFast) = Matrix(q.invS)
-wishart_inv_scale(q) = Matrix(inv(cholesky(Symmetric(Matrix(params(q)[2])))))
-wishart_df(q) = Float64(params(q)[1])
+wishart_inv_scale(q) = Matrix(inv(cholesky(Symmetric(Matrix(BayesBase.params(q)[2])))))
+wishart_df(q) = Float64(BayesBase.params(q)[1])
 scale_from_inv(S⁻¹) = Matrix(inv(cholesky(Symmetric(Matrix{Float64}(S⁻¹)))))
 
 function py_smooth_lds(Y, Ycov, U, a, W, m1, V1)
@@ -49,7 +49,7 @@ function py_plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, a, W, u_cov, horizon,
 end
 
 function py_tmaze_policy_free_energies(A_prior, c_logits, D, B, policies, meta, iterations, burnin)
-    c = softmax(Vector{Float64}(c_logits))
+    c = probs_from_logits(Vector{Float64}(c_logits))
     Bs = [Matrix{Float64}(B[:, :, k]) for k in axes(B, 3)]
     n = length(D)
     go_meta = meta == "GFE" ? GFEMeta() : BetheMeta()
@@ -85,9 +85,9 @@ end
 
 function stack_summaries(ss)
     isempty(ss) && return Dict{String, Any}("type" => "empty")
-    out = Dict{String, Any}("type" => first(ss)["type"])
+    out = Dict{String, Any}("type" => first(ss)["type"], "stacked" => true)
     for k in keys(first(ss))
-        k == "type" && continue
+        k in ("type", "stacked") && continue
         vals = [s[k] for s in ss]
         out[k] = vals[1] isa Real ? collect(Float64, vals) : cat(vals...; dims = ndims(vals[1]) + 1)
     end

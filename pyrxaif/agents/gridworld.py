@@ -36,10 +36,11 @@ class GridworldAgent:
     """Receding-horizon planner for a grid-world environment (or a bare ``RolloutModel``)."""
 
     def __init__(self, env: GridworldEnv | RolloutModel, method: str = "aif-mp", horizon: int = 8,
-                 n_iter: int = 16, damping: float | None = None, engine: str = "jax"):
+                 n_iter: int = 16, damping: float | None = None, obs_weight: float = 1.0,
+                 engine: str = "jax"):
         _check_engine(engine)
         self.model = env if isinstance(env, RolloutModel) else env.unwrapped.model()
-        self.config = method_config(method, damping=damping, n_iter=n_iter)
+        self.config = method_config(method, damping=damping, n_iter=n_iter, obs_weight=obs_weight)
         self.horizon = int(horizon)
         self.last_plan = None
 
@@ -117,7 +118,8 @@ _episodes_jit = jax.jit(jax.vmap(_episode, in_axes=(None, None, None, None, None
 
 
 def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon: int = 8, n_iter: int = 16,
-                 damping: float | None = None, max_steps: int | None = None, engine: str = "jax",
+                 damping: float | None = None, obs_weight: float = 1.0, max_steps: int | None = None,
+                 engine: str = "jax",
                  batch_size: int = 50, progress: bool = False) -> EpisodeResult:
     """Simulate one episode per seed (vmapped in batches of ``batch_size``); see the module docstring."""
     _check_engine(engine)
@@ -126,7 +128,7 @@ def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon:
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer) or np.any(seeds < 0):
         raise ValueError(f"seeds: expected a non-empty 1-d sequence of non-negative integers, got {seeds!r}")
-    cfg = method_config(method, damping=damping, n_iter=n_iter)
+    cfg = method_config(method, damping=damping, n_iter=n_iter, obs_weight=obs_weight)
     if not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
         raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
     max_steps = env.max_steps if max_steps is None else int(max_steps)
@@ -146,3 +148,23 @@ def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon:
         outs.append([np.asarray(o)[:n] for o in out])
     cat = [np.concatenate(parts) for parts in zip(*outs)]
     return EpisodeResult(*cat)
+
+
+# Recommended planner settings per environment (horizon, iterations, observation-side strength γ).
+ENV_DEFAULTS = {
+    "frozenlake": {"horizon": 10, "n_iter": 8, "obs_weight": 0.3},
+    "rocksample": {"horizon": 12, "n_iter": 8, "obs_weight": 0.3},
+    "wumpus": {"horizon": 10, "n_iter": 8, "obs_weight": 0.3},
+}
+
+
+def make_env(name: str, **kwargs) -> GridworldEnv:
+    """Environment by short name: 'frozenlake', 'rocksample' or 'wumpus' (kwargs go to its constructor)."""
+    V.check_choice("name", name, tuple(ENV_DEFAULTS))
+    if name == "frozenlake":
+        from pyrxaif.envs.frozenlake import EpistemicFrozenLake as cls
+    elif name == "rocksample":
+        from pyrxaif.envs.rocksample import RockSample as cls
+    else:
+        from pyrxaif.envs.wumpus import WumpusWorld as cls
+    return cls(**kwargs)

@@ -44,6 +44,7 @@ class JopaConfig:
     horizon: int = 15
     goal_var: float = 0.01
     prior_scale: float = 0.5
+    goal_steps: str = "all"          # goal message on every future z_t ("all") or only on z_H ("final")
     max_torque: float = 50.0
     max_speed: float = float(np.pi / 8)
     # validation bar: normalised one-step latent prediction error and pixel MSE on held-out sequences
@@ -53,6 +54,7 @@ class JopaConfig:
 
     def __post_init__(self):
         V.check_choice("task", self.task, TASKS)
+        V.check_choice("goal_steps", self.goal_steps, ("final", "all"))
         for name in ("latent_dim", "frames", "n_traj", "traj_len", "horizon"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
@@ -226,7 +228,7 @@ def goal_window(config: JopaConfig, goal: float, image=None):
     return np.repeat(frame[None], config.frames, axis=0)
 
 
-def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, goal_steps: str = "all"):
+def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, goal_steps: str | None = None):
     """Receding-horizon control from ``start`` (reset options); returns a dict of traces."""
     cfg = model.config
     K, d, H = cfg.frames, cfg.latent_dim, cfg.horizon
@@ -234,6 +236,8 @@ def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, 
     img = env.images[env.index] if cfg.task == "digits" else None
     zg, _ = model.encode(goal_window(cfg, goal, img)[None])
     hist = [obs] * K
+    goal_steps = cfg.goal_steps if goal_steps is None else goal_steps
+    V.check_choice("goal_steps", goal_steps, ("final", "all"))
     mask = np.zeros(H)
     if goal_steps == "final":
         mask[-1] = 1.0

@@ -21,7 +21,8 @@ ENV_VAR = "PYRXAIF_ENGINE"
 # Hosts a first Julia install contacts: juliapkg's version list / Julia binaries, and the package server.
 _INSTALL_HOSTS = (("julialang-s3.julialang.org", 443), ("pkg.julialang.org", 443))
 
-__all__ = ["ENGINES", "DEFAULT_ENGINE", "resolve_engine", "julia_status", "JuliaStatus", "find_julia_executable"]
+__all__ = ["ENGINES", "DEFAULT_ENGINE", "resolve_engine", "get_engine", "julia_status", "JuliaStatus",
+           "find_julia_executable"]
 
 
 def resolve_engine(engine: str | None = None) -> str:
@@ -36,6 +37,16 @@ def resolve_engine(engine: str | None = None) -> str:
     if name not in ENGINES:
         raise ValueError(f"{source}: unknown engine {engine!r}; valid engines are {', '.join(map(repr, ENGINES))}")
     return name
+
+
+def get_engine(engine: str | None = None):
+    """The engine module (``pyrxaif.engines.jax`` or ``pyrxaif.engines.julia``) for ``engine``.
+
+    Engine protocol: a module with ``name`` and ``available() -> (bool, reason)``; the Julia module
+    adds the model functions (``smooth_lds``, ``learn_lds``, ``plan_lds``,
+    ``tmaze_policy_free_energies``). Importing the Julia engine module does not start Julia."""
+    name = resolve_engine(engine)
+    return importlib.import_module(f"pyrxaif.engines.{name}")
 
 
 class JuliaStatus(NamedTuple):

@@ -7,7 +7,8 @@ probability 1 − slip, each other direction slip/3; bumping the border stays) a
 flag on; moves clear it). Holes and the goal are absorbing and end the episode.
 Observations: modality 0 = the state itself (exact: the agent knows where it is), then one binary
 "hole" reading per cell, wrong with probability ε(d) = ½ − (½ − ε₀) exp(−d / sensor_range) at Manhattan
-distance d, and ε₀ in every cell while scanning.
+distance d, and ε₀ in every cell while scanning; in a hole or on the goal (episode over) every sensor
+reads 0 (no ambiguity in end states).
 Preferences: log C = +goal_pref on the goal, −hole_pref on a hole of layout θ, 0 elsewhere. Action prior
 weights moves 1 and SCAN ``scan_weight``. Reward 1 on reaching the goal.
 """
@@ -92,6 +93,7 @@ def build_spec(n: int = 4, n_layouts: int = 8, n_holes: int = 3, slip: float = 0
             c, scanning = x % N, x >= N
             eps = eps_scan if scanning else 0.5 - (0.5 - eps_scan) * np.exp(-manhattan(c, m, n) / sensor_range)
             p1[x] = np.where(holes[:, m], 1.0 - eps, eps)
+            p1[x] = np.where(holes[:, c] | (c == goal), 0.0, p1[x])   # episode over: null reading 0
         mods.append(binary_modality(p1))
     B, sizes = pad_modalities(mods)
     cell = np.arange(S) % N

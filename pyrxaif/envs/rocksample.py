@@ -8,7 +8,7 @@ SENSE (stay, sense flag on), SAMPLE (on a rock cell: go to GOOD or BAD by θ; el
 (from the right edge: go to EXITED; elsewhere stay).
 Observations: modality 0 = the state (exact); modality 1+i = binary quality reading of rock i, correct
 with probability ½ + ½·2^(−d/d½) at Euclidean distance d, with d½ = ``sense_half`` while sensing and
-``passive_half`` otherwise (distance-dependent SENSE per rock); uninformative in the end states.
+``passive_half`` otherwise (distance-dependent SENSE per rock); reading 0 in the end states.
 Preferences: log C = +good_pref (GOOD), −bad_pref (BAD), +exit_pref (EXITED), −step_cost on the grid.
 Rewards: +10 good sample, −10 bad sample, +exit_reward on exit. Retrieval = reaching GOOD.
 """
@@ -62,7 +62,7 @@ def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: f
     succ, T = sparse_transitions(S, A, K, next_dist)
     mods = [np.broadcast_to(np.eye(S)[:, None, :], (S, K, S))]
     for i, rc in enumerate(rocks):
-        p1 = np.full((S, K), 0.5)
+        p1 = np.zeros((S, K))      # end states: null reading 0 (no ambiguity once the episode is over)
         rr, cc = divmod(rc, n)
         for x in range(2 * N):
             r, c = divmod(x % N, n)

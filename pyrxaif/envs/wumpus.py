@@ -8,7 +8,8 @@ episode in failure, the gold in success.
 Observations (all noisy unless sensing): modality 0 = cell, correct with ``pos_acc`` (0.99 sensing),
 otherwise uniform over the neighbouring cells; breeze (a pit is adjacent), stench (the wumpus is
 adjacent), glitter (the gold is on or adjacent to the cell): P(1 | true) = tp, P(1 | false) = fp with
-(tp, fp) = (0.8, 0.2) unscanned and (0.99, 0.01) sensing. A breeze says a pit is near, not which
+(tp, fp) = (0.8, 0.2) unscanned and (0.99, 0.01) sensing; in an end state (pit, wumpus, gold)
+the percepts read 0. A breeze says a pit is near, not which
 neighbour: the observations are suggestive, not decisive.
 Preferences: log C = +goal_pref on the gold, −hazard_pref on a pit or the wumpus, 0 elsewhere.
 """
@@ -97,6 +98,7 @@ def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float 
         for x in range(S):
             tp, fp = sense_noise if x >= N else noise
             p1[x] = np.where(truth[:, x % N], tp, fp)
+            p1[x] = np.where(absorbing[:, x % N], 0.0, p1[x])   # episode over: null reading 0
         mods.append(binary_modality(p1))
     B, sizes = pad_modalities(mods)
     cell = np.arange(S) % N

@@ -123,7 +123,7 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
             if gfe:
                 isp = go.gfe_posterior_A(key_i, MatrixDirichlet(a_post), s, log_c_new, stats.mean,
                                          weight_mask=1.0 - obs, noise=noise)
-                lm_unclamped = jnp.tensordot(jnp.exp(isp.log_weights), jnp.log(isp.samples), 1)
+                lm_unclamped = jnp.tensordot(jnp.exp(isp.log_weights), isp.log_samples, 1)
                 kl_is = (isp.kl_to_proposal + jnp.sum(counts * lm_unclamped)
                          - go.log_normalizer_ratio(a_post, A_param))
                 any_missing = jnp.any(~observed)

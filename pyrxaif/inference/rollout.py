@@ -83,13 +83,16 @@ class MethodConfig(NamedTuple):
     observation: str  # "none" | "channel" | "prior"
     damping: float
     n_iter: int
+    obs_weight: float = 1.0  # strength γ of the observation-side corrections (log ℓ ← γ log ℓ)
 
 
 _DEFAULT_DAMPING = {"bp": 1.0, "vbp": 0.5, "rm-mp": 0.5, "aif-mp": 0.5, "nuijten-mp": 1.0}
 
 
-def method_config(method: str, damping: float | None = None, n_iter: int = 16) -> MethodConfig:
-    """Configuration of a named method; ``damping`` λ ∈ (0, 1] (1 = no damping)."""
+def method_config(method: str, damping: float | None = None, n_iter: int = 16,
+                  obs_weight: float = 1.0) -> MethodConfig:
+    """Configuration of a named method; ``damping`` λ ∈ (0, 1] (1 = no damping); ``obs_weight`` γ > 0
+    scales the observation-side epistemic corrections (AIF-MP, Nuijten-MP; the paper's strength knob)."""
     if not isinstance(method, str):
         raise TypeError(f"method: expected a string, got {type(method).__name__}")
     V.check_choice("method", method, METHODS)
@@ -99,12 +102,14 @@ def method_config(method: str, damping: float | None = None, n_iter: int = 16) -
         raise ValueError(f"damping: expected a number in (0, 1], got {damping!r}")
     if not (isinstance(n_iter, (int, np.integer)) and int(n_iter) >= 1):
         raise ValueError(f"n_iter: expected a positive integer, got {n_iter!r}")
+    if not (isinstance(obs_weight, (int, float)) and float(obs_weight) > 0.0):
+        raise ValueError(f"obs_weight: expected a positive number, got {obs_weight!r}")
     if method == "nuijten-mp":
         damping = 1.0
     flags = {"bp": (False, False, "none"), "vbp": (True, False, "none"),
              "rm-mp": (True, True, "none"), "aif-mp": (True, True, "channel"),
              "nuijten-mp": (True, True, "prior")}[method]
-    return MethodConfig(method, *flags, float(damping), int(n_iter))
+    return MethodConfig(method, *flags, float(damping), int(n_iter), float(obs_weight))
 
 
 def _groups(sizes) -> list[tuple[int, int, int]]:
@@ -177,6 +182,7 @@ class PlanResult(NamedTuple):
     log_region: jax.Array      # (H,S,A,J,K) final region beliefs
     log_single: jax.Array      # (H+1,S,K) final singleton beliefs of (x_t, θ)
     channels: Channels
+    final_free_energy: jax.Array  # () F at the returned channels (those of the returned beliefs)
 
 
 def _scatter_lse(vals, succ, S):
@@ -249,9 +255,9 @@ def _kernels(model: RolloutModel, cfg: MethodConfig, chans: Channels):
     obs = jnp.zeros((chans.log_r_u.shape[0],) + model.log_C.shape)
     for lB, lry, lrho in zip(model.log_B_plan, chans.log_r_y, chans.log_rho):
         if cfg.observation == "channel":
-            obs = obs + jax.vmap(lambda ry, rho: ch.observation_log_message(lB, ry, rho))(lry, lrho)
+            obs = obs + cfg.obs_weight * jax.vmap(lambda ry, rho: ch.observation_log_message(lB, ry, rho))(lry, lrho)
         elif cfg.observation == "prior":
-            obs = obs + jax.vmap(lambda rho: ch.epistemic_log_prior(lB, rho))(lrho)
+            obs = obs + cfg.obs_weight * jax.vmap(lambda rho: ch.epistemic_log_prior(lB, rho))(lrho)
     return log_K, model.log_C[None] + obs
 
 
@@ -298,9 +304,9 @@ def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanR
         return Channels(r_u, r_x, r_y, rho), (-log_Z, change)
 
     chans, (fe, change) = jax.lax.scan(step, chans0, None, length=cfg.n_iter)
-    reg, single, _ = sweep(chans)
+    reg, single, log_Z = sweep(chans)
     log_q_u0 = logsumexp(reg[0], axis=(0, 2, 3))
-    return PlanResult(log_q_u0 - logsumexp(log_q_u0), fe, change, reg, single, chans)
+    return PlanResult(log_q_u0 - logsumexp(log_q_u0), fe, change, reg, single, chans, -log_Z)
 
 
 _plan_jit = jax.jit(_plan, static_argnames=("cfg", "horizon"))

@@ -113,12 +113,14 @@ def a_stats_point(A) -> AStats:
     return AStats(A, jnp.maximum(jnp.log(A), LOG_FLOOR), column_entropy(A))
 
 
-def a_stats_samples(samples, log_weights) -> AStats:
+def a_stats_samples(samples, log_weights, log_samples=None) -> AStats:
     """Self-normalised weighted sample estimate: E[f(A)] ≈ Σ_n w_n f(A⁽ⁿ⁾), w = σ(log_weights)."""
     w = jax.nn.softmax(log_weights)
-    logs = jnp.maximum(jnp.log(jnp.maximum(samples, jnp.finfo(jnp.float64).tiny)), LOG_FLOOR)
-    return AStats(jnp.tensordot(w, samples, 1), jnp.tensordot(w, logs, 1),
-                  jnp.tensordot(w, column_entropy(samples), 1))
+    if log_samples is None:
+        log_samples = jnp.log(jnp.maximum(samples, jnp.finfo(jnp.float64).tiny))
+    h = -jnp.sum(samples * log_samples, axis=-2)
+    return AStats(jnp.tensordot(w, samples, 1), jnp.tensordot(w, jnp.maximum(log_samples, LOG_FLOOR), 1),
+                  jnp.tensordot(w, h, 1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,12 +307,13 @@ def log_gamma_from_noise(a, noise: GammaNoise):
     a = jnp.broadcast_to(a, noise.log_boost.shape)
     d = a + 1.0 - 1.0 / 3.0
     c = 1.0 / jnp.sqrt(9.0 * d)
-    v = (1.0 + c * noise.z) ** 3
-    v_pos = jnp.where(v > 0, v, 1.0)
-    ok = (v > 0) & (noise.log_u < 0.5 * noise.z ** 2 + d - d * v + d * jnp.log(v_pos))
+    w = 1.0 + c * noise.z
+    v = w * w * w
+    log_v = 3.0 * jnp.log(jnp.where(w > 0, w, 1.0))
+    ok = (w > 0) & (noise.log_u < 0.5 * noise.z ** 2 + d - d * v + d * log_v)
     first = jnp.argmax(ok, axis=0)
-    v_acc = jnp.take_along_axis(v_pos, first[None], axis=0)[0]
-    return jnp.log(d * v_acc) + noise.log_boost / a
+    log_v_acc = jnp.take_along_axis(log_v, first[None], axis=0)[0]
+    return jnp.log(d) + log_v_acc + noise.log_boost / a
 
 
 def sample_log_matrix_dirichlet(key, concentration, num_samples: int, noise: GammaNoise | None = None):
@@ -328,6 +331,7 @@ class ISPosterior(NamedTuple):
     kl_to_proposal: jax.Array   # KL(q ‖ proposal) ≈ Σ_n w_n log(N w_n)
     samples: jax.Array
     log_weights: jax.Array       # normalised
+    log_samples: jax.Array
 
 
 def gfe_posterior_A(key, proposal: MatrixDirichlet, s, log_c, A_bar, weight_mask=None,
@@ -356,10 +360,15 @@ def gfe_posterior_A(key, proposal: MatrixDirichlet, s, log_c, A_bar, weight_mask
     samples = jnp.exp(log_samples)
     K = s.shape[0]
     mask = jnp.ones((K,)) if weight_mask is None else jnp.asarray(weight_mask, jnp.float64)
-    log_mu = jax.vmap(lambda s_k, c_k: gfe_log_message_A(samples, s_k, A_bar, c_k))(s, log_c)  # (K, N)
-    log_w = jax.nn.log_softmax(jnp.sum(mask[:, None] * log_mu, axis=0))
+    # log μ_k(A) = Σ_ij A_ij s_kj (v_ki + log A_ij), v_k = ℓ_k − log Ās_k; summed over nodes
+    v = log_c - _safe_log(s @ A_bar.T)                                  # (K, m)
+    sm = mask[:, None] * s                                              # (K, n)
+    lin = jnp.einsum("kj,ki->ij", sm, v)                               # (m, n)
+    log_mu = jnp.einsum("nij,ij->n", samples, lin) + jnp.einsum(
+        "nij,j->n", samples * log_samples, jnp.sum(sm, axis=0))
+    log_w = jax.nn.log_softmax(log_mu)
     kl = jnp.sum(jnp.exp(log_w) * (log_w + jnp.log(num_samples)))
-    return ISPosterior(a_stats_samples(samples, log_w), kl, samples, log_w)
+    return ISPosterior(a_stats_samples(samples, log_w, log_samples), kl, samples, log_w, log_samples)
 
 
 def dirichlet_kl(q_conc, p_conc):

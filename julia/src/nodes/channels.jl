@@ -20,7 +20,7 @@ function lse(x; dims)
 end
 
 "log p(a|b) = log p(a,b) − log Σ_a p(a,b); rows without mass take `fallback`."
-function conditional(logjoint, dims, fallback)
+function log_conditional(logjoint, dims, fallback)
     lognorm = lse(logjoint; dims = dims)
     ok = isfinite.(lognorm)
     return ifelse.(ok, logjoint .- ifelse.(ok, lognorm, 0.0), fallback)
@@ -53,7 +53,7 @@ end
 "r*(u|x) from region log-beliefs (S,A,J,K) → (S,A)."
 function planning_channel(log_b)
     lxu = dropdims(lse(log_b; dims = (3, 4)); dims = (3, 4))
-    return conditional(lxu, 2, fill(-log(size(log_b, 2)), size(lxu)))
+    return log_conditional(lxu, 2, fill(-log(size(log_b, 2)), size(lxu)))
 end
 
 "r*(x′|x,u) = Σ_θ b / Σ_{x′,θ} b → (S,A,J); pairs without mass fall back to the layout-averaged T."
@@ -61,7 +61,7 @@ function dynamics_channel(log_b, log_T)
     lxuj = dropdims(lse(log_b; dims = 4); dims = 4)
     fb = dropdims(lse(log_T; dims = 4); dims = 4)
     fb = fb .- lse(fb; dims = 3)
-    return conditional(lxuj, 3, fb)
+    return log_conditional(lxuj, 3, fb)
 end
 
 "Observation channel fixed points: r*(y|x,θ) ∝ B r²/ρ over y; ρ*(y|x) = Σ_θ q(θ|x) r*(y|x,θ)."
@@ -70,7 +70,7 @@ function observation_channels(log_B, log_r_y, log_rho, log_q)
     t = log_B .+ 2 .* chsafe(log_r_y) .- reshape(chsafe(log_rho), M, S, 1, Y)
     t = ifelse.(isfinite.(log_B), t, -Inf)
     r = t .- lse(t; dims = 4)
-    qθ = conditional(log_q, 2, fill(-log(size(log_q, 2)), size(log_q)))
+    qθ = log_conditional(log_q, 2, fill(-log(size(log_q, 2)), size(log_q)))
     rho = dropdims(lse(reshape(qθ, 1, S, K, 1) .+ r; dims = 3); dims = 3)
     return r, rho
 end
@@ -79,7 +79,7 @@ end
 function damp(log_old, log_new, λ)
     a = λ < 1 ? log1p(-min(λ, 1 - 1e-16)) .+ log_old : fill(-Inf, size(log_old))
     b = λ > 0 ? log(max(λ, 1e-300)) .+ log_new : fill(-Inf, size(log_new))
-    return logaddexp.(a, b)
+    return log_add_exp.(a, b)
 end
 
-logaddexp(a, b) = (m = max(a, b); isfinite(m) ? m + log(exp(a - m) + exp(b - m)) : m)
+log_add_exp(a, b) = (m = max(a, b); isfinite(m) ? m + log(exp(a - m) + exp(b - m)) : m)

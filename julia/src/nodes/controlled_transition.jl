@@ -50,29 +50,29 @@ function factor_potential(ma, Va, W̄, d, n)
 end
 
 # index blocks of v = [x; u; y]
-blocks(meta::ControlledTransitionMeta) = (1:meta.d, (meta.d + 1):(meta.d + meta.m), (meta.d + meta.m + 1):(2 * meta.d + meta.m))
+ct_blocks(meta::ControlledTransitionMeta) = (1:meta.d, (meta.d + 1):(meta.d + meta.m), (meta.d + meta.m + 1):(2 * meta.d + meta.m))
 
-"Expected potential with point-mass controls conditioned out when `u` is a value, or the full one."
+"The expected factor as a potential over [x; u; y] under q(a), q(W)."
 function node_potential(meta, q_a, q_W)
     d, n = meta.d, meta.d + meta.m
-    ma, Va = moments(q_a)
+    ma, Va = moments_or_point(q_a)
     return factor_potential(ma, Va, mean(q_W), d, n)
 end
 
 "Message to block `target` from the potential and incoming messages / known values on the others."
 function ct_message(meta, q_a, q_W, target::Symbol; x = nothing, u = nothing, y = nothing, u_value = nothing)
     ξ, Λ = node_potential(meta, q_a, q_W)
-    bx, bu, by = blocks(meta)
+    bx, bu, by = ct_blocks(meta)
     for (b, m) in ((bx, x), (bu, u), (by, y))
-        m === nothing || absorb!(ξ, Λ, b, natural(m)...)
+        m === nothing || absorb!(ξ, Λ, b, natural_params(m)...)
     end
     keep = target === :x ? collect(bx) : target === :u ? collect(bu) : collect(by)
     if u_value !== nothing
-        ξ, Λ = condition(ξ, Λ, collect(bu), u_value)
+        ξ, Λ = gaussian_condition(ξ, Λ, collect(bu), u_value)
         # indices shift after removing the u block
         keep = target === :x ? collect(bx) : collect((meta.d + 1):(2 * meta.d))
     end
-    ξo, Λo = marginalise(ξ, Λ, keep)
+    ξo, Λo = gaussian_marginalise(ξ, Λ, keep)
     return MvNormalWeightedMeanPrecision(ξo, Λo)
 end
 
@@ -97,12 +97,12 @@ end
 "Joint belief over [y; x] (u known) or [y; x; u] from the potential times the incoming messages."
 function ct_joint(meta, q_a, q_W; x, y, u = nothing, u_value = nothing)
     ξ, Λ = node_potential(meta, q_a, q_W)
-    bx, bu, by = blocks(meta)
-    absorb!(ξ, Λ, bx, natural(x)...)
-    absorb!(ξ, Λ, by, natural(y)...)
-    u === nothing || absorb!(ξ, Λ, bu, natural(u)...)
+    bx, bu, by = ct_blocks(meta)
+    absorb!(ξ, Λ, bx, natural_params(x)...)
+    absorb!(ξ, Λ, by, natural_params(y)...)
+    u === nothing || absorb!(ξ, Λ, bu, natural_params(u)...)
     if u_value !== nothing
-        ξ, Λ = condition(ξ, Λ, collect(bu), u_value)
+        ξ, Λ = gaussian_condition(ξ, Λ, collect(bu), u_value)
         order = vcat(collect((meta.d + 1):(2 * meta.d)), collect(1:meta.d))          # [y; x]
     else
         order = vcat(collect(by), collect(bx), collect(bu))                           # [y; x; u]
@@ -158,13 +158,13 @@ end
     message_to_ab(transition_stats(meta, q_y_x_u), mean(q_W))
 
 @rule ControlledTransition(:W, Marginalisation) (q_y_x::Any, q_u::PointMass, q_a::Any, meta::ControlledTransitionMeta) =
-    message_to_w(transition_stats(meta, q_y_x, mean(q_u)), moments(q_a)..., meta.d, meta.d + meta.m)
+    message_to_w(transition_stats(meta, q_y_x, mean(q_u)), moments_or_point(q_a)..., meta.d, meta.d + meta.m)
 
 @rule ControlledTransition(:W, Marginalisation) (q_y_x_u::Any, q_a::Any, meta::ControlledTransitionMeta) =
-    message_to_w(transition_stats(meta, q_y_x_u), moments(q_a)..., meta.d, meta.d + meta.m)
+    message_to_w(transition_stats(meta, q_y_x_u), moments_or_point(q_a)..., meta.d, meta.d + meta.m)
 
 @average_energy ControlledTransition (q_y_x::Any, q_u::PointMass, q_a::Any, q_W::Any, meta::ControlledTransitionMeta) =
-    transition_average_energy(transition_stats(meta, q_y_x, mean(q_u)), moments(q_a)..., mean(q_W), expected_logdet(q_W), meta.d, meta.d + meta.m)
+    transition_average_energy(transition_stats(meta, q_y_x, mean(q_u)), moments_or_point(q_a)..., mean(q_W), expected_logdet(q_W), meta.d, meta.d + meta.m)
 
 @average_energy ControlledTransition (q_y_x_u::Any, q_a::Any, q_W::Any, meta::ControlledTransitionMeta) =
-    transition_average_energy(transition_stats(meta, q_y_x_u), moments(q_a)..., mean(q_W), expected_logdet(q_W), meta.d, meta.d + meta.m)
+    transition_average_energy(transition_stats(meta, q_y_x_u), moments_or_point(q_a)..., mean(q_W), expected_logdet(q_W), meta.d, meta.d + meta.m)

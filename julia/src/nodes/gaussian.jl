@@ -3,18 +3,18 @@
 symmetrize(M) = (M + M') / 2
 
 "Natural parameters (ξ, Λ) of a Gaussian message."
-natural(m) = weightedmean_precision(m)
+natural_params(m) = weightedmean_precision(m)
 
 "Moments of q, with a zero covariance for a point mass."
-moments(q::PointMass) = (mean(q), zeros(eltype(mean(q)), length(mean(q)), length(mean(q))))
-moments(q) = mean_cov(q)
+moments_or_point(q::PointMass) = (mean(q), zeros(eltype(mean(q)), length(mean(q)), length(mean(q))))
+moments_or_point(q) = mean_cov(q)
 
 "E[log |W|] under q(W) (exact for a Wishart; log |W| for a point mass)."
 expected_logdet(q::PointMass) = logdet(mean(q))
 expected_logdet(q) = mean(logdet, q)
 
 "∫ exp(ξᵀv − ½vᵀΛv) d v[drop] as natural parameters on v[keep]: (ξₖ − Λₖₒ Λₒₒ⁻¹ ξₒ, Λₖₖ − Λₖₒ Λₒₒ⁻¹ Λₒₖ)."
-function marginalise(ξ, Λ, keep::AbstractVector{Int})
+function gaussian_marginalise(ξ, Λ, keep::AbstractVector{Int})
     drop = setdiff(eachindex(ξ), keep)
     isempty(drop) && return ξ[keep], symmetrize(Λ[keep, keep])
     F = cholesky(Symmetric(Λ[drop, drop]))
@@ -23,7 +23,7 @@ function marginalise(ξ, Λ, keep::AbstractVector{Int})
 end
 
 "Condition the potential on v[known] = value: (ξᵣ − Λᵣₖ value, Λᵣᵣ) on the remaining entries."
-function condition(ξ, Λ, known::AbstractVector{Int}, value)
+function gaussian_condition(ξ, Λ, known::AbstractVector{Int}, value)
     rest = setdiff(eachindex(ξ), known)
     return ξ[rest] - Λ[rest, known] * value, Λ[rest, rest]
 end

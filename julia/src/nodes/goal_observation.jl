@@ -38,6 +38,8 @@ const GoalObservationMeta = Union{BetheMeta, GFEMeta}
 default_functional_dependencies(::Type{<:GoalObservation}) = RequireMessageFunctionalDependencies(z = nothing)
 
 const LOG_FLOOR = -30.0
+normalize_logits(v) = v .- logsumexp(v)
+probs_from_logits(v) = exp.(normalize_logits(v))
 safelog(p) = log(max(p, exp(LOG_FLOOR)))
 
 "h(A)_j = −Σ_i A_ij log A_ij (0 log 0 = 0)."
@@ -61,13 +63,13 @@ end
 expected_log_c(q::PointMass) = safelog.(mean(q))
 expected_log_c(q::Dirichlet) = digamma.(q.alpha) .- digamma(sum(q.alpha))
 
-bethe_internal_x(s, Lbar, logc) = softmax(Lbar * s + logc)
-bethe_message_z(s, Lbar, logc) = softmax(Lbar' * bethe_internal_x(s, Lbar, logc))
+bethe_internal_x(s, Lbar, logc) = probs_from_logits(Lbar * s + logc)
+bethe_message_z(s, Lbar, logc) = probs_from_logits(Lbar' * bethe_internal_x(s, Lbar, logc))
 bethe_message_A(s, Lbar, logc) = bethe_internal_x(s, Lbar, logc) * s' .+ 1
 bethe_message_c(s, Lbar, logc) = bethe_internal_x(s, Lbar, logc) .+ 1
 bethe_average_energy(s, Lbar, logc) = -logsumexp(Lbar * s + logc)
 
-observed_message_z(x, Lbar) = softmax(max.(Lbar, LOG_FLOOR)' * x)
+observed_message_z(x, Lbar) = probs_from_logits(max.(Lbar, LOG_FLOOR)' * x)
 observed_message_A(x, s) = x * s' .+ 1
 observed_message_c(x) = x .+ 1
 observed_average_energy(x, s, Lbar, logc) = -dot(x, max.(Lbar, LOG_FLOOR) * s + logc)
@@ -82,19 +84,19 @@ gfe_logits(s, Abar, hbar, logc) = -hbar + Abar' * logc - Abar' * safelog.(Abar *
 "s* = σ(−h̄ + Āᵀℓ − Āᵀ log(Ās*) + log d) by Newton on u = log s, g(u) = u − log σ(f(σ(u)) + log d)."
 function gfe_marginal_z_newton(logd, s0, Abar, hbar, logc; iterations::Int = 20)
     logd = max.(logd, LOG_FLOOR)
-    g(u) = u - logsoftmax(gfe_logits(softmax(u), Abar, hbar, logc) + logd)
-    u = logsoftmax(safelog.(s0))
+    g(u) = u - normalize_logits(gfe_logits(probs_from_logits(u), Abar, hbar, logc) + logd)
+    u = normalize_logits(safelog.(s0))
     for _ in 1:iterations
         J = ForwardDiff.jacobian(g, u)
         unew = u - J \ g(u)
-        u = all(isfinite, unew) ? logsoftmax(max.(unew, 2 * LOG_FLOOR)) : u
+        u = all(isfinite, unew) ? normalize_logits(max.(unew, 2 * LOG_FLOOR)) : u
     end
-    return softmax(u)
+    return probs_from_logits(u)
 end
 
 function gfe_message_z_newton(logd, s0, Abar, hbar, logc; iterations::Int = 20)
     s = gfe_marginal_z_newton(logd, s0, Abar, hbar, logc; iterations = iterations)
-    return softmax(safelog.(s) - max.(logd, LOG_FLOOR))
+    return probs_from_logits(safelog.(s) - max.(logd, LOG_FLOOR))
 end
 
 "q(z) ∝ d ⊙ σ(L̄ᵀ x̂(q(z))): the Bethe node's own fixed point given the incoming message d."
@@ -106,7 +108,7 @@ function bethe_marginal_z(d, Lbar, logc; iterations::Int = 50)
     return s
 end
 
-categorical(p) = Categorical(normalize(max.(p, tiny), 1); check_args = false)
+categorical(p) = Categorical(normalize(max.(p, floatmin(Float64)), 1); check_args = false)
 
 # --- messages to z ------------------------------------------------------------------------------
 @rule GoalObservation(:z, Marginalisation) (m_z::Categorical, q_c::Any, q_A::Any, meta::BetheMeta) = begin

@@ -1,0 +1,100 @@
+"""Wall-time benchmark of the pixels-to-control pipeline (pendulum).
+
+Prints: VAE pre-training time per epoch, per EM iteration split into the E-step (encode all windows,
+LDS forward-backward + M-step of [A B], W, cavity messages) and the VAE M-step, and the time per
+re-plan (encode the current window + one planning-as-inference solve), next to the reference
+implementation's figures (JOPA README: ~36 min end to end, ~5 s per re-plan).
+
+    python benchmarks/pixels.py [--n-traj 20] [--epochs 3] [--em-iters 2] [--replans 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import pyrxaif  # noqa: F401
+from pyrxaif.agents import jopa
+from pyrxaif.inference import em
+from pyrxaif.inference.planning import plan_actions
+from pyrxaif.nn import vae
+
+REFERENCE = {"end_to_end_s": 36 * 60.0, "per_replan_s": 5.0}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-traj", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--em-iters", type=int, default=2)
+    ap.add_argument("--replans", type=int, default=50)
+    args = ap.parse_args(argv)
+    cfg = jopa.JopaConfig(n_traj=args.n_traj)
+    t0 = time.perf_counter()
+    frames, actions, _ = jopa.collect(cfg, 0)
+    t_collect = time.perf_counter() - t0
+    K, d = cfg.frames, cfg.latent_dim
+    wins = jopa.windows_of(frames, K)
+    acts = actions[:, K - 1:]
+    S, Tw = wins.shape[:2]
+    flat = wins.reshape(S * Tw, *wins.shape[2:])
+    params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(d, K))
+    opt = vae.make_optimizer(cfg.lr)
+    st = opt.init(params)
+    pm, pP = np.zeros((S * Tw, d)), np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy()
+    key = jax.random.PRNGKey(1)
+    params, st, _ = vae.train_epoch(params, st, key, flat, pm, pP, latent_dim=d, beta=1.0, optimizer=opt)  # compile
+    t0 = time.perf_counter()
+    for _ in range(args.epochs):
+        key, k = jax.random.split(key)
+        params, st, _ = vae.train_epoch(params, st, k, flat, pm, pP, latent_dim=d, beta=1.0, optimizer=opt)
+    t_epoch = (time.perf_counter() - t0) / args.epochs
+    lds = em.init_lds(d, 1)
+    e_times, m_times = [], []
+    for it in range(args.em_iters + 1):                       # first iteration includes compilation
+        t0 = time.perf_counter()
+        mu, var = jopa._encode_seqs(params, cfg, wins)
+        lds, _ = em.fit_lds(lds, mu, var, acts, iters=cfg.lds_iters_per_em)
+        sm = em.e_step(lds, mu, var, acts)
+        cm, cP = em.cavity(sm, mu, var)
+        cm, cP = np.asarray(cm).reshape(S * Tw, d), np.asarray(cP).reshape(S * Tw, d, d)
+        t1 = time.perf_counter()
+        for _ in range(cfg.vae_epochs_per_em):
+            key, k = jax.random.split(key)
+            params, st, _ = vae.train_epoch(params, st, k, flat, cm, cP, latent_dim=d, beta=1.0, optimizer=opt)
+        t2 = time.perf_counter()
+        if it > 0:
+            e_times.append(t1 - t0)
+            m_times.append(t2 - t1)
+    model = jopa.JopaModel(cfg, params, lds)
+    H = cfg.horizon
+    mask = np.r_[0.0, np.ones(H - 1)]
+    zg, _ = model.encode(jopa.goal_window(cfg, np.pi)[None])
+    times = []
+    for i in range(args.replans + 1):
+        t0 = time.perf_counter()
+        z, _ = model.encode(wins[i % S, i % Tw][None])
+        res = plan_actions(lds.A, lds.B, lds.W_cov, jnp.asarray(z[0]), jnp.asarray(zg[0]), np.full(d, 1 / cfg.goal_var),
+                           np.full(1, 1 / cfg.prior_scale ** 2), mask)
+        res.actions.block_until_ready()
+        if i > 0:
+            times.append(time.perf_counter() - t0)
+    n_epochs = cfg.pretrain_epochs + cfg.em_iters * cfg.vae_epochs_per_em
+    est = t_collect + n_epochs * t_epoch + cfg.em_iters * np.mean(e_times)
+    print(f"data: {S} trajectories x {cfg.traj_len} frames ({S * Tw} windows of {K} frames), latent dim {d}")
+    print(f"collect data                 {t_collect:8.2f} s")
+    print(f"VAE pre-training             {t_epoch:8.2f} s / epoch")
+    print(f"EM iteration: E-step (LDS)   {np.mean(e_times):8.2f} s   M-step (VAE, {cfg.vae_epochs_per_em} epochs) "
+          f"{np.mean(m_times):8.2f} s")
+    print(f"re-plan (encode + plan, H={H}) {1e3 * np.mean(times):8.2f} ms   (reference ~{REFERENCE['per_replan_s']:.0f} s, "
+          f"speed-up x{REFERENCE['per_replan_s'] / np.mean(times):.0f})")
+    print(f"training estimate for the default config: {est / 60:6.1f} min   (reference end to end "
+          f"~{REFERENCE['end_to_end_s'] / 60:.0f} min)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Golden vectors (tests/golden/*.json): current with the JAX rules, well-formed, and spot-checked
+against independent numpy computations. julia/test/runtests.jl checks the Julia nodes on them."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp, softmax
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import make_golden as mg  # noqa: E402
+
+
+def _stored(family):
+    path = mg.GOLDEN_DIR / f"{family}.json"
+    assert path.exists(), f"{path} missing: run python tools/make_golden.py"
+    return json.loads(path.read_text())
+
+
+def _case(doc, name):
+    c = next(c for c in doc["cases"] if c["name"] == name)
+    return ({k: mg.decode(v) for k, v in c["inputs"].items()}, {k: mg.decode(v) for k, v in c["outputs"].items()})
+
+
+@pytest.mark.parametrize("family", list(mg.FAMILIES))
+def test_golden_files_are_current(family):
+    doc = mg.generate(family)
+    assert doc is not None, f"rule module of {family} not importable"
+    assert mg.compare(doc, _stored(family)) == []
+
+
+@pytest.mark.parametrize("family", list(mg.FAMILIES))
+def test_golden_schema(family):
+    doc = _stored(family)
+    assert doc["family"] == family and doc["generator"] == "tools/make_golden.py"
+    assert doc["rtol"] > 0 and doc["atol"] > 0 and doc["cases"]
+    for c in doc["cases"]:
+        assert set(c) == {"name", "function", "params", "inputs", "outputs"}
+        for arr in list(c["inputs"].values()) + list(c["outputs"].values()):
+            assert len(arr["data"]) == int(np.prod(arr["shape"], dtype=int))
+            assert all(isinstance(v, float) or v in ("inf", "-inf") for v in arr["data"])
+
+
+def test_encode_decode_round_trip():
+    x = np.array([[0.5, -np.inf], [np.inf, 3.0]])
+    enc = mg.encode(x)
+    assert enc == {"shape": [2, 2], "data": [0.5, "-inf", "inf", 3.0]}
+    np.testing.assert_array_equal(mg.decode(enc), x)
+    assert mg.decode(mg.encode(2.5)).shape == ()
+    with pytest.raises(ValueError, match="NaN"):
+        mg.encode([np.nan])
+
+
+def test_compare_detects_a_changed_output():
+    doc = _stored("channels")
+    changed = json.loads(json.dumps(doc))
+    changed["cases"][0]["outputs"]["K"]["data"][5] = 123.0
+    assert mg.compare(changed, doc) == [f"{doc['cases'][0]['name']}: outputs.K differs"]
+
+
+def test_transition_golden_against_dense_gaussian_algebra():
+    doc = _stored("transition")
+    i, o = _case(doc, "quad_1")
+    d, n = 3, 5
+    H = i["ab_mean"].reshape(d, n)
+    C = i["ab_cov"].reshape(d, n, d, n)
+    K = H.T @ i["w_mean"] @ H + np.einsum("ij,iajb->ab", i["w_mean"], C)
+    np.testing.assert_allclose(o["K"], K, rtol=1e-10)
+    i, o = _case(doc, "forward_1")
+    W = i["w_mean"]
+    lam = np.block([[K, -H.T @ W], [-W @ H, W]])                    # potential over [z; u; y]
+    lam[:d, :d] += i["msg_z_prec"]
+    lam[d:n, d:n] += i["msg_u_prec"]
+    xi = np.concatenate([i["msg_z_xi"], i["msg_u_xi"], np.zeros(d)])
+    s = np.linalg.solve(lam[:n, :n], np.column_stack([xi[:n], lam[:n, n:]]))
+    np.testing.assert_allclose(o["prec"], lam[n:, n:] - lam[n:, :n] @ s[:, 1:], rtol=1e-9)
+    np.testing.assert_allclose(o["xi"], xi[n:] - lam[n:, :n] @ s[:, 0], rtol=1e-9, atol=1e-12)
+
+
+def test_goal_observation_golden_against_numpy():
+    doc = _stored("goal_observation")
+    i, o = _case(doc, "bethe_message_z_0")
+    a = i["a"]
+    from scipy.special import digamma
+    L = digamma(a) - digamma(a.sum(0, keepdims=True))
+    x_hat = softmax(L @ i["s"] + i["log_c"])
+    np.testing.assert_allclose(o["probs"], softmax(L.T @ x_hat), rtol=1e-10)
+    i, o = _case(doc, "gfe_average_energy_0")
+    A = a / a.sum(0, keepdims=True)
+    h = -np.sum(A * (digamma(a + 1) - digamma(a.sum(0, keepdims=True) + 1)), axis=0)
+    p = A @ i["s"]
+    np.testing.assert_allclose(o["U"], i["s"] @ h - p @ (i["log_c"] - np.log(p)), rtol=1e-10)
+
+
+def test_channels_golden_against_numpy():
+    doc = _stored("channels")
+    i, o = _case(doc, "kernel_full")
+    expect = i["log_T"] + i["log_pi"][None, :, None, None] + i["log_r_u"][:, :, None, None] - i["log_r_x"][..., None]
+    expect = np.where(np.isfinite(i["log_T"]), expect, -np.inf)
+    np.testing.assert_array_equal(np.isfinite(o["K"]), np.isfinite(expect))
+    np.testing.assert_allclose(o["K"][np.isfinite(expect)], expect[np.isfinite(expect)], rtol=1e-12)
+    i, o = _case(doc, "planning_channel")
+    lxu = logsumexp(i["log_b"], axis=(2, 3))
+    with np.errstate(invalid="ignore"):
+        cond = lxu - logsumexp(lxu, axis=1, keepdims=True)
+    cond[1] = -np.log(lxu.shape[1])                                   # state 1 has no mass: uniform fallback
+    np.testing.assert_allclose(o["r"], cond, rtol=1e-12)
+
+
+def test_discrete_transition_golden_against_numpy():
+    doc = _stored("discrete_transition")
+    i, o = _case(doc, "forward")
+    np.testing.assert_allclose(o["probs"], i["B"] @ i["m_in"] / np.sum(i["B"] @ i["m_in"]), rtol=1e-12)
+    i, o = _case(doc, "backward")
+    np.testing.assert_allclose(o["probs"], i["B"].T @ i["m_out"] / np.sum(i["B"].T @ i["m_out"]), rtol=1e-12)

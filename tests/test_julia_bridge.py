@@ -1,0 +1,267 @@
+"""The Julia bridge: array layout, error mapping, input validation (no Julia needed), and real
+Julia calls (marker ``julia``; skipped with the reason where Julia cannot start)."""
+
+import numpy as np
+import pytest
+
+import pyrxaif  # noqa: F401  (float64)
+from pyrxaif import julia as pj
+from pyrxaif.engines import julia as ej
+from pyrxaif.engines import julia_status
+
+_JULIA_OK, _JULIA_WHY = julia_status()
+
+
+# --------------------------------------------------------------------------------------------
+# layout (pure numpy)
+# --------------------------------------------------------------------------------------------
+def test_sequence_to_julia_is_the_same_memory_column_major():
+    x = np.arange(12.0).reshape(4, 3)                  # T = 4 steps, d = 3
+    j = ej.to_julia_sequence(x)
+    assert j.shape == (3, 4) and j.flags.f_contiguous
+    assert np.shares_memory(j, x)                      # C-ordered (T, d) == F-ordered (d, T): no copy
+    for t in range(4):
+        np.testing.assert_array_equal(j[:, t], x[t])   # Julia column t is time step t
+    # what Julia sees column-major is the flat memory in column order
+    np.testing.assert_array_equal(j.reshape(-1, order="F"), x.reshape(-1))
+
+
+def test_sequence_from_julia_round_trip_and_layout():
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    back = ej.from_julia_sequence(ej.to_julia_sequence(x))
+    assert back.flags.c_contiguous and back.shape == (5, 2)
+    np.testing.assert_array_equal(back, x)
+    # a Julia (d, T) result exposed by np.asarray is Fortran-ordered
+    jl = np.asfortranarray(np.array([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]]))   # d = 2, T = 3
+    np.testing.assert_array_equal(ej.from_julia_sequence(jl), [[1, 10], [2, 20], [3, 30]])
+
+
+def test_cov_sequence_layout():
+    c = np.stack([np.eye(2) * (t + 1) + t * 0.1 for t in range(3)])            # (T, d, d)
+    j = ej.to_julia_cov_sequence(c)
+    assert j.shape == (2, 2, 3) and j.flags.f_contiguous
+    for t in range(3):
+        np.testing.assert_array_equal(j[:, :, t], c[t])
+    np.testing.assert_array_equal(ej.from_julia_cov_sequence(j), c)
+    with pytest.raises(ValueError, match=r"c: expected a \(T, d, d\) array"):
+        ej.to_julia_cov_sequence(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"x: expected a time-major \(T, d\) array"):
+        ej.to_julia_sequence(np.zeros(3))
+
+
+def test_ab_vec_is_the_transition_rules_row_major_vec():
+    from pyrxaif.rules.transition import ab_matrix
+
+    ab = np.arange(6.0).reshape(2, 3)                    # d = 2, n = 3
+    v = ej.ab_to_julia_vec(ab)
+    np.testing.assert_array_equal(np.asarray(ab_matrix(v, 2, 3)), ab)
+    # Julia's permutedims(reshape(v, n, d)) == ab: reshape column-major into (n, d), transpose
+    np.testing.assert_array_equal(v.reshape(3, 2, order="F").T, ab)
+
+
+def test_mvnormal_sequence_from_moments():
+    means = np.array([[0.0, 1.0], [2.0, -1.0]])
+    covs = np.array([[[2.0, 0.3], [0.3, 1.0]], [[1.0, 0.0], [0.0, 4.0]]])
+    q = ej.mvnormal_sequence(means, covs)
+    np.testing.assert_allclose(np.asarray(q.mean), means, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(q.cov), covs, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("jtype, cls", [("ArgumentError", ValueError), ("DimensionMismatch", ValueError),
+                                        ("LinearAlgebra.PosDefException", ValueError),
+                                        ("MethodError", TypeError), ("ErrorException", RuntimeError)])
+def test_julia_exception_mapping(jtype, cls):
+    exc = ej.map_julia_exception(jtype, "bad thing happened")
+    assert isinstance(exc, cls) and isinstance(exc, ej.JuliaError)
+    assert "bad thing happened" in str(exc) and exc.julia_type == jtype.rsplit(".", 1)[-1]
+    if cls is RuntimeError:
+        assert not isinstance(exc, (ValueError, TypeError))
+
+
+def test_unavailable_julia_refuses_with_reason(monkeypatch):
+    import pyrxaif.engines as engines
+
+    monkeypatch.setattr(engines, "julia_status", lambda *a, **k: engines.JuliaStatus(False, "no Julia here"))
+    monkeypatch.setattr(ej, "_STATE", {})
+    with pytest.raises(ej.JuliaUnavailableError, match="Julia engine unavailable: no Julia here"):
+        ej.julia_module()
+
+
+def _lds_args(T=5, d=2, m=1):
+    rng = np.random.default_rng(1)
+    return dict(y_mean=rng.normal(size=(T, d)), y_cov=np.full((T, d), 0.1), u=rng.normal(size=(T - 1, m)),
+                ab=np.hstack([0.9 * np.eye(d), np.ones((d, m))]), w=np.eye(d) * 4.0, m1=np.zeros(d), v1=np.eye(d))
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("y_mean", np.zeros(5), r"y_mean: expected a 2-d array"),
+    ("y_cov", -np.ones((5, 2)), r"y_cov: expected positive variances"),
+    ("y_cov", np.ones((5, 3)), r"y_cov: expected shape \(5, 2\)"),
+    ("u", np.zeros((5, 1)), r"u: expected 4 controls"),
+    ("ab", np.zeros((2, 2)), r"ab: expected shape \(2, 3\)"),
+    ("w", np.array([[1.0, 2.0], [2.0, 1.0]]), r"w: expected a positive-definite matrix"),
+    ("m1", np.array([np.nan, 0.0]), r"m1: expected finite values"),
+])
+def test_smooth_lds_validates_before_starting_julia(monkeypatch, key, value, match):
+    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    args = _lds_args()
+    args[key] = value
+    with pytest.raises(ValueError, match=match):
+        ej.smooth_lds(**args)
+
+
+def test_other_entry_points_validate(monkeypatch):
+    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    a = _lds_args()
+    with pytest.raises(ValueError, match="w_df: expected degrees of freedom > 1"):
+        ej.learn_lds(a["y_mean"], a["y_cov"], a["u"], a["m1"], a["v1"], a["ab"], np.eye(6), 0.5, np.eye(2))
+    with pytest.raises(ValueError, match="iterations: expected a positive integer"):
+        ej.learn_lds(a["y_mean"], a["y_cov"], a["u"], a["m1"], a["v1"], a["ab"], np.eye(6), 4.0, np.eye(2), 0)
+    with pytest.raises(ValueError, match="horizon: expected a positive integer"):
+        ej.plan_lds(np.zeros(2), np.eye(2), np.ones(2), np.eye(2), a["ab"], a["w"], np.eye(1), 0)
+    with pytest.raises(ValueError, match=r"ab: expected shape \(2, 2\+m\)"):
+        ej.plan_lds(np.zeros(2), np.eye(2), np.ones(2), np.eye(2), np.eye(2), a["w"], np.eye(1), 3)
+    ok = dict(a_concentration=np.ones((4, 2)), c_logits=np.zeros(4), d_probs=np.array([0.5, 0.5]),
+              b_matrices=np.stack([np.eye(2), np.eye(2)[::-1]]), policies=np.array([[0, 1]]))
+    with pytest.raises(ValueError, match="meta: unknown value 'EFE'"):
+        ej.tmaze_policy_free_energies(**ok, meta="EFE")
+    with pytest.raises(ValueError, match="policies: expected a \\(P, H\\) integer array with actions in \\[0, 2\\)"):
+        ej.tmaze_policy_free_energies(**{**ok, "policies": np.array([[0, 2]])})
+    with pytest.raises(ValueError, match="b_matrices: expected probabilities summing to 1 along axis -2"):
+        ej.tmaze_policy_free_energies(**{**ok, "b_matrices": np.ones((2, 2, 2))})
+
+
+# --------------------------------------------------------------------------------------------
+# pyrxaif.julia.infer: model names and data conversion (pure Python)
+# --------------------------------------------------------------------------------------------
+COIN = """
+@model function coin(y, a, b)
+    θ ~ Beta(a, b)
+    y .~ Bernoulli(θ)
+end
+"""
+
+
+def test_model_name_from_source_or_name():
+    assert pj.model_name(COIN) == ("coin", COIN)
+    assert pj.model_name("PyRxAIF.lds_model") == ("PyRxAIF.lds_model", None)
+    two = COIN + "\n@model function other(x)\n    x ~ Normal(mean = 0.0, var = 1.0)\nend\n"
+    with pytest.raises(ValueError, match="defines several models"):
+        pj.model_name(two)
+    assert pj.model_name(two, name="other")[0] == "other"
+    with pytest.raises(ValueError, match="name: 'nope' is not defined"):
+        pj.model_name(two, name="nope")
+    with pytest.raises(ValueError, match="neither RxInfer source"):
+        pj.model_name("x = 1; rm -rf")
+    with pytest.raises(TypeError, match="model: expected RxInfer source text"):
+        pj.model_name(42)
+
+
+def test_julia_data_kinds():
+    assert pj.julia_data(3) == ("int", 3)
+    assert pj.julia_data(np.float64(2.5)) == ("float", 2.5)
+    kind, v = pj.julia_data([1.0, 0.0, 1.0])
+    assert kind == "vector" and v.dtype == np.float64 and v.tolist() == [1.0, 0.0, 1.0]
+    kind, rows = pj.julia_data(np.arange(6.0).reshape(3, 2))          # time-major: 3 steps of dim 2
+    assert kind == "sequence" and [r.tolist() for r in rows] == [[0, 1], [2, 3], [4, 5]]
+    kind, m = pj.julia_data(pj.Matrix(np.arange(6.0).reshape(2, 3)))
+    assert kind == "matrix" and m.flags.f_contiguous and m[1, 2] == 5.0
+    with pytest.raises(ValueError, match="data: expected finite values"):
+        pj.julia_data([1.0, np.nan])
+    with pytest.raises(TypeError, match="None is not supported"):
+        pj.julia_data(None)
+    with pytest.raises(ValueError, match="at most 2-d"):
+        pj.julia_data(np.zeros((2, 2, 2)))
+
+
+def test_summaries_become_time_major_pyrxaif_distributions():
+    # a stacked Julia summary of 3 bivariate Gaussians: mean (d, T), cov (d, d, T)
+    means = np.array([[0.0, 1.0, 2.0], [5.0, 6.0, 7.0]])
+    covs = np.stack([np.eye(2) * (t + 1) for t in range(3)], axis=-1)
+    s = pj._summary_to_numpy({"type": "MvNormalMeanCovariance", "stacked": True, "mean": means, "cov": covs})
+    assert s["mean"].shape == (3, 2) and s["cov"].shape == (3, 2, 2)
+    q = pj.as_distribution(s)
+    np.testing.assert_allclose(np.asarray(q.mean), means.T, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(q.cov)[2], 3 * np.eye(2), rtol=1e-12)
+    cat = pj.as_distribution({"type": "Categorical", "probs": np.array([0.25, 0.75, 0.0])})
+    np.testing.assert_allclose(np.asarray(cat.probs), [0.25, 0.75, 0.0], atol=1e-15)
+    md = pj.as_distribution({"type": "DirichletCollection", "alpha": np.array([[1.0, 2.0], [3.0, 4.0]])})
+    np.testing.assert_allclose(np.asarray(md.mean()), [[0.25, 1 / 3], [0.75, 2 / 3]], rtol=1e-12)
+    w = pj.as_distribution({"type": "Wishart", "df": np.array(5.0), "inv_scale": np.eye(2) * 2.0})
+    np.testing.assert_allclose(np.asarray(w.mean()), 2.5 * np.eye(2), rtol=1e-12)
+    with pytest.raises(TypeError, match="no pyrxaif distribution for a Beta posterior"):
+        pj.as_distribution({"type": "Beta", "mean": np.array(0.5), "var": np.array(0.1)})
+
+
+def test_infer_validates_before_starting_julia(monkeypatch):
+    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    with pytest.raises(ValueError, match="invalid Julia argument name 'y-1'"):
+        pj.infer(COIN, data={"y-1": [1.0]})
+    with pytest.raises(ValueError, match="iterations: expected a positive integer"):
+        pj.infer(COIN, data={"y": [1.0]}, iterations=0)
+    with pytest.raises(TypeError, match="constraints: expected Julia source text"):
+        pj.infer(COIN, data={"y": [1.0]}, constraints=3)
+
+
+# --------------------------------------------------------------------------------------------
+# real Julia (skipped where Julia cannot start)
+# --------------------------------------------------------------------------------------------
+@pytest.mark.julia
+@pytest.mark.skipif(not _JULIA_OK, reason=f"Julia engine unavailable: {_JULIA_WHY}")
+def test_infer_user_model_matches_conjugate_posterior():
+    y = np.array([1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0])
+    res = pj.infer(COIN, data={"y": y}, model_kwargs={"a": 2.0, "b": 3.0}, free_energy=True)
+    post = res["posteriors"]["θ"]
+    a, b = 2.0 + y.sum(), 3.0 + (1 - y).sum()
+    np.testing.assert_allclose(post["mean"], a / (a + b), rtol=1e-10)
+    np.testing.assert_allclose(post["var"], a * b / ((a + b) ** 2 * (a + b + 1)), rtol=1e-10)
+    from scipy.special import betaln
+    np.testing.assert_allclose(res["free_energy"][-1], -(betaln(a, b) - betaln(2.0, 3.0)), rtol=1e-8)
+
+
+@pytest.mark.julia
+@pytest.mark.skipif(not _JULIA_OK, reason=f"Julia engine unavailable: {_JULIA_WHY}")
+def test_smooth_lds_matches_dense_conditioning():
+    a = _lds_args(T=6)
+    q, fe = ej.smooth_lds(**a)
+    T, d = a["y_mean"].shape
+    A, B, W = a["ab"][:, :d], a["ab"][:, d:], a["w"]
+    lam, xi = np.zeros((T * d, T * d)), np.zeros(T * d)
+    blk = lambda t: slice(t * d, (t + 1) * d)  # noqa: E731
+    lam[blk(0), blk(0)] += np.linalg.inv(a["v1"])
+    for t in range(T - 1):
+        lam[blk(t), blk(t)] += A.T @ W @ A
+        lam[blk(t + 1), blk(t + 1)] += W
+        lam[blk(t), blk(t + 1)] -= A.T @ W
+        lam[blk(t + 1), blk(t)] -= W @ A
+        xi[blk(t)] -= A.T @ W @ B @ a["u"][t]
+        xi[blk(t + 1)] += W @ B @ a["u"][t]
+    for t in range(T):
+        lam[blk(t), blk(t)] += np.diag(1 / a["y_cov"][t])
+        xi[blk(t)] += a["y_mean"][t] / a["y_cov"][t]
+    cov = np.linalg.inv(lam)
+    mean = cov @ xi
+    np.testing.assert_allclose(np.asarray(q.mean), mean.reshape(T, d), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(q.cov), np.stack([cov[blk(t), blk(t)] for t in range(T)]), rtol=1e-8)
+    assert np.isfinite(fe)
+
+
+@pytest.mark.julia
+@pytest.mark.skipif(not _JULIA_OK, reason=f"Julia engine unavailable: {_JULIA_WHY}")
+def test_julia_errors_become_python_exceptions():
+    with pytest.raises(ej.JuliaError, match="UndefVarError|not defined"):
+        pj.infer("no_such_model_xyz", data={"y": [1.0]})
+
+
+@pytest.mark.skipif(_JULIA_OK, reason="Julia is available here; this checks the refusal where it is not")
+def test_entry_points_refuse_cleanly_where_julia_is_unavailable():
+    import sys
+
+    with pytest.raises(ej.JuliaUnavailableError, match="Julia engine unavailable: "):
+        pj.infer(COIN, data={"y": [1.0, 0.0]}, model_kwargs={"a": 1.0, "b": 1.0})
+    with pytest.raises(ej.JuliaUnavailableError, match=_JULIA_WHY.split(";")[0][:40].replace("(", r"\(").replace(")", r"\)")):
+        ej.smooth_lds(**_lds_args())
+    assert "juliacall" not in sys.modules                      # refused before importing juliacall

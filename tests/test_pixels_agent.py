@@ -1,0 +1,83 @@
+"""JOPA agent: checkpoints, validation refusal, the `pyrxaif pendulum --quick` smoke run."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import pyrxaif  # noqa: F401
+from pyrxaif.agents import jopa
+from pyrxaif.inference import em
+from pyrxaif.nn import vae
+
+
+def _untrained(task="pendulum"):
+    cfg = jopa.JopaConfig(task=task, n_traj=2, traj_len=6, latent_dim=3, frames=2)
+    params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(3, 2))
+    lds = em.LDS(0.9 * np.eye(3), np.ones((3, 1)), 0.1 * np.eye(3), np.zeros(3), np.eye(3))
+    return jopa.JopaModel(cfg, params, em.LDS(*map(np.asarray, lds)))
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    model = _untrained()
+    path = str(tmp_path / "m.msgpack")
+    jopa.save(model, path)
+    back = jopa.load(path)
+    assert back.config == model.config
+    for a, b in zip(jax.tree_util.tree_leaves(model.params), jax.tree_util.tree_leaves(back.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(model.lds, back.lds):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    w = np.random.default_rng(0).random((4, 2, 28, 28)).astype(np.float32)
+    np.testing.assert_array_equal(model.encode(w)[0], back.encode(w)[0])
+    (tmp_path / "bad.msgpack").write_bytes(b"\x80")            # empty msgpack map
+    with pytest.raises(ValueError, match="not a JOPA checkpoint"):
+        jopa.load(str(tmp_path / "bad.msgpack"))
+
+
+def test_untrained_checkpoint_is_refused():
+    model = _untrained()
+    frames, actions, _ = jopa.collect(model.config, seed=0)
+    metrics = jopa.validate(model, frames, actions)
+    assert metrics["recon_mse"] > model.config.max_recon_mse   # random decoder ≈ 0.25 per pixel
+    with pytest.raises(jopa.CheckpointRejected, match="reconstruction MSE"):
+        jopa.check(model, metrics)
+    with pytest.raises(ValueError, match="frames"):
+        jopa.validate(model, frames[0], actions)
+
+
+def test_config_and_success_checks():
+    with pytest.raises(ValueError, match="task"):
+        jopa.JopaConfig(task="cartpole")
+    with pytest.raises(ValueError, match="horizon"):
+        jopa.JopaConfig(horizon=1)
+    th = np.r_[np.zeros(5), np.full(50, np.pi - 0.1), np.zeros(3)]
+    assert jopa.pendulum_success(th) == (True, True, 50)
+    assert jopa.pendulum_success(th[:30]) == (True, False, 25)
+    assert jopa.pendulum_success(np.zeros(10))[0] is False
+    w = jopa.windows_of(np.arange(5.0)[None, :, None, None] * np.ones((1, 5, 2, 2)), 2)
+    assert w.shape == (1, 4, 2, 2, 2) and w[0, 1, :, 0, 0].tolist() == [1.0, 2.0]
+
+
+def test_cli_pendulum_quick(tmp_path, capsys):
+    from pyrxaif.cli import main
+
+    out = str(tmp_path / "pend")
+    rc = main(["pendulum", "--quick", "--episodes", "2", "--steps", "20", "--out", out, "--no-progress"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "free energy per EM iteration" in text and "swing-up" in text
+    rep = json.load(open(os.path.join(out, "results.json")))
+    fe = [float(x) for x in text.split("free energy per EM iteration:")[1].splitlines()[0].split(",")]
+    assert len(fe) == 2 and all(np.isfinite(fe))
+    v = rep["validation"]
+    assert 0.0 <= v["recon_mse"] < 0.1 and np.isfinite(v["pred_nmse"])   # learnt something: random ≈ 0.25
+    s = rep["summary"]
+    assert s["episodes"] == 2 and 0 <= s["swing_up"] <= 2 and 0 <= s["stabilised"] <= s["swing_up"]
+    assert 0 < rep["timings"]["per_replan_s"] < 5
+    for name in ("pendulum.png", "pendulum.gif", "model.msgpack"):
+        assert os.path.getsize(os.path.join(out, name)) > 100
+    from PIL import Image
+    assert Image.open(os.path.join(out, "pendulum.gif")).n_frames == 21

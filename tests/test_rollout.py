@@ -1,0 +1,197 @@
+"""Rollout message passing: BP against brute-force enumeration, channel fixed points, and the
+channel-augmented free energy against the entropy-corrected VFE computed by enumeration."""
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pyrxaif  # noqa: F401  (float64)
+from pyrxaif.inference.rollout import (METHODS, bayes_filter, make_model, method_config, plan)
+
+S, A, J, K, Y, H = 3, 2, 2, 2, 2, 2
+
+
+def tiny_model(seed=0):
+    rng = np.random.default_rng(seed)
+    succ = np.stack([np.stack([rng.choice(S, size=J, replace=False) for _ in range(A)]) for _ in range(S)])
+    T = rng.dirichlet(np.ones(J), size=(S, A, K)).transpose(0, 1, 3, 2)          # (S,A,J,K)
+    B = rng.dirichlet(np.ones(Y) * 0.7, size=(1, S, K))                          # (1,S,K,Y)
+    log_C = rng.normal(size=(S, K))
+    pi = rng.dirichlet(np.ones(A) * 3)
+    b0 = rng.dirichlet(np.ones(S * K)).reshape(S, K)
+    return succ, T, B, log_C, pi, b0
+
+
+def enumerate_joint(succ, T, B, log_C, pi, b0, ch=None, cfg=None):
+    """All trajectories (θ, x_0..x_H, u_0..u_{H-1}, y_1..y_H) with log-weights of the model p
+    and of the channel-modified model p̃ (channels from a PlanResult)."""
+    rows, logp, logpt = [], [], []
+    for th in range(K):
+        for xs in itertools.product(range(S), repeat=H + 1):
+            for us in itertools.product(range(A), repeat=H):
+                ok, lp, lpt = True, np.log(b0[xs[0], th]), np.log(b0[xs[0], th])
+                for t in range(H):
+                    js = np.where(succ[xs[t], us[t]] == xs[t + 1])[0]
+                    if len(js) == 0 or T[xs[t], us[t], js[0], th] == 0:
+                        ok = False
+                        break
+                    j = js[0]
+                    step = np.log(pi[us[t]] * T[xs[t], us[t], j, th]) + log_C[xs[t + 1], th]
+                    lp += step
+                    lpt += step
+                    if ch is not None and cfg.planning:
+                        lpt += float(ch.log_r_u[t, xs[t], us[t]])
+                    if ch is not None and cfg.dynamics:
+                        lpt -= float(ch.log_r_x[t, xs[t], us[t], j])
+                if not ok or lp == -np.inf:
+                    continue
+                for ys in itertools.product(range(Y), repeat=H):
+                    lpy, lpty = lp, lpt
+                    for t in range(H):
+                        x = xs[t + 1]
+                        lb = np.log(B[0, x, th, ys[t]])
+                        lpy += lb
+                        lpty += lb
+                        if ch is not None and cfg.observation == "channel":
+                            lpty += 2 * float(ch.log_r_y[0][t, 0, x, th, ys[t]]) - float(ch.log_rho[0][t, 0, x, ys[t]])
+                    rows.append((th, xs, us, ys))
+                    logp.append(lpy)
+                    logpt.append(lpty)
+    return rows, np.array(logp), np.array(logpt)
+
+
+def cond_entropy(q, rows, key_joint, key_cond):
+    """H(a | c) = −Σ q log q(a,c)/q(c) with a,c given by functions of a row."""
+    from collections import defaultdict
+    pj, pc = defaultdict(float), defaultdict(float)
+    for w, r in zip(q, rows):
+        pj[key_joint(r)] += w
+        pc[key_cond(r)] += w
+    return -sum(w * np.log(pj[key_joint(r)] / pc[key_cond(r)]) for w, r in zip(q, rows) if w > 0)
+
+
+def test_bp_marginals_equal_brute_force():
+    succ, T, B, log_C, pi, b0 = tiny_model(1)
+    model = make_model(succ, T, B, log_C, pi)
+    res = plan(model, np.log(b0), "bp", H)
+    rows, logp, _ = enumerate_joint(succ, T, B, log_C, pi, b0)
+    q = np.exp(logp - np.logaddexp.reduce(logp))
+    qu0 = np.zeros(A)
+    qx = np.zeros((H + 1, S, K))
+    for w, (th, xs, us, ys) in zip(q, rows):
+        qu0[us[0]] += w
+        for t in range(H + 1):
+            qx[t, xs[t], th] += w
+    np.testing.assert_allclose(np.exp(res.log_q_u0), qu0, atol=1e-10)
+    np.testing.assert_allclose(np.exp(res.log_single), qx, atol=1e-10)
+    # F = −log Z with Z = Σ p (the obs factors sum to one over unobserved y)
+    np.testing.assert_allclose(float(res.final_free_energy), -np.logaddexp.reduce(logp), atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["vbp", "rm-mp", "aif-mp"])
+def test_channels_at_fixed_point_equal_region_conditionals(method):
+    from pyrxaif.rules import channels as ch
+    succ, T, B, log_C, pi, b0 = tiny_model(2)
+    model = make_model(succ, T, B, log_C, pi)
+    cfg = method_config(method, damping=0.3, n_iter=400)
+    res = plan(model, np.log(b0), cfg, H)
+    assert float(res.channel_change[-1]) < 1e-8
+    reg, single, c = res.log_region, res.log_single, res.channels
+    mass_x = np.exp(np.asarray(single[:-1]).max(axis=2)) > 1e-8          # (H,S) states with mass
+    r_u = np.exp(np.stack([ch.planning_channel(reg[t]) for t in range(H)]))
+    np.testing.assert_allclose(r_u[mass_x], np.exp(c.log_r_u)[mass_x], atol=1e-6)
+    if cfg.dynamics:
+        r_x = np.exp(np.stack([ch.dynamics_channel(reg[t], model.log_T) for t in range(H)]))
+        np.testing.assert_allclose(r_x[mass_x], np.exp(c.log_r_x)[mass_x], atol=1e-6)
+    if cfg.observation == "channel":
+        ry, rho = zip(*[ch.observation_channels(model.log_B_plan[0], c.log_r_y[0][t], c.log_rho[0][t], single[t + 1])
+                        for t in range(H)])
+        np.testing.assert_allclose(np.exp(np.stack(ry)), np.exp(c.log_r_y[0]), atol=1e-6)
+        np.testing.assert_allclose(np.exp(np.stack(rho)), np.exp(c.log_rho[0]), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["bp", "vbp", "rm-mp", "aif-mp"])
+def test_channel_objective_equals_entropy_corrected_free_energy(method):
+    """At the fixed point F(r) = VFE(q) + H(u|x) − H(x'|x,u) + 2H(y|x,θ) − H(y|x) (active terms only),
+    with q the channel-modified joint, everything computed by enumeration."""
+    succ, T, B, log_C, pi, b0 = tiny_model(3)
+    model = make_model(succ, T, B, log_C, pi)
+    cfg = method_config(method, damping=0.3, n_iter=400)
+    res = plan(model, np.log(b0), cfg, H)
+    rows, logp, logpt = enumerate_joint(succ, T, B, log_C, pi, b0, res.channels, cfg)
+    q = np.exp(logpt - np.logaddexp.reduce(logpt))
+    nz = q > 0
+    vfe = float(np.sum(q[nz] * (np.log(q[nz]) - logp[nz])))
+    corr = 0.0
+    for t in range(H):
+        if cfg.planning:
+            corr += cond_entropy(q, rows, lambda r: (r[1][t], r[2][t]), lambda r: r[1][t])
+        if cfg.dynamics:
+            corr -= cond_entropy(q, rows, lambda r: (r[1][t], r[2][t], r[1][t + 1]), lambda r: (r[1][t], r[2][t]))
+        if cfg.observation == "channel":
+            corr += 2 * cond_entropy(q, rows, lambda r: (r[1][t + 1], r[0], r[3][t]), lambda r: (r[1][t + 1], r[0]))
+            corr -= cond_entropy(q, rows, lambda r: (r[1][t + 1], r[3][t]), lambda r: r[1][t + 1])
+    np.testing.assert_allclose(float(res.final_free_energy), vfe + corr, atol=1e-6)
+    # and the reported value is −log Z of the channel-modified model
+    np.testing.assert_allclose(float(res.final_free_energy), -np.logaddexp.reduce(logpt), atol=1e-8)
+
+
+def test_vbp_commits_to_a_deterministic_policy():
+    succ, T, B, log_C, pi, b0 = tiny_model(4)
+    model = make_model(succ, T, B, log_C, pi)
+    bp = plan(model, np.log(b0), "bp", H)
+    vbp = plan(model, np.log(b0), method_config("vbp", damping=0.5, n_iter=200), H)
+    assert float(jnp.max(jnp.exp(vbp.channels.log_r_u))) > 0.999
+    assert float(jnp.max(jnp.exp(vbp.log_q_u0))) > float(jnp.max(jnp.exp(bp.log_q_u0)))
+
+
+def test_bayes_filter_matches_direct_computation():
+    succ, T, B, log_C, pi, b0 = tiny_model(5)
+    model = make_model(succ, T, B, log_C, pi)
+    u, y = 1, np.array([1])
+    post = np.zeros((S, K))
+    for x in range(S):
+        for j in range(J):
+            post[succ[x, u, j]] += T[x, u, j] * b0[x]
+    post *= B[0, :, :, y[0]]
+    post /= post.sum()
+    got = np.exp(bayes_filter(model, jnp.log(b0), u, jnp.asarray(y)))
+    np.testing.assert_allclose(got, post, atol=1e-12)
+
+
+def test_free_energy_and_change_are_reported_per_iteration():
+    succ, T, B, log_C, pi, b0 = tiny_model(6)
+    model = make_model(succ, T, B, log_C, pi)
+    res = plan(model, np.log(b0), method_config("vbp", n_iter=7), H)
+    assert res.free_energy.shape == (7,) and np.all(np.isfinite(res.free_energy))
+    assert float(res.channel_change[0]) > float(res.channel_change[-1])
+
+
+def test_bad_inputs():
+    succ, T, B, log_C, pi, b0 = tiny_model(0)
+    with pytest.raises(ValueError, match="method.*'bp'.*'vbp'.*'rm-mp'.*'aif-mp'.*'nuijten-mp'"):
+        method_config("bogus")
+    with pytest.raises(ValueError, match="damping"):
+        method_config("vbp", damping=1.5)
+    with pytest.raises(ValueError, match="n_iter"):
+        method_config("vbp", n_iter=0)
+    with pytest.raises(ValueError, match="obs_weight"):
+        method_config("aif-mp", obs_weight=-1.0)
+    with pytest.raises(TypeError, match="method"):
+        method_config(3)
+    with pytest.raises(ValueError, match="T:"):
+        make_model(succ, T * 2, B, log_C, pi)
+    with pytest.raises(ValueError, match="B:"):
+        make_model(succ, T, B[..., :1], log_C, pi)
+    with pytest.raises(ValueError, match="succ"):
+        make_model(succ + S, T, B, log_C, pi)
+    with pytest.raises(ValueError, match="finite"):
+        make_model(succ, T, B, np.full((S, K), np.nan), pi)
+    model = make_model(succ, T, B, log_C, pi)
+    with pytest.raises(ValueError, match="log_b0"):
+        plan(model, np.zeros((S + 1, K)), "bp", H)
+    with pytest.raises(ValueError, match="horizon"):
+        plan(model, np.log(b0), "bp", 0)
+    assert set(METHODS) == {"bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp"}

@@ -1,0 +1,111 @@
+"""T-maze environment, matrices, agents (short runs) and CLI."""
+
+import gymnasium as gym
+import jax
+import numpy as np
+import pytest
+
+import pyrxaif  # noqa: F401  (registers the gymnasium ids)
+from pyrxaif.agents import bargaining as bg
+from pyrxaif.agents import tmaze as ag
+from pyrxaif.envs import tmaze as env
+
+
+def test_observation_and_transition_matrices():
+    a = 0.9
+    A = env.observation_matrix(a)
+    assert A.shape == (16, 8)
+    np.testing.assert_allclose(A.sum(0), 1.0)
+    np.testing.assert_allclose(A[0:4, 0:2], [[.5, .5], [.5, .5], [0, 0], [0, 0]])
+    np.testing.assert_allclose(A[4:8, 2:4], [[0, 0], [0, 0], [a, 1 - a], [1 - a, a]])
+    np.testing.assert_allclose(A[8:12, 4:6], [[0, 0], [0, 0], [1 - a, a], [a, 1 - a]])
+    np.testing.assert_allclose(A[12:16, 6:8], [[1, 0], [0, 1], [0, 0], [0, 0]])
+    assert A[np.ix_(range(4, 16), range(0, 2))].sum() == 0  # block-diagonal
+    B = env.transition_matrices()
+    np.testing.assert_allclose(B.sum(1), 1.0)
+    for u in range(4):
+        for side in range(2):
+            for frm in range(4):
+                to = np.argmax(B[u][:, 2 * frm + side])
+                assert to % 2 == side  # reward side never changes
+                assert to // 2 == (env.O if frm in (env.L, env.R) else u)
+    C = np.exp(env.goal_log_probs(2.0))
+    assert np.isclose(C.sum(), 1) and np.isclose(np.log(C[2] / C[0]), 2) and np.isclose(np.log(C[3] / C[0]), -2)
+    a0 = env.observation_prior(0.1)
+    np.testing.assert_allclose(a0[0:4, 0:2], [[10, 10], [10, 10], [.1, .1], [.1, .1]])
+    np.testing.assert_allclose(a0[12:16, 6:8], [[1, .1], [.1, 1], [.1, .1], [.1, .1]])
+    with pytest.raises(ValueError, match="alpha"):
+        env.observation_matrix(1.5)
+
+
+def test_gym_env_behaviour():
+    e = gym.make("pyrxaif/TMaze-v0").unwrapped
+    assert isinstance(e, env.TMaze)
+    x0, info = e.reset(seed=3)
+    assert info["position"] == "O" and x0 // 4 == env.O
+    side = info["side"]
+    x, r, term, trunc, info = e.step(env.CUE)
+    assert info["position"] == "Cue" and x % 4 == side  # the cue is exact
+    arm = env.L if side == 0 else env.R
+    rewards = []
+    for seed in range(200):
+        e.reset(seed=seed)
+        s = e._side
+        e.step(env.L if s == 0 else env.R)
+        x, r, term, trunc, info = e.step(env.CUE)
+        assert info["position"] == "O" and term  # forced return after an arm, two moves
+    for seed in range(400):
+        _, info = e.reset(seed=seed)
+        _, r, *_ = e.step(env.L if info["side"] == 0 else env.R)
+        rewards.append(r)
+    assert abs(np.mean(rewards) - 0.9) < 0.05
+    e.reset(seed=1)
+    with pytest.raises(ValueError, match="action"):
+        e.step(7)
+    # same seed -> same episode
+    e2 = env.TMaze()
+    assert e2.reset(seed=5)[1]["side"] == env.TMaze().reset(seed=5)[1]["side"]
+    del arm
+
+
+def test_buyer_matrices():
+    A = np.asarray(bg.buyer_observation_matrix(0.8))
+    np.testing.assert_allclose(A.sum(0), 1.0)
+    B = bg.buyer_transitions()
+    np.testing.assert_allclose(B.sum(1), 1.0)
+    # moving from O (side RR, not accepted) to the cue sets "accepted"
+    frm = 4 * env.O + 2 * 1 + 1
+    assert np.argmax(B[env.CUE][:, frm]) == 4 * env.CUE + 2 * 1 + 0
+    # after accepting, the correct arm pays α; without accepting it pays 1
+    assert np.isclose(A[4 * env.L + 2, 4 * env.L + 0], 0.8) and np.isclose(A[4 * env.L + 2, 4 * env.L + 1], 1.0)
+
+
+def test_agent_settings_errors():
+    with pytest.raises(ValueError, match="engine"):
+        ag.simulate(jax.random.PRNGKey(0), 1, 1, engine="julia-ish")
+    with pytest.raises(ValueError, match="objective"):
+        ag.simulate(jax.random.PRNGKey(0), 1, 1, objective="efe")
+    with pytest.raises(ValueError, match="selection"):
+        ag.simulate(jax.random.PRNGKey(0), 1, 1, selection="greedy")
+    with pytest.raises(ValueError, match="n_runs"):
+        ag.simulate(jax.random.PRNGKey(0), 0, 1)
+
+
+FAST = dict(iterations=20, burn_in=5, progress=False)
+
+
+def test_gfe_agent_learns_to_visit_the_cue_and_bethe_does_not():
+    key = jax.random.PRNGKey(0)
+    b, rec = ag.simulate(key, n_runs=4, n_trials=8, chunk=8, **FAST)
+    cue = np.asarray(rec.cue_first, float)
+    win = np.asarray(rec.win, float)
+    assert cue[:, 3:].mean() >= 0.7
+    assert win[:, 3:].mean() >= 0.6
+    # learned A: the cue column for the true side got confident counts
+    A = np.asarray(b.A_conc).mean(0)
+    assert A[12, 6] > 2 and A[13, 7] > 2
+    # deterministic given the key
+    _, rec2 = ag.simulate(key, n_runs=4, n_trials=8, chunk=4, **FAST)
+    np.testing.assert_array_equal(np.asarray(rec.actions), np.asarray(rec2.actions))
+    _, rb = ag.simulate(key, n_runs=4, n_trials=8, chunk=8, objective="bethe", **FAST)
+    assert np.asarray(rb.cue_first, float)[:, 3:].mean() <= 0.2
