@@ -362,3 +362,16 @@ def test_validation_errors():
         lgssm.make_prior(2, 1, ab_mean=np.zeros((2, 2)))
     with pytest.raises(TypeError, match="prior"):
         lgssm.vb_em(mu, lam, u, (q_ab, q_w), init)
+
+
+def test_smooth_under_jit_and_grad_fisher_identity():
+    """Traced inputs (inside a VAE loss) skip validation; d log Z̃ / d μ_t = Λ_t (E[z_t] − μ_t)."""
+    rng = np.random.default_rng(14)
+    mu, lam, u, q_ab, q_w, init = _random_problem(rng)
+
+    def log_z(m):
+        return lgssm.smooth(m, lam, u, q_ab, q_w, init).log_normalizer
+
+    grad = np.asarray(jax.jit(jax.grad(log_z))(jax.numpy.asarray(mu)))
+    res = lgssm.smooth(mu, lam, u, q_ab, q_w, init)
+    np.testing.assert_allclose(grad, lam * (np.asarray(res.mean) - mu), atol=1e-8)

@@ -298,3 +298,20 @@ def test_cavity_times_encoder_message_gives_posterior():
     mean, cov, _ = _dense_lds_posterior(np.asarray(lds.A), np.asarray(lds.B), np.asarray(lds.W_cov),
                                         np.zeros(2), np.eye(2), u[0], mu[0], 1 / var[0])
     np.testing.assert_allclose(sm.mean[0], mean, atol=1e-9)
+
+
+def test_weighted_m_step_equals_fit_on_selected_sequences():
+    rng = np.random.default_rng(5)
+    lds = em.LDS(jnp.eye(2) * 0.9, jnp.ones((2, 1)) * 0.1, 0.2 * jnp.eye(2), jnp.zeros(2), jnp.eye(2))
+    mu, var, u = rng.normal(size=(4, 6, 2)), rng.uniform(0.1, 1, (4, 6, 2)), rng.normal(size=(4, 5, 1))
+    sm = em.e_step(lds, mu, var, u)
+    w = np.zeros((4, 5))
+    w[:2] = 1.0
+    got = em.m_step(sm, u, 1e-3, jnp.asarray(w))
+    sub = jax.tree_util.tree_map(lambda a: a[:2], sm)
+    want = em.m_step(sub, u[:2], 1e-3)
+    for g, h in zip(got[:3], want[:3]):                       # A, B, W⁻¹ from the selected transitions only
+        np.testing.assert_allclose(np.asarray(g), np.asarray(h), atol=1e-10)
+    full = em.m_step(sm, u, 1e-3, jnp.ones((4, 5)))
+    for g, h in zip(full, em.m_step(sm, u, 1e-3)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(h), atol=1e-12)

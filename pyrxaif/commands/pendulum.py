@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--checkpoint", default=None, help="load this checkpoint instead of training")
     parser.add_argument("--no-validate", action="store_true", help="plan even if the checkpoint fails validation")
     parser.add_argument("--no-progress", action="store_true")
+    if task == "digits":
+        parser.add_argument("--digit", type=int, default=7, choices=range(-1, 10),
+                            help="digit class to rotate (held-out instances are used for control); -1: all classes")
+        parser.add_argument("--mnist", default=None, help="path to a local MNIST (.npz or idx) instead of mnist_5k")
 
 
 def _config(task: str, quick: bool):
@@ -30,7 +34,7 @@ def _config(task: str, quick: bool):
         cfg = JopaConfig(task="pendulum", n_traj=20, pretrain_epochs=15, em_iters=4, vae_epochs_per_em=4)
     else:   # single-frame encoder: the digit's angle has no velocity to carry
         cfg = JopaConfig(task="digits", latent_dim=6, frames=1, n_traj=60, traj_len=20, data_action_scale=1.0,
-                         horizon=8, pretrain_epochs=15, em_iters=4, vae_epochs_per_em=3)
+                         horizon=8, pretrain_epochs=15, em_iters=4, vae_epochs_per_em=3, max_recon_mse=0.06)
     if quick:
         cfg.n_traj, cfg.pretrain_epochs, cfg.em_iters, cfg.vae_epochs_per_em = 10, 3, 2, 1
         cfg.max_pred_nmse, cfg.max_recon_mse = np.inf, np.inf   # smoke run: report, do not refuse
@@ -46,10 +50,12 @@ def drive(args: argparse.Namespace, task: str) -> int:
     progress = not args.no_progress
     images = None
     if task == "digits":
-        images, _ = load_digits()
-        rng = np.random.default_rng(args.seed)
-        perm = rng.permutation(len(images))
-        train_images, test_images = images[perm[:4000]], images[perm[4000:]]
+        images, labels = load_digits(path=args.mnist)
+        if args.digit >= 0:
+            images = images[labels == args.digit]
+        perm = np.random.default_rng(args.seed).permutation(len(images))
+        n_train = int(0.8 * len(images))
+        train_images, test_images = images[perm[:n_train]], images[perm[n_train:]]
     timings = {}
     if args.checkpoint:
         model = jopa.load(args.checkpoint)

@@ -7,8 +7,8 @@ Actions: LEFT, DOWN, RIGHT, UP (deterministic; bumping the border stays; moves c
 SENSE (stay, sense flag on), SAMPLE (on a rock cell: go to GOOD or BAD by θ; elsewhere stay), EXIT
 (from the right edge: go to EXITED; elsewhere stay).
 Observations: modality 0 = the state (exact); modality 1+i = binary quality reading of rock i, correct
-with probability ½ + ½·2^(−d/d½) at Euclidean distance d, with d½ = ``sense_half`` while sensing and
-``passive_half`` otherwise (distance-dependent SENSE per rock); reading 0 in the end states.
+with probability ½ + ½·2^(−d/sense_half) at Euclidean distance d while sensing (exact on the rock) and
+½ + ½·passive_gain·2^(−d/passive_half) passively (never decisive); reading 0 in the end states.
 Preferences: log C = +good_pref (GOOD), −bad_pref (BAD), +exit_pref (EXITED), −step_cost on the grid.
 Rewards: +10 good sample, −10 bad sample, +exit_reward on exit. Retrieval = reaching GOOD.
 """
@@ -34,7 +34,7 @@ def _default_rocks(n: int, k: int) -> tuple:
 
 
 def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: float = 2.0,
-               passive_half: float = 0.25, good_pref: float = 4.0, bad_pref: float = 8.0,
+               passive_half: float = 1.0, passive_gain: float = 0.3, good_pref: float = 4.0, bad_pref: float = 8.0,
                exit_pref: float = 1.0, step_cost: float = 0.1, move_weight: float = 1.0,
                exit_reward: float = 1.0) -> GridSpec:
     N = n * n
@@ -67,7 +67,7 @@ def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: f
         for x in range(2 * N):
             r, c = divmod(x % N, n)
             d = np.hypot(r - rr, c - cc)
-            acc = 0.5 + 0.5 * 2.0 ** (-d / (sense_half if x >= N else passive_half))
+            acc = 0.5 + 0.5 * (2.0 ** (-d / sense_half) if x >= N else passive_gain * 2.0 ** (-d / passive_half))
             p1[x] = np.where(quality[:, i] == 1, acc, 1.0 - acc)
         mods.append(binary_modality(p1))
     B, sizes = pad_modalities(mods)

@@ -62,13 +62,22 @@ def cavity(sm: Smoothed, enc_mean, enc_var):
 
 
 @jax.jit
-def m_step(sm: Smoothed, actions, ridge=1e-3) -> LDS:
+def m_step(sm: Smoothed, actions, ridge=1e-3, weights=None) -> LDS:
     """Pooled statistics: [A B] = Σ E[z_{t+1} x_tᵀ](Σ E[x_t x_tᵀ] + ridge·I)⁻¹, x_t = [z_t; u_t];
-    W⁻¹ = mean E[(z_{t+1} − [A B]x_t)(·)ᵀ]; m_1, P_1 = moments of q(z_1) across sequences."""
+    W⁻¹ = mean E[(z_{t+1} − [A B]x_t)(·)ᵀ]; m_1, P_1 = moments of q(z_1) across sequences.
+    Optional ``weights`` (S, T−1) weight each transition's statistics (a model local to a region)."""
     m, P, C = sm.mean, sm.cov, sm.cross
     d = m.shape[-1]
-    z0, z1 = m[:, :-1], m[:, 1:]
-    Ezz = jnp.einsum("stij->ij", P[:, :-1]) + jnp.einsum("sti,stj->ij", z0, z0)
+    if weights is None:
+        weights = jnp.ones(m.shape[:2])[:, 1:]
+    sw = jnp.sqrt(weights)[..., None]
+    wP = weights[..., None, None]
+    z0, z1 = m[:, :-1] * sw, m[:, 1:] * sw
+    actions = actions * sw
+    P = jnp.concatenate([P[:, :1], P[:, 1:] * wP], axis=1)
+    P0 = sm.cov[:, :-1] * wP
+    C = C * wP
+    Ezz = jnp.einsum("stij->ij", P0) + jnp.einsum("sti,stj->ij", z0, z0)
     Ezu = jnp.einsum("sti,stj->ij", z0, actions)
     Euu = jnp.einsum("sti,stj->ij", actions, actions)
     Sxx = jnp.block([[Ezz, Ezu], [Ezu.T, Euu]])
@@ -76,13 +85,13 @@ def m_step(sm: Smoothed, actions, ridge=1e-3) -> LDS:
     Sz1u = jnp.einsum("sti,stj->ij", z1, actions)
     Szx = jnp.concatenate([Sz1z0, Sz1u], axis=1)
     Sz1z1 = jnp.einsum("stij->ij", P[:, 1:]) + jnp.einsum("sti,stj->ij", z1, z1)
-    n = z0.shape[0] * z0.shape[1]
+    n = jnp.sum(weights)
     AB = jnp.linalg.solve(Sxx + ridge * jnp.eye(Sxx.shape[0]), Szx.T).T
     Wc = (Sz1z1 - AB @ Szx.T - Szx @ AB.T + AB @ Sxx @ AB.T) / n
     Wc = 0.5 * (Wc + Wc.T) + 1e-6 * jnp.eye(d)
-    m1 = jnp.mean(m[:, 0], 0)
-    dm = m[:, 0] - m1
-    P1 = jnp.mean(P[:, 0], 0) + jnp.einsum("si,sj->ij", dm, dm) / m.shape[0] + 1e-6 * jnp.eye(d)
+    m1 = jnp.mean(sm.mean[:, 0], 0)
+    dm = sm.mean[:, 0] - m1
+    P1 = jnp.mean(sm.cov[:, 0], 0) + jnp.einsum("si,sj->ij", dm, dm) / m.shape[0] + 1e-6 * jnp.eye(d)
     return LDS(AB[:, :d], AB[:, d:], Wc, m1, P1)
 
 

@@ -150,8 +150,24 @@ def _check_init(init, d):
     V.check_positive_definite("init.precision", V.as_float_array("init.precision", init.precision, shape=(d, d)))
 
 
+def _prepare_traced(obs_mean, obs_precision, controls, mask):
+    """Inside jit/grad (traced inputs): no validation, same conversions as ``_prepare``."""
+    mu = jnp.asarray(obs_mean, jnp.float64)
+    batched = mu.ndim == 3
+    f = (lambda x: x) if batched else (lambda x: x[None])
+    mu = f(mu)
+    lam = f(jnp.asarray(obs_precision, jnp.float64))
+    diag = lam.ndim == 3
+    u = jnp.zeros(mu.shape[:2] + (0,)) if controls is None else f(jnp.asarray(controls, jnp.float64))
+    msk = jnp.ones(mu.shape[:2]) if mask is None else f(jnp.asarray(mask, jnp.float64))
+    return mu, lam, diag, u, msk, batched
+
+
 def _prepare(obs_mean, obs_precision, controls, mask):
-    """Validate the data arguments; return batched jnp arrays (N, T, …) and whether input was batched."""
+    """Validate the data arguments; return batched jnp arrays (N, T, …) and whether input was batched.
+    Traced arguments (inside jit/grad, e.g. a VAE loss) skip validation."""
+    if is_traced(obs_mean, obs_precision, controls, mask):
+        return _prepare_traced(obs_mean, obs_precision, controls, mask)
     mu = V.as_float_array("obs_mean", obs_mean)
     if mu.ndim not in (2, 3):
         raise ValueError(f"obs_mean: expected shape (T, d) or (N, T, d), got {mu.shape}")
@@ -277,50 +293,59 @@ def _moments(xi, prec):
 
 
 def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
-    """Information filter on the per-step potentials, then RTS; returns backward elements too."""
+    """Information filter + RTS. Only the Riccati recursion of the precisions runs as a sequential
+    scan with a matrix inverse per step; the information vectors, the backward means/covariances
+    and the log-normaliser then need matrix products only (or are vectorised over t)."""
     g, xi, prec, trans = pots
     d = xi.shape[-1]
     c = u @ mdl.b.T                                                        # B̄ u_t (T, d)
     wa = mdl.w @ mdl.a                                                     # W̄Ā
     ata = symmetrize(mdl.a.T @ wa)                                         # ĀᵀW̄Ā
+
+    def riccati(precp, prec_t):                                            # Λp → Λp' = W̄ − W̄Ā P⁻¹ ĀᵀW̄
+        precf = precp + prec_t
+        pinv = symmetrize(jnp.linalg.inv(precf + ata))
+        gain = pinv @ wa.T                                                 # G = P⁻¹ĀᵀW̄
+        return symmetrize(mdl.w - wa @ gain), (precf, pinv, gain)
+
+    _, (precf, pinv, gain) = jax.lax.scan(riccati, init.precision, prec)
+    # information vectors: ξp_{t+1} = W̄c_t + Gᵀ(ξp_t + ξ_t − ĀᵀW̄c_t)  (affine recursion, matvecs only)
+    wc = c @ mdl.w
+    r = wc + jnp.einsum("tji,tj->ti", gain, xi - wc @ mdl.a)
+
+    def info(xip, inp):
+        g_t, r_t = inp
+        return g_t.T @ xip + r_t, xip
+
+    _, xip = jax.lax.scan(info, init.xi, (gain, r))
+    xif = xip + xi
+    a_vec = xif - wc @ mdl.a                                               # ξf − ĀᵀW̄c
+    k = jnp.einsum("tij,tj->ti", pinv, a_vec)                              # P⁻¹a
+    # log Z̃: prior and potential constants + per-transition Gaussian integrals + final integral
     _, logdet_w = jnp.linalg.slogdet(mdl.w)
     g0 = -0.5 * d * LOG2PI + 0.5 * chol_logdet(jnp.linalg.cholesky(init.precision)) \
         - 0.5 * jnp.sum(init.xi * init.mean)
-
-    def step(carry, inp):
-        gp, xip, precp = carry
-        g_t, xi_t, prec_t, c_t = inp
-        gf, xif, precf = gp + g_t, xip + xi_t, precp + prec_t
-        # predict z_{t+1}: ∫ exp(gf + ξfᵀz − ½zᵀΛf z) N(z'|Āz + c, W̄⁻¹) dz
-        p = symmetrize(precf + ata)
-        chol = jnp.linalg.cholesky(p)
-        a_vec = xif - wa.T @ c_t
-        sol = chol_solve(chol, jnp.concatenate([a_vec[:, None], wa.T, jnp.eye(d)], axis=1))
-        k, gain, pinv = sol[:, 0], sol[:, 1:d + 1], symmetrize(sol[:, d + 1:])   # P⁻¹a, P⁻¹ĀᵀW̄, P⁻¹
-        wc = mdl.w @ c_t
-        xin = wc + gain.T @ a_vec                                           # W̄c + W̄ĀP⁻¹a
-        precn = symmetrize(mdl.w - wa @ gain)
-        gn = gf + 0.5 * logdet_w - 0.5 * jnp.dot(c_t, wc) + 0.5 * jnp.dot(a_vec, k) - 0.5 * chol_logdet(chol)
-        return (gn, xin, precn), (gf, xif, precf, k, gain, pinv)
-
-    _, (gf, xif, precf, k, gain, pinv) = jax.lax.scan(step, (g0, init.xi, init.precision), (g, xi, prec, c))
-    mf, sf, _ = _moments(xif, precf)
+    logdet_p = chol_logdet(jnp.linalg.cholesky(symmetrize(precf + ata)))
+    per_step = 0.5 * logdet_w - 0.5 * jnp.sum(c * wc, -1) + 0.5 * jnp.sum(a_vec * k, -1) - 0.5 * logdet_p
     last = jnp.sum(mask).astype(jnp.int32) - 1
-    log_z = _canon_lognorm(gf[last], xif[last], precf[last])
+    log_z = g0 + jnp.sum(mask * g) + jnp.sum(trans * per_step) + _canon_lognorm(0.0, xif[last], precf[last])
     # backward elements: z_t | z_{t+1} ~ N(E z_{t+1} + g, L); at the last valid step the filtered belief
-    E = jnp.where(trans[:, None, None] > 0, gain, 0.0)
-    gv = jnp.where(trans[:, None] > 0, k, mf)
-    L = jnp.where(trans[:, None, None] > 0, pinv, sf)
+    has_next = trans > 0
+    mf, sf, _ = _moments(xif[last], precf[last])      # only the last valid step has no successor
+    E = jnp.where(has_next[:, None, None], gain, 0.0)
+    gv = jnp.where(has_next[:, None], k, mf)
+    L = jnp.where(has_next[:, None, None], pinv, sf)
 
     def back(carry, el):
         m_next, s_next = carry
         e, gg, ll = el
         m = gg + e @ m_next
         s = symmetrize(ll + e @ s_next @ e.T)
-        return (m, s), (m, s, s_next @ e.T)
+        return (m, s), (m, s)
 
     zeros = (jnp.zeros(d), jnp.zeros((d, d)))
-    _, (m, s, cross) = jax.lax.scan(back, zeros, (E, gv, L), reverse=True)
+    _, (m, s) = jax.lax.scan(back, zeros, (E, gv, L), reverse=True)
+    cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(E, -1, -2)   # Σ_{t+1} Eᵀ
     return m, s, cross, L, log_z
 
 
@@ -489,9 +514,8 @@ def _stats_batch(mean, cov, cross, u, mask):
 
 def sufficient_statistics(result: SmootherResult, controls=None, mask=None) -> tr.TransitionStats:
     """Σ over transitions (and sequences) of E[x xᵀ], E[z' xᵀ], E[z' z'ᵀ], x_t = [z_t; u_t]."""
-    mean = np.asarray(result.mean)
-    batched = mean.ndim == 3
-    _, _, _, u, msk, _ = _prepare(mean, np.ones(mean.shape), controls, mask)
+    batched = result.mean.ndim == 3
+    _, _, _, u, msk, _ = _prepare(result.mean, jnp.ones(result.mean.shape), controls, mask)
     f = (lambda x: x) if batched else (lambda x: x[None])
     return _stats_batch(f(result.mean), f(result.cov), f(result.cross_cov), u, msk)
 

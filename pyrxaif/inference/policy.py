@@ -121,8 +121,14 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
             exact = go.a_stats_dirichlet(MatrixDirichlet(a_post))
             kl_exact = go.dirichlet_kl(a_post, A_param)
             if gfe:
+                # Only the observed rows of the proposal change (counts x sᵀ): re-transform those
+                # rows of the fixed noise, keep the precomputed prior gammas elsewhere.
+                rows = jnp.argmax(x, axis=1)
+                sub = go.GammaNoise(*(f[..., rows, :] for f in noise))
+                log_g = log_g_prior.at[:, rows, :].set(go.log_gamma_from_noise(a_post[rows], sub))
+                log_samples = log_g - logsumexp(log_g, axis=-2, keepdims=True)
                 isp = go.gfe_posterior_A(key_i, MatrixDirichlet(a_post), s, log_c_new, stats.mean,
-                                         weight_mask=1.0 - obs, noise=noise)
+                                         weight_mask=1.0 - obs, log_samples=log_samples)
                 lm_unclamped = jnp.tensordot(jnp.exp(isp.log_weights), isp.log_samples, 1)
                 kl_is = (isp.kl_to_proposal + jnp.sum(counts * lm_unclamped)
                          - go.log_normalizer_ratio(a_post, A_param))
@@ -150,6 +156,7 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
     # (common random numbers): the fixed-point iteration then sees a deterministic objective.
     key_noise, key = jax.random.split(key)
     noise = go.gamma_noise(key_noise, (num_samples,) + A_param.shape) if (learn_A and gfe) else None
+    log_g_prior = go.log_gamma_from_noise(A_param, noise) if noise is not None else None
     stats0 = _a_stats_init(A_param, learn_A)
     log_c0 = _goal_log(goal, learn_goals)
     m = x.shape[1]

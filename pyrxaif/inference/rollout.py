@@ -15,11 +15,14 @@ enter the kernels (see ``pyrxaif.rules.channels``):
 
 Each iteration runs forward-backward (``lax.scan`` over time) with the current kernels, forms the
 region beliefs b_t(x,u,x',θ) ∝ α_t K_t φ_{t+1} β_{t+1}, recomputes the channels as their
-conditionals and damps them, ``r ← (1−λ) r + λ r*``. Nuijten-MP is the alternating scheme: the
+conditionals and damps them, ``r ← (1−λ) r + λ r*``. Methods with the planning correction also keep
+the start marginal fixed, q(x_0, θ) = b_0 (the plan may not "choose" a fortunate layout θ; this is the
+fixed initial-state distribution of the planning objective, applied to the augmented state (x, θ)). Nuijten-MP is the alternating scheme: the
 same loop with λ = 1 and the observation side replaced by an epistemic prior recomputed from the
 previous sweep's beliefs (not a variational parameter). Reported per iteration: the free energy
-of the channel-augmented Bethe objective at the current channels, F(r) = −log Z(r) (exact, since
-the graph is a tree), and the largest change of any channel (probability space).
+of the channel-augmented Bethe objective at the current channels, F(r) = min_q F(q, r) = −log Z(r)
+(−Σ b_0 log β_0 with the start clamped; exact, since the graph is a tree), and the largest change of
+any channel (probability space).
 """
 
 from __future__ import annotations
@@ -196,20 +199,16 @@ def _scatter_lse(vals, succ, S):
     return jnp.log(s) + mx
 
 
-def forward_backward(model: RolloutModel, log_b0, log_K, log_phi):
+def forward_backward(model: RolloutModel, log_b0, log_K, log_phi, clamp_initial: bool = False):
     """Sum-product on the chain with kernels ``log_K`` (H,S,A,J,K) and unary factors ``log_phi`` (H,S,K)
-    on x_1..x_H. Returns (log_region (H,S,A,J,K), log_single (H+1,S,K), log_Z)."""
+    on x_1..x_H. Returns (log_region (H,S,A,J,K), log_single (H+1,S,K), log_Z) with −log_Z the free energy.
+
+    ``clamp_initial``: the start (x_0, θ) is not optimised, q(x_0,θ) = b_0(x_0,θ) (planning correction:
+    a plan may not rely on a fortunate layout or start state). The initial factor becomes b_0/β_0 and the
+    free energy is −Σ b_0 log β_0 (expected log-evidence of the rollout from the start belief).
+    """
     S = model.num_states
     succ = model.succ
-
-    def fwd(la, inp):
-        lk, lphi = inp
-        nxt = _scatter_lse(la[:, None, None, :] + lk, succ, S) + lphi
-        c = logsumexp(nxt)
-        return nxt - c, (la, c)
-
-    la_H, (la_all, cs) = jax.lax.scan(fwd, log_b0, (log_K, log_phi))
-    log_Z = jnp.sum(cs) + logsumexp(la_H)
 
     def bwd(lb_next, inp):
         lk, lphi = inp
@@ -217,9 +216,28 @@ def forward_backward(model: RolloutModel, log_b0, log_K, log_phi):
         lb = logsumexp(lk + g, axis=(1, 2))
         c = logsumexp(lb)
         c = jnp.where(jnp.isfinite(c), c, 0.0)
-        return lb - c, (lb_next, g)
+        return lb - c, (lb_next, g, c)
 
-    lb_0, (lb_next_all, g_all) = jax.lax.scan(bwd, jnp.zeros_like(log_b0), (log_K, log_phi), reverse=True)
+    lb_0, (lb_next_all, g_all, cb) = jax.lax.scan(bwd, jnp.zeros_like(log_b0), (log_K, log_phi), reverse=True)
+    if clamp_initial:
+        ok = jnp.isfinite(log_b0) & jnp.isfinite(lb_0)
+        la_0 = jnp.where(ok, log_b0 - jnp.where(ok, lb_0, 0.0), -jnp.inf)
+        la_0 = la_0 - logsumexp(la_0)
+    else:
+        la_0 = log_b0
+
+    def fwd(la, inp):
+        lk, lphi = inp
+        nxt = _scatter_lse(la[:, None, None, :] + lk, succ, S) + lphi
+        c = logsumexp(nxt)
+        return nxt - c, (la, c)
+
+    la_H, (la_all, cs) = jax.lax.scan(fwd, la_0, (log_K, log_phi))
+    if clamp_initial:
+        pb0 = jnp.exp(log_b0)
+        log_Z = jnp.sum(jnp.where(pb0 > 0, pb0 * lb_0, 0.0)) + jnp.sum(cb)
+    else:
+        log_Z = jnp.sum(cs) + logsumexp(la_H)
     # region b_t ∝ α_t K_t φ_{t+1} β_{t+1}, normalised per time step
     reg = la_all[:, :, None, None, :] + log_K + g_all
     reg = reg - logsumexp(reg, axis=(1, 2, 3, 4), keepdims=True)
@@ -272,7 +290,7 @@ def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanR
 
     def sweep(chans):
         log_K, log_phi = _kernels(model, cfg, chans)
-        return forward_backward(model, log_b0, log_K, log_phi)
+        return forward_backward(model, log_b0, log_K, log_phi, clamp_initial=cfg.planning)
 
     def step(chans, _):
         reg, single, log_Z = sweep(chans)

@@ -62,16 +62,20 @@ def init_vae(key, config: VAEConfig):
     return {"encoder": enc["params"], "decoder": dec["params"]}
 
 
-def encode(params, windows, latent_dim: int):
-    """windows (N, K, H, W) → (mean, var), each (N, d), float32."""
+def _encode(params, windows, latent_dim: int):
     x = jnp.moveaxis(jnp.asarray(windows, jnp.float32), 1, -1)
     mean, logvar = Encoder(latent_dim).apply({"params": params["encoder"]}, x)
     return mean, jnp.exp(logvar)
 
 
-def decode(params, z, size: int = 28):
-    """Latents (N, d) → pixel probabilities (N, H, W)."""
+def _decode(params, z, size: int = 28):
     return jax.nn.sigmoid(Decoder(size).apply({"params": params["decoder"]}, jnp.asarray(z, jnp.float32)))
+
+
+#: windows (N, K, H, W) → (mean, var), each (N, d), float32 (jitted; one trace per batch shape).
+encode = jax.jit(_encode, static_argnames=("latent_dim",))
+#: latents (N, d) → pixel probabilities (N, H, W) (jitted).
+decode = jax.jit(_decode, static_argnames=("size",))
 
 
 def bernoulli_nll(logits, x):
@@ -92,7 +96,7 @@ def kl_diag_full(mu, var, m, P):
 
 def vae_loss(params, key, windows, prior_mean, prior_cov, latent_dim: int, beta: float = 1.0):
     """Mean over windows of reconstruction + β·KL(encoder ‖ prior); returns (loss, (recon, kl))."""
-    mu, var = encode(params, windows, latent_dim)
+    mu, var = _encode(params, windows, latent_dim)
     z = mu + jnp.sqrt(var) * jax.random.normal(key, mu.shape, jnp.float32)
     logits = Decoder(windows.shape[-1]).apply({"params": params["decoder"]}, z)
     recon = bernoulli_nll(logits, jnp.asarray(windows[:, -1], jnp.float32))

@@ -233,8 +233,10 @@ def gfe_message_z_direct(s, A_bar, h_bar, log_c) -> Categorical:
     return Categorical(jax.nn.log_softmax(_gfe_logits(s, A_bar, h_bar, log_c)))
 
 
-def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20):
+def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20, tol: float = 1e-12):
     """s* with s* = σ(−h̄ + Āᵀℓ − Āᵀlog(Ās*) + log d), by Newton's method from s0.
+
+    At most ``iterations`` steps, stopping early once max|g(u)| ≤ ``tol``.
 
     The root is sought in log space, u = log s, g(u) = u − log σ(f(σ(u)) + log d), with the
     Jacobian by autodiff; this keeps s on the simplex (the s-space iteration of LAIF can step
@@ -262,8 +264,20 @@ def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20):
         u_new = jnp.where(jnp.all(jnp.isfinite(u_new)), u_new, u)
         return jax.nn.log_softmax(jnp.maximum(u_new, 2 * LOG_FLOOR)), None
 
+    def residual(u):
+        s = jax.nn.softmax(u)
+        return jnp.max(jnp.abs(u - jax.nn.log_softmax(_gfe_logits(s, A_bar, h_bar, log_c) + log_d)))
+
+    def cond(state):
+        i, u = state
+        return (i < iterations) & (residual(u) > tol)
+
+    def body(state):
+        i, u = state
+        return i + 1, step(u, None)[0]
+
     u0 = jax.nn.log_softmax(_safe_log(s0))
-    u, _ = jax.lax.scan(step, u0, None, length=iterations)
+    _, u = jax.lax.while_loop(cond, body, (0, u0))
     return jax.nn.softmax(u)
 
 
@@ -335,13 +349,15 @@ class ISPosterior(NamedTuple):
 
 
 def gfe_posterior_A(key, proposal: MatrixDirichlet, s, log_c, A_bar, weight_mask=None,
-                    num_samples: int = 20, noise: GammaNoise | None = None) -> ISPosterior:
+                    num_samples: int = 20, noise: GammaNoise | None = None,
+                    log_samples=None) -> ISPosterior:
     """q(A) ∝ Dir(A | proposal)·Π_k μ_k(A) by self-normalised importance sampling.
 
     ``s`` (K, n) and ``log_c`` (K, m) hold the K missing-observation nodes that send μ_k(A)
     (built around the current mean ``A_bar``); ``weight_mask`` (K,) switches nodes off (0/1).
     Samples are drawn from the Dirichlet part (prior × conjugate messages) with ``key``, or
-    transformed from precomputed ``noise`` (then ``key`` is unused).
+    transformed from precomputed ``noise``, or given directly as ``log_samples`` (N, m, n) drawn
+    from the proposal (then ``key`` is unused).
     """
     if not is_traced(key, proposal, s, log_c, A_bar):
         if not isinstance(proposal, MatrixDirichlet):
@@ -354,9 +370,11 @@ def gfe_posterior_A(key, proposal: MatrixDirichlet, s, log_c, A_bar, weight_mask
         V.as_float_array("log_c", log_c, shape=(s_arr.shape[0], np.shape(A_bar)[0]), finite=False)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples: expected a positive integer, got {num_samples}")
-    if noise is not None:
-        num_samples = noise.log_boost.shape[0]
-    log_samples = sample_log_matrix_dirichlet(key, proposal.concentration, num_samples, noise)
+    if log_samples is None:
+        if noise is not None:
+            num_samples = noise.log_boost.shape[0]
+        log_samples = sample_log_matrix_dirichlet(key, proposal.concentration, num_samples, noise)
+    num_samples = log_samples.shape[0]
     samples = jnp.exp(log_samples)
     K = s.shape[0]
     mask = jnp.ones((K,)) if weight_mask is None else jnp.asarray(weight_mask, jnp.float64)
