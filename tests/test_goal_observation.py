@@ -199,9 +199,9 @@ def test_dirichlet_stats_exact():
     a = np.array([[2.0, 0.5], [1.0, 3.0], [0.7, 0.2]])
     st = go.a_stats_dirichlet(MatrixDirichlet(jnp.asarray(a)))
     np.testing.assert_allclose(st.mean, a / a.sum(0))
-    samples = np.asarray(MatrixDirichlet(jnp.asarray(a)).sample(jax.random.PRNGKey(0), (200_000,)))
+    samples = np.asarray(MatrixDirichlet(jnp.asarray(a)).sample(jax.random.PRNGKey(0), (40_000,)))
     h = -np.sum(np.where(samples > 0, samples * np.log(np.maximum(samples, 1e-300)), 0), axis=1)
-    np.testing.assert_allclose(st.entropy, h.mean(0), atol=5e-3)
+    np.testing.assert_allclose(st.entropy, h.mean(0), atol=1e-2)
 
 
 def test_bad_inputs():

@@ -136,18 +136,18 @@ def test_bernoulli_nll_closed_form():
 
 
 def test_vae_learns_to_reconstruct_pendulum_frames():
-    frames = np.stack([render_pendulum(t) for t in np.linspace(-np.pi, np.pi, 64, endpoint=False)])
+    frames = np.stack([render_pendulum(t) for t in np.linspace(-np.pi, np.pi, 32, endpoint=False)])
     wins = np.repeat(frames[:, None], 2, axis=1)
     params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(2, 2))
     opt = vae.make_optimizer(3e-3)
     st = opt.init(params)
-    pm, pP = np.zeros((64, 2)), np.broadcast_to(np.eye(2), (64, 2, 2)).copy()
+    pm, pP = np.zeros((32, 2)), np.broadcast_to(np.eye(2), (32, 2, 2)).copy()
     mse0 = float(np.mean((np.asarray(vae.decode(params, vae.encode(params, wins, 2)[0])) - frames) ** 2))
     key = jax.random.PRNGKey(1)
-    for _ in range(40):
+    for _ in range(30):
         key, k = jax.random.split(key)
         params, st, _ = vae.train_epoch(params, st, k, wins, pm, pP, latent_dim=2, beta=1.0, optimizer=opt,
-                                        batch_size=64)
+                                        batch_size=32)
     mse = float(np.mean((np.asarray(vae.decode(params, vae.encode(params, wins, 2)[0])) - frames) ** 2))
     assert np.asarray(jax.tree_util.tree_leaves(params)[0]).dtype == np.float32
     assert mse < 0.5 * mse0
