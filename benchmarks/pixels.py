@@ -92,7 +92,7 @@ def main(argv=None):
           f"{np.mean(m_times):8.2f} s")
     print(f"re-plan (encode + plan, H={H}) {1e3 * np.mean(times):8.2f} ms   (reference ~{REFERENCE['per_replan_s']:.0f} s, "
           f"speed-up x{REFERENCE['per_replan_s'] / np.mean(times):.0f})")
-    print(f"training estimate for the default config: {est / 60:6.1f} min   (reference end to end "
+    print(f"training estimate at this data size, {n_epochs} epochs: {est / 60:6.1f} min   (reference end to end "
           f"~{REFERENCE['end_to_end_s'] / 60:.0f} min)")
 
 

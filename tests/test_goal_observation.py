@@ -163,7 +163,7 @@ def test_gfe_log_message_A_formula():
 def test_log_gamma_sampler_moments():
     key = jax.random.PRNGKey(0)
     for a in (0.1, 1.0, 7.0):
-        lg = go.log_gamma_from_noise(jnp.asarray(a), go.gamma_noise(key, (200_000,)))
+        lg = go.log_gamma_from_noise(jnp.asarray(a), go.gamma_noise(key, (100_000,)))
         g = np.exp(np.asarray(lg))
         assert abs(g.mean() - a) < 0.02 * max(a, 1.0) + 0.005
         assert abs(g.var() - a) < 0.05 * max(a, 1.0) + 0.01
@@ -186,12 +186,12 @@ def test_importance_sampled_q_A_matches_quadrature():
     mean_p = integrate.quad(lambda p: p * unnorm(p), 0, 1)[0] / Z
     mean_h = integrate.quad(lambda p: -(p * np.log(p) + (1 - p) * np.log(1 - p)) * unnorm(p), 0, 1)[0] / Z
     isp = go.gfe_posterior_A(jax.random.PRNGKey(3), MatrixDirichlet(jnp.asarray(a)), s, lc, Abar,
-                             num_samples=100_000)
-    assert abs(float(isp.stats.mean[0, 0]) - mean_p) < 3e-3
-    assert abs(float(isp.stats.entropy[0]) - mean_h) < 3e-3
+                             num_samples=30_000)
+    assert abs(float(isp.stats.mean[0, 0]) - mean_p) < 6e-3
+    assert abs(float(isp.stats.entropy[0]) - mean_h) < 6e-3
     # same key -> identical estimate
     isp2 = go.gfe_posterior_A(jax.random.PRNGKey(3), MatrixDirichlet(jnp.asarray(a)), s, lc, Abar,
-                              num_samples=100_000)
+                              num_samples=30_000)
     assert float(isp.stats.mean[0, 0]) == float(isp2.stats.mean[0, 0])
 
 

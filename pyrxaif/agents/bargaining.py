@@ -90,7 +90,7 @@ def bargain_trial(cfg_seller: AgentConfig, cfg_buyer: AgentConfig, c, seller_con
     log_d0 = jnp.where(jnp.eye(L) > 0, 0.0, -jnp.inf)
     trans = jnp.broadcast_to(jnp.eye(L), (L, 1, L, L))
     goal = _seller_goal(c)
-    r = evaluate_policies_jit(k_eval, log_d0, trans, goal, seller_conc, jnp.zeros((1, 2)), jnp.zeros(1, bool),
+    r = evaluate_policies_jit(k_eval, log_d0, trans, goal, seller_conc, jnp.zeros((1, 2)), (False,),
                               **cfg_seller.policy_kwargs())
     i = _select(k_sel, r.G, jnp.ones(L, bool), cfg_seller.selection, cfg_seller.gamma)
     world = buyer_world_jax(jnp.asarray(OFFERS)[i], c)

@@ -131,9 +131,8 @@ def trial(cfg: AgentConfig, world: World, beliefs: Beliefs, key) -> tuple[Belief
         z_new = jnp.argmax(world.trans[a][:, z])
         return z_new, jax.random.categorical(k, jnp.log(world.env_A[:, z_new]))
 
-    none = jnp.zeros(2, bool)
     pols = jnp.asarray(FIRST_POLICIES)
-    r1 = _evaluate(cfg, k_p1, world, beliefs, world.trans[pols], jnp.zeros((2, m)), none)
+    r1 = _evaluate(cfg, k_p1, world, beliefs, world.trans[pols], jnp.zeros((2, m)), (False, False))
     i1 = _select(k_s1, r1.G, jnp.ones(len(FIRST_POLICIES), bool), cfg.selection, cfg.gamma)
     a1 = pols[i1, 0]
     z1, x1 = env_step(k_o1, z0, a1)
@@ -142,13 +141,13 @@ def trial(cfg: AgentConfig, world: World, beliefs: Beliefs, key) -> tuple[Belief
     cont = jnp.stack([jnp.full(4, a1), jnp.arange(4)], axis=1)
     valid2 = jnp.where((a1 == env.L) | (a1 == env.R), jnp.arange(4) == env.O, True)
     xs = jnp.stack([x1h, jnp.zeros(m)])
-    r2 = _evaluate(cfg, k_p2, world, beliefs, world.trans[cont], xs, jnp.array([True, False]))
+    r2 = _evaluate(cfg, k_p2, world, beliefs, world.trans[cont], xs, (True, False))
     a2 = _select(k_s2, r2.G, valid2, cfg.selection, cfg.gamma)
     z2, x2 = env_step(k_o2, z1, a2)
 
     xs = jnp.stack([x1h, jax.nn.one_hot(x2, m)])
     done = jnp.stack([a1, a2])
-    r3 = _evaluate(cfg, k_p3, world, beliefs, world.trans[done][None], xs, jnp.ones(2, bool))
+    r3 = _evaluate(cfg, k_p3, world, beliefs, world.trans[done][None], xs, (True, True))
     new = Beliefs(r3.A_posterior[0] if cfg.learn == "A" else beliefs.A_conc,
                   r3.goal_posterior[0] if cfg.learn == "goals" else beliefs.goal_conc)
     win = (x1 % 4 == env.RW) | (x2 % 4 == env.RW)

@@ -70,7 +70,7 @@ def _goal_log(goal, learn_goals):
     return Dirichlet(goal).expected_log() if learn_goals else goal
 
 
-@partial(jax.jit, static_argnames=("objective", "learn_A", "learn_goals", "iterations", "burn_in",
+@partial(jax.jit, static_argnames=("observed", "objective", "learn_A", "learn_goals", "iterations", "burn_in",
                                    "num_samples", "newton_iterations"))
 def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective="gfe", learn_A=True,
                     learn_goals=False, iterations=50, burn_in=10, num_samples=20,
@@ -79,21 +79,22 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
 
     log_d0 (n,) log prior on z_0; trans (T, n, n) B_t[z_t, z_{t−1}]; goal (T, m) log c_t (fixed) or
     Dirichlet concentrations (learned); A_param (m, n) Dirichlet concentration (learned) or the
-    known matrix; x (T, m) one-hot observations; observed (T,) bool mask.
+    known matrix; x (T, m) one-hot observations; observed: static tuple of T bools (the data
+    constraints are part of the graph, so each pattern compiles its own, pruned, schedule).
     """
     T, n = trans.shape[0], trans.shape[1]
     log_trans = jnp.log(trans)
     gfe = objective == "gfe"
-    obs = observed.astype(jnp.float64)
+    observed = tuple(bool(o) for o in observed)
+    obs = jnp.asarray(observed, jnp.float64)
 
     def node_message(t, log_d, s_t, stats, log_c):
-        m_obs = go.observed_message_z(x[t], stats.log_mean).logits
+        if observed[t]:
+            return go.observed_message_z(x[t], stats.log_mean).logits
         if gfe:
-            m_miss = go.gfe_message_z_newton(log_d, s_t, stats.mean, stats.entropy, log_c[t],
-                                             newton_iterations).logits
-        else:
-            m_miss = go.bethe_message_z(s_t, stats.log_mean, log_c[t]).logits
-        return jnp.where(observed[t], m_obs, m_miss)
+            return go.gfe_message_z_newton(log_d, s_t, stats.mean, stats.entropy, log_c[t],
+                                           newton_iterations).logits
+        return go.bethe_message_z(s_t, stats.log_mean, log_c[t]).logits
 
     def body(carry, key_i):
         log_rho, stats, log_c, _ = carry
@@ -120,7 +121,7 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
             a_post = A_param + counts
             exact = go.a_stats_dirichlet(MatrixDirichlet(a_post))
             kl_exact = go.dirichlet_kl(a_post, A_param)
-            if gfe:
+            if gfe and not all(observed):
                 # Only the observed rows of the proposal change (counts x sᵀ): re-transform those
                 # rows of the fixed noise, keep the precomputed prior gammas elsewhere.
                 rows = jnp.argmax(x, axis=1)
@@ -132,21 +133,18 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
                 lm_unclamped = jnp.tensordot(jnp.exp(isp.log_weights), isp.log_samples, 1)
                 kl_is = (isp.kl_to_proposal + jnp.sum(counts * lm_unclamped)
                          - go.log_normalizer_ratio(a_post, A_param))
-                any_missing = jnp.any(~observed)
-                new_stats = jax.tree_util.tree_map(lambda a, b: jnp.where(any_missing, a, b), isp.stats, exact)
-                kl_A = jnp.where(any_missing, kl_is, kl_exact)
+                new_stats, kl_A = isp.stats, kl_is
             else:
                 new_stats, kl_A = exact, kl_exact
         else:
             a_post, new_stats, kl_A = A_param, stats, 0.0
         # free energy
         def energy(t):
-            u_obs = go.observed_average_energy(x[t], s[t], new_stats.log_mean, log_c_new[t])
+            if observed[t]:
+                return go.observed_average_energy(x[t], s[t], new_stats.log_mean, log_c_new[t])
             if gfe:
-                u_miss = go.gfe_average_energy(s[t], new_stats.mean, new_stats.entropy, log_c_new[t])
-            else:
-                u_miss = go.bethe_average_energy(s[t], new_stats.log_mean, log_c_new[t])
-            return jnp.where(observed[t], u_obs, u_miss)
+                return go.gfe_average_energy(s[t], new_stats.mean, new_stats.entropy, log_c_new[t])
+            return go.bethe_average_energy(s[t], new_stats.log_mean, log_c_new[t])
         U = sum(energy(t) for t in range(T))
         F = -log_z + jnp.sum(s * log_rho) + U + kl_A + kl_c
         out = (s, a_post, goal_post, x_eff)
@@ -155,7 +153,8 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
     # One set of importance-sampling noise per policy evaluation, reused across iterations
     # (common random numbers): the fixed-point iteration then sees a deterministic objective.
     key_noise, key = jax.random.split(key)
-    noise = go.gamma_noise(key_noise, (num_samples,) + A_param.shape) if (learn_A and gfe) else None
+    noise = (go.gamma_noise(key_noise, (num_samples,) + A_param.shape)
+             if (learn_A and gfe and not all(observed)) else None)
     log_g_prior = go.log_gamma_from_noise(A_param, noise) if noise is not None else None
     stats0 = _a_stats_init(A_param, learn_A)
     log_c0 = _goal_log(goal, learn_goals)
@@ -167,7 +166,7 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
     return PolicyResult(G, F, s, a_post, goal_post, x_eff)
 
 
-@partial(jax.jit, static_argnames=("objective", "learn_A", "learn_goals", "iterations", "burn_in",
+@partial(jax.jit, static_argnames=("observed", "objective", "learn_A", "learn_goals", "iterations", "burn_in",
                                    "num_samples", "newton_iterations"))
 def evaluate_policies_jit(key, log_d0, trans, goal, A_param, x, observed, **kw) -> PolicyResult:
     """vmap of :func:`evaluate_policy` over a leading policy axis of ``log_d0``, ``trans``, ``goal``."""
@@ -221,7 +220,7 @@ def evaluate_policies(key, log_d0, trans, goal, A_param, x=None, observed=None, 
     if not 0 <= int(burn_in) < int(iterations):
         raise ValueError(f"burn_in: expected 0 <= burn_in < iterations ({iterations}), got {burn_in}")
     return evaluate_policies_jit(key, jnp.asarray(log_d0), jnp.asarray(trans), jnp.asarray(goal),
-                                 jnp.asarray(A_param), jnp.asarray(x), jnp.asarray(observed),
+                                 jnp.asarray(A_param), jnp.asarray(x), tuple(bool(o) for o in observed),
                                  objective=objective, learn_A=bool(learn_A), learn_goals=bool(learn_goals),
                                  iterations=int(iterations), burn_in=int(burn_in),
                                  num_samples=int(num_samples), newton_iterations=int(newton_iterations))
