@@ -266,3 +266,28 @@ def test_entry_points_refuse_cleanly_where_julia_is_unavailable():
     with pytest.raises(ej.JuliaUnavailableError, match=re.escape(_JULIA_WHY.split(";")[0])):
         ej.smooth_lds(**_lds_args())
     assert "juliacall" not in sys.modules                      # refused before importing juliacall
+
+
+@pytest.mark.julia
+@pytest.mark.skipif(not _JULIA_OK, reason=f"Julia engine unavailable: {_JULIA_WHY}")
+def test_readme_random_walk_example_matches_dense_smoother():
+    """The README's second example: RxInfer's smoothed means equal dense Gaussian conditioning."""
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    source = re.findall(r'source = """\n(.*?)"""', text, flags=re.S)[1]
+    obs = np.cumsum(np.random.default_rng(0).normal(size=(12, 2)), axis=0)
+    res = pj.infer(source, data={"y": obs}, model_kwargs={"tau": 4.0})
+    q = pj.as_distribution(res["posteriors"]["x"])
+    T = len(obs)
+    # per coordinate: x_1 ~ N(0, 1), x_t - x_{t-1} ~ N(0, 0.1), y_t ~ N(x_t, 1/4)
+    lam = np.zeros((T, T))
+    lam[0, 0] += 1.0
+    for t in range(1, T):
+        lam[t, t] += 10.0
+        lam[t - 1, t - 1] += 10.0
+        lam[t, t - 1] -= 10.0
+        lam[t - 1, t] -= 10.0
+    lam += 4.0 * np.eye(T)
+    mean = np.linalg.solve(lam, 4.0 * obs)
+    np.testing.assert_allclose(np.asarray(q.mean), mean, rtol=1e-8, atol=1e-10)

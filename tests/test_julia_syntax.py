@@ -42,3 +42,17 @@ def test_command_line_exit_status(tmp_path):
     bad = run(tmp_path / "bad.jl")
     assert bad.returncode == 1 and "bad.jl:" in bad.stdout
     assert run(tmp_path / "good.jl").returncode == 0
+
+
+def _readme_julia_sources():
+    import re
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r'source = """\n(.*?)"""', text, flags=re.S)
+
+
+def test_readme_rxinfer_examples_parse():
+    sources = _readme_julia_sources()
+    assert len(sources) >= 2, "README's 'Using RxInfer from Python' examples went missing"
+    for src in sources:
+        assert "@model function" in src
+        assert cjs.check_source(src, "README.md") == []
