@@ -117,3 +117,27 @@ def test_discrete_transition_golden_against_numpy():
     np.testing.assert_allclose(o["probs"], i["B"] @ i["m_in"] / np.sum(i["B"] @ i["m_in"]), rtol=1e-12)
     i, o = _case(doc, "backward")
     np.testing.assert_allclose(o["probs"], i["B"].T @ i["m_out"] / np.sum(i["B"].T @ i["m_out"]), rtol=1e-12)
+
+
+def test_rollout_golden_bp_against_brute_force_enumeration():
+    """The BP case of the whole-planner family: q(u_0) and −log Z by summing over every path."""
+    import itertools
+    doc = _stored("rollout")
+    i, o = _case(doc, "bp")
+    succ = i["succ"].astype(int)
+    S, A, J, K = i["log_T"].shape
+    H = int(next(c for c in doc["cases"] if c["name"] == "bp")["params"]["horizon"])
+    T, C, pi, b0 = np.exp(i["log_T"]), np.exp(i["log_C"]), np.exp(i["log_pi"]), np.exp(i["log_b0"])
+    q_u0, Z = np.zeros(A), 0.0
+    for x0, th in itertools.product(range(S), range(K)):
+        for steps in itertools.product(range(A), range(J), repeat=H):
+            w, x = b0[x0, th], x0
+            for t in range(H):
+                u, j = steps[2 * t], steps[2 * t + 1]
+                w *= pi[u] * T[x, u, j, th]
+                x = succ[x, u, j]
+                w *= C[x, th]
+            q_u0[steps[0]] += w
+            Z += w
+    np.testing.assert_allclose(np.exp(o["log_q_u0"]), q_u0 / Z, rtol=1e-10)
+    np.testing.assert_allclose(o["final_free_energy"], -np.log(Z), rtol=1e-10)

@@ -291,3 +291,99 @@ def test_readme_random_walk_example_matches_dense_smoother():
     lam += 4.0 * np.eye(T)
     mean = np.linalg.solve(lam, 4.0 * obs)
     np.testing.assert_allclose(np.asarray(q.mean), mean, rtol=1e-8, atol=1e-10)
+
+
+# --------------------------------------------------------------------------------------------
+# T-maze policy evaluation and grid-world planning through Julia: validation (no Julia), and the
+# equality with the JAX engine (real Julia)
+# --------------------------------------------------------------------------------------------
+def _tmaze_args():
+    from pyrxaif.envs import tmaze as env
+    from pyrxaif.agents import tmaze as ag
+    B = env.transition_matrices()
+    pols = ag.FIRST_POLICIES[:3]
+    log_c = env.goal_log_probs(2.0)
+    x = np.zeros((2, 16))
+    x[0, 12 + 0] = x[1, 0 + 2] = 1.0          # cue says "left", then reward at O?  (any one-hot rows)
+    return dict(a_concentration=env.observation_prior(0.1), c_logits=np.stack([log_c, log_c]),
+                d_probs=np.exp(env.initial_state_log_probs()), trans=B[pols], x=x, observed=[True, True])
+
+
+def _rollout_model():
+    rng = np.random.default_rng(7)
+    from pyrxaif.inference import rollout as ro
+    S, A, J, K = 5, 3, 2, 2
+    T = rng.dirichlet(np.ones(J), size=(S, A, K)).transpose(0, 1, 3, 2)
+    B = rng.dirichlet(np.ones(3), size=(2, S, K))
+    return ro.make_model(rng.integers(0, S, size=(S, A, J)), T, B, rng.normal(size=(S, K)), np.ones(A) / A)
+
+
+def test_tmaze_and_rollout_entry_points_validate(monkeypatch):
+    from pyrxaif.inference import rollout as ro
+    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    ok = _tmaze_args()
+    with pytest.raises(ValueError, match="objective: unknown value 'efe'"):
+        ej.tmaze_evaluate_policies(**ok, objective="efe")
+    with pytest.raises(ValueError, match=r"trans: expected shape \(P, T, 8, 8\)"):
+        ej.tmaze_evaluate_policies(**{**ok, "trans": np.broadcast_to(np.eye(4), (3, 2, 4, 4))})
+    with pytest.raises(ValueError, match=r"c_logits: expected shape \(2, 16\)"):
+        ej.tmaze_evaluate_policies(**{**ok, "c_logits": ok["c_logits"][0]})
+    with pytest.raises(ValueError, match="observed: expected 2 flags"):
+        ej.tmaze_evaluate_policies(**{**ok, "observed": [True]})
+    with pytest.raises(ValueError, match="x: expected one-hot rows where observed"):
+        ej.tmaze_evaluate_policies(**{**ok, "x": np.zeros((2, 16))})
+    with pytest.raises(ValueError, match="burn_in: expected 0 <= burn_in < iterations"):
+        ej.tmaze_evaluate_policies(**ok, iterations=5, burn_in=5)
+    model = _rollout_model()
+    cfg = ro.method_config("aif-mp", n_iter=4)
+    with pytest.raises(TypeError, match="model: expected a RolloutModel"):
+        ej.plan_rollout({}, np.zeros((5, 2)), cfg, 3)
+    with pytest.raises(TypeError, match="cfg: expected a MethodConfig"):
+        ej.plan_rollout(model, np.zeros((5, 2)), "aif-mp", 3)
+    with pytest.raises(ValueError, match=r"log_b0: expected shape \(5, 2\)"):
+        ej.plan_rollout(model, np.zeros((2, 5)), cfg, 3)
+    with pytest.raises(ValueError, match="horizon: expected a positive integer"):
+        ej.plan_rollout(model, np.zeros((5, 2)), cfg, 0)
+
+
+@pytest.mark.skipif(_JULIA_OK, reason="Julia is available here; this checks the refusal where it is not")
+def test_tmaze_and_rollout_refuse_cleanly_where_julia_is_unavailable():
+    from pyrxaif.inference import rollout as ro
+    with pytest.raises(ej.JuliaUnavailableError, match="Julia engine unavailable: "):
+        ej.tmaze_evaluate_policies(**_tmaze_args())
+    with pytest.raises(ej.JuliaUnavailableError, match="Julia engine unavailable: "):
+        ej.plan_rollout(_rollout_model(), np.zeros((5, 2)), ro.method_config("bp"), 3)
+
+
+@pytest.mark.julia
+@pytest.mark.skipif(not _JULIA_OK, reason=f"Julia engine unavailable: {_JULIA_WHY}")
+@pytest.mark.parametrize("method", ["bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp"])
+def test_plan_rollout_equals_the_jax_planner(method):
+    from pyrxaif.inference import rollout as ro
+    model = _rollout_model()
+    log_b0 = np.log(np.random.default_rng(3).dirichlet(np.ones(10)).reshape(5, 2))
+    cfg = ro.method_config(method, n_iter=8, obs_weight=0.5)
+    jl = ej.plan_rollout(model, log_b0, cfg, 4)
+    jx = ro.plan(model, log_b0, cfg, horizon=4)
+    np.testing.assert_allclose(jl.log_q_u0, np.asarray(jx.log_q_u0), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(jl.free_energy, np.asarray(jx.free_energy), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(jl.log_single, np.asarray(jx.log_single), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.julia
+@pytest.mark.skipif(not _JULIA_OK, reason=f"Julia engine unavailable: {_JULIA_WHY}")
+@pytest.mark.parametrize("objective", ["gfe", "bethe"])
+def test_tmaze_evaluation_with_both_outcomes_equals_the_jax_engine(objective):
+    """Both outcomes observed: q(A) is conjugate in both engines (no importance sampling), so the
+    free energies and posteriors must agree."""
+    import jax
+    from pyrxaif.inference.policy import evaluate_policies
+    a = _tmaze_args()
+    G, A_post = ej.tmaze_evaluate_policies(**a, objective=objective, iterations=20, burn_in=4)
+    r = evaluate_policies(jax.random.PRNGKey(0), np.log(a["d_probs"] + 1e-300)[None].repeat(3, 0), a["trans"],
+                          a["c_logits"][None].repeat(3, 0), a["a_concentration"], x=a["x"], observed=a["observed"],
+                          objective=objective, iterations=20, burn_in=4)
+    np.testing.assert_allclose(G, np.asarray(r.G), rtol=1e-6)
+    np.testing.assert_allclose(A_post, np.asarray(r.A_posterior), rtol=1e-6)
+    # conjugate update: one unit of mass per observed outcome
+    np.testing.assert_allclose(A_post.sum(axis=(1, 2)) - a["a_concentration"].sum(), 2.0, rtol=1e-9)

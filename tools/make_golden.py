@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Generate the golden vectors tests/golden/<family>.json from the JAX engine's rules.
 
-Each family (transition, goal_observation, channels, discrete_transition) is a list of cases: inputs → expected outputs
-of one rule function of ``pyrxaif.rules.<family>``, computed here with the JAX engine on inputs
+Each family (transition, goal_observation, channels, discrete_transition, rollout) is a list of cases: inputs →
+expected outputs of one rule function of ``pyrxaif.rules.<family>`` (rollout: the whole planner
+``pyrxaif.inference.rollout.plan`` per method), computed here with the JAX engine on inputs
 drawn from a fixed numpy seed. ``julia/test/runtests.jl`` reads the same files and checks the
 Julia nodes; ``tests/test_golden.py`` regenerates them in memory and checks the files are current.
 
@@ -274,10 +275,51 @@ def family_discrete_transition(rng) -> list[dict]:
     return [case(k, names[k], inputs, {"probs": v}) for k, v in o.items()]
 
 
+# ---------------------------------------------------------------------------------------------
+# family: rollout (pyrxaif.inference.rollout.plan: the whole planner, every method, on a tiny model)
+# ---------------------------------------------------------------------------------------------
+ROLLOUT_METHODS = ("bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp")
+
+
+def family_rollout(rng) -> list[dict]:
+    from pyrxaif.inference import rollout as ro  # noqa: PLC0415
+
+    S, A, J, K, H = 4, 2, 2, 2, 3
+    succ = rng.integers(0, S, size=(S, A, J))
+    T = rng.dirichlet(np.ones(J), size=(S, A, K)).transpose(0, 1, 3, 2)      # (S,A,J,K), Σ_j = 1
+    T[0, 1, :, :] = np.array([[1.0, 1.0], [0.0, 0.0]])                       # a deterministic move
+    B = np.zeros((3, S, K, 3))                                              # sizes 3, 3, 2: two groups
+    B[:2] = rng.dirichlet(np.ones(3), size=(2, S, K))
+    B[2, :, :, :2] = rng.dirichlet(np.ones(2), size=(S, K))
+    log_C = rng.normal(size=(S, K))
+    pi = rng.dirichlet(np.ones(A))
+    model = ro.make_model(succ, T, B, log_C, pi, obs_sizes=[3, 3, 2])
+    b0 = rng.dirichlet(np.ones(S * K)).reshape(S, K)
+    b0[3] = 0.0
+    b0 /= b0.sum()
+    with np.errstate(divide="ignore"):
+        log_b0 = np.log(b0)
+    inputs = {"succ": succ, "log_T": np.asarray(model.log_T), "log_C": np.asarray(model.log_C),
+              "log_pi": np.asarray(model.log_pi), "log_b0": log_b0}
+    for g, lb in enumerate(model.log_B_plan):
+        inputs[f"log_B_{g}"] = np.asarray(lb)
+    cases = []
+    for method in ROLLOUT_METHODS:
+        cfg = ro.method_config(method, n_iter=6, obs_weight=0.7)
+        r = ro.plan(model, log_b0, cfg, horizon=H)
+        cases.append(case(method, "plan", inputs,
+                          {"log_q_u0": r.log_q_u0, "free_energy": r.free_energy, "channel_change": r.channel_change,
+                           "final_free_energy": r.final_free_energy},
+                          {"method": method, "damping": cfg.damping, "n_iter": cfg.n_iter,
+                           "obs_weight": cfg.obs_weight, "horizon": H, "groups": len(model.log_B_plan)}))
+    return cases
+
+
 FAMILIES = {"transition": ("pyrxaif.rules.transition", family_transition),
             "goal_observation": ("pyrxaif.rules.goal_observation", family_goal_observation),
             "channels": ("pyrxaif.rules.channels", family_channels),
-            "discrete_transition": ("pyrxaif.rules.discrete_transition", family_discrete_transition)}
+            "discrete_transition": ("pyrxaif.rules.discrete_transition", family_discrete_transition),
+            "rollout": ("pyrxaif.inference.rollout", family_rollout)}
 
 
 def generate(family: str) -> dict | None:

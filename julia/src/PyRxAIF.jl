@@ -6,7 +6,8 @@ The Julia engine of pyrxaif: RxInfer 5 models and custom ReactiveMP 6 nodes for 
 - `ControlledTransition` node `z′ ~ N([A B] [z; u], W⁻¹)` (continuous transition with a control
   input, Gaussian q(vec [A B]), Wishart q(W)) and the LDS learning / smoothing / planning models;
 - `GoalObservation` node `[c, z, A]` with `BetheMeta` / `GFEMeta` (LAIF) and the T-maze model;
-- channel kernels for EFE planning on grid-worlds (array functions, see `nodes/channels.jl`);
+- channel kernels for EFE planning on grid-worlds (`nodes/channels.jl`) and the rollout planner
+  `plan_rollout` (BP, VBP, RM-MP, AIF-MP, Nuijten-MP; `models/rollout.jl`);
 - `py_*` entry points called from Python through juliacall (`src/bridge.jl`).
 
 Array conventions: sequences are `(d, T)` matrices (one column per time step); `vec [A B]` is the
@@ -28,7 +29,8 @@ import ReactiveMP: @node, @rule, @marginalrule, @average_energy
 import ReactiveMP: default_functional_dependencies, RequireMessageFunctionalDependencies
 
 export ControlledTransition, ControlledTransitionMeta, GoalObservation, BetheMeta, GFEMeta
-export lds_model, lds_planning_model, tmaze_model
+export lds_model, lds_planning_model, tmaze_model, tmaze_policy_evaluation
+export RolloutSpec, RolloutMethod, rollout_method, plan_rollout
 
 include("nodes/gaussian.jl")
 include("nodes/controlled_transition.jl")
@@ -36,6 +38,7 @@ include("nodes/goal_observation.jl")
 include("nodes/channels.jl")
 include("models/lds.jl")
 include("models/tmaze.jl")
+include("models/rollout.jl")
 include("bridge.jl")
 
 end # module

@@ -51,20 +51,57 @@ end
 function py_tmaze_policy_free_energies(A_prior, c_logits, D, B, policies, meta, iterations, burnin)
     c = probs_from_logits(Vector{Float64}(c_logits))
     Bs = [Matrix{Float64}(B[:, :, k]) for k in axes(B, 3)]
-    n = length(D)
-    go_meta = meta == "GFE" ? GFEMeta() : BetheMeta()
     G = zeros(size(policies, 2))
     for p in axes(policies, 2)
         policy = Vector{Int}(policies[:, p])
-        model = tmaze_model(A_prior = Matrix{Float64}(A_prior), D = Vector{Float64}(D), B = Bs, policy = policy, go_meta = go_meta, n = n)
-        init = @initialization begin
-            q(A) = DirichletCollection(Matrix{Float64}(A_prior))
-        end
-        res = infer(model = model, data = (c = [c for _ in policy],), constraints = tmaze_constraints(),
-            initialization = init, iterations = Int(iterations), free_energy = true)
-        G[p] = sum(res.free_energy[(burnin + 1):end]) / (length(res.free_energy) - burnin) / log(2)
+        metas = [meta == "GFE" ? GFEMeta() : BetheMeta() for _ in policy]
+        G[p], _ = tmaze_policy_evaluation(Matrix{Float64}(A_prior), [c for _ in policy], Vector{Float64}(D),
+            [Bs[a] for a in policy], metas; iterations = Int(iterations), burnin = Int(burnin))
     end
     return G
+end
+
+"""
+    py_tmaze_evaluate(A_prior, C, D, B, X, observed, meta, iterations, burnin, newton_iterations)
+
+Policies given by their transition matrices: B (n, n, T, P) with B[:, :, t, p] the matrix of policy
+p's t-th action; goal log-probabilities C (m, T); observations X (m, T) one-hot, used where
+observed[t]. Returns Dict("G" => (P,) bits, "A" => (m, n, P) concentrations of the final q(A)).
+"""
+function py_tmaze_evaluate(A_prior, C, D, B, X, observed, meta, iterations, burnin, newton_iterations)
+    T, P = size(B, 3), size(B, 4)
+    c = [probs_from_logits(Vector{Float64}(C[:, t])) for t in 1:T]
+    x = [Bool(observed[t]) ? Vector{Float64}(X[:, t]) : nothing for t in 1:T]
+    metas = [meta == "GFE" ? GFEMeta(x[t]; newton_iterations = Int(newton_iterations)) : BetheMeta(x[t]) for t in 1:T]
+    a0 = Matrix{Float64}(A_prior)
+    G = zeros(P)
+    Apost = zeros(size(a0)..., P)
+    for p in 1:P
+        Bs = [Matrix{Float64}(B[:, :, t, p]) for t in 1:T]
+        G[p], Apost[:, :, p] = tmaze_policy_evaluation(a0, c, Vector{Float64}(D), Bs, metas;
+            iterations = Int(iterations), burnin = Int(burnin))
+    end
+    return Dict{String, Any}("G" => G, "A" => Apost)
+end
+
+"""
+    py_plan_rollout(succ, log_T, log_C, log_pi, log_b0, planning, dynamics, observation, damping,
+                    n_iter, obs_weight, horizon, log_B_groups...)
+
+Grid-world planning (`plan_rollout`). `succ` holds 0-based successor indices (Python's); the other
+arrays keep the JAX engine's index order. Returns Dict of log_q_u0 (A,), free_energy and
+channel_change (n_iter,), final_free_energy, log_single (S, K, H + 1).
+"""
+function py_plan_rollout(succ, log_T, log_C, log_pi, log_b0, planning, dynamics, observation, damping, n_iter,
+                         obs_weight, horizon, log_B_groups...)
+    spec = RolloutSpec(Array{Int}(succ) .+ 1, Array{Float64}(log_T), [Array{Float64}(g) for g in log_B_groups],
+        Matrix{Float64}(log_C), Vector{Float64}(log_pi))
+    method = RolloutMethod(Bool(planning), Bool(dynamics), Symbol(observation), Float64(damping), Int(n_iter),
+        Float64(obs_weight))
+    r = plan_rollout(spec, Matrix{Float64}(log_b0), method, Int(horizon))
+    return Dict{String, Any}("log_q_u0" => r.log_q_u0, "free_energy" => r.free_energy,
+        "channel_change" => r.channel_change, "final_free_energy" => r.final_free_energy,
+        "log_single" => cat(r.log_single...; dims = 3))
 end
 
 # --- generic inference for pyrxaif.julia.infer --------------------------------------------------

@@ -252,4 +252,44 @@ agrees(a::Real, b::Real, doc) = isapprox(a, b; rtol = doc.rtol, atol = doc.atol 
         G = P.py_tmaze_policy_free_energies(A_prior, c, D, B, policies, "GFE", 6, 2)
         @test length(G) == 2 && all(isfinite, G)
     end
+    @testset "golden: rollout (the whole grid-world planner, every method)" begin
+        doc = load_golden("rollout")
+        for c in doc.cases
+            i, o = inputs(c), outputs(c)
+            @testset "$(c.name)" begin
+                groups = [i["log_B_$(g)"] for g in 0:(Int(c.params.groups) - 1)]
+                spec = RolloutSpec(Int.(i["succ"]) .+ 1, i["log_T"], groups, i["log_C"], i["log_pi"])
+                method = rollout_method(String(c.params.method); damping = c.params.damping,
+                    n_iter = Int(c.params.n_iter), obs_weight = c.params.obs_weight)
+                r = plan_rollout(spec, i["log_b0"], method, Int(c.params.horizon))
+                @test agrees(r.log_q_u0, o["log_q_u0"], doc)
+                @test agrees(r.free_energy, o["free_energy"], doc)
+                @test agrees(r.channel_change, o["channel_change"], doc)
+                @test agrees(r.final_free_energy, o["final_free_energy"], doc)
+            end
+        end
+        @test_throws ArgumentError rollout_method("efe")
+    end
+
+    @testset "T-maze evaluation with clamped outcomes: conjugate q(A)" begin
+        ns, mo = 8, 16
+        A_prior = fill(0.1, mo, ns) .+ 0.9 .* rand(mo, ns)
+        B = zeros(ns, ns, 2, 1)
+        for t in 1:2, j in 1:ns
+            B[j, j, t, 1] = 1.0
+        end
+        C = repeat([0.0, 0.0, 2.0, -2.0], 4, 2)
+        X = zeros(mo, 2)
+        X[3, 1] = 1.0
+        X[7, 2] = 1.0
+        D = fill(1 / ns, ns)
+        for meta in ("GFE", "BFE")
+            r = P.py_tmaze_evaluate(A_prior, C, D, B, X, [1, 1], meta, 10, 2, 20)
+            @test isfinite(r["G"][1])
+            # each observed outcome adds x sᵀ: one unit of mass, all of it in the observed row
+            ΔA = r["A"][:, :, 1] .- A_prior
+            @test sum(ΔA) ≈ 2.0
+            @test sum(ΔA[3, :]) ≈ 1.0 && sum(ΔA[7, :]) ≈ 1.0
+        end
+    end
 end

@@ -32,7 +32,7 @@ __all__ = [
     "JuliaUnavailableError", "JuliaError", "map_julia_exception", "julia_module", "call", "available",
     "to_julia_sequence", "from_julia_sequence", "to_julia_cov_sequence", "from_julia_cov_sequence",
     "to_julia_matrix", "ab_to_julia_vec", "mvnormal_sequence", "smooth_lds", "learn_lds", "plan_lds",
-    "tmaze_policy_free_energies",
+    "tmaze_policy_free_energies", "tmaze_evaluate_policies", "plan_rollout",
 ]
 
 
@@ -328,3 +328,82 @@ def tmaze_policy_free_energies(a_concentration, c_logits, d_probs, b_matrices, p
                np.asfortranarray(np.moveaxis(b, 0, -1)), np.asfortranarray(pol.T.astype(np.int64) + 1),
                meta, int(iterations), int(burnin))
     return np.asarray(res, dtype=np.float64).copy()
+
+
+def tmaze_evaluate_policies(a_concentration, c_logits, d_probs, trans, x, observed, *, objective: str = "gfe",
+                            iterations: int = 50, burn_in: int = 10, newton_iterations: int = 20):
+    """Policies scored on the T-maze model in RxInfer, with past outcomes clamped.
+
+    a_concentration (m, n) matrix-Dirichlet prior on A; c_logits (T, m) goal log-probabilities per
+    step; d_probs (n,) initial state; trans (P, T, n, n) transition matrix of each policy's t-th
+    action (B[z', z]); x (T, m) one-hot observations, used where observed[t] (T bools).
+    Returns (G (P,) in bits, A_posterior (P, m, n) concentrations of q(A) after the iterations).
+    The same quantities as ``pyrxaif.inference.policy.evaluate_policies`` (see docs/julia.md for
+    the one difference: no importance-sampled GFE message to A for a missing outcome)."""
+    V.check_choice("objective", objective, ("gfe", "bethe"))
+    a = V.check_positive("a_concentration", a_concentration)
+    if a.ndim != 2:
+        raise ValueError(f"a_concentration: expected a (m, n) matrix, got shape {a.shape}")
+    mo, ns = a.shape
+    tr = V.check_probability_vectors("trans", trans, axis=-2)
+    if tr.ndim != 4 or tr.shape[2:] != (ns, ns):
+        raise ValueError(f"trans: expected shape (P, T, {ns}, {ns}), got {tr.shape}")
+    P, T = tr.shape[:2]
+    c = V.as_float_array("c_logits", c_logits, shape=(T, mo))
+    dp = V.check_probability_vectors("d_probs", d_probs)
+    if dp.shape != (ns,):
+        raise ValueError(f"d_probs: expected shape ({ns},), got {dp.shape}")
+    xs = V.as_float_array("x", x, shape=(T, mo))
+    obs = np.asarray(observed, dtype=bool).reshape(-1)
+    if obs.shape != (T,):
+        raise ValueError(f"observed: expected {T} flags, got shape {np.shape(observed)}")
+    if np.any(obs) and not np.allclose(np.sort(xs[obs], axis=1)[:, -1], 1.0):
+        raise ValueError("x: expected one-hot rows where observed")
+    for label, v in (("iterations", iterations), ("newton_iterations", newton_iterations)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{label}: expected a positive integer, got {v!r}")
+    if not 0 <= burn_in < iterations:
+        raise ValueError(f"burn_in: expected 0 <= burn_in < iterations={iterations}, got {burn_in}")
+    res = call("py_tmaze_evaluate", to_julia_matrix(a), np.asfortranarray(c.T), dp,
+               np.asfortranarray(np.transpose(tr, (2, 3, 1, 0))), np.asfortranarray(xs.T), obs.astype(np.int64),
+               "GFE" if objective == "gfe" else "BFE", int(iterations), int(burn_in), int(newton_iterations))
+    G = np.array(_fetch(res, "G"), dtype=np.float64)
+    A_post = np.ascontiguousarray(np.moveaxis(np.array(_fetch(res, "A"), dtype=np.float64), -1, 0))
+    return G, A_post
+
+
+def plan_rollout(model, log_b0, cfg, horizon: int):
+    """Grid-world planning (BP, VBP, RM-MP, AIF-MP, Nuijten-MP) by PyRxAIF's ``plan_rollout``.
+
+    ``model`` a ``pyrxaif.inference.rollout.RolloutModel``, ``log_b0`` (S, K) the current log-belief
+    over (state, layout), ``cfg`` a ``MethodConfig`` (``rollout.method_config``). Returns a
+    ``rollout.PlanResult`` with ``log_q_u0``, ``free_energy``, ``channel_change``,
+    ``final_free_energy`` and ``log_single`` (H + 1, S, K); the region beliefs and channels stay in
+    Julia (``None``)."""
+    from pyrxaif.inference import rollout as ro  # noqa: PLC0415
+
+    if not isinstance(model, ro.RolloutModel):
+        raise TypeError(f"model: expected a RolloutModel, got {type(model).__name__}")
+    if not isinstance(cfg, ro.MethodConfig):
+        raise TypeError(f"cfg: expected a MethodConfig (pyrxaif.inference.rollout.method_config), got "
+                        f"{type(cfg).__name__}")
+    if not (isinstance(horizon, (int, np.integer)) and int(horizon) >= 1):
+        raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+    S, K = model.num_states, model.num_layouts
+    b0 = np.asarray(log_b0, dtype=np.float64)
+    if b0.shape != (S, K):
+        raise ValueError(f"log_b0: expected shape ({S}, {K}), got {b0.shape}")
+    if np.any(np.isnan(b0)) or not np.any(np.isfinite(b0)):
+        raise ValueError("log_b0: expected log-probabilities without NaN and with some finite entry")
+    groups = [np.ascontiguousarray(np.asarray(g, dtype=np.float64)) for g in model.log_B_plan]
+    res = call("py_plan_rollout", np.ascontiguousarray(np.asarray(model.succ, dtype=np.int64)),
+               np.ascontiguousarray(np.asarray(model.log_T, dtype=np.float64)),
+               np.ascontiguousarray(np.asarray(model.log_C, dtype=np.float64)),
+               np.asarray(model.log_pi, dtype=np.float64), np.ascontiguousarray(b0),
+               bool(cfg.planning), bool(cfg.dynamics), cfg.observation, float(cfg.damping), int(cfg.n_iter),
+               float(cfg.obs_weight), int(horizon), *groups)
+    single = np.ascontiguousarray(np.moveaxis(np.array(_fetch(res, "log_single"), dtype=np.float64), -1, 0))
+    return ro.PlanResult(np.array(_fetch(res, "log_q_u0"), dtype=np.float64),
+                         np.array(_fetch(res, "free_energy"), dtype=np.float64),
+                         np.array(_fetch(res, "channel_change"), dtype=np.float64), None, single, None,
+                         np.float64(_fetch(res, "final_free_energy")))
