@@ -387,3 +387,32 @@ def test_tmaze_evaluation_with_both_outcomes_equals_the_jax_engine(objective):
     np.testing.assert_allclose(A_post, np.asarray(r.A_posterior), rtol=1e-6)
     # conjugate update: one unit of mass per observed outcome
     np.testing.assert_allclose(A_post.sum(axis=(1, 2)) - a["a_concentration"].sum(), 2.0, rtol=1e-9)
+
+
+def test_plan_lds_validates_goal_steps(monkeypatch):
+    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    a = _lds_args()
+    for bad in ([1], [5], [], [2, 2], [2.5]):
+        with pytest.raises(ValueError, match=r"goal_steps: expected distinct integers in \[2, 4\]"):
+            ej.plan_lds(np.zeros(2), np.eye(2), np.ones(2), np.eye(2), a["ab"], a["w"], np.eye(1), 3, goal_steps=bad)
+
+
+@pytest.mark.julia
+@pytest.mark.skipif(not _JULIA_OK, reason=f"Julia engine unavailable: {_JULIA_WHY}")
+@pytest.mark.parametrize("goal_steps", ["final", "all"])
+def test_plan_lds_equals_the_jax_planner(goal_steps):
+    """Same Gaussian problem in both engines: z_1 (nearly) clamped, actions latent, goal messages."""
+    from pyrxaif.inference.planning import plan_actions
+    a = _lds_args()
+    d, H = 2, 6
+    A, B = a["ab"][:, :d], a["ab"][:, d:]
+    mask = np.zeros(H)
+    if goal_steps == "final":
+        mask[-1] = 1.0
+    else:
+        mask[1:] = 1.0
+    z0, zg = np.array([1.0, -0.5]), np.array([-1.0, 2.0])
+    jx = plan_actions(A, B, np.linalg.inv(a["w"]), z0, zg, np.full(d, 50.0), np.full(1, 0.25), mask)
+    q_u = ej.plan_lds(z0, 1e-10 * np.eye(d), zg, np.eye(d) / 50.0, a["ab"], a["w"], np.eye(1) * 4.0, H - 1,
+                      goal_steps=[t + 1 for t in range(H) if mask[t]])
+    np.testing.assert_allclose(np.asarray(q_u.mean), np.asarray(jx.actions)[:H - 1], rtol=1e-6, atol=1e-7)

@@ -37,15 +37,16 @@ function py_learn_lds(Y, Ycov, U, m1, V1, a_mean, a_cov, w_df, w_invscale, itera
         "w_df" => wishart_df(qW), "w_inv_scale" => wishart_inv_scale(qW), "free_energy" => collect(Float64, res.free_energy))
 end
 
-function py_plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, a, W, u_cov, horizon, iterations)
+function py_plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, a, W, u_cov, horizon, iterations, goal_steps)
     d, m = length(z1_mean), size(u_cov, 1)
+    steps = Vector{Int}(goal_steps)
     model = lds_planning_model(z1_mean = Vector{Float64}(z1_mean), z1_cov = Matrix{Float64}(z1_cov),
-        goal_cov = Matrix{Float64}(goal_cov), a = Vector{Float64}(a), W = Matrix{Float64}(W), u_cov = Matrix{Float64}(u_cov),
-        horizon = Int(horizon), d = d, m = m)
-    res = infer(model = model, data = (g = Vector{Float64}(goal_mean),), iterations = Int(iterations))
-    u = res.posteriors[:u]
-    u = u isa AbstractVector{<:AbstractVector} ? last(u) : u
-    return Dict{String, Any}("u_means" => stack_means(u), "u_covs" => stack_covs(u))
+        goal_cov = Matrix{Float64}(goal_cov), goal_steps = steps, a = Vector{Float64}(a), W = Matrix{Float64}(W),
+        u_cov = Matrix{Float64}(u_cov), horizon = Int(horizon), d = d, m = m)
+    res = infer(model = model, data = (g = [Vector{Float64}(goal_mean) for _ in steps],), iterations = Int(iterations),
+        returnvars = (u = KeepLast(), z = KeepLast()))
+    u, z = res.posteriors[:u], res.posteriors[:z]
+    return Dict{String, Any}("u_means" => stack_means(u), "u_covs" => stack_covs(u), "z_means" => stack_means(z))
 end
 
 function py_tmaze_policy_free_energies(A_prior, c_logits, D, B, policies, meta, iterations, burnin)

@@ -272,8 +272,11 @@ def learn_lds(y_mean, y_cov, u, m1, v1, ab_prior_mean, ab_prior_cov, w_df, w_inv
     }
 
 
-def plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, ab, w, u_prior_cov, horizon: int, iterations: int = 10):
-    """Planning as inference on RxInfer: q(u_1:H) given z_1, a goal prior on z_H and fixed [A B], W.
+def plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, ab, w, u_prior_cov, horizon: int, iterations: int = 10,
+             goal_steps=None):
+    """Planning as inference on RxInfer: q(u_1:H) given z_1, goal messages N(goal_mean, goal_cov) on
+    the states z_k for k in ``goal_steps`` (1-based, in [2, horizon + 1]; default: the final state
+    z_{H+1}) and fixed [A B], W.
 
     Returns an MvNormal with batch (horizon,) over the controls (act with the first mean)."""
     z1_mean = V.as_float_array("z1_mean", z1_mean, ndim=1)
@@ -293,8 +296,14 @@ def plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, ab, w, u_prior_cov, horizon: 
     V.check_positive_definite("u_prior_cov", u_prior_cov)
     if not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+    steps = np.array([horizon + 1] if goal_steps is None else goal_steps).reshape(-1)
+    if (steps.size == 0 or not np.issubdtype(steps.dtype, np.integer) or steps.min() < 2
+            or steps.max() > horizon + 1 or len(set(steps.tolist())) != steps.size):
+        raise ValueError(f"goal_steps: expected distinct integers in [2, {horizon + 1}] (1-based states z_k), "
+                         f"got {goal_steps!r}")
     res = call("py_plan_lds", z1_mean, to_julia_matrix(z1_cov), goal_mean, to_julia_matrix(goal_cov),
-               ab_to_julia_vec(ab), to_julia_matrix(w), to_julia_matrix(u_prior_cov), int(horizon), int(iterations))
+               ab_to_julia_vec(ab), to_julia_matrix(w), to_julia_matrix(u_prior_cov), int(horizon), int(iterations),
+               steps.astype(np.int64))
     return mvnormal_sequence(from_julia_sequence(res["u_means"]), from_julia_cov_sequence(res["u_covs"]))
 
 

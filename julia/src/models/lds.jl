@@ -28,14 +28,17 @@ end
     end
 end
 
-# Planning as inference: z_1 clamped by its belief, controls u_t ~ N(0, u_cov) latent, the goal
-# enters as an observation g = goal_mean of z_{H+1} with covariance goal_cov; [A B] and W are
-# fixed values (the posterior means of learning). Tree-shaped: belief propagation is exact.
-@model function lds_planning_model(g, z1_mean, z1_cov, goal_cov, a, W, u_cov, horizon, d, m)
+# Planning as inference: z_1 from its belief N(z1_mean, z1_cov), controls u_t ~ N(0, u_cov) latent,
+# the goal enters as observations g_k = goal_mean of z at the steps goal_steps (e.g. [horizon + 1]
+# for "reach at the end", 2:(horizon + 1) for "reach and stay") with covariance goal_cov; [A B] and W
+# are fixed values (the posterior means of learning). Tree-shaped: belief propagation is exact.
+@model function lds_planning_model(g, z1_mean, z1_cov, goal_cov, goal_steps, a, W, u_cov, horizon, d, m)
     z[1] ~ MvNormalMeanCovariance(z1_mean, z1_cov)
     for t in 1:horizon
         u[t] ~ MvNormalMeanCovariance(zeros(m), u_cov)
         z[t + 1] ~ ControlledTransition(z[t], u[t], a, W) where {meta = ControlledTransitionMeta(d, m)}
     end
-    g ~ MvNormalMeanCovariance(z[horizon + 1], goal_cov)
+    for k in eachindex(goal_steps)
+        g[k] ~ MvNormalMeanCovariance(z[goal_steps[k]], goal_cov)
+    end
 end
