@@ -14,7 +14,8 @@ def test_all_julia_files_parse():
     files, problems = cjs.check_paths([ROOT / "julia"])
     names = {f.relative_to(ROOT / "julia").as_posix() for f in files}
     assert {"src/PyRxAIF.jl", "src/nodes/controlled_transition.jl", "src/nodes/goal_observation.jl",
-            "src/nodes/channels.jl", "src/models/lds.jl", "src/models/tmaze.jl", "test/runtests.jl"} <= names
+            "src/nodes/channels.jl", "src/models/lds.jl", "src/models/tmaze.jl", "src/models/rollout.jl",
+            "test/runtests.jl"} <= names
     assert problems == []
 
 
