@@ -8,7 +8,8 @@
 # and x_{t+1} the unary factor φ_{t+1}(x, θ) = log C(x, θ) + γ·(AIF-MP observation message
 # Σ_y B r²/ρ, or Nuijten-MP's epistemic prior). One iteration: forward-backward with the current
 # kernels, region beliefs b_t ∝ α_t K_t φ_{t+1} β_{t+1}, every active channel ← its damped
-# conditional. Methods with the planning correction clamp the start, q(x_0, θ) = b_0.
+# conditional. Methods with the planning correction clamp the start state, q(x_0) = b_0(x_0), while
+# θ stays a latent of the plan with the factor b_0(θ|x_0) (clamping θ too makes the policy hedge).
 #
 # Arrays: succ (S,A,J) 1-based successor indices; log_T (S,A,J,K) (−Inf padding); log_B: vector of
 # modality groups (M,S,K,Y); log_C (S,K); log_pi (A,); log_b0 (S,K). Time-indexed quantities are
@@ -86,7 +87,8 @@ end
 """
 Sum-product on the chain with kernels `log_K[t]` (S,A,J,K) and unary factors `log_phi[t]` (S,K) on
 x_1..x_H. Returns (region beliefs b_t (S,A,J,K), singleton beliefs of (x_t, θ) for t = 0..H, log Z);
-−log Z is the free energy. With `clamp_initial` the start is q(x_0, θ) = b_0 and log Z = Σ b_0 log β_0.
+−log Z is the free energy. With `clamp_initial` the start state is clamped, q(x_0) = b_0(x_0), θ keeps the
+factor b_0(θ|x_0), and log Z = Σ_x b_0(x) log β̄_0(x) with β̄_0(x) = Σ_θ b_0(θ|x) β_0(x, θ).
 """
 function rollout_forward_backward(succ, log_b0, log_K, log_phi; clamp_initial::Bool = false)
     H = length(log_K)
@@ -106,8 +108,14 @@ function rollout_forward_backward(succ, log_b0, log_K, log_phi; clamp_initial::B
     end
     beta0 = lb
     if clamp_initial
-        ok = isfinite.(log_b0) .& isfinite.(beta0)
-        la = ifelse.(ok, log_b0 .- ifelse.(ok, beta0, 0.0), -Inf)
+        # q(x_0) = b_0(x_0) is kept; θ stays a latent of the plan with the factor b_0(θ|x_0):
+        # α_0(x, θ) = b_0(x, θ) / β̄_0(x),  β̄_0(x) = Σ_θ b_0(θ|x) β_0(x, θ)
+        lbx = lse(log_b0; dims = 2)                                          # (S,1) log b_0(x)
+        okx = isfinite.(lbx)
+        cond = ifelse.(okx, log_b0 .- ifelse.(okx, lbx, 0.0), -Inf)          # log b_0(θ|x)
+        lbar = lse(cond .+ beta0; dims = 2)                                  # (S,1) log β̄_0(x)
+        ok = okx .& isfinite.(lbar)
+        la = ifelse.(ok, log_b0 .- ifelse.(ok, lbar, 0.0), -Inf)
         la = la .- lse_all(la)
     else
         la = copy(log_b0)
@@ -122,8 +130,8 @@ function rollout_forward_backward(succ, log_b0, log_K, log_phi; clamp_initial::B
     end
     alphas[H + 1] = la
     if clamp_initial
-        p0 = exp.(log_b0)
-        log_Z = sum(ifelse.(p0 .> 0, p0 .* beta0, 0.0)) + sum(cb)
+        px = exp.(vec(lbx))
+        log_Z = sum(ifelse.(px .> 0, px .* ifelse.(vec(ok), vec(lbar), 0.0), 0.0)) + sum(cb)
     else
         log_Z = sum(cs) + lse_all(la)
     end
