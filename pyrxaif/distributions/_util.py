@@ -104,7 +104,7 @@ def sweep(a, p: int):
     For a = [[P, R], [Rᵀ, Q]] with P (p × p) positive definite it returns
     [[−P⁻¹, P⁻¹R], [RᵀP⁻¹, Q − RᵀP⁻¹R]]: inverse, solves and Schur complement in p rank-one
     updates, each a single fused elementwise operation (no LAPACK call, no matrix product; no
-    pivoting, which is stable for positive-definite P). Exactly symmetric for symmetric input.
+    pivoting, which is stable for positive-definite P).
     Used inside sequential scans, where XLA's per-operation cost dominates for small matrices."""
     idx = jnp.arange(a.shape[-1])
     for k in range(p):
