@@ -180,3 +180,27 @@ def test_matrix_dirichlet_columns():
     np.testing.assert_allclose(md.update(np.ones((3, 4))).concentration, a + 1.0)
     with pytest.raises(ValueError, match="concentration"):
         MatrixDirichlet.create(np.ones(3))
+
+
+def test_small_spd_inverse_logdet_and_sweep_match_numpy():
+    from pyrxaif.distributions._util import UNROLL_MAX_DIM, spd_inverse_logdet, sweep
+    rng = np.random.default_rng(7)
+    for d in (1, 3, 8, UNROLL_MAX_DIM + 2):                               # unrolled and LAPACK paths
+        x = rng.normal(size=(4, d, d))
+        s = x @ x.transpose(0, 2, 1) + 0.1 * np.eye(d)
+        inv, logdet = jax.jit(spd_inverse_logdet)(jnp.asarray(s))
+        np.testing.assert_allclose(inv, np.linalg.inv(s), rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(logdet, np.linalg.slogdet(s)[1], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(spd_inverse_logdet(jnp.asarray(s), inverse=False)[1], logdet, atol=1e-12)
+    # sweep of [[P, R], [R^T, Q]] on the first p pivots: [[-P^-1, P^-1 R], [R^T P^-1, Q - R^T P^-1 R]]
+    p, q = 5, 3
+    x = rng.normal(size=(p + q, p + q))
+    a = x @ x.T + np.eye(p + q)
+    out = np.asarray(jax.jit(sweep, static_argnums=1)(jnp.asarray(a), p))
+    pinv = np.linalg.inv(a[:p, :p])
+    r = a[:p, p:]
+    np.testing.assert_allclose(out[:p, :p], -pinv, atol=1e-12)
+    np.testing.assert_allclose(out[:p, p:], pinv @ r, atol=1e-12)
+    np.testing.assert_allclose(out[p:, :p], r.T @ pinv, atol=1e-12)
+    np.testing.assert_allclose(out[p:, p:], a[p:, p:] - r.T @ pinv @ r, atol=1e-12)
+    np.testing.assert_allclose(out, out.T, atol=1e-12)

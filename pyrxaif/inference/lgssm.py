@@ -43,7 +43,9 @@ import numpy as np
 
 from pyrxaif import _validation as V
 from pyrxaif.distributions import MvNormal, Wishart, check_precision
-from pyrxaif.distributions._util import chol_logdet, chol_solve, is_traced, spd_inverse, symmetrize
+from pyrxaif.distributions._util import (chol_logdet, chol_solve, is_traced, spd_inverse, spd_inverse_logdet,
+                                         sweep,
+                                         symmetrize)
 from pyrxaif.rules import transition as tr
 
 LOG2PI = tr.LOG2PI
@@ -293,60 +295,58 @@ def _moments(xi, prec):
 
 
 def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
-    """Information filter + RTS. Only the Riccati recursion of the precisions runs as a sequential
-    scan with a matrix inverse per step; the information vectors, the backward means/covariances
-    and the log-normaliser then need matrix products only (or are vectorised over t)."""
+    """Information filter + RTS. The forward ``lax.scan`` is the only sequential part: per step
+    it sweeps (``sweep``) the augmented symmetric matrix
+
+        [[P_t, ĀᵀW̄, a_t], [W̄Ā, W̄, 0], [a_tᵀ, 0, 0]],   P_t = Λp_t + Λ_t + ĀᵀW̄Ā,  a_t = ξp_t + ξ_t − ĀᵀW̄c_t,
+
+    on its first d pivots, which gives P_t⁻¹, the gain G_t = P_t⁻¹ĀᵀW̄, k_t = P_t⁻¹a_t, the next
+    predicted precision Λp_{t+1} = W̄ − W̄ĀG_t, W̄Āk_t (ξp_{t+1} = W̄c_t + W̄Āk_t) and a_tᵀk_t
+    in d fused rank-one updates (no LAPACK call and no matrix product inside the loop; log|P_t| is
+    computed afterwards, vectorised over t). The RTS pass m_t = k_t + G_t m_{t+1}, S_t = P_t⁻¹ + G_t S_{t+1} G_tᵀ is affine in (m, S), so it runs as
+    a ``lax.associative_scan`` (matrix products only)."""
     g, xi, prec, trans = pots
     d = xi.shape[-1]
     c = u @ mdl.b.T                                                        # B̄ u_t (T, d)
     wa = mdl.w @ mdl.a                                                     # W̄Ā
     ata = symmetrize(mdl.a.T @ wa)                                         # ĀᵀW̄Ā
+    wc = c @ mdl.w                                                         # W̄c_t (W̄ symmetric)
+    awc = wc @ mdl.a                                                       # ĀᵀW̄c_t
+    mid = jnp.concatenate([wa, mdl.w, jnp.zeros((d, 1))], 1)               # constant rows of the matrix
+    zrow = jnp.zeros((1, d + 1))
 
-    def riccati(precp, prec_t):                                            # Λp → Λp' = W̄ − W̄Ā P⁻¹ ĀᵀW̄
-        precf = precp + prec_t
-        pinv = symmetrize(jnp.linalg.inv(precf + ata))
-        gain = pinv @ wa.T                                                 # G = P⁻¹ĀᵀW̄
-        return symmetrize(mdl.w - wa @ gain), (precf, pinv, gain)
+    def forward(carry, inp):
+        precp, xip = carry
+        prec_t, xi_t, wc_t, awc_t = inp
+        a_t = xip + xi_t - awc_t
+        top = jnp.concatenate([precp + prec_t + ata, wa.T, a_t[:, None]], 1)
+        aug = jnp.concatenate([top, mid, jnp.concatenate([a_t[None], zrow], 1)])
+        swept = sweep(aug, d)
+        return (swept[d:2 * d, d:2 * d], wc_t - swept[d:2 * d, 2 * d]), (aug, swept)
 
-    _, (precf, pinv, gain) = jax.lax.scan(riccati, init.precision, prec)
-    # information vectors: ξp_{t+1} = W̄c_t + Gᵀ(ξp_t + ξ_t − ĀᵀW̄c_t)  (affine recursion, matvecs only)
-    wc = c @ mdl.w
-    r = wc + jnp.einsum("tji,tj->ti", gain, xi - wc @ mdl.a)
-
-    def info(xip, inp):
-        g_t, r_t = inp
-        return g_t.T @ xip + r_t, xip
-
-    _, xip = jax.lax.scan(info, init.xi, (gain, r))
-    xif = xip + xi
-    a_vec = xif - wc @ mdl.a                                               # ξf − ĀᵀW̄c
-    k = jnp.einsum("tij,tj->ti", pinv, a_vec)                              # P⁻¹a
+    _, (aug, swept) = jax.lax.scan(forward, (init.precision, init.xi), (prec, xi, wc, awc))
+    a_vec = aug[:, 2 * d, :d]                                              # a_t
+    pinv, gain, k = -swept[:, :d, :d], swept[:, :d, d:2 * d], swept[:, :d, 2 * d]
+    a_k = -swept[:, 2 * d, 2 * d]                                          # a_tᵀ P_t⁻¹ a_t
+    _, logdet_p = spd_inverse_logdet(aug[:, :d, :d], inverse=False)        # log|P_t| (vectorised)
+    last = jnp.sum(mask).astype(jnp.int32) - 1
+    prec_last = aug[last, :d, :d] - ata                                    # filtered belief at the end
+    xi_last = a_vec[last] + awc[last]
     # log Z̃: prior and potential constants + per-transition Gaussian integrals + final integral
     _, logdet_w = jnp.linalg.slogdet(mdl.w)
     g0 = -0.5 * d * LOG2PI + 0.5 * chol_logdet(jnp.linalg.cholesky(init.precision)) \
         - 0.5 * jnp.sum(init.xi * init.mean)
-    logdet_p = chol_logdet(jnp.linalg.cholesky(symmetrize(precf + ata)))
-    per_step = 0.5 * logdet_w - 0.5 * jnp.sum(c * wc, -1) + 0.5 * jnp.sum(a_vec * k, -1) - 0.5 * logdet_p
-    last = jnp.sum(mask).astype(jnp.int32) - 1
-    log_z = g0 + jnp.sum(mask * g) + jnp.sum(trans * per_step) + _canon_lognorm(0.0, xif[last], precf[last])
-    # backward elements: z_t | z_{t+1} ~ N(E z_{t+1} + g, L); at the last valid step the filtered belief
+    per_step = 0.5 * logdet_w - 0.5 * jnp.sum(c * wc, -1) + 0.5 * a_k - 0.5 * logdet_p
+    log_z = g0 + jnp.sum(mask * g) + jnp.sum(trans * per_step) + _canon_lognorm(0.0, xi_last, prec_last)
+    # backward elements: z_t | z_{t+1} ~ N(G_t z_{t+1} + k_t, P_t⁻¹); the filtered belief at the last step
     has_next = trans > 0
-    mf, sf, _ = _moments(xif[last], precf[last])      # only the last valid step has no successor
-    E = jnp.where(has_next[:, None, None], gain, 0.0)
-    gv = jnp.where(has_next[:, None], k, mf)
-    L = jnp.where(has_next[:, None, None], pinv, sf)
-
-    def back(carry, el):
-        m_next, s_next = carry
-        e, gg, ll = el
-        m = gg + e @ m_next
-        s = symmetrize(ll + e @ s_next @ e.T)
-        return (m, s), (m, s)
-
-    zeros = (jnp.zeros(d), jnp.zeros((d, d)))
-    _, (m, s) = jax.lax.scan(back, zeros, (E, gv, L), reverse=True)
-    cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(E, -1, -2)   # Σ_{t+1} Eᵀ
-    return m, s, cross, L, log_z
+    mf, sf, _ = _moments(xi_last, prec_last)
+    e_el = jnp.where(has_next[:, None, None], gain, 0.0)
+    g_el = jnp.where(has_next[:, None], k, mf)
+    l_el = jnp.where(has_next[:, None, None], pinv, sf)
+    _, m, s = jax.lax.associative_scan(_smooth_op, (e_el, g_el, l_el), reverse=True)
+    cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(e_el, -1, -2)   # S_{t+1} G_tᵀ
+    return m, s, cross, l_el, log_z
 
 
 # ----- parallel-in-time version ---------------------------------------------------------------
@@ -456,16 +456,29 @@ def _smooth_one(mu, lam, u, mask, q_ab, q_w, init, diag: bool, method: str):
     cross = jnp.where(trans[:, None, None] > 0, cross, 0.0)
     # cavity = smoothed / observation message (natural parameters subtract)
     _, obs_xi, obs_prec = _obs_potentials(mu, lam, diag)
-    s_prec = spd_inverse(s)
+    s_prec = spd_inverse_logdet(s)[0]
     cav = MvNormal(jnp.where(valid, jnp.einsum("tij,tj->ti", s_prec, m) - obs_xi, 0.0),
                    jnp.where(valid[..., None], symmetrize(s_prec - obs_prec), 0.0))
     return SmootherResult(m, s, cross, cav, log_z)
 
 
-@partial(jax.jit, static_argnames=("diag", "method"))
-def _smooth_batch(mu, lam, u, mask, q_ab, q_w, init, diag, method):
-    fn = partial(_smooth_one, q_ab=q_ab, q_w=q_w, init=init, diag=diag, method=method)
-    return jax.vmap(fn)(mu, lam, u, mask)
+def _over_sequences(fn, *xs):
+    """fn mapped over the leading (sequence) axis of xs; a single sequence skips vmap (whose
+    batch-of-one versions of the scans and small products are slower on CPU)."""
+    if xs[0].shape[0] == 1:
+        return jax.tree_util.tree_map(lambda y: y[None], fn(*(x[0] for x in xs)))
+    return jax.vmap(fn)(*xs)
+
+
+def _smooth_seqs(mu, lam, u, mask, q_ab, q_w, init, diag, method):
+    return _over_sequences(partial(_smooth_one, q_ab=q_ab, q_w=q_w, init=init, diag=diag, method=method),
+                           mu, lam, u, mask)
+
+
+@partial(jax.jit, static_argnames=("diag", "method", "squeeze"))
+def _smooth_batch(mu, lam, u, mask, q_ab, q_w, init, diag, method, squeeze=False):
+    res = _smooth_seqs(mu, lam, u, mask, q_ab, q_w, init, diag, method)
+    return jax.tree_util.tree_map(lambda x: x[0], res) if squeeze else res
 
 
 # =============================================================================================
@@ -487,8 +500,7 @@ def smooth(obs_mean, obs_precision, controls, q_ab: MvNormal, q_w: Wishart, init
         raise ValueError(f"controls: expected m = {m} columns (from q_ab of length d*(d+m) = {q_ab.xi.shape[-1]}),"
                          f" got {u.shape[-1]}")
     _check_init(init, d)
-    res = _smooth_batch(mu, lam, u, msk, q_ab, q_w, init, diag, method)
-    return res if batched else jax.tree_util.tree_map(lambda x: x[0], res)
+    return _smooth_batch(mu, lam, u, msk, q_ab, q_w, init, diag, method, squeeze=not batched)
 
 
 def _stats_one(mean, cov, cross, u, mask) -> tr.TransitionStats:
@@ -506,10 +518,13 @@ def _stats_one(mean, cov, cross, u, mask) -> tr.TransitionStats:
     return tr.TransitionStats(jnp.sum(w * sxx, 0), jnp.sum(w * szx, 0), jnp.sum(w * szz, 0), jnp.sum(trans))
 
 
-@jax.jit
-def _stats_batch(mean, cov, cross, u, mask):
-    st = jax.vmap(_stats_one)(mean, cov, cross, u, mask)
+def _stats_seqs(mean, cov, cross, u, mask) -> tr.TransitionStats:
+    """Statistics pooled over all sequences."""
+    st = _over_sequences(_stats_one, mean, cov, cross, u, mask)
     return jax.tree_util.tree_map(lambda x: jnp.sum(x, 0), st)
+
+
+_stats_batch = jax.jit(_stats_seqs)
 
 
 def sufficient_statistics(result: SmootherResult, controls=None, mask=None) -> tr.TransitionStats:
@@ -551,11 +566,9 @@ def elbo(result: SmootherResult, posterior: DynamicsPosterior, prior: DynamicsPo
 @partial(jax.jit, static_argnames=("diag", "method", "num_iters"))
 def _vb_em(mu, lam, u, mask, init, prior, posterior, diag, method, num_iters):
     def step(post, _):
-        res = jax.vmap(partial(_smooth_one, q_ab=post.q_ab, q_w=post.q_w, init=init, diag=diag,
-                               method=method))(mu, lam, u, mask)
+        res = _smooth_seqs(mu, lam, u, mask, post.q_ab, post.q_w, init, diag, method)
         value = jnp.sum(res.log_normalizer) - dynamics_kl(post, prior)
-        st = jax.tree_util.tree_map(lambda x: jnp.sum(x, 0),
-                                    jax.vmap(_stats_one)(res.mean, res.cov, res.cross_cov, u, mask))
+        st = _stats_seqs(res.mean, res.cov, res.cross_cov, u, mask)
         return _update(st, prior, post), value
 
     return jax.lax.scan(step, posterior, None, length=num_iters)
