@@ -233,6 +233,15 @@ def gfe_message_z_direct(s, A_bar, h_bar, log_c) -> Categorical:
     return Categorical(jax.nn.log_softmax(_gfe_logits(s, A_bar, h_bar, log_c)))
 
 
+def _newton_jacobian(s, p, q, A_bar):
+    """Jacobian of g(u) = u − log σ(y(σ(u))) with y(s) = −h̄ + Āᵀℓ − Āᵀlog(Ās) + log d:
+    J = I − (I − 1qᵀ) K (diag(s) − ssᵀ), K = −Āᵀ diag(1/p) Ā, p = Ās, q = σ(y); the diagonal and
+    rank-one factors are applied without matrix products."""
+    K = -(A_bar.T / p[None, :]) @ A_bar
+    KS = K * s[None, :] - jnp.outer(K @ s, s)
+    return jnp.eye(s.shape[0]) - (KS - q @ KS)
+
+
 def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20, tol: float = 1e-12):
     """s* with s* = σ(−h̄ + Āᵀℓ − Āᵀlog(Ās*) + log d), by Newton's method from s0.
 
@@ -247,9 +256,6 @@ def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20, 
         V.as_float_array("log_d", log_d, shape=(np.shape(A_bar)[1],), finite=False)
     log_d = jnp.maximum(jnp.asarray(log_d, jnp.float64), LOG_FLOOR)
 
-    n = A_bar.shape[1]
-    eye = jnp.eye(n)
-
     def residual(u):
         s = jax.nn.softmax(u)
         p = jnp.maximum(A_bar @ s, jnp.exp(LOG_FLOOR))
@@ -262,12 +268,7 @@ def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20, 
 
     def body(state):
         i, u, s, p, log_q, g = state
-        # analytic Jacobian of g: J = I − (I − 1qᵀ) K (diag(s) − ssᵀ), K = −Āᵀ diag(1/p) Ā,
-        # with the diagonal and rank-one factors applied without matrix products
-        K = -(A_bar.T / p[None, :]) @ A_bar
-        KS = K * s[None, :] - jnp.outer(K @ s, s)
-        J = eye - (KS - jnp.exp(log_q) @ KS)
-        u_new = u - jnp.linalg.solve(J, g)
+        u_new = u - jnp.linalg.solve(_newton_jacobian(s, p, jnp.exp(log_q), A_bar), g)
         u_new = jnp.where(jnp.all(jnp.isfinite(u_new)), u_new, u)
         u_new = jax.nn.log_softmax(jnp.maximum(u_new, 2 * LOG_FLOOR))
         return (i + 1, u_new) + residual(u_new)
