@@ -154,6 +154,36 @@ def test_policy_free_energy_matches_brute_force_minimum(objective):
     assert abs(float(res.free_energy[0, -1]) - best.fun) < 1e-3
 
 
+def test_learned_A_policy_evaluation():
+    """Importance-sampled q(A) inside the policy loop: the policies of one call share the noise
+    (entry p equals a single-policy evaluation with the same key), and as the Dirichlet prior
+    concentrates on a matrix A, G tends to the G of the known A (nothing is sampled there)."""
+    n = m = 3
+    log_d0, trans, A, lc = _problem(3)
+    trans_p = np.stack([trans, trans[::-1], np.stack([np.eye(n), trans[0]])])
+    P = trans_p.shape[0]
+    d0, goals = np.repeat(log_d0[None], P, 0), np.repeat(lc[None], P, 0)
+    observed = (True, False)            # the sampled path with a moving proposal row
+    x = np.zeros((2, m))
+    x[0, 1] = 1.0
+    obs = np.array(observed)
+    kw = dict(iterations=30, burn_in=10)
+    key = jax.random.PRNGKey(1)
+    known = pol.evaluate_policies(key, d0, trans_p, goals, A, x, obs, learn_A=False, **kw)
+    sharp = pol.evaluate_policies(key, d0, trans_p, goals, 1e6 * A, x, obs, **kw)
+    np.testing.assert_allclose(np.asarray(sharp.G), np.asarray(known.G), atol=2e-3)
+    a = 0.5 + 2 * A
+    res = pol.evaluate_policies(key, d0, trans_p, goals, a, x, obs, **kw)
+    single = pol.evaluate_policy(key, log_d0, trans_p[2], lc, a, x, tuple(observed), **kw)
+    np.testing.assert_allclose(float(single.G), float(res.G[2]), rtol=1e-12)
+    other = pol.evaluate_policies(jax.random.PRNGKey(2), d0, trans_p, goals, a, x, obs, **kw)
+    assert np.all(np.abs(np.asarray(other.G) - np.asarray(res.G)) > 1e-8)   # the draws matter
+    assert np.all(np.abs(np.asarray(other.G) - np.asarray(res.G)) < 0.5)    # but not much
+    # q(A)'s Dirichlet part: prior + observed counts only (the missing steps enter by sampling)
+    want = a + np.outer(x[0], np.asarray(res.s[0, 0]))
+    np.testing.assert_allclose(np.asarray(res.A_posterior[0]), want, atol=1e-12)
+
+
 def test_policy_selection_and_bad_inputs():
     G = jnp.array([3.0, 1.0, 2.0])
     assert int(pol.select_policy(jax.random.PRNGKey(0), G, method="argmin")) == 1

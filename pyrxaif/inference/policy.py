@@ -70,18 +70,31 @@ def _goal_log(goal, learn_goals):
     return Dirichlet(goal).expected_log() if learn_goals else goal
 
 
-@partial(jax.jit, static_argnames=("observed", "objective", "learn_A", "learn_goals", "iterations", "burn_in",
-                                   "num_samples", "newton_iterations"))
-def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective="gfe", learn_A=True,
-                    learn_goals=False, iterations=50, burn_in=10, num_samples=20,
-                    newton_iterations=20) -> PolicyResult:
-    """Free energy of one policy (jitted internal; see :func:`evaluate_policies` for the checked API).
+def _uses_sampling(observed, objective, learn_A):
+    """q(A) is estimated by importance sampling iff A is learned and a GFE node has x missing."""
+    return learn_A and objective == "gfe" and not all(observed)
 
-    log_d0 (n,) log prior on z_0; trans (T, n, n) B_t[z_t, z_{t−1}]; goal (T, m) log c_t (fixed) or
-    Dirichlet concentrations (learned); A_param (m, n) Dirichlet concentration (learned) or the
-    known matrix; x (T, m) one-hot observations; observed: static tuple of T bools (the data
-    constraints are part of the graph, so each pattern compiles its own, pruned, schedule).
+
+def _prepare(key, A_param, x, observed, objective, learn_A, num_samples):
+    """The importance-sampling noise of one planning step and its loop-invariant transforms.
+
+    One set of noise per planning step, shared by all its policies and reused across iterations
+    (common random numbers): the fixed-point iteration sees a deterministic objective and the
+    policies are compared on the same draws (LAIF redraws per policy and iteration; the estimate
+    of each G has the same distribution either way, the differences between policies are less
+    noisy). The proposal of each policy differs from the prior only on the rows of the observed
+    outcomes, which are the same for every policy of the step, so the rest is prepared here once.
     """
+    if not _uses_sampling(observed, objective, learn_A):
+        return None
+    noise = go.gamma_noise(key, (num_samples,) + A_param.shape)
+    rows = jnp.argmax(x[np.flatnonzero(np.asarray(observed))], axis=1)   # static count
+    return go.is_prepare(A_param, noise, rows)
+
+
+def _evaluate_prepared(prep, log_d0, trans, goal, A_param, x, observed, *, objective, learn_A, learn_goals,
+                       iterations, burn_in, newton_iterations) -> PolicyResult:
+    """Free energy of one policy given the output of :func:`_prepare` (traced internal)."""
     T, n = trans.shape[0], trans.shape[1]
     log_trans = jnp.log(trans)
     gfe = objective == "gfe"
@@ -96,7 +109,7 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
                                            newton_iterations).logits
         return go.bethe_message_z(s_t, stats.log_mean, log_c[t]).logits
 
-    def body(carry, key_i):
+    def body(carry, _):
         log_rho, stats, log_c, _ = carry
         for t in range(T):  # Gauss–Seidel over the (static, short) horizon
             la, lb, _ = _chain(log_d0, log_trans, log_rho)
@@ -119,23 +132,18 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
             w_conj = obs if gfe else jnp.ones_like(obs)
             counts = jnp.einsum("t,ti,tj->ij", w_conj, x_eff, s)
             a_post = A_param + counts
-            exact = go.a_stats_dirichlet(MatrixDirichlet(a_post))
-            kl_exact = go.dirichlet_kl(a_post, A_param)
-            if gfe and not all(observed):
-                # Only the observed rows of the proposal change (counts x sᵀ): re-transform those
-                # rows of the fixed noise, keep the precomputed prior gammas elsewhere.
-                rows = jnp.argmax(x, axis=1)
-                sub = go.GammaNoise(*(f[..., rows, :] for f in noise))
-                log_g = log_g_prior.at[:, rows, :].set(go.log_gamma_from_noise(a_post[rows], sub))
-                log_samples = log_g - logsumexp(log_g, axis=-2, keepdims=True)
-                isp = go.gfe_posterior_A(key_i, MatrixDirichlet(a_post), s, log_c_new, stats.mean,
-                                         weight_mask=1.0 - obs, log_samples=log_samples)
-                lm_unclamped = jnp.tensordot(jnp.exp(isp.log_weights), isp.log_samples, 1)
-                kl_is = (isp.kl_to_proposal + jnp.sum(counts * lm_unclamped)
-                         - go.log_normalizer_ratio(a_post, A_param))
-                new_stats, kl_A = isp.stats, kl_is
-            else:
-                new_stats, kl_A = exact, kl_exact
+            if prep is not None:
+                # Only the rows of the observed outcomes of the proposal move with q(z) (counts x sᵀ):
+                # re-transform those rows of the fixed noise; the rest was prepared before the loop.
+                a_rows = a_post[prep.rows]
+                isr = go.is_posterior_rows(prep, a_rows, s, log_c_new, stats.mean, weight_mask=1.0 - obs)
+                kl_is = (isr.kl_to_proposal
+                         + jnp.einsum("k,kj,kj->", prep.row_weight, counts[prep.rows], isr.log_mean_rows)
+                         - go.log_normalizer_ratio_rows(A_param, prep.rows, prep.row_weight, a_rows))
+                new_stats, kl_A = isr.stats, kl_is
+            else:  # conjugate: q(A) = Dir(a + counts)
+                new_stats = go.a_stats_dirichlet(MatrixDirichlet(a_post))
+                kl_A = go.dirichlet_kl(a_post, A_param)
         else:
             a_post, new_stats, kl_A = A_param, stats, 0.0
         # free energy
@@ -150,29 +158,50 @@ def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective
         out = (s, a_post, goal_post, x_eff)
         return (log_rho, new_stats, log_c_new, out), F
 
-    # One set of importance-sampling noise per policy evaluation, reused across iterations
-    # (common random numbers): the fixed-point iteration then sees a deterministic objective.
-    key_noise, key = jax.random.split(key)
-    noise = (go.gamma_noise(key_noise, (num_samples,) + A_param.shape)
-             if (learn_A and gfe and not all(observed)) else None)
-    log_g_prior = go.log_gamma_from_noise(A_param, noise) if noise is not None else None
     stats0 = _a_stats_init(A_param, learn_A)
     log_c0 = _goal_log(goal, learn_goals)
     m = x.shape[1]
     init_out = (jnp.full((T, n), 1.0 / n), jnp.zeros_like(A_param), jnp.zeros_like(goal), jnp.zeros((T, m)))
     carry0 = (jnp.zeros((T, n)), stats0, log_c0, init_out)
-    (_, _, _, (s, a_post, goal_post, x_eff)), F = jax.lax.scan(body, carry0, jax.random.split(key, iterations))
+    (_, _, _, (s, a_post, goal_post, x_eff)), F = jax.lax.scan(body, carry0, None, length=iterations)
     G = jnp.mean(F[burn_in:]) / jnp.log(2.0)
     return PolicyResult(G, F, s, a_post, goal_post, x_eff)
 
 
-@partial(jax.jit, static_argnames=("observed", "objective", "learn_A", "learn_goals", "iterations", "burn_in",
-                                   "num_samples", "newton_iterations"))
-def evaluate_policies_jit(key, log_d0, trans, goal, A_param, x, observed, **kw) -> PolicyResult:
-    """vmap of :func:`evaluate_policy` over a leading policy axis of ``log_d0``, ``trans``, ``goal``."""
-    keys = jax.random.split(key, trans.shape[0])
-    return jax.vmap(lambda k, d, b, g: evaluate_policy(k, d, b, g, A_param, x, observed, **kw))(
-        keys, log_d0, trans, goal)
+_STATIC = ("observed", "objective", "learn_A", "learn_goals", "iterations", "burn_in", "num_samples",
+           "newton_iterations")
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def evaluate_policy(key, log_d0, trans, goal, A_param, x, observed, *, objective="gfe", learn_A=True,
+                    learn_goals=False, iterations=50, burn_in=10, num_samples=20,
+                    newton_iterations=20) -> PolicyResult:
+    """Free energy of one policy (jitted internal; see :func:`evaluate_policies` for the checked API).
+
+    log_d0 (n,) log prior on z_0; trans (T, n, n) B_t[z_t, z_{t−1}]; goal (T, m) log c_t (fixed) or
+    Dirichlet concentrations (learned); A_param (m, n) Dirichlet concentration (learned) or the
+    known matrix; x (T, m) one-hot observations; observed: static tuple of T bools (the data
+    constraints are part of the graph, so each pattern compiles its own, pruned, schedule).
+    Equals entry p of :func:`evaluate_policies_jit` with the same key (shared noise).
+    """
+    observed = tuple(bool(o) for o in observed)
+    prep = _prepare(key, A_param, x, observed, objective, learn_A, num_samples)
+    return _evaluate_prepared(prep, log_d0, trans, goal, A_param, x, observed, objective=objective,
+                              learn_A=learn_A, learn_goals=learn_goals, iterations=iterations,
+                              burn_in=burn_in, newton_iterations=newton_iterations)
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def evaluate_policies_jit(key, log_d0, trans, goal, A_param, x, observed, *, objective="gfe", learn_A=True,
+                          learn_goals=False, iterations=50, burn_in=10, num_samples=20,
+                          newton_iterations=20) -> PolicyResult:
+    """:func:`evaluate_policy` vmapped over a leading policy axis of ``log_d0``, ``trans``, ``goal``;
+    the importance-sampling noise (and its prepared transforms) is shared by the policies."""
+    observed = tuple(bool(o) for o in observed)
+    prep = _prepare(key, A_param, x, observed, objective, learn_A, num_samples)
+    return jax.vmap(lambda d, b, g: _evaluate_prepared(
+        prep, d, b, g, A_param, x, observed, objective=objective, learn_A=learn_A, learn_goals=learn_goals,
+        iterations=iterations, burn_in=burn_in, newton_iterations=newton_iterations))(log_d0, trans, goal)
 
 
 def evaluate_policies(key, log_d0, trans, goal, A_param, x=None, observed=None, *, objective="gfe",

@@ -233,13 +233,22 @@ def gfe_message_z_direct(s, A_bar, h_bar, log_c) -> Categorical:
     return Categorical(jax.nn.log_softmax(_gfe_logits(s, A_bar, h_bar, log_c)))
 
 
+def _newton_jacobian(s, p, q, A_bar):
+    """Jacobian of g(u) = u − log σ(y(σ(u))) with y(s) = −h̄ + Āᵀℓ − Āᵀlog(Ās) + log d:
+    J = I − (I − 1qᵀ) K (diag(s) − ssᵀ), K = −Āᵀ diag(1/p) Ā, p = Ās, q = σ(y); the diagonal and
+    rank-one factors are applied without matrix products."""
+    K = -(A_bar.T / p[None, :]) @ A_bar
+    KS = K * s[None, :] - jnp.outer(K @ s, s)
+    return jnp.eye(s.shape[0]) - (KS - q @ KS)
+
+
 def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20, tol: float = 1e-12):
     """s* with s* = σ(−h̄ + Āᵀℓ − Āᵀlog(Ās*) + log d), by Newton's method from s0.
 
     At most ``iterations`` steps, stopping early once max|g(u)| ≤ ``tol``.
 
     The root is sought in log space, u = log s, g(u) = u − log σ(f(σ(u)) + log d), with the
-    Jacobian by autodiff; this keeps s on the simplex (the s-space iteration of LAIF can step
+    analytic Jacobian (checked against autodiff in the tests); this keeps s on the simplex (the s-space iteration of LAIF can step
     outside it). The root is the unique minimiser of U_G(s) + KL(s ‖ d) (a convex problem).
     """
     if not is_traced(log_d, s0, A_bar, h_bar, log_c):
@@ -247,37 +256,25 @@ def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20, 
         V.as_float_array("log_d", log_d, shape=(np.shape(A_bar)[1],), finite=False)
     log_d = jnp.maximum(jnp.asarray(log_d, jnp.float64), LOG_FLOOR)
 
-    n = A_bar.shape[1]
-    eye = jnp.eye(n)
-
-    def step(u, _):
-        s = jax.nn.softmax(u)
-        p = jnp.maximum(A_bar @ s, jnp.exp(LOG_FLOOR))
-        y = _gfe_logits(s, A_bar, h_bar, log_c) + log_d
-        q = jax.nn.softmax(y)
-        g = u - jax.nn.log_softmax(y)
-        # analytic Jacobian: J = I − (I − 1qᵀ)(−Āᵀ diag(1/p) Ā)(diag(s) − ssᵀ)
-        df = -(A_bar.T / p[None, :]) @ A_bar
-        ds = jnp.diag(s) - jnp.outer(s, s)
-        J = eye - (eye - jnp.outer(jnp.ones(n), q)) @ df @ ds
-        u_new = u - jnp.linalg.solve(J, g)
-        u_new = jnp.where(jnp.all(jnp.isfinite(u_new)), u_new, u)
-        return jax.nn.log_softmax(jnp.maximum(u_new, 2 * LOG_FLOOR)), None
-
     def residual(u):
         s = jax.nn.softmax(u)
-        return jnp.max(jnp.abs(u - jax.nn.log_softmax(_gfe_logits(s, A_bar, h_bar, log_c) + log_d)))
+        p = jnp.maximum(A_bar @ s, jnp.exp(LOG_FLOOR))
+        log_q = jax.nn.log_softmax(-h_bar + A_bar.T @ log_c - A_bar.T @ jnp.log(p) + log_d)
+        return s, p, log_q, u - log_q
 
     def cond(state):
-        i, u = state
-        return (i < iterations) & (residual(u) > tol)
+        i, u, _, _, _, g = state
+        return (i < iterations) & (jnp.max(jnp.abs(g)) > tol)
 
     def body(state):
-        i, u = state
-        return i + 1, step(u, None)[0]
+        i, u, s, p, log_q, g = state
+        u_new = u - jnp.linalg.solve(_newton_jacobian(s, p, jnp.exp(log_q), A_bar), g)
+        u_new = jnp.where(jnp.all(jnp.isfinite(u_new)), u_new, u)
+        u_new = jax.nn.log_softmax(jnp.maximum(u_new, 2 * LOG_FLOOR))
+        return (i + 1, u_new) + residual(u_new)
 
     u0 = jax.nn.log_softmax(_safe_log(s0))
-    _, u = jax.lax.while_loop(cond, body, (0, u0))
+    _, u, *_ = jax.lax.while_loop(cond, body, (0, u0) + residual(u0))
     return jax.nn.softmax(u)
 
 
@@ -325,8 +322,9 @@ def log_gamma_from_noise(a, noise: GammaNoise):
     v = w * w * w
     log_v = 3.0 * jnp.log(jnp.where(w > 0, w, 1.0))
     ok = (w > 0) & (noise.log_u < 0.5 * noise.z ** 2 + d - d * v + d * log_v)
-    first = jnp.argmax(ok, axis=0)
-    log_v_acc = jnp.take_along_axis(log_v, first[None], axis=0)[0]
+    log_v_acc = log_v[0]                        # the first accepted candidate (the first if none is)
+    for k in reversed(range(log_v.shape[0])):   # a select chain: fuses, unlike an argmax reduction
+        log_v_acc = jnp.where(ok[k], log_v[k], log_v_acc)
     return jnp.log(d) + log_v_acc + noise.log_boost / a
 
 
@@ -387,6 +385,110 @@ def gfe_posterior_A(key, proposal: MatrixDirichlet, s, log_c, A_bar, weight_mask
     log_w = jax.nn.log_softmax(log_mu)
     kl = jnp.sum(jnp.exp(log_w) * (log_w + jnp.log(num_samples)))
     return ISPosterior(a_stats_samples(samples, log_w, log_samples), kl, samples, log_w, log_samples)
+
+
+class ISPrepared(NamedTuple):
+    """Loop-invariant part of the importance sampler of q(A) when only ``rows`` of the proposal change.
+
+    In a policy evaluation the proposal is Dir(a + Σ_obs x_t s_tᵀ): only the rows of the observed
+    outcomes move with q(z) from one iteration to the next. With the noise fixed (common random
+    numbers) the gamma variates of every other row are fixed too, so their transcendental work is
+    done once here; per iteration only the R changed rows are re-transformed. Log gammas are kept
+    relative to a per-(sample, column) shift so that nothing overflows.
+    """
+
+    rows: jax.Array         # (R,) indices of the changing rows (duplicates allowed)
+    row_weight: jax.Array   # (R,) 1 / multiplicity of each index (so duplicates count once)
+    noise_rows: GammaNoise  # the noise of the changing rows, (·, N, R, n)
+    shift: jax.Array        # (N, n) c = max over fixed rows of log g
+    E: jax.Array            # (N, m, n) exp(log g − c) on fixed rows, 0 on changing rows
+    LG: jax.Array           # (N, m, n) log g − c on fixed rows, −inf on changing rows
+    S: jax.Array            # (N, n) Σ_i E
+    EL: jax.Array           # (N, n) Σ_i E·LG
+
+
+class ISRows(NamedTuple):
+    """Per-iteration result of :func:`is_posterior_rows`."""
+
+    stats: AStats
+    kl_to_proposal: jax.Array   # KL(q ‖ proposal) ≈ Σ_n w_n log(N w_n)
+    log_mean_rows: jax.Array    # (R, n) E_q[log A] on the changing rows (no floor)
+    log_weights: jax.Array      # (N,) normalised
+
+
+def is_prepare(a_fixed, noise: GammaNoise, rows) -> ISPrepared:
+    """Precompute the fixed rows of the proposal Dir(a) (``a_fixed`` (m, n); its ``rows`` are ignored)."""
+    m = a_fixed.shape[0]
+    rows = jnp.asarray(rows, jnp.int32).reshape(-1)
+    hit = rows[:, None] == jnp.arange(m)[None, :]                         # (R, m)
+    keep = ~jnp.any(hit, axis=0)[:, None]                                 # (m, 1)
+    row_weight = 1.0 / jnp.sum(rows[:, None] == rows[None, :], axis=1)
+    log_g = log_gamma_from_noise(a_fixed, noise)                          # (N, m, n)
+    c = jnp.max(jnp.where(keep, log_g, -jnp.inf), axis=-2)
+    c = jnp.where(jnp.isfinite(c), c, 0.0)
+    LG = jnp.where(keep, log_g - c[:, None, :], -jnp.inf)
+    E = jnp.where(keep, jnp.exp(jnp.where(keep, LG, 0.0)), 0.0)
+    noise_rows = GammaNoise(noise.z[..., rows, :], noise.log_u[..., rows, :], noise.log_boost[..., rows, :])
+    return ISPrepared(rows, row_weight, noise_rows, c, E, LG, jnp.sum(E, axis=-2),
+                      jnp.sum(jnp.where(keep, E * jnp.where(keep, LG, 0.0), 0.0), axis=-2))
+
+
+def is_posterior_rows(prep: ISPrepared, a_rows, s, log_c, A_bar, weight_mask=None) -> ISRows:
+    """q(A) ∝ Dir(A | proposal)·Π_k μ_k(A) by self-normalised importance sampling, incrementally.
+
+    The same estimate as :func:`gfe_posterior_A` with the proposal whose fixed rows were given to
+    :func:`is_prepare` and whose changing rows are ``a_rows`` (R, n), for the same noise. Only
+    O(N·m·n) multiply–adds and O(N·R·n) transcendentals per call. ``s``, ``log_c``, ``A_bar``,
+    ``weight_mask`` as in :func:`gfe_posterior_A`.
+    """
+    N = prep.E.shape[0]
+    K = s.shape[0]
+    mask = jnp.ones((K,)) if weight_mask is None else jnp.asarray(weight_mask, jnp.float64)
+    R = prep.rows.shape[0]
+    c = prep.shift
+    rw = prep.row_weight[:, None]                                             # (R, 1)
+    if R:
+        log_g_r = log_gamma_from_noise(a_rows, prep.noise_rows)               # (N, R, n)
+        c_new = jnp.maximum(c, jnp.max(log_g_r, axis=-2))
+        tot = prep.S * jnp.exp(c - c_new) + jnp.sum(rw * jnp.exp(log_g_r - c_new[:, None, :]), axis=-2)
+        log_z = c_new + jnp.log(tot)                                          # log Σ_i g_ij
+    else:
+        log_z = c + jnp.log(prep.S)
+    off = log_z - c                                                           # (N, n) ≥ 0
+    K_scale = jnp.exp(-off)                                                   # keep-row sample = E·K
+    # log μ(A) = ⟨A, lin⟩ − h(A)·Σ_k s_k   (lin_ij = Σ_k s_kj (ℓ_k − log Ās_k)_i)
+    v = log_c - _safe_log(s @ A_bar.T)                                        # (K, m)
+    sm = mask[:, None] * s
+    lin = jnp.sum(sm[:, None, :] * v[:, :, None], axis=0)                      # (m, n)
+    ssum = jnp.sum(sm, axis=0)
+    dot = K_scale * jnp.einsum("nij,ij->nj", prep.E, lin)                     # (N, n); a matmul when E is shared
+    h = -K_scale * (prep.EL - off * prep.S)                                   # keep-row part of h
+    if R:
+        log_s_r = log_g_r - log_z[:, None, :]                                 # (N, R, n)
+        s_r = jnp.exp(log_s_r)
+        dot = dot + jnp.sum(rw * s_r * lin[prep.rows], axis=-2)
+        h = h - jnp.sum(rw * s_r * log_s_r, axis=-2)
+    log_w = jax.nn.log_softmax(jnp.sum(dot - h * ssum, axis=-1))
+    w = jnp.exp(log_w)
+    wK = w[:, None] * K_scale                                                 # (N, n)
+    mean = jnp.einsum("nj,nij->ij", wK, prep.E)
+    log_mean = jnp.sum(w[:, None, None] * jnp.maximum(prep.LG - off[:, None, :], LOG_FLOOR), axis=0)
+    if R:
+        mean = mean.at[prep.rows].set(jnp.sum(w[:, None, None] * s_r, axis=0))
+        log_mean = log_mean.at[prep.rows].set(jnp.sum(w[:, None, None] * jnp.maximum(log_s_r, LOG_FLOOR), axis=0))
+        lm_rows = jnp.sum(w[:, None, None] * log_s_r, axis=0)
+    else:
+        lm_rows = jnp.zeros((0, prep.E.shape[-1]))
+    kl = jnp.sum(w * (log_w + jnp.log(N)))
+    return ISRows(AStats(mean, log_mean, jnp.sum(w[:, None] * h, axis=0)), kl, lm_rows, log_w)
+
+
+def log_normalizer_ratio_rows(a_prior, rows, row_weight, a_rows):
+    """log B(a_post) − log B(a_prior) when a_post differs from a_prior only on ``rows`` (values ``a_rows``)."""
+    d_rows = jnp.einsum("k,kj->", row_weight, gammaln(a_rows) - gammaln(a_prior[rows]))
+    col_prior = jnp.sum(a_prior, axis=-2)
+    col_post = col_prior + jnp.einsum("k,kj->j", row_weight, a_rows - a_prior[rows])
+    return d_rows - jnp.sum(gammaln(col_post) - gammaln(col_prior))
 
 
 def dirichlet_kl(q_conc, p_conc):
