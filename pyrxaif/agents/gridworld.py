@@ -153,7 +153,7 @@ def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon:
 # Recommended planner settings per environment (horizon, iterations, observation-side strength γ).
 ENV_DEFAULTS = {
     "frozenlake": {"horizon": 10, "n_iter": 8, "obs_weight": 0.3},
-    "rocksample": {"horizon": 12, "n_iter": 8, "obs_weight": 0.3},
+    "rocksample": {"horizon": 12, "n_iter": 8, "obs_weight": 0.15},
     "wumpus": {"horizon": 10, "n_iter": 8, "obs_weight": 0.3},
 }
 

@@ -220,8 +220,14 @@ def forward_backward(model: RolloutModel, log_b0, log_K, log_phi, clamp_initial:
 
     lb_0, (lb_next_all, g_all, cb) = jax.lax.scan(bwd, jnp.zeros_like(log_b0), (log_K, log_phi), reverse=True)
     if clamp_initial:
-        ok = jnp.isfinite(log_b0) & jnp.isfinite(lb_0)
-        la_0 = jnp.where(ok, log_b0 - jnp.where(ok, lb_0, 0.0), -jnp.inf)
+        # q(x_0) = b_0(x_0) is kept; θ stays a latent of the plan with the factor b_0(θ|x_0):
+        # α_0(x,θ) = b_0(x,θ) / β̄_0(x),  β̄_0(x) = Σ_θ b_0(θ|x) β_0(x,θ)
+        lbx = logsumexp(log_b0, axis=1, keepdims=True)                      # log b_0(x)
+        okx = jnp.isfinite(lbx)
+        cond = jnp.where(okx, log_b0 - jnp.where(okx, lbx, 0.0), -jnp.inf)  # log b_0(θ|x)
+        lbar = logsumexp(cond + lb_0, axis=1, keepdims=True)                 # log β̄_0(x)
+        ok = okx & jnp.isfinite(lbar)
+        la_0 = jnp.where(ok, log_b0 - jnp.where(ok, lbar, 0.0), -jnp.inf)
         la_0 = la_0 - logsumexp(la_0)
     else:
         la_0 = log_b0
@@ -234,8 +240,8 @@ def forward_backward(model: RolloutModel, log_b0, log_K, log_phi, clamp_initial:
 
     la_H, (la_all, cs) = jax.lax.scan(fwd, la_0, (log_K, log_phi))
     if clamp_initial:
-        pb0 = jnp.exp(log_b0)
-        log_Z = jnp.sum(jnp.where(pb0 > 0, pb0 * lb_0, 0.0)) + jnp.sum(cb)
+        pbx = jnp.exp(lbx[:, 0])
+        log_Z = jnp.sum(jnp.where(pbx > 0, pbx * jnp.where(ok[:, 0], lbar[:, 0], 0.0), 0.0)) + jnp.sum(cb)
     else:
         log_Z = jnp.sum(cs) + logsumexp(la_H)
     # region b_t ∝ α_t K_t φ_{t+1} β_{t+1}, normalised per time step
