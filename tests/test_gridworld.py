@@ -73,27 +73,49 @@ def test_frozenlake_rules():
 
 
 def test_rocksample_rules():
+    from pyrxaif.envs.rocksample import nearest_unchecked
     env = RockSample()
-    n, N = 4, 16
+    n, N, K = 4, 16, 8
+    G = N * K
+    GOOD, BAD, EXITED, DONE = G, G + 1, G + 2, G + 3
+    assert env.spec_.T.shape[:2] == (G + 4, 7)
     for i, rc in enumerate(env.rocks):
-        for k in range(8):
+        for k in range(K):
             good = (k >> i) & 1
-            target = 2 * N if good else 2 * N + 1
-            assert prob(env, rc, SAMPLE, target, k) == 1.0
+            target = GOOD if good else BAD
+            for mask in (0, 5):
+                assert prob(env, mask * N + rc, SAMPLE, target, k) == 1.0
             assert env.spec_.reward[target, k] == (10.0 if good else -10.0)
-    assert prob(env, 3, EXIT, 2 * N + 2, 0) == 1.0           # right edge exits
+    for end in (GOOD, BAD, EXITED):                       # every outcome moves on to DONE, preferred once
+        assert prob(env, end, 0, DONE, 3) == 1.0 and env.spec_.terminal[end, 3]
+        assert env.spec_.log_C[DONE, 3] == 0.0
+    assert env.spec_.log_C[GOOD, 0] > env.spec_.log_C[EXITED, 0] > env.spec_.log_C[0, 0] > env.spec_.log_C[BAD, 0]
+    # blind sampling is worse than exiting under the exponential utility exp(log C); a certain good rock is better
+    lc = env.spec_.log_C
+    assert np.log(0.5 * np.exp(lc[GOOD, 0]) + 0.5 * np.exp(lc[BAD, 0])) < lc[EXITED, 0] < lc[GOOD, 0]
+    assert prob(env, 3, EXIT, EXITED, 0) == 1.0              # right edge exits
     assert prob(env, 0, EXIT, 0, 0) == 1.0                   # elsewhere EXIT does nothing
-    assert prob(env, 0, SENSE, N + 0, 0) == 1.0
+    assert prob(env, 4 * N + 2, UP, 4 * N + 2, 0) == 1.0     # moves keep the checked mask, border stays
+    assert prob(env, 4 * N + 2, LEFT, 4 * N + 1, 0) == 1.0
+    # SENSE checks the nearest unchecked rock (Euclidean, ties by index) and then nothing more
+    start = env.spec_.start
+    i0 = nearest_unchecked(start, 0, env.rocks, n)
+    d = [np.hypot(start // n - rc // n, start % n - rc % n) for rc in env.rocks]
+    assert i0 == int(np.argmin(d))
+    assert prob(env, start, SENSE, (1 << i0) * N + start, 0) == 1.0
+    assert prob(env, (K - 1) * N + start, SENSE, (K - 1) * N + start, 0) == 1.0
     B = env.spec_.B
     rc = env.rocks[0]
     k_good = 1
-    assert B[1, N + rc, k_good, 1] == pytest.approx(1.0)     # sensing on the rock is exact
+    assert B[1, 1 * N + rc, k_good, 1] == pytest.approx(1.0)     # a checked rock read on its cell is exact
+    assert B[1, 1 * N + rc, 0, 0] == pytest.approx(1.0)
     r, c = divmod(rc, n)
     far = 15 if rc != 15 else 0
-    d = np.hypot(far // n - r, far % n - c)
-    assert B[1, N + far, k_good, 1] == pytest.approx(0.5 + 0.5 * 2 ** (-d / 2.0))
-    assert 0.5 < B[1, rc, k_good, 1] < 0.7                     # passive readings are never decisive
-    assert env.spec_.T.shape[:2] == (2 * N + 3, 7)
+    dd = np.hypot(far // n - r, far % n - c)
+    assert B[1, 1 * N + far, k_good, 1] == pytest.approx(0.5 + 0.5 * 2 ** (-dd / 4.0))
+    assert 0.5 < B[1, rc, k_good, 1] < 0.65                     # unchecked readings are never decisive
+    assert B[1, 2 * N + rc, k_good, 1] == B[1, rc, k_good, 1]   # checking another rock does not help
+    assert np.all(B[1:, GOOD, :, 0] == 1.0)                     # null reading once over
 
 
 def test_wumpus_rules():
