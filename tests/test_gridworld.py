@@ -139,6 +139,10 @@ def test_wumpus_rules():
         assert env.spec_.terminal[env.gold[k], k] and env.spec_.success[env.gold[k], k]
         assert all(env.spec_.terminal[p, k] and not env.spec_.success[p, k] for p in pits)
         assert prob(env, 0, RIGHT, 1, k) == 1.0 and prob(env, 0, UP, 0, k) == 1.0
+        DONE = 2 * N                                # outcomes are preferred once, then DONE
+        assert prob(env, int(env.gold[k]), LEFT, DONE, k) == 1.0 and prob(env, DONE, UP, DONE, k) == 1.0
+        assert env.spec_.log_C[DONE, k] == 0.0 and env.spec_.log_C[env.gold[k], k] > 0
+    assert np.all(B[:, 2 * N, :, 0] == 1.0)         # DONE carries no ambiguity
 
 
 def test_aif_scans_when_layout_unknown_and_not_when_known():
@@ -155,6 +159,30 @@ def test_aif_scans_when_layout_unknown_and_not_when_known():
     assert aif.act(known) != SCAN
     assert np.isfinite(aif.last_plan.free_energy).all()
     del model
+
+
+def test_rocksample_aif_senses_while_bp_and_vbp_do_not_sample_blind():
+    """The RockSample regime: without information a sample is worse than exiting, so VBP does not sample
+    blind (no hedging across layouts: θ is not clamped at the start) and neither BP nor VBP senses;
+    AIF-MP checks a rock first; with a rock
+    known to be good, every planning method walks there and samples."""
+    env = RockSample()
+    n, N = 4, 16
+    with np.errstate(divide="ignore"):
+        b0 = np.log(env.initial_belief())
+    agents = {m: GridworldAgent(env, m, horizon=12, n_iter=8, obs_weight=0.15) for m in ("bp", "vbp", "aif-mp")}
+    assert agents["aif-mp"].act(b0) == SENSE
+    rock = env.rocks[2]                                  # cell 14, next to the exit column
+    on_rock = np.full_like(b0, -np.inf)
+    on_rock[rock] = -np.log(8)
+    for m in ("bp", "vbp"):
+        assert agents[m].act(b0) != SENSE
+    assert agents["vbp"].act(on_rock) != SAMPLE          # ½·e^1.5 < e^1: no blind sample (no hedging)
+    good = np.full_like(b0, -np.inf)
+    ks = [k for k in range(8) if env.quality[k, 2]]
+    good[(1 << 2) * N + rock, ks] = -np.log(len(ks))     # checked, known good
+    for m in ("vbp", "aif-mp"):
+        assert agents[m].act(good) == SAMPLE
 
 
 def test_filter_identifies_layout_after_scan():
