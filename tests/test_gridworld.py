@@ -73,27 +73,49 @@ def test_frozenlake_rules():
 
 
 def test_rocksample_rules():
+    from pyrxaif.envs.rocksample import nearest_unchecked
     env = RockSample()
-    n, N = 4, 16
+    n, N, K = 4, 16, 8
+    G = N * K
+    GOOD, BAD, EXITED, DONE = G, G + 1, G + 2, G + 3
+    assert env.spec_.T.shape[:2] == (G + 4, 7)
     for i, rc in enumerate(env.rocks):
-        for k in range(8):
+        for k in range(K):
             good = (k >> i) & 1
-            target = 2 * N if good else 2 * N + 1
-            assert prob(env, rc, SAMPLE, target, k) == 1.0
+            target = GOOD if good else BAD
+            for mask in (0, 5):
+                assert prob(env, mask * N + rc, SAMPLE, target, k) == 1.0
             assert env.spec_.reward[target, k] == (10.0 if good else -10.0)
-    assert prob(env, 3, EXIT, 2 * N + 2, 0) == 1.0           # right edge exits
+    for end in (GOOD, BAD, EXITED):                       # every outcome moves on to DONE, preferred once
+        assert prob(env, end, 0, DONE, 3) == 1.0 and env.spec_.terminal[end, 3]
+        assert env.spec_.log_C[DONE, 3] == 0.0
+    assert env.spec_.log_C[GOOD, 0] > env.spec_.log_C[EXITED, 0] > env.spec_.log_C[0, 0] > env.spec_.log_C[BAD, 0]
+    # blind sampling is worse than exiting under the exponential utility exp(log C); a certain good rock is better
+    lc = env.spec_.log_C
+    assert np.log(0.5 * np.exp(lc[GOOD, 0]) + 0.5 * np.exp(lc[BAD, 0])) < lc[EXITED, 0] < lc[GOOD, 0]
+    assert prob(env, 3, EXIT, EXITED, 0) == 1.0              # right edge exits
     assert prob(env, 0, EXIT, 0, 0) == 1.0                   # elsewhere EXIT does nothing
-    assert prob(env, 0, SENSE, N + 0, 0) == 1.0
+    assert prob(env, 4 * N + 2, UP, 4 * N + 2, 0) == 1.0     # moves keep the checked mask, border stays
+    assert prob(env, 4 * N + 2, LEFT, 4 * N + 1, 0) == 1.0
+    # SENSE checks the nearest unchecked rock (Euclidean, ties by index) and then nothing more
+    start = env.spec_.start
+    i0 = nearest_unchecked(start, 0, env.rocks, n)
+    d = [np.hypot(start // n - rc // n, start % n - rc % n) for rc in env.rocks]
+    assert i0 == int(np.argmin(d))
+    assert prob(env, start, SENSE, (1 << i0) * N + start, 0) == 1.0
+    assert prob(env, (K - 1) * N + start, SENSE, (K - 1) * N + start, 0) == 1.0
     B = env.spec_.B
     rc = env.rocks[0]
     k_good = 1
-    assert B[1, N + rc, k_good, 1] == pytest.approx(1.0)     # sensing on the rock is exact
+    assert B[1, 1 * N + rc, k_good, 1] == pytest.approx(1.0)     # a checked rock read on its cell is exact
+    assert B[1, 1 * N + rc, 0, 0] == pytest.approx(1.0)
     r, c = divmod(rc, n)
     far = 15 if rc != 15 else 0
-    d = np.hypot(far // n - r, far % n - c)
-    assert B[1, N + far, k_good, 1] == pytest.approx(0.5 + 0.5 * 2 ** (-d / 2.0))
-    assert 0.5 < B[1, rc, k_good, 1] < 0.7                     # passive readings are never decisive
-    assert env.spec_.T.shape[:2] == (2 * N + 3, 7)
+    dd = np.hypot(far // n - r, far % n - c)
+    assert B[1, 1 * N + far, k_good, 1] == pytest.approx(0.5 + 0.5 * 2 ** (-dd / 4.0))
+    assert 0.5 < B[1, rc, k_good, 1] < 0.65                     # unchecked readings are never decisive
+    assert B[1, 2 * N + rc, k_good, 1] == B[1, rc, k_good, 1]   # checking another rock does not help
+    assert np.all(B[1:, GOOD, :, 0] == 1.0)                     # null reading once over
 
 
 def test_wumpus_rules():
@@ -117,6 +139,10 @@ def test_wumpus_rules():
         assert env.spec_.terminal[env.gold[k], k] and env.spec_.success[env.gold[k], k]
         assert all(env.spec_.terminal[p, k] and not env.spec_.success[p, k] for p in pits)
         assert prob(env, 0, RIGHT, 1, k) == 1.0 and prob(env, 0, UP, 0, k) == 1.0
+        DONE = 2 * N                                # outcomes are preferred once, then DONE
+        assert prob(env, int(env.gold[k]), LEFT, DONE, k) == 1.0 and prob(env, DONE, UP, DONE, k) == 1.0
+        assert env.spec_.log_C[DONE, k] == 0.0 and env.spec_.log_C[env.gold[k], k] > 0
+    assert np.all(B[:, 2 * N, :, 0] == 1.0)         # DONE carries no ambiguity
 
 
 def test_aif_scans_when_layout_unknown_and_not_when_known():
@@ -133,6 +159,34 @@ def test_aif_scans_when_layout_unknown_and_not_when_known():
     assert aif.act(known) != SCAN
     assert np.isfinite(aif.last_plan.free_energy).all()
     del model
+
+
+def test_rocksample_aif_senses_while_bp_and_vbp_do_not_sample_blind():
+    """The RockSample regime: without information a sample is worse than exiting, so VBP does not sample
+    blind (no hedging across layouts: θ is not clamped at the start) and neither BP nor VBP senses;
+    AIF-MP checks a rock first; with a rock
+    known to be good, every planning method walks there and samples."""
+    env = RockSample()
+    n, N = 4, 16
+    with np.errstate(divide="ignore"):
+        b0 = np.log(env.initial_belief())
+    agents = {m: GridworldAgent(env, m, horizon=12, n_iter=8, obs_weight=0.15) for m in ("bp", "vbp", "aif-mp")}
+    assert agents["aif-mp"].act(b0) == SENSE
+    rock = env.rocks[2]                                  # cell 14, next to the exit column
+    on_rock = np.full_like(b0, -np.inf)
+    on_rock[rock] = -np.log(8)
+    for m in ("bp", "vbp"):
+        assert agents[m].act(b0) != SENSE
+    # ½·e^1.5 < e^1: no blind sample once the planning channel has committed (slowly: the first sweeps
+    # are BP-like, so this needs more iterations than the episode default)
+    vbp_long = GridworldAgent(env, "vbp", horizon=12, n_iter=64)
+    assert vbp_long.act(on_rock) == RIGHT
+    assert float(np.exp(vbp_long.last_plan.channels.log_r_u[0, rock, RIGHT])) > 0.7
+    good = np.full_like(b0, -np.inf)
+    ks = [k for k in range(8) if env.quality[k, 2]]
+    good[(1 << 2) * N + rock, ks] = -np.log(len(ks))     # checked, known good
+    for m in ("vbp", "aif-mp"):
+        assert agents[m].act(good) == SAMPLE
 
 
 def test_filter_identifies_layout_after_scan():

@@ -115,19 +115,21 @@ def test_channels_at_fixed_point_equal_region_conditionals(method):
 @pytest.mark.parametrize("method", ["bp", "vbp", "rm-mp", "aif-mp"])
 def test_channel_objective_equals_entropy_corrected_free_energy(method):
     """At the fixed point F(r) = VFE(q) + H(u|x) − H(x'|x,u) + 2H(y|x,θ) − H(y|x) (active terms only),
-    with q the channel-modified joint (start marginal b_0 kept for planning methods), by enumeration."""
+    with q the channel-modified joint (start-state marginal b_0(x_0) kept for planning methods; θ is
+    not clamped, so the plan cannot hedge across layouts), by enumeration."""
     succ, T, B, log_C, pi, b0 = tiny_model(3)
     model = make_model(succ, T, B, log_C, pi)
     cfg = method_config(method, damping=0.3, n_iter=400)
     res = plan(model, np.log(b0), cfg, H)
     rows, logp, logpt = enumerate_joint(succ, T, B, log_C, pi, b0, res.channels, cfg)
-    if cfg.planning:   # the start (x_0, θ) keeps its belief: q = b_0(s_0) p̃(rest | s_0)
-        start = np.array([r[0] * S + r[1][0] for r in rows])
-        log_zs = {s0: np.logaddexp.reduce(logpt[start == s0]) for s0 in set(start)}
-        lz = np.array([log_zs[s0] for s0 in start])
-        q = np.exp(logpt - lz) * np.array([b0[r[1][0], r[0]] for r in rows])
-        # expected log-evidence of the rollout from the start belief: Σ b0 log β0, β0 = Z(s0)/b0(s0)
-        want_f = -sum(b0[s0 % S, s0 // S] * (log_zs[s0] - np.log(b0[s0 % S, s0 // S])) for s0 in log_zs)
+    if cfg.planning:   # the start state keeps its belief, θ does not: q = b_0(x_0) p̃(θ, rest | x_0)
+        start = np.array([r[1][0] for r in rows])
+        b0x = b0.sum(axis=1)
+        log_zs = {x0: np.logaddexp.reduce(logpt[start == x0]) for x0 in set(start)}
+        lz = np.array([log_zs[x0] for x0 in start])
+        q = np.exp(logpt - lz) * b0x[start]
+        # expected log-evidence of the rollout from the start belief: Σ_x b0(x) log β̄0(x), β̄0 = Z(x0)/b0(x0)
+        want_f = -sum(b0x[x0] * (log_zs[x0] - np.log(b0x[x0])) for x0 in log_zs)
     else:
         q = np.exp(logpt - np.logaddexp.reduce(logpt))
         want_f = -np.logaddexp.reduce(logpt)

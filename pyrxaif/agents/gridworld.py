@@ -2,8 +2,8 @@
 
 ``GridworldAgent`` plans one action from a belief over (x, θ) (argmax of q(u_0)) and filters after
 each step. ``run_episodes`` simulates whole episodes in JAX from the environment's exact tensors:
-``lax.scan`` over steps (plan → act → sample next state and observation → filter), ``vmap`` over
-episodes; episode i uses ``jax.random.PRNGKey(seed_i)`` for its layout θ ~ U{0..K−1} and its noise, so
+``lax.while_loop`` over steps until the episode ends (plan → act → sample next state and observation →
+filter), ``vmap`` over episodes (a batch runs until its last episode ends); episode i uses ``jax.random.PRNGKey(seed_i)`` for its layout θ ~ U{0..K−1} and its noise, so
 the same seeds give identical results. Shapes are static: the horizon never changes, so the planner is
 compiled once per (environment, method).
 """
@@ -91,26 +91,27 @@ def _episode(model: RolloutModel, tab: Tables, cfg: MethodConfig, horizon: int, 
     log_b = tab.log_b_prior + observation_loglik(model, sample_observation(model, k_obs, x0, layout))
     log_b = log_b - logsumexp(log_b)
 
-    def step(carry, k):
-        x, log_b, done, total = carry
+    def body(carry):
+        t, x, log_b, done, total, xs, us = carry
         res = _plan(model, log_b, cfg, horizon)
-        u = jnp.argmax(res.log_q_u0)
-        k1, k2 = jax.random.split(k)
+        u = jnp.argmax(res.log_q_u0).astype(jnp.int32)
+        k1, k2 = jax.random.split(jax.random.fold_in(k_run, t))
         j = jax.random.categorical(k1, model.log_T[x, u, :, layout])
         x_new = model.succ[x, u, j]
         y = sample_observation(model, k2, x_new, layout)
-        log_b_new = bayes_filter(model, log_b, u, y)
-        x_out = jnp.where(done, x, x_new)
-        log_b_out = jnp.where(done, log_b, log_b_new)
-        total = total + jnp.where(done, 0.0, tab.reward[x_new, layout])
-        done_new = done | tab.terminal[x_new, layout]
-        return (x_out, log_b_out, done_new, total), (x_out, jnp.where(done, -1, u), done)
+        log_b = bayes_filter(model, log_b, u, y)
+        total = total + tab.reward[x_new, layout]
+        done = tab.terminal[x_new, layout]
+        return t + 1, x_new, log_b, done, total, xs.at[t + 1].set(x_new), us.at[t].set(u)
 
-    keys = jax.random.split(k_run, max_steps)
-    (x, _, done, total), (xs, us, was_done) = jax.lax.scan(
-        step, (x0, log_b, jnp.asarray(False), jnp.asarray(0.0)), keys)
-    steps = jnp.sum(~was_done)
-    return (tab.success[x, layout], total, steps, layout, jnp.concatenate([x0[None], xs]), us)
+    # steps until the episode ends (a batch of vmapped episodes runs until all have ended; finished
+    # episodes are frozen by the batched loop)
+    xs = jnp.full((max_steps + 1,), x0).astype(jnp.int32)
+    us = jnp.full((max_steps,), -1, jnp.int32)
+    init = (jnp.asarray(0), x0.astype(jnp.int32), log_b, jnp.asarray(False), jnp.asarray(0.0), xs, us)
+    t, x, _, done, total, xs, us = jax.lax.while_loop(lambda c: (c[0] < max_steps) & ~c[3], body, init)
+    xs = jnp.where(jnp.arange(max_steps + 1) > t, x, xs)          # state frozen after the end
+    return (tab.success[x, layout], total, t, layout, xs, us)
 
 
 _episodes_jit = jax.jit(jax.vmap(_episode, in_axes=(None, None, None, None, None, 0)),
@@ -153,8 +154,8 @@ def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon:
 # Recommended planner settings per environment (horizon, iterations, observation-side strength γ).
 ENV_DEFAULTS = {
     "frozenlake": {"horizon": 10, "n_iter": 8, "obs_weight": 0.3},
-    "rocksample": {"horizon": 12, "n_iter": 8, "obs_weight": 0.3},
-    "wumpus": {"horizon": 10, "n_iter": 8, "obs_weight": 0.3},
+    "rocksample": {"horizon": 12, "n_iter": 8, "obs_weight": 0.15},
+    "wumpus": {"horizon": 10, "n_iter": 16, "obs_weight": 0.1},
 }
 
 

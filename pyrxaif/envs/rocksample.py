@@ -1,15 +1,20 @@
 """Epistemic RockSample[n, k] (default [4, 3]): known rock positions, unknown rock qualities.
 
 Grid n×n, the agent starts on the left edge; k rocks at fixed cells, each good or bad: layout θ ∈
-{0..2^k−1}, bit i = quality of rock i (1 = good), uniform prior. States: (cell, sense flag) plus three
-absorbing end states GOOD (sampled a good rock), BAD (sampled a bad rock), EXITED; S = 2n² + 3.
-Actions: LEFT, DOWN, RIGHT, UP (deterministic; bumping the border stays; moves clear the sense flag),
-SENSE (stay, sense flag on), SAMPLE (on a rock cell: go to GOOD or BAD by θ; elsewhere stay), EXIT
-(from the right edge: go to EXITED; elsewhere stay).
+{0..2^k−1}, bit i = quality of rock i (1 = good), uniform prior.
+States: (cell, checked mask) — bit i of the mask says that rock i has been SENSEd — plus the outcome
+states GOOD (sampled a good rock), BAD (sampled a bad rock), EXITED and an absorbing DONE that every
+outcome state moves to (an outcome is preferred once, on entering it); S = n²·2^k + 4.
+Actions: LEFT, DOWN, RIGHT, UP (deterministic; bumping the border stays), SENSE (stay; checks the
+nearest unchecked rock, ties by index), SAMPLE (on a rock cell: go to GOOD or BAD by θ; elsewhere
+stay), EXIT (from the right edge: go to EXITED; elsewhere stay).
 Observations: modality 0 = the state (exact); modality 1+i = binary quality reading of rock i, correct
-with probability ½ + ½·2^(−d/sense_half) at Euclidean distance d while sensing (exact on the rock) and
-½ + ½·passive_gain·2^(−d/passive_half) passively (never decisive); reading 0 in the end states.
-Preferences: log C = +good_pref (GOOD), −bad_pref (BAD), +exit_pref (EXITED), −step_cost on the grid.
+with probability ½ + ½·2^(−d/sense_half) at Euclidean distance d once rock i is checked (exact on the
+rock: distance-dependent SENSE per rock) and ½ + ½·passive_gain·2^(−d/passive_half) before (passive
+readings are never decisive); reading 0 in the outcome states.
+Preferences: log C = +good_pref (GOOD), −bad_pref (BAD), +exit_pref (EXITED), −step_cost on the grid,
+0 in DONE. With the defaults a plan without information does not sample (½e^good_pref < e^exit_pref)
+and a sample needs P(good) > e^(exit_pref − good_pref) ≈ 0.61.
 Rewards: +10 good sample, −10 bad sample, +exit_reward on exit. Retrieval = reaching GOOD.
 """
 
@@ -33,26 +38,41 @@ def _default_rocks(n: int, k: int) -> tuple:
     return tuple(int(c) for c in sorted(rng.choice(cells, size=k, replace=False)))
 
 
-def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: float = 2.0,
-               passive_half: float = 1.0, passive_gain: float = 0.3, good_pref: float = 4.0, bad_pref: float = 8.0,
+def nearest_unchecked(cell: int, mask: int, rocks: tuple, n: int) -> int:
+    """Index of the nearest rock (Euclidean) whose bit is not in ``mask``, ties by index; −1 if none."""
+    r, c = divmod(cell, n)
+    best, best_d = -1, np.inf
+    for i, rc in enumerate(rocks):
+        if mask >> i & 1:
+            continue
+        d = np.hypot(r - rc // n, c - rc % n)
+        if d < best_d - 1e-12:
+            best, best_d = i, d
+    return best
+
+
+def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: float = 4.0,
+               passive_half: float = 1.0, passive_gain: float = 0.2, good_pref: float = 1.5, bad_pref: float = 8.0,
                exit_pref: float = 1.0, step_cost: float = 0.1, move_weight: float = 1.0,
                exit_reward: float = 1.0) -> GridSpec:
     N = n * n
     rocks = _default_rocks(n, k) if rocks is None else tuple(rocks)
     K = 2 ** k
     quality = (np.arange(K)[:, None] >> np.arange(k)[None, :]) & 1          # (K,k) 1 = good
-    GOOD, BAD, EXITED = 2 * N, 2 * N + 1, 2 * N + 2
-    S, A = 2 * N + 3, 7
+    G = N * K                                                                # grid states (cell, mask)
+    GOOD, BAD, EXITED, DONE = G, G + 1, G + 2, G + 3
+    S, A = G + 4, 7
     start = (n // 2) * n
 
     def next_dist(x, u, th):
-        if x >= 2 * N:
-            return {x: 1.0}
-        c = x % N
+        if x >= G:         # an outcome is preferred once, on entering it; then the episode is over
+            return {DONE: 1.0}
+        mask, c = divmod(x, N)
         if u < 4:
-            return {move(c, u, n, n): 1.0}
+            return {mask * N + move(c, u, n, n): 1.0}
         if u == SENSE:
-            return {N + c: 1.0}
+            i = nearest_unchecked(c, mask, rocks, n)
+            return {x: 1.0} if i < 0 else {(mask | 1 << i) * N + c: 1.0}
         if u == SAMPLE and c in rocks:
             return {GOOD if quality[th, rocks.index(c)] else BAD: 1.0}
         if u == EXIT and c % n == n - 1:
@@ -62,19 +82,20 @@ def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: f
     succ, T = sparse_transitions(S, A, K, next_dist)
     mods = [np.broadcast_to(np.eye(S)[:, None, :], (S, K, S))]
     for i, rc in enumerate(rocks):
-        p1 = np.zeros((S, K))      # end states: null reading 0 (no ambiguity once the episode is over)
+        p1 = np.zeros((S, K))      # outcome states: null reading 0 (no ambiguity once the episode is over)
         rr, cc = divmod(rc, n)
-        for x in range(2 * N):
-            r, c = divmod(x % N, n)
+        for x in range(G):
+            mask, cell = divmod(x, N)
+            r, c = divmod(cell, n)
             d = np.hypot(r - rr, c - cc)
-            acc = 0.5 + 0.5 * (2.0 ** (-d / sense_half) if x >= N else passive_gain * 2.0 ** (-d / passive_half))
+            acc = 0.5 + 0.5 * (2.0 ** (-d / sense_half) if mask >> i & 1 else passive_gain * 2.0 ** (-d / passive_half))
             p1[x] = np.where(quality[:, i] == 1, acc, 1.0 - acc)
         mods.append(binary_modality(p1))
     B, sizes = pad_modalities(mods)
     log_C = np.full((S, K), -step_cost)
-    log_C[GOOD], log_C[BAD], log_C[EXITED] = good_pref, -bad_pref, exit_pref
+    log_C[GOOD], log_C[BAD], log_C[EXITED], log_C[DONE] = good_pref, -bad_pref, exit_pref, 0.0
     terminal = np.zeros((S, K), bool)
-    terminal[[GOOD, BAD, EXITED]] = True
+    terminal[[GOOD, BAD, EXITED, DONE]] = True
     success = np.zeros((S, K), bool)
     success[GOOD] = True
     reward = np.zeros((S, K))
@@ -102,7 +123,7 @@ class RockSample(GridworldEnv):
 
     def agent_cell(self, x: int):
         N = self.n * self.n
-        return x % N if x < 2 * N else None
+        return x % N if x < N * 2 ** self.k else None
 
     def cell_kind(self, cell: int, layout: int) -> str:
         if cell in self.rocks:
@@ -114,5 +135,7 @@ class RockSample(GridworldEnv):
 
     def status_text(self, x: int, layout: int) -> str:
         N = self.n * self.n
-        end = {2 * N: "sampled a GOOD rock", 2 * N + 1: "sampled a BAD rock", 2 * N + 2: "exited"}
-        return end.get(x, f"sensing={x >= N}") + f", qualities {self.quality[layout].tolist()}"
+        G = N * 2 ** self.k
+        end = {G: "sampled a GOOD rock", G + 1: "sampled a BAD rock", G + 2: "exited", G + 3: "done"}
+        checked = [i for i in range(self.k) if (x // N) >> i & 1] if x < G else []
+        return end.get(x, f"checked rocks {checked}") + f", qualities {self.quality[layout].tolist()}"

@@ -2,16 +2,17 @@
 
 K layouts (sampled once with ``layout_seed``) each place ``n_pits`` pits, one wumpus and one gold on
 distinct cells other than the start (top-left), with a hazard-free path from the start to the gold.
-No orientation or inventory: state x = (cell, sense flag), S = 2·25. Actions LEFT, DOWN, RIGHT, UP
-(deterministic, bumping stays, clear the flag) and SENSE (stay, flag on). Pits and the wumpus end the
-episode in failure, the gold in success.
+No orientation or inventory: state x = (cell, sense flag) plus an absorbing DONE state, S = 2·25 + 1.
+Actions LEFT, DOWN, RIGHT, UP (deterministic, bumping stays, clear the flag) and SENSE (stay, flag on).
+Pits and the wumpus end the episode in failure, the gold in success; from any of them every action
+leads to DONE (an outcome is preferred once, on entering it).
 Observations (all noisy unless sensing): modality 0 = cell, correct with ``pos_acc`` (0.99 sensing),
 otherwise uniform over the neighbouring cells; breeze (a pit is adjacent), stench (the wumpus is
 adjacent), glitter (the gold is on or adjacent to the cell): P(1 | true) = tp, P(1 | false) = fp with
 (tp, fp) = (0.8, 0.2) unscanned and (0.99, 0.01) sensing; in an end state (pit, wumpus, gold)
-the percepts read 0. A breeze says a pit is near, not which
+the percepts read 0, and in DONE every modality reads 0. A breeze says a pit is near, not which
 neighbour: the observations are suggestive, not decisive.
-Preferences: log C = +goal_pref on the gold, −hazard_pref on a pit or the wumpus, 0 elsewhere.
+Preferences: log C = +goal_pref on the gold, −hazard_pref on a pit or the wumpus, 0 elsewhere and in DONE.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float 
                noise: tuple = (0.8, 0.2), sense_noise: tuple = (0.99, 0.01), goal_pref: float = 3.0,
                hazard_pref: float = 6.0, sense_weight: float = 0.5, layout_seed: int = 0):
     N = n * n
-    S, A, K = 2 * N, 5, n_layouts
+    S, A, K = 2 * N + 1, 5, n_layouts
+    DONE = 2 * N
     pits, wump, gold = wumpus_layouts(n, K, n_pits, layout_seed)
     hazard = pits.copy()
     hazard[np.arange(K), wump] = True                                    # (K,N)
@@ -72,15 +74,16 @@ def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float 
 
     def next_dist(x, u, k):
         c = x % N
-        if absorbing[k, c]:
-            return {x: 1.0}
+        if x == DONE or absorbing[k, c]:
+            return {DONE: 1.0}
         if u == SENSE:
             return {N + c: 1.0}
         return {move(c, u, n, n): 1.0}
 
     succ, T = sparse_transitions(S, A, K, next_dist)
     pos = np.zeros((S, K, N))
-    for x in range(S):
+    pos[DONE, :, 0] = 1.0
+    for x in range(2 * N):
         c = x % N
         acc = sense_noise[0] if x >= N else pos_acc
         nb = neighbours(c, n, n)
@@ -95,7 +98,7 @@ def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float 
     mods = [pos]
     for truth in (breeze, stench, glitter):
         p1 = np.zeros((S, K))
-        for x in range(S):
+        for x in range(2 * N):
             tp, fp = sense_noise if x >= N else noise
             p1[x] = np.where(truth[:, x % N], tp, fp)
             p1[x] = np.where(absorbing[:, x % N], 0.0, p1[x])   # episode over: null reading 0
@@ -103,9 +106,12 @@ def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float 
     B, sizes = pad_modalities(mods)
     cell = np.arange(S) % N
     haz_s, gold_s = hazard[:, cell].T, is_gold[:, cell].T                  # (S,K)
+    haz_s[DONE], gold_s[DONE] = False, False
     log_C = np.where(gold_s, goal_pref, 0.0) - np.where(haz_s, hazard_pref, 0.0)
     pi = np.array([1.0, 1.0, 1.0, 1.0, sense_weight])
-    spec = GridSpec(succ, T, B, log_C, pi / pi.sum(), haz_s | gold_s, gold_s.copy(), gold_s.astype(float),
+    terminal = haz_s | gold_s
+    terminal[DONE] = True
+    spec = GridSpec(succ, T, B, log_C, pi / pi.sum(), terminal, gold_s.copy(), gold_s.astype(float),
                     0, sizes)
     return spec, (pits, wump, gold, breeze, stench, glitter)
 
@@ -126,6 +132,9 @@ class WumpusWorld(GridworldEnv):
             size, n_layouts, n_pits, layout_seed=layout_seed, **kwargs)
         super().__init__(spec, size, size, max_steps, render_mode)
 
+    def agent_cell(self, x: int):
+        return x % self.size ** 2 if x < 2 * self.size ** 2 else None
+
     def cell_kind(self, cell: int, layout: int) -> str:
         if self.pits[layout, cell]:
             return "pit"
@@ -137,4 +146,4 @@ class WumpusWorld(GridworldEnv):
         return {"pit": "P", "wumpus": "W", "gold": "G", "grass": "."}[self.cell_kind(cell, layout)]
 
     def status_text(self, x: int, layout: int) -> str:
-        return f"layout {layout}, sensing={x >= self.size ** 2}"
+        return "done" if x == 2 * self.size ** 2 else f"layout {layout}, sensing={x >= self.size ** 2}"

@@ -16,12 +16,17 @@ enter the kernels (see ``pyrxaif.rules.channels``):
 Each iteration runs forward-backward (``lax.scan`` over time) with the current kernels, forms the
 region beliefs b_t(x,u,x',θ) ∝ α_t K_t φ_{t+1} β_{t+1}, recomputes the channels as their
 conditionals and damps them, ``r ← (1−λ) r + λ r*``. Methods with the planning correction also keep
-the start marginal fixed, q(x_0, θ) = b_0 (the plan may not "choose" a fortunate layout θ; this is the
-fixed initial-state distribution of the planning objective, applied to the augmented state (x, θ)). Nuijten-MP is the alternating scheme: the
+the start-state marginal fixed, q(x_0) = b_0(x_0), while θ stays a latent of the plan with the factor
+b_0(θ|x_0). Clamping the joint q(x_0, θ) instead would turn the objective into E_θ log Z(θ), a
+log-utility across layouts that a policy maximises by *hedging* (a mixed r(u|x) at a rock, whose
+argmax samples without sensing); with θ latent the objective is log E_θ Z(θ), which is linear in the
+policy at each state, so the planning channel commits to one action. The channels are conditionals
+on x only (r(u|x), r(x'|x,u), ρ(y|x)): a policy cannot condition on the unobserved θ. Nuijten-MP is the alternating scheme: the
 same loop with λ = 1 and the observation side replaced by an epistemic prior recomputed from the
 previous sweep's beliefs (not a variational parameter). Reported per iteration: the free energy
 of the channel-augmented Bethe objective at the current channels, F(r) = min_q F(q, r) = −log Z(r)
-(−Σ b_0 log β_0 with the start clamped; exact, since the graph is a tree), and the largest change of
+(−Σ_x b_0(x) log Σ_θ b_0(θ|x) β_0(x,θ) with the start state clamped; exact, since the graph is a
+tree), and the largest change of
 any channel (probability space).
 """
 
@@ -203,9 +208,10 @@ def forward_backward(model: RolloutModel, log_b0, log_K, log_phi, clamp_initial:
     """Sum-product on the chain with kernels ``log_K`` (H,S,A,J,K) and unary factors ``log_phi`` (H,S,K)
     on x_1..x_H. Returns (log_region (H,S,A,J,K), log_single (H+1,S,K), log_Z) with −log_Z the free energy.
 
-    ``clamp_initial``: the start (x_0, θ) is not optimised, q(x_0,θ) = b_0(x_0,θ) (planning correction:
-    a plan may not rely on a fortunate layout or start state). The initial factor becomes b_0/β_0 and the
-    free energy is −Σ b_0 log β_0 (expected log-evidence of the rollout from the start belief).
+    ``clamp_initial``: the start state is not optimised, q(x_0) = b_0(x_0) (planning correction: a plan may
+    not rely on a fortunate start state); θ keeps the factor b_0(θ|x_0) and is inferred with the plan
+    (clamping θ too would make the policy hedge across layouts). The initial factor becomes b_0/β̄_0 with
+    β̄_0(x) = Σ_θ b_0(θ|x) β_0(x,θ), and the free energy is −Σ_x b_0(x) log β̄_0(x).
     """
     S = model.num_states
     succ = model.succ
@@ -220,8 +226,14 @@ def forward_backward(model: RolloutModel, log_b0, log_K, log_phi, clamp_initial:
 
     lb_0, (lb_next_all, g_all, cb) = jax.lax.scan(bwd, jnp.zeros_like(log_b0), (log_K, log_phi), reverse=True)
     if clamp_initial:
-        ok = jnp.isfinite(log_b0) & jnp.isfinite(lb_0)
-        la_0 = jnp.where(ok, log_b0 - jnp.where(ok, lb_0, 0.0), -jnp.inf)
+        # q(x_0) = b_0(x_0) is kept; θ stays a latent of the plan with the factor b_0(θ|x_0):
+        # α_0(x,θ) = b_0(x,θ) / β̄_0(x),  β̄_0(x) = Σ_θ b_0(θ|x) β_0(x,θ)
+        lbx = logsumexp(log_b0, axis=1, keepdims=True)                      # log b_0(x)
+        okx = jnp.isfinite(lbx)
+        cond = jnp.where(okx, log_b0 - jnp.where(okx, lbx, 0.0), -jnp.inf)  # log b_0(θ|x)
+        lbar = logsumexp(cond + lb_0, axis=1, keepdims=True)                 # log β̄_0(x)
+        ok = okx & jnp.isfinite(lbar)
+        la_0 = jnp.where(ok, log_b0 - jnp.where(ok, lbar, 0.0), -jnp.inf)
         la_0 = la_0 - logsumexp(la_0)
     else:
         la_0 = log_b0
@@ -234,8 +246,8 @@ def forward_backward(model: RolloutModel, log_b0, log_K, log_phi, clamp_initial:
 
     la_H, (la_all, cs) = jax.lax.scan(fwd, la_0, (log_K, log_phi))
     if clamp_initial:
-        pb0 = jnp.exp(log_b0)
-        log_Z = jnp.sum(jnp.where(pb0 > 0, pb0 * lb_0, 0.0)) + jnp.sum(cb)
+        pbx = jnp.exp(lbx[:, 0])
+        log_Z = jnp.sum(jnp.where(pbx > 0, pbx * jnp.where(ok[:, 0], lbar[:, 0], 0.0), 0.0)) + jnp.sum(cb)
     else:
         log_Z = jnp.sum(cs) + logsumexp(la_H)
     # region b_t ∝ α_t K_t φ_{t+1} β_{t+1}, normalised per time step
