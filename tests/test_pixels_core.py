@@ -425,3 +425,24 @@ def test_local_replanning_does_not_retrace():
     for _ in range(3):
         planning.plan_local(*args(), iters=3)
     assert planning.plan_local._cache_size() == n0
+
+
+def test_per_frame_vae_stacks_frame_latents_and_renders_each_frame():
+    """Multi-frame variant with one shared frame encoder: window latent = [p(frame 1); p(frame 2)], so a
+    still window has equal halves (zero velocity) and swapping the frames swaps the halves; the decoder
+    renders every frame of the window from its own part."""
+    params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(4, 2, per_frame=True))
+    f1, f2 = render_pendulum(0.3), render_pendulum(0.6)
+    w = np.stack([np.stack([f1, f2]), np.stack([f2, f1]), np.stack([f1, f1])]).astype(np.float32)
+    mu, var = (np.asarray(a) for a in vae.encode(params, w, 4))
+    assert mu.shape == var.shape == (3, 4) and np.all(var > 0)
+    np.testing.assert_allclose(mu[0, :2], mu[1, 2:], atol=1e-6)
+    np.testing.assert_allclose(mu[0, 2:], mu[1, :2], atol=1e-6)
+    np.testing.assert_allclose(mu[2, :2], mu[2, 2:], atol=1e-6)
+    z = np.asarray(mu[:1])
+    frames = np.asarray(vae.decode_frames(params, z))
+    assert frames.shape == (1, 2, 28, 28)
+    np.testing.assert_allclose(np.asarray(vae.decode(params, z)), frames[:, -1], atol=1e-6)
+    np.testing.assert_allclose(frames[0, 0], np.asarray(vae.decode(params, z[:, :2]))[0], atol=1e-6)
+    with pytest.raises(ValueError, match="latent_dim"):
+        vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(5, 2, per_frame=True))
