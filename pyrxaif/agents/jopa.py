@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from pyrxaif import _validation as V
 from pyrxaif.envs.digits import RotatingDigits, rotate_image
-from pyrxaif.envs.pendulum import PixelPendulum, render_pendulum, wrap_angle  # noqa: F401
+from pyrxaif.envs.pendulum import PixelPendulum, render_pendulum, wrap_angle
 from pyrxaif.inference import em
 from pyrxaif.inference.planning import plan_local
 from pyrxaif.nn import vae
