@@ -315,3 +315,134 @@ def test_weighted_m_step_equals_fit_on_selected_sequences():
     full = em.m_step(sm, u, 1e-3, jnp.ones((4, 5)))
     for g, h in zip(full, em.m_step(sm, u, 1e-3)):
         np.testing.assert_allclose(np.asarray(g), np.asarray(h), atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- locally linear model
+
+def _one_expert(A, B, Wc, c=None):
+    d, m = B.shape
+    return em.LocalLDS(jnp.zeros((1, d)), jnp.asarray(1.0), jnp.asarray(A)[None], jnp.asarray(B)[None],
+                       jnp.zeros((1, d)) if c is None else jnp.asarray(c)[None], jnp.asarray(Wc)[None])
+
+
+def test_local_planner_on_linear_system_equals_closed_form():
+    """With one expert the model is linear: the linearised planner must give the closed-form Gaussian plan
+    (dense conditioning), whatever the nominal it starts from."""
+    A = np.array([[1.0, 0.1], [0.0, 1.0]])                    # double integrator
+    B = np.array([[0.0], [0.1]])
+    Wc = 1e-4 * np.eye(2)
+    z0, zg, H = np.array([0.0, 0.0]), np.array([1.0, 0.0]), 12
+    su2 = 50.0 ** 2
+    mask = np.zeros(H)
+    mask[-1] = 1.0
+    u_init = np.random.default_rng(0).uniform(-1, 1, (H, 1))
+    res = planning.plan_local(_one_expert(A, B, Wc), z0, zg, np.full(2, 1e4), np.full(1, 1 / su2), mask,
+                              u_init, iters=1)
+    want = _dense_plan(A, B, Wc, z0, zg, 1e-4, su2, H)
+    np.testing.assert_allclose(np.asarray(res.actions[:-1]), want, rtol=1e-7, atol=1e-9)
+    ref = planning.plan_actions(A, B, Wc, z0, zg, np.full(2, 1e4), np.full(1, 1 / su2), mask)
+    np.testing.assert_allclose(np.asarray(res.latents), np.asarray(ref.latents), atol=1e-9)
+
+
+def test_local_planner_swings_up_a_feature_pendulum():
+    """Behaviour: with experts fitted to the pendulum's (cos, sin) features of two successive frames, the
+    planner swings the true pendulum up from hanging and holds it (a global linear model cannot)."""
+    from pyrxaif.envs.pendulum import pendulum_step
+
+    rng = np.random.default_rng(0)
+    S, T = 12, 80
+    th = np.zeros((S, T + 1))
+    us = rng.uniform(-0.3, 0.3, (S, T, 1))
+    for s in range(S):
+        x, w = rng.uniform(-np.pi, np.pi), rng.uniform(-1, 1)
+        th[s, 0] = x
+        for t in range(T):
+            x, w = pendulum_step(x, w, 50 * us[s, t, 0])
+            th[s, t + 1] = x
+
+    def feat(a, b):
+        return np.stack([np.cos(a), np.sin(a), np.cos(b), np.sin(b)], -1)
+
+    Z = feat(th[:, :-1], th[:, 1:])
+    model = em.fit_local(Z, np.full(Z.shape, 1e-6), us[:, 1:], n_local=16, key=jax.random.PRNGKey(0))
+    H = 15
+    mask = np.r_[0.0, np.ones(H - 1)]
+    x, w, prev = 0.1, 0.2, 0.1
+    u_nom = np.zeros((H, 1))
+    err = []
+    for _ in range(70):
+        res = planning.plan_local(model, feat(prev, x), np.array([-1.0, 0, -1, 0]), np.full(4, 100.0),
+                                  np.full(1, 4.0), mask, u_nom, iters=5)
+        a = np.asarray(res.actions)
+        u_nom = np.concatenate([a[1:], a[-1:]])
+        prev = x
+        x, w = pendulum_step(x, w, 50 * float(np.clip(a[0, 0], -1, 1)))
+        err.append(abs(wrap_angle(x - np.pi)))
+    err = np.array(err)
+    assert err[20:].max() < 0.3                              # up within 1 s and held for the remaining 50 steps
+
+
+def test_fit_local_recovers_linear_and_switching_dynamics():
+    rng = np.random.default_rng(7)
+    S, T, d = 6, 60, 2
+    A1 = np.array([[0.9, 0.2], [-0.2, 0.9]])
+    B1 = np.array([[0.0], [0.5]])
+    u = rng.uniform(-1, 1, (S, T - 1, 1))
+    z = np.zeros((S, T, d))
+    z[:, 0] = rng.normal(size=(S, d))
+    for t in range(T - 1):
+        z[:, t + 1] = z[:, t] @ A1.T + u[:, t] @ B1.T + 0.3
+    model = em.fit_local(z, np.full(z.shape, 1e-10), u, n_local=4, key=jax.random.PRNGKey(0), ridge=1e-9)
+    for k in range(4):                                       # exact affine data: every expert is exact
+        np.testing.assert_allclose(np.asarray(model.A[k]), A1, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(model.B[k]), B1, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(model.c[k]), [0.3, 0.3], atol=1e-5)
+    # two regions, far apart, with different dynamics: experts there recover their own region's
+    za = rng.normal(size=(400, 1)) * 0.5 - 5.0
+    zb = rng.normal(size=(400, 1)) * 0.5 + 5.0
+    ua, ub = rng.uniform(-1, 1, (400, 1)), rng.uniform(-1, 1, (400, 1))
+    Z = np.stack([np.r_[za, zb], np.r_[0.5 * za + ua - 2.5, -0.5 * zb + 2 * ub + 7.5]], 1)   # (800, 2, 1)
+    U = np.r_[ua, ub][:, None, :]
+    model = em.fit_local(Z, np.full(Z.shape, 1e-10), U, n_local=2, key=jax.random.PRNGKey(1), bandwidth_scale=0.2)
+    order = np.argsort(np.asarray(model.centres[:, 0]))
+    np.testing.assert_allclose(np.asarray(model.centres[order, 0]), [-5.0, 5.0], atol=0.1)
+    np.testing.assert_allclose(np.asarray(model.A[order, 0, 0]), [0.5, -0.5], atol=1e-2)
+    np.testing.assert_allclose(np.asarray(model.B[order, 0, 0]), [1.0, 2.0], atol=1e-2)
+    g = np.asarray(em.gates(model, jnp.array([[-5.0], [5.0]])))
+    assert g[0, order[0]] > 0.999 and g[1, order[1]] > 0.999
+    assert float(em.local_mean(model, jnp.array([-5.0]), jnp.array([1.0]))[0]) == pytest.approx(-4.0, abs=0.05)
+    assert float(em.local_mean(model, jnp.array([5.0]), jnp.array([1.0]))[0]) == pytest.approx(7.0, abs=0.05)
+
+
+def test_local_replanning_does_not_retrace():
+    A, B, Wc = np.eye(2), np.array([[1.0], [0.0]]), np.eye(2)
+    model = _one_expert(A, B, Wc)
+    rng = np.random.default_rng(0)
+    args = lambda: (model, rng.normal(size=2), rng.normal(size=2), np.ones(2), np.ones(1),  # noqa: E731
+                    np.r_[0.0, 1, 1, 1], rng.normal(size=(4, 1)))
+    planning.plan_local(*args(), iters=3)
+    n0 = planning.plan_local._cache_size()
+    for _ in range(3):
+        planning.plan_local(*args(), iters=3)
+    assert planning.plan_local._cache_size() == n0
+
+
+def test_per_frame_vae_stacks_frame_latents_and_renders_each_frame():
+    """Multi-frame variant with one shared frame encoder: window latent = [p(frame 1); p(frame 2)], so a
+    still window has equal halves (zero velocity) and swapping the frames swaps the halves; the decoder
+    renders every frame of the window from its own part."""
+    params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(4, 2, per_frame=True))
+    f1, f2 = render_pendulum(0.3), render_pendulum(0.6)
+    w = np.stack([np.stack([f1, f2]), np.stack([f2, f1]), np.stack([f1, f1])]).astype(np.float32)
+    mu, var = (np.asarray(a) for a in vae.encode(params, w, 4))
+    assert mu.shape == var.shape == (3, 4) and np.all(var > 0)
+    np.testing.assert_allclose(mu[0, :2], mu[1, 2:], atol=1e-6)
+    np.testing.assert_allclose(mu[0, 2:], mu[1, :2], atol=1e-6)
+    np.testing.assert_allclose(mu[2, :2], mu[2, 2:], atol=1e-6)
+    z = np.asarray(mu[:1])
+    frames = np.asarray(vae.decode_frames(params, z))
+    assert frames.shape == (1, 2, 28, 28)
+    np.testing.assert_allclose(np.asarray(vae.decode(params, z)), frames[:, -1], atol=1e-6)
+    np.testing.assert_allclose(frames[0, 0], np.asarray(vae.decode(params, z[:, :2]))[0], atol=1e-6)
+    with pytest.raises(ValueError, match="latent_dim"):
+        vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(5, 2, per_frame=True))

@@ -21,7 +21,7 @@ from pyrxaif import _validation as V
 from pyrxaif.envs.digits import RotatingDigits, rotate_image
 from pyrxaif.envs.pendulum import PixelPendulum, render_pendulum, wrap_angle
 from pyrxaif.inference import em
-from pyrxaif.inference.planning import plan_actions
+from pyrxaif.inference.planning import plan_local
 from pyrxaif.nn import vae
 
 TASKS = ("pendulum", "digits")
@@ -32,9 +32,12 @@ class JopaConfig:
     task: str = "pendulum"
     latent_dim: int = 4
     frames: int = 2
+    per_frame: bool = True           # multi-frame encoder as a stack of per-frame latents (carries velocity)
     n_traj: int = 40
     traj_len: int = 80
-    data_action_scale: float = 0.3   # random actions ~ U(−s, s) (normalised units) while collecting
+    data_action_scale: float = 0.3   # random actions ~ U(−s_i, s_i) (normalised units) while collecting,
+    data_goal_fraction: float = 0.25 # pendulum: share of exploration trajectories starting near upright
+    data_scale_spread: float = 1.0   # s_i log-uniform in [s·10^−spread, s] per trajectory (slow and fast data)
     pretrain_epochs: int = 30
     em_iters: int = 6
     vae_epochs_per_em: int = 5
@@ -45,6 +48,9 @@ class JopaConfig:
     goal_var: float = 0.01
     prior_scale: float = 0.5
     goal_steps: str = "all"          # goal message on every future z_t ("all") or only on z_H ("final")
+    n_local: int = 16                # local affine experts of the planning transition model
+    bandwidth_scale: float = 0.5     # gate width h = scale × median distance between neighbouring centres
+    plan_iters: int = 5              # re-linearisations per plan
     max_torque: float = 50.0
     max_speed: float = float(np.pi / 8)
     # validation bar: normalised one-step latent prediction error and pixel MSE on held-out sequences
@@ -55,7 +61,7 @@ class JopaConfig:
     def __post_init__(self):
         V.check_choice("task", self.task, TASKS)
         V.check_choice("goal_steps", self.goal_steps, ("final", "all"))
-        for name in ("latent_dim", "frames", "n_traj", "traj_len", "horizon"):
+        for name in ("latent_dim", "frames", "n_traj", "traj_len", "horizon", "n_local", "plan_iters"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
@@ -84,11 +90,16 @@ def collect(config: JopaConfig, seed: int, n_traj: int | None = None, images=Non
     rng = np.random.default_rng(seed)
     T = config.traj_len
     frames = np.zeros((n_traj, T, 28, 28), np.float32)
-    actions = rng.uniform(-config.data_action_scale, config.data_action_scale, (n_traj, T - 1, 1))
+    scales = config.data_action_scale * 10.0 ** (-config.data_scale_spread * rng.uniform(0.0, 1.0, (n_traj, 1, 1)))
+    actions = scales * rng.uniform(-1.0, 1.0, (n_traj, T - 1, 1))
     states = np.zeros((n_traj, T))
     key = "theta" if config.task == "pendulum" else "angle"
+    n_goal = int(round(config.data_goal_fraction * n_traj)) if config.task == "pendulum" else 0
     for s in range(n_traj):
-        obs, info = env.reset(seed=int(rng.integers(2**31)))
+        # pendulum: a fraction of the exploration starts near upright (an unstable equilibrium that random
+        # torques from random starts visit only at speed); the rest starts at θ ~ U(−π, π), ω ~ U(−1, 1)
+        opts = {"theta": float(np.pi + rng.uniform(-0.5, 0.5))} if s < n_goal else None
+        obs, info = env.reset(seed=int(rng.integers(2**31)), options=opts)
         frames[s, 0], states[s, 0] = obs, info[key]
         for t in range(T - 1):
             obs, _, _, _, info = env.step(actions[s, t] * _scale(config))
@@ -108,7 +119,8 @@ def windows_of(frames, K: int):
 class JopaModel:
     config: JopaConfig
     params: dict
-    lds: em.LDS
+    lds: em.LDS            # global LDS of the variational EM (the VAE's latent prior)
+    local: em.LocalLDS     # locally linear transition model used for planning
 
     def encode(self, windows):
         mu, var = vae.encode(self.params, np.asarray(windows, np.float32), self.config.latent_dim)
@@ -131,7 +143,7 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
     flat = wins.reshape(S * Tw, *wins.shape[2:])
     key = jax.random.PRNGKey(seed)
     key, k0 = jax.random.split(key)
-    params = vae.init_vae(k0, vae.VAEConfig(d, K))
+    params = vae.init_vae(k0, vae.VAEConfig(d, K, per_frame=config.per_frame and K > 1))
     opt = vae.make_optimizer(config.lr)
     opt_state = opt.init(params)
     prior_m = np.zeros((S * Tw, d))
@@ -161,14 +173,17 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
         history["em"].append(fe)
     mu, var = _encode_seqs(params, config, wins)
     lds, _ = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)
-    return JopaModel(config, params, lds), history
+    key, k = jax.random.split(key)
+    local = em.fit_local(mu, var, acts, n_local=config.n_local, key=k, bandwidth_scale=config.bandwidth_scale)
+    return JopaModel(config, params, lds, local), history
 
 
 # ----------------------------------------------------------------------------- validation, checkpoints
 
 def validate(model: JopaModel, frames, actions) -> dict:
-    """Held-out figures: normalised one-step latent prediction error (1 − R² of z_{t+1} ≈ A z_t + B u_t on
-    encoder means) and per-pixel reconstruction MSE of the newest frame."""
+    """Held-out figures on encoder means: normalised one-step latent prediction error (1 − R²) of the
+    planning model z_{t+1} ≈ f(z_t, u_t) (``pred_nmse``) and of the global LDS A z_t + B u_t
+    (``pred_nmse_global``), and per-pixel reconstruction MSE of the newest frame."""
     cfg = model.config
     frames = V.as_float_array("frames", frames, ndim=4, dtype=np.float32)
     actions = V.as_float_array("actions", actions, ndim=3)
@@ -176,12 +191,15 @@ def validate(model: JopaModel, frames, actions) -> dict:
     acts = actions[:, cfg.frames - 1:]
     mu, _ = _encode_seqs(model.params, cfg, wins)
     A, B = np.asarray(model.lds.A), np.asarray(model.lds.B)
-    pred = mu[:, :-1] @ A.T + acts @ B.T
-    err = np.mean(np.sum((mu[:, 1:] - pred) ** 2, -1))
+    pred_global = mu[:, :-1] @ A.T + acts @ B.T
+    f = jax.vmap(jax.vmap(lambda z, u: em.local_mean(model.local, z, u)))
+    pred = np.asarray(f(jnp.asarray(mu[:, :-1]), jnp.asarray(acts, jnp.float64)))
     spread = np.mean(np.sum((mu[:, 1:] - mu[:, 1:].mean((0, 1))) ** 2, -1))
+    nmse = lambda p: float(np.mean(np.sum((mu[:, 1:] - p) ** 2, -1)) / spread)  # noqa: E731
     flat = wins.reshape(-1, *wins.shape[2:])
     rec = np.asarray(vae.decode(model.params, mu.reshape(-1, cfg.latent_dim)))
-    return {"pred_nmse": float(err / spread), "recon_mse": float(np.mean((rec - flat[:, -1]) ** 2))}
+    return {"pred_nmse": nmse(pred), "pred_nmse_global": nmse(pred_global),
+            "recon_mse": float(np.mean((rec - flat[:, -1]) ** 2))}
 
 
 class CheckpointRejected(ValueError):
@@ -204,6 +222,7 @@ def save(model: JopaModel, path: str) -> None:
     """msgpack via flax.serialization: float32 VAE params, float64 LDS arrays, config as JSON."""
     state = {"params": jax.tree_util.tree_map(np.asarray, model.params),
              "lds": {k: np.asarray(v) for k, v in model.lds._asdict().items()},
+             "local": {k: np.asarray(v) for k, v in model.local._asdict().items()},
              "config": json.dumps(asdict(model.config))}
     with open(path, "wb") as f:
         f.write(serialization.msgpack_serialize(state))
@@ -212,12 +231,13 @@ def save(model: JopaModel, path: str) -> None:
 def load(path: str) -> JopaModel:
     with open(path, "rb") as f:
         state = serialization.msgpack_restore(f.read())
-    if not {"params", "lds", "config"} <= set(state):
+    if not {"params", "lds", "local", "config"} <= set(state):
         raise ValueError(f"path: {path!r} is not a JOPA checkpoint (keys {sorted(state)})")
     cfg = JopaConfig(**json.loads(state["config"]))
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), state["params"])
     lds = em.LDS(**{k: jnp.asarray(v, jnp.float64) for k, v in state["lds"].items()})
-    return JopaModel(cfg, params, lds)
+    local = em.LocalLDS(**{k: jnp.asarray(v, jnp.float64) for k, v in state["local"].items()})
+    return JopaModel(cfg, params, lds, local)
 
 
 # ----------------------------------------------------------------------------- control
@@ -247,10 +267,12 @@ def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, 
     goal_prec = np.full(d, 1.0 / cfg.goal_var)
     key = "theta" if cfg.task == "pendulum" else "angle"
     states, acts, latents, frames = [info[key]], [], [], [obs]
+    u_nom = jnp.zeros((H, model.local.B.shape[-1]))
     for _ in range(steps):
         z, _ = model.encode(np.stack(hist[-K:])[None])
-        res = plan_actions(model.lds.A, model.lds.B, model.lds.W_cov, jnp.asarray(z[0]), jnp.asarray(zg[0]),
-                           goal_prec, u_prec, mask)
+        res = plan_local(model.local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, mask, u_nom,
+                         iters=cfg.plan_iters)
+        u_nom = jnp.concatenate([res.actions[1:], res.actions[-1:]])   # warm start: the plan shifted by one
         u = float(np.clip(res.actions[0, 0], -1.0, 1.0))     # projection onto the action bound
         obs, _, _, _, info = env.step(np.array([u * _scale(cfg)]))
         hist.append(obs)

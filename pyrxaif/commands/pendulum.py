@@ -31,9 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser, task: str) -> None:
 def _config(task: str, quick: bool):
     from pyrxaif.agents.jopa import JopaConfig
     if task == "pendulum":
-        cfg = JopaConfig(task="pendulum", n_traj=20, pretrain_epochs=15, em_iters=4, vae_epochs_per_em=4)
+        cfg = JopaConfig(task="pendulum", n_traj=40, data_action_scale=0.5, pretrain_epochs=15, em_iters=4,
+                         vae_epochs_per_em=4)
     else:   # single-frame encoder: the digit's angle has no velocity to carry
-        cfg = JopaConfig(task="digits", latent_dim=6, frames=1, n_traj=60, traj_len=20, data_action_scale=1.0,
+        cfg = JopaConfig(task="digits", latent_dim=6, frames=1, n_traj=120, traj_len=20, data_action_scale=1.0,
                          horizon=8, pretrain_epochs=15, em_iters=4, vae_epochs_per_em=3, max_recon_mse=0.06)
     if quick:
         cfg.n_traj, cfg.pretrain_epochs, cfg.em_iters, cfg.vae_epochs_per_em = 10, 3, 2, 1

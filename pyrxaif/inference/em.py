@@ -18,6 +18,7 @@ update once it exists; the interfaces (encoder messages in, cavity messages out)
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -103,3 +104,80 @@ def fit_lds(lds: LDS, enc_mean, enc_var, actions, iters: int = 10):
         nll.append(-float(jnp.sum(sm.log_evidence)))
         lds = m_step(sm, actions)
     return lds, nll
+
+
+# ----------------------------------------------------------------------------- locally linear transitions
+
+class LocalLDS(NamedTuple):
+    """Locally linear (mixture-of-experts) transition model in the latent space:
+
+      z_{t+1} ~ N(f(z_t, u_t), Σ_k g_k(z_t) W_k⁻¹),   f(z, u) = Σ_k g_k(z) (A_k z + B_k u + c_k),
+      gates g(z) = softmax_k(−|z − centre_k|² / (2 h²)).
+
+    One global [A B] cannot represent a pendulum over the whole circle (the effect of a torque on the
+    angle features flips sign between hanging and upright); K local affine experts, blended smoothly,
+    can. Each expert is the LDS M-step (:func:`m_step`) with the transitions weighted by its gate.
+    """
+    centres: jax.Array    # (K, d)
+    bandwidth: jax.Array  # () h
+    A: jax.Array          # (K, d, d)
+    B: jax.Array          # (K, d, m)
+    c: jax.Array          # (K, d)
+    W_cov: jax.Array      # (K, d, d)
+
+
+def gates(model: LocalLDS, z):
+    """g_k(z) for z (..., d) → (..., K)."""
+    d2 = jnp.sum((z[..., None, :] - model.centres) ** 2, -1)
+    return jax.nn.softmax(-0.5 * d2 / model.bandwidth ** 2, axis=-1)
+
+
+def local_mean(model: LocalLDS, z, u):
+    """f(z, u) = Σ_k g_k(z)(A_k z + B_k u + c_k) for one z (d,), u (m,)."""
+    g = gates(model, z)
+    return jnp.einsum("k,ki->i", g, jnp.einsum("kij,j->ki", model.A, z) + jnp.einsum("kij,j->ki", model.B, u)
+                      + model.c)
+
+
+def local_cov(model: LocalLDS, z):
+    """Σ_k g_k(z) W_k⁻¹ for one z (d,)."""
+    return jnp.einsum("k,kij->ij", gates(model, z), model.W_cov)
+
+
+@partial(jax.jit, static_argnames=("n_local", "iters"))
+def kmeans(points, key, n_local: int, iters: int = 50):
+    """Lloyd's algorithm on points (N, d), initialised at n_local distinct random points."""
+    idx = jax.random.choice(key, points.shape[0], (n_local,), replace=False)
+
+    def step(c, _):
+        lab = jnp.argmin(jnp.sum((points[:, None] - c[None]) ** 2, -1), 1)
+        one = jax.nn.one_hot(lab, n_local)
+        cnt = one.sum(0)
+        new = (one.T @ points) / jnp.maximum(cnt, 1.0)[:, None]
+        return jnp.where(cnt[:, None] > 0, new, c), None
+
+    c, _ = jax.lax.scan(step, points[idx], None, length=iters)
+    return c
+
+
+def fit_local(enc_mean, enc_var, actions, *, n_local: int, key, bandwidth_scale: float = 0.5,
+              ridge: float = 1e-3) -> LocalLDS:
+    """Fit K local affine experts to latent transitions given as encoder messages N(μ_t, diag σ²_t).
+
+    enc_* (S, T, d), actions (S, T−1, m). Centres by k-means on the μ_t; h = ``bandwidth_scale`` × the
+    median distance from a centre to its nearest other centre; expert k is the M-step of [A_k B_k c_k]
+    and W_k⁻¹ with transition t weighted by g_k(μ_t) (constant input 1 appended to u for c_k).
+    """
+    enc_mean = jnp.asarray(enc_mean, jnp.float64)
+    enc_var = jnp.asarray(enc_var, jnp.float64)
+    S, T, d = enc_mean.shape
+    m = actions.shape[-1]
+    centres = kmeans(enc_mean.reshape(-1, d), key, n_local)
+    dc = jnp.sqrt(jnp.sum((centres[:, None] - centres[None]) ** 2, -1)) + jnp.diag(jnp.full(n_local, jnp.inf))
+    h = bandwidth_scale * jnp.median(jnp.min(dc, 1))
+    proto = LocalLDS(centres, h, None, None, None, None)
+    w = gates(proto, enc_mean[:, :-1])                                    # (S, T−1, K)
+    sm = Smoothed(enc_mean, jax.vmap(jax.vmap(jnp.diag))(enc_var), jnp.zeros((S, T - 1, d, d)), jnp.zeros(()))
+    ua = jnp.concatenate([jnp.asarray(actions, jnp.float64), jnp.ones((S, T - 1, 1))], -1)
+    fits = jax.vmap(lambda wk: m_step(sm, ua, ridge, wk))(jnp.moveaxis(w, -1, 0))
+    return LocalLDS(centres, h, fits.A, fits.B[..., :m], fits.B[..., m], fits.W_cov)

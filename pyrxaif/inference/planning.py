@@ -15,6 +15,7 @@ E-step of :mod:`pyrxaif.inference.em`: observation messages arrive in natural fo
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -54,33 +55,38 @@ def _update(m, P, mu, lam):
 
 
 def smoother(m1, P1, F, Q, offsets, obs_mean, obs_prec):
-    """Forward-backward on x_{t+1} = F x_t + c_t + N(0, Q) with messages N(obs_mean_t, diag obs_prec_t⁻¹).
+    """Forward-backward on x_{t+1} = F_t x_t + c_t + N(0, Q_t) with messages N(obs_mean_t, diag obs_prec_t⁻¹).
 
-    m1 (n,), P1 (n,n) PSD (may be singular), F (n,n), Q (n,n) PD, offsets (T-1,n), obs_* (T,n).
+    m1 (n,), P1 (n,n) PSD (may be singular), F (n,n) or per step (T-1,n,n), Q (n,n) or (T-1,n,n) PD,
+    offsets c_t (T-1,n), obs_* (T,n).
     """
+    T1, n = offsets.shape
+    F = jnp.broadcast_to(F, (T1, n, n))
+    Q = jnp.broadcast_to(Q, (T1, n, n))
 
     def fwd(carry, inp):
         m, P, logz = carry
-        c, mu, lam = inp
-        mp, Pp = F @ m + c, _sym(F @ P @ F.T + Q)
+        Ft, Qt, c, mu, lam = inp
+        mp, Pp = Ft @ m + c, _sym(Ft @ P @ Ft.T + Qt)
         mf, Pf, lz = _update(mp, Pp, mu, lam)
         return (mf, Pf, logz + lz), (mf, Pf, mp, Pp)
 
     mf1, Pf1, lz1 = _update(m1, P1, obs_mean[0], obs_prec[0])
-    (_, _, logz), (mfs, Pfs, mps, Pps) = jax.lax.scan(fwd, (mf1, Pf1, lz1), (offsets, obs_mean[1:], obs_prec[1:]))
+    (_, _, logz), (mfs, Pfs, mps, Pps) = jax.lax.scan(fwd, (mf1, Pf1, lz1),
+                                                      (F, Q, offsets, obs_mean[1:], obs_prec[1:]))
     mfs = jnp.concatenate([mf1[None], mfs])
     Pfs = jnp.concatenate([Pf1[None], Pfs])
 
     def bwd(carry, inp):
         ms, Ps = carry
-        mf, Pf, mp, Pp = inp
+        mf, Pf, mp, Pp, Ft = inp
         cf = cho_factor(Pp, lower=True)
-        G = cho_solve(cf, F @ Pf).T                     # G = P_f Fᵀ P_pred⁻¹
+        G = cho_solve(cf, Ft @ Pf).T                    # G = P_f Fᵀ P_pred⁻¹
         m_new = mf + G @ (ms - mp)
         P_new = _sym(Pf + G @ (Ps - Pp) @ G.T)
         return (m_new, P_new), (m_new, P_new, Ps @ G.T)
 
-    _, (ms, Ps, cross) = jax.lax.scan(bwd, (mfs[-1], Pfs[-1]), (mfs[:-1], Pfs[:-1], mps, Pps), reverse=True)
+    _, (ms, Ps, cross) = jax.lax.scan(bwd, (mfs[-1], Pfs[-1]), (mfs[:-1], Pfs[:-1], mps, Pps, F), reverse=True)
     mean = jnp.concatenate([ms, mfs[-1:]])
     cov = jnp.concatenate([Ps, Pfs[-1:]])
     return Smoothed(mean, cov, cross, logz)
@@ -142,3 +148,56 @@ def plan(A, B, W_cov, z_start, z_goal, *, goal_var, u_max, horizon: int, goal_st
     u_prec = np.full(B.shape[1], 1.0 / (prior_scale * u_max) ** 2)
     res = plan_actions(A, B, W_cov, z_start, z_goal, 1.0 / goal_var, u_prec, mask)
     return res._replace(actions=jnp.clip(res.actions, -u_max, u_max))
+
+
+@partial(jax.jit, static_argnames=("iters",))
+def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, iters: int = 5):
+    """Planning as inference on a locally linear transition model (:class:`pyrxaif.inference.em.LocalLDS`).
+
+    The transition node z_{t+1} ~ N(f(z_t, u_t), W(z_t)⁻¹) is nonlinear, so its messages are taken from
+    its linearisation about a nominal trajectory (as in an iterated extended smoother):
+    f(z, u) ≈ f(z̄_t, ū_t) + J_z (z − z̄_t) + J_u (u − ū_t). Each iteration (i) rolls the nominal
+    latents out of f from the encoded start under the nominal actions ū (within the bound [−1, 1]),
+    (ii) linearises f along it, (iii) runs the forward-backward smoother on the stacked chain
+    x_t = [z_t; u_t] with the action prior and the goal messages (as :func:`plan_actions`), and
+    (iv) takes the posterior mean actions, projected onto the bound, as the next nominal.
+    ``u_init`` (H, m) is the first nominal (the previous plan shifted by one step when re-planning).
+    Shapes are static in H, d, m, K: re-planning never retraces.
+    """
+    from pyrxaif.inference.em import local_cov, local_mean
+
+    H, m = u_init.shape
+    d = z_start.shape[0]
+    n = d + m
+    Su = jnp.diag(1.0 / u_prec)
+    m1 = jnp.concatenate([z_start, jnp.zeros(m)])
+    P1 = jnp.zeros((n, n)).at[d:, d:].set(Su)
+    obs_mean = jnp.broadcast_to(jnp.concatenate([z_goal, jnp.zeros(m)]), (H, n))
+    obs_prec = goal_mask[:, None] * jnp.concatenate([goal_prec, jnp.zeros(m)])[None, :]
+    f = lambda z, u: local_mean(model, z, u)  # noqa: E731
+
+    def rollout(us):
+        def step(z, u):
+            return f(z, u), z
+        _, zs = jax.lax.scan(step, z_start, us)
+        return zs                                               # z_1..z_H
+
+    def linearised_posterior(us):
+        zs = rollout(us)
+        zb, ub = zs[:-1], us[:-1]
+        Az = jax.vmap(jax.jacfwd(f, argnums=0))(zb, ub)         # (H−1, d, d)
+        Bu = jax.vmap(jax.jacfwd(f, argnums=1))(zb, ub)         # (H−1, d, m)
+        c = jax.vmap(f)(zb, ub) - jnp.einsum("tij,tj->ti", Az, zb) - jnp.einsum("tij,tj->ti", Bu, ub)
+        Wc = jax.vmap(lambda z: local_cov(model, z))(zb)
+        F = jnp.zeros((H - 1, n, n)).at[:, :d, :d].set(Az).at[:, :d, d:].set(Bu)
+        Q = jnp.zeros((H - 1, n, n)).at[:, :d, :d].set(Wc).at[:, d:, d:].set(Su)
+        off = jnp.concatenate([c, jnp.zeros((H - 1, m))], -1)
+        return smoother(m1, P1, F, Q, off, obs_mean, obs_prec)
+
+    def body(us, _):
+        sm = linearised_posterior(us)
+        return jnp.clip(sm.mean[:, d:], -1.0, 1.0), None
+
+    us, _ = jax.lax.scan(body, jnp.clip(u_init, -1.0, 1.0), None, length=iters)
+    sm = linearised_posterior(us)
+    return PlanResult(sm.mean[:, d:], sm.cov[:, d:, d:], sm.mean[:, :d])

@@ -2,10 +2,13 @@
 
 The encoder maps a stack of the K most recent frames (K = 1: single-frame encoder; K ≥ 2: the
 multi-frame variant whose latent can carry angular velocity) to a Gaussian message N(μ, diag σ²) on
-the latent state z_t; the decoder renders z_t as Bernoulli pixel probabilities of the newest frame.
+the latent state z_t; the decoder renders z_t as Bernoulli pixel probabilities of all K frames of the
+window. Decoding the whole window (not only the newest frame) is what makes the latent carry the
+velocity: the newest frame alone can be reconstructed from the position, so a decoder of the newest
+frame gives the encoder no reason to keep the motion between frames.
 
 Loss pieces (per window, summed over pixels / latent dimensions):
-  reconstruction  −E_q[log p(x|z)] = Σ_pixels BCE(x, σ(logits(z))), one reparameterised sample;
+  reconstruction  −E_q[log p(x|z)] = Σ_frames Σ_pixels BCE(x, σ(logits(z))), one reparameterised sample;
   KL              KL(N(μ, diag σ²) ‖ N(m, P)) = ½[tr(P⁻¹ diag σ²) + (m−μ)ᵀP⁻¹(m−μ) − d + log|P| − Σ log σ²],
 with prior N(m, P) = N(0, I) during pre-training and the LDS cavity message during variational EM.
 """
@@ -19,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from pyrxaif import _validation as V
 
 
 class Encoder(nn.Module):
@@ -37,45 +42,85 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
     size: int = 28
+    frames: int = 1
 
     @nn.compact
-    def __call__(self, z):  # z: (N, d) -> logits (N, H, W)
+    def __call__(self, z):  # z: (N, d) -> logits (N, K, H, W)
         s = self.size // 4
         h = nn.relu(nn.Dense(128, dtype=jnp.float32, param_dtype=jnp.float32)(z))
         h = nn.relu(nn.Dense(s * s * 32, dtype=jnp.float32, param_dtype=jnp.float32)(h)).reshape(z.shape[0], s, s, 32)
         h = nn.relu(nn.ConvTranspose(32, (3, 3), strides=(2, 2), dtype=jnp.float32, param_dtype=jnp.float32)(h))
         h = nn.relu(nn.ConvTranspose(16, (3, 3), strides=(2, 2), dtype=jnp.float32, param_dtype=jnp.float32)(h))
-        return nn.Conv(1, (3, 3), dtype=jnp.float32, param_dtype=jnp.float32)(h)[..., 0]
+        return jnp.moveaxis(nn.Conv(self.frames, (3, 3), dtype=jnp.float32, param_dtype=jnp.float32)(h), -1, 1)
 
 
 class VAEConfig(NamedTuple):
     latent_dim: int = 4
     frames: int = 2     # K, frames stacked into the encoder input
     size: int = 28
+    per_frame: bool = False   # multi-frame variant: one shared frame encoder/decoder, latents stacked
 
 
 def init_vae(key, config: VAEConfig):
-    """Parameters {'encoder', 'decoder'} in float32."""
+    """Parameters {'encoder', 'decoder'} in float32.
+
+    ``per_frame=False``: the encoder sees the K frames as channels and the decoder renders K channels.
+    ``per_frame=True`` (K ≥ 2): the latent is the stack [p_{t−K+1}; …; p_t] of K per-frame latents of
+    size latent_dim / K from one shared frame encoder, each frame rendered from its own p; the motion
+    between frames (the velocity) is then carried exactly by the differences of the stacked parts.
+    """
+    V.check_positive("latent_dim", config.latent_dim)
     k1, k2 = jax.random.split(key)
-    enc = Encoder(config.latent_dim).init(k1, jnp.zeros((1, config.size, config.size, config.frames), jnp.float32))
-    dec = Decoder(config.size).init(k2, jnp.zeros((1, config.latent_dim), jnp.float32))
+    if config.per_frame:
+        if config.latent_dim % config.frames:
+            raise ValueError(f"latent_dim: expected a multiple of frames = {config.frames} with per_frame=True, "
+                             f"got {config.latent_dim}")
+        p = config.latent_dim // config.frames
+        enc = Encoder(p).init(k1, jnp.zeros((1, config.size, config.size, 1), jnp.float32))
+        dec = Decoder(config.size, 1).init(k2, jnp.zeros((1, p), jnp.float32))
+    else:
+        enc = Encoder(config.latent_dim).init(k1, jnp.zeros((1, config.size, config.size, config.frames),
+                                                           jnp.float32))
+        dec = Decoder(config.size, config.frames).init(k2, jnp.zeros((1, config.latent_dim), jnp.float32))
     return {"encoder": enc["params"], "decoder": dec["params"]}
 
 
 def _encode(params, windows, latent_dim: int):
-    x = jnp.moveaxis(jnp.asarray(windows, jnp.float32), 1, -1)
-    mean, logvar = Encoder(latent_dim).apply({"params": params["encoder"]}, x)
+    windows = jnp.asarray(windows, jnp.float32)
+    N, K = windows.shape[:2]
+    if params["encoder"]["Conv_0"]["kernel"].shape[2] == 1 and K > 1:       # per-frame encoder, stacked
+        p = latent_dim // K
+        mean, logvar = Encoder(p).apply({"params": params["encoder"]}, windows.reshape(N * K, *windows.shape[2:], 1))
+        return mean.reshape(N, K * p), jnp.exp(logvar).reshape(N, K * p)
+    mean, logvar = Encoder(latent_dim).apply({"params": params["encoder"]}, jnp.moveaxis(windows, 1, -1))
     return mean, jnp.exp(logvar)
 
 
+def _logits(params, z, size: int):
+    """Logits (N, K, H, W); the decoder's layout (channels or per-frame) is read off its parameter shapes."""
+    z = jnp.asarray(z, jnp.float32)
+    p = params["decoder"]["Dense_0"]["kernel"].shape[0]
+    N, d = z.shape
+    if p < d:                                                              # per-frame decoder
+        out = Decoder(size, 1).apply({"params": params["decoder"]}, z.reshape(N * (d // p), p))
+        return out.reshape(N, d // p, size, size)
+    return Decoder(size, params["decoder"]["Conv_0"]["kernel"].shape[-1]).apply({"params": params["decoder"]}, z)
+
+
+def _decode_frames(params, z, size: int = 28):
+    return jax.nn.sigmoid(_logits(params, z, size))
+
+
 def _decode(params, z, size: int = 28):
-    return jax.nn.sigmoid(Decoder(size).apply({"params": params["decoder"]}, jnp.asarray(z, jnp.float32)))
+    return _decode_frames(params, z, size)[:, -1]
 
 
 #: windows (N, K, H, W) → (mean, var), each (N, d), float32 (jitted; one trace per batch shape).
 encode = jax.jit(_encode, static_argnames=("latent_dim",))
-#: latents (N, d) → pixel probabilities (N, H, W) (jitted).
+#: latents (N, d) → pixel probabilities of the newest frame (N, H, W) (jitted).
 decode = jax.jit(_decode, static_argnames=("size",))
+#: latents (N, d) → pixel probabilities of the whole window (N, K, H, W) (jitted).
+decode_frames = jax.jit(_decode_frames, static_argnames=("size",))
 
 
 def bernoulli_nll(logits, x):
@@ -98,8 +143,8 @@ def vae_loss(params, key, windows, prior_mean, prior_cov, latent_dim: int, beta:
     """Mean over windows of reconstruction + β·KL(encoder ‖ prior); returns (loss, (recon, kl))."""
     mu, var = _encode(params, windows, latent_dim)
     z = mu + jnp.sqrt(var) * jax.random.normal(key, mu.shape, jnp.float32)
-    logits = Decoder(windows.shape[-1]).apply({"params": params["decoder"]}, z)
-    recon = bernoulli_nll(logits, jnp.asarray(windows[:, -1], jnp.float32))
+    logits = _logits(params, z, windows.shape[-1])                    # (N, K, H, W)
+    recon = jnp.sum(bernoulli_nll(logits, jnp.asarray(windows, jnp.float32)), -1)
     kl = kl_diag_full(mu.astype(jnp.float64), var.astype(jnp.float64), prior_mean, prior_cov)
     return jnp.mean(recon + beta * kl), (jnp.mean(recon), jnp.mean(kl))
 
