@@ -391,19 +391,10 @@ def plan_rollout(model, log_b0, cfg, horizon: int):
     Julia (``None``)."""
     from pyrxaif.inference import rollout as ro  # noqa: PLC0415
 
-    if not isinstance(model, ro.RolloutModel):
-        raise TypeError(f"model: expected a RolloutModel, got {type(model).__name__}")
     if not isinstance(cfg, ro.MethodConfig):
         raise TypeError(f"cfg: expected a MethodConfig (pyrxaif.inference.rollout.method_config), got "
                         f"{type(cfg).__name__}")
-    if not (isinstance(horizon, (int, np.integer)) and int(horizon) >= 1):
-        raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
-    S, K = model.num_states, model.num_layouts
-    b0 = np.asarray(log_b0, dtype=np.float64)
-    if b0.shape != (S, K):
-        raise ValueError(f"log_b0: expected shape ({S}, {K}), got {b0.shape}")
-    if np.any(np.isnan(b0)) or not np.any(np.isfinite(b0)):
-        raise ValueError("log_b0: expected log-probabilities without NaN and with some finite entry")
+    b0 = ro.check_plan_inputs(model, log_b0, horizon)
     groups = [np.ascontiguousarray(np.asarray(g, dtype=np.float64)) for g in model.log_B_plan]
     res = call("py_plan_rollout", np.ascontiguousarray(np.asarray(model.succ, dtype=np.int64)),
                np.ascontiguousarray(np.asarray(model.log_T, dtype=np.float64)),

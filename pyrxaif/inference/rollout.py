@@ -44,7 +44,7 @@ from pyrxaif.rules import channels as ch
 
 METHODS = ("bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp")
 
-__all__ = ["METHODS", "RolloutModel", "MethodConfig", "method_config", "make_model", "plan",
+__all__ = ["METHODS", "RolloutModel", "MethodConfig", "method_config", "make_model", "plan", "check_plan_inputs",
            "PlanResult", "bayes_filter", "forward_backward", "observation_loglik",
            "sample_observation"]
 
@@ -342,9 +342,8 @@ def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanR
 _plan_jit = jax.jit(_plan, static_argnames=("cfg", "horizon"))
 
 
-def plan(model: RolloutModel, log_b0, method: str | MethodConfig = "aif-mp", horizon: int = 8) -> PlanResult:
-    """Plan from the current log-belief ``log_b0`` (S,K) over (x, θ); returns the action marginal etc."""
-    cfg = method if isinstance(method, MethodConfig) else method_config(method)
+def check_plan_inputs(model: RolloutModel, log_b0, horizon) -> np.ndarray:
+    """Validate a planning call (shared by both engines); returns ``log_b0`` as a float64 (S,K) array."""
     if not isinstance(model, RolloutModel):
         raise TypeError(f"model: expected a RolloutModel, got {type(model).__name__}")
     if not (isinstance(horizon, (int, np.integer)) and int(horizon) >= 1):
@@ -355,6 +354,13 @@ def plan(model: RolloutModel, log_b0, method: str | MethodConfig = "aif-mp", hor
         raise ValueError(f"log_b0: expected shape ({S}, {K}), got {b0.shape}")
     if np.any(np.isnan(b0)) or not np.any(np.isfinite(b0)):
         raise ValueError("log_b0: expected log-probabilities without NaN and with some finite entry")
+    return b0
+
+
+def plan(model: RolloutModel, log_b0, method: str | MethodConfig = "aif-mp", horizon: int = 8) -> PlanResult:
+    """Plan from the current log-belief ``log_b0`` (S,K) over (x, θ); returns the action marginal etc."""
+    cfg = method if isinstance(method, MethodConfig) else method_config(method)
+    b0 = check_plan_inputs(model, log_b0, horizon)
     return _plan_jit(model, jnp.asarray(b0), cfg, int(horizon))
 
 
