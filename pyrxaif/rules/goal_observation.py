@@ -494,10 +494,3 @@ def log_normalizer_ratio_rows(a_prior, rows, row_weight, a_rows):
 def dirichlet_kl(q_conc, p_conc):
     """KL(MatrixDir(q) ‖ MatrixDir(p)), summed over columns (closed form)."""
     return MatrixDirichlet(q_conc).kl(MatrixDirichlet(p_conc))
-
-
-def log_normalizer_ratio(a_post, a_prior):
-    """log B(a_post) − log B(a_prior), column-wise Dirichlet normalisers summed."""
-    def logb(a):
-        return jnp.sum(gammaln(a), axis=-2) - gammaln(jnp.sum(a, axis=-2))
-    return jnp.sum(logb(a_post) - logb(a_prior))
