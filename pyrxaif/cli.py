@@ -40,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         full = argparse.ArgumentParser(prog=f"pyrxaif {argv[0]}", description=COMMANDS[argv[0]])
         module.configure(full)
         args = full.parse_args(argv[1:])
-        return int(module.run(args) or 0)
+        from pyrxaif.engines.julia import JuliaUnavailableError  # noqa: PLC0415  (does not start Julia)
+
+        try:
+            return int(module.run(args) or 0)
+        except JuliaUnavailableError as exc:
+            print(f"pyrxaif {argv[0]}: {exc}", file=sys.stderr)
+            return 3
     parser.parse_args(argv)  # prints usage / errors for unknown commands
     return 2
 

@@ -141,3 +141,37 @@ def test_rollout_golden_bp_against_brute_force_enumeration():
             Z += w
     np.testing.assert_allclose(np.exp(o["log_q_u0"]), q_u0 / Z, rtol=1e-10)
     np.testing.assert_allclose(o["final_free_energy"], -np.log(Z), rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["final", "all"])
+def test_linear_gaussian_plan_golden_against_dense_conditioning(name):
+    """q(u) of the time-varying chain by conditioning the dense joint Gaussian of (u_1..u_H, z_2..z_H)."""
+    i, o = _case(_stored("linear_gaussian_plan"), name)
+    A, B, c, S = i["A"], i["B"], i["c"], i["W_cov"]
+    H1, d, m = B.shape
+    H = H1 + 1
+    # z_{k+1} = A_k z_k + B_k u_k + c_k + e_k as an affine map of v = (u_1..u_H, e_1..e_{H-1})
+    nu, ne = H * m, H1 * d
+    Lz, mz = [np.zeros((d, nu + ne))], [i["z_start"]]
+    for k in range(H1):
+        L = A[k] @ Lz[-1]
+        L[:, k * m:(k + 1) * m] += B[k]
+        L[:, nu + k * d:nu + (k + 1) * d] += np.eye(d)
+        Lz.append(L)
+        mz.append(A[k] @ mz[-1] + c[k])
+    cov_v = np.zeros((nu + ne, nu + ne))
+    cov_v[:nu, :nu] = np.kron(np.eye(H), np.diag(1.0 / i["u_prec"]))
+    for k in range(H1):
+        cov_v[nu + k * d:nu + (k + 1) * d, nu + k * d:nu + (k + 1) * d] = S[k]
+    steps = [t for t in range(H) if i["goal_mask"][t] > 0]
+    Lg = np.concatenate([Lz[t] for t in steps])
+    mg_ = np.concatenate([mz[t] for t in steps])
+    R = np.kron(np.eye(len(steps)), np.diag(1.0 / i["goal_prec"]))
+    Lu = np.eye(nu + ne)[:nu]
+    Sgg = Lg @ cov_v @ Lg.T + R
+    K = np.linalg.solve(Sgg, Lg @ cov_v @ Lu.T).T
+    u_mean = K @ (np.tile(i["z_goal"], len(steps)) - mg_)
+    u_cov = Lu @ cov_v @ Lu.T - K @ Lg @ cov_v @ Lu.T
+    np.testing.assert_allclose(o["u_means"].reshape(-1), u_mean, rtol=1e-8, atol=1e-10)
+    for t in range(H):
+        np.testing.assert_allclose(o["u_covs"][t], u_cov[t * m:(t + 1) * m, t * m:(t + 1) * m], rtol=1e-8, atol=1e-10)

@@ -244,8 +244,6 @@ def test_wilson_interval_closed_form():
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="engine"):
-        GridworldAgent(EpistemicFrozenLake(), "aif-mp", engine="julia")
-    with pytest.raises(ValueError, match="engine"):
         GridworldAgent(EpistemicFrozenLake(), "aif-mp", engine="torch")
     with pytest.raises(ValueError, match="method"):
         GridworldAgent(EpistemicFrozenLake(), "dp")

@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Generate the golden vectors tests/golden/<family>.json from the JAX engine's rules.
 
-Each family (transition, goal_observation, channels, discrete_transition, rollout) is a list of cases: inputs →
-expected outputs of one rule function of ``pyrxaif.rules.<family>`` (rollout: the whole planner
-``pyrxaif.inference.rollout.plan`` per method), computed here with the JAX engine on inputs
+Each family (transition, goal_observation, channels, discrete_transition, rollout,
+linear_gaussian_plan) is a list of cases: inputs → expected outputs of one rule function of
+``pyrxaif.rules.<family>`` (rollout: the whole planner ``pyrxaif.inference.rollout.plan`` per
+method; linear_gaussian_plan: ``pyrxaif.inference.planning.plan_linearised``), computed here with the JAX engine on inputs
 drawn from a fixed numpy seed. ``julia/test/runtests.jl`` reads the same files and checks the
 Julia nodes; ``tests/test_golden.py`` regenerates them in memory and checks the files are current.
 
@@ -315,11 +316,41 @@ def family_rollout(rng) -> list[dict]:
     return cases
 
 
+# ---------------------------------------------------------------------------------------------
+# family: linear_gaussian_plan (pyrxaif.inference.planning.plan_linearised: one linearised plan on a
+# time-varying linear Gaussian chain from a known start; what PyRxAIF.plan_linear_gaussian solves)
+# ---------------------------------------------------------------------------------------------
+def family_linear_gaussian_plan(rng) -> list[dict]:
+    from pyrxaif.inference import planning  # noqa: PLC0415
+
+    cases = []
+    for name, d, m, H, steps in (("final", 3, 1, 5, "final"), ("all", 2, 2, 4, "all")):
+        A = np.eye(d) + 0.3 * rng.normal(size=(H - 1, d, d))
+        B = rng.normal(size=(H - 1, d, m))
+        c = 0.2 * rng.normal(size=(H - 1, d))
+        S = np.stack([_spd(rng, d, 0.05) for _ in range(H - 1)])
+        z_start, z_goal = rng.normal(size=d), rng.normal(size=d)
+        goal_prec, u_prec = 1.0 + rng.random(d) * 50, 1.0 + rng.random(m) * 3
+        mask = np.zeros(H)
+        if steps == "final":
+            mask[-1] = 1.0
+        else:
+            mask[1:] = 1.0
+        r = planning.plan_linearised(planning.LinearisedChain(A, B, c, S), z_start, z_goal, goal_prec, u_prec, mask)
+        inputs = {"A": A, "B": B, "c": c, "W_cov": S, "z_start": z_start, "z_goal": z_goal, "goal_prec": goal_prec,
+                  "u_prec": u_prec, "goal_mask": mask}
+        cases.append(case(name, "plan_linear_gaussian", inputs,
+                          {"u_means": r.actions, "u_covs": r.action_cov, "z_means": r.latents},
+                          {"d": d, "m": m, "horizon": H}))
+    return cases
+
+
 FAMILIES = {"transition": ("pyrxaif.rules.transition", family_transition),
             "goal_observation": ("pyrxaif.rules.goal_observation", family_goal_observation),
             "channels": ("pyrxaif.rules.channels", family_channels),
             "discrete_transition": ("pyrxaif.rules.discrete_transition", family_discrete_transition),
-            "rollout": ("pyrxaif.inference.rollout", family_rollout)}
+            "rollout": ("pyrxaif.inference.rollout", family_rollout),
+            "linear_gaussian_plan": ("pyrxaif.inference.planning", family_linear_gaussian_plan)}
 
 
 def generate(family: str) -> dict | None:

@@ -29,7 +29,7 @@ import ReactiveMP: @node, @rule, @marginalrule, @average_energy
 import ReactiveMP: default_functional_dependencies, RequireMessageFunctionalDependencies
 
 export ControlledTransition, ControlledTransitionMeta, GoalObservation, BetheMeta, GFEMeta
-export lds_model, lds_planning_model, tmaze_model, tmaze_policy_evaluation
+export lds_model, lds_planning_model, linear_gaussian_planning_model, plan_linear_gaussian, tmaze_model, tmaze_policy_evaluation
 export RolloutSpec, RolloutMethod, rollout_method, plan_rollout
 
 include("nodes/gaussian.jl")

@@ -271,6 +271,30 @@ agrees(a::Real, b::Real, doc) = isapprox(a, b; rtol = doc.rtol, atol = doc.atol 
         @test_throws ArgumentError rollout_method("efe")
     end
 
+    @testset "golden: linear_gaussian_plan (one linearised plan, time-varying chain)" begin
+        doc = load_golden("linear_gaussian_plan")
+        for c in doc.cases
+            i, o = inputs(c), outputs(c)
+            @testset "$(c.name)" begin
+                H1 = size(i["B"], 1)
+                A = [i["A"][k, :, :] for k in 1:H1]
+                B = [i["B"][k, :, :] for k in 1:H1]
+                S = [i["W_cov"][k, :, :] for k in 1:H1]
+                cs = [i["c"][k, :] for k in 1:H1]
+                steps = [t for t in 2:(H1 + 1) if i["goal_mask"][t] > 0]
+                goal_covs = [Matrix(Diagonal(1 ./ (i["goal_prec"] .* i["goal_mask"][t]))) for t in steps]
+                u_cov = Matrix(Diagonal(1 ./ i["u_prec"]))
+                qu, qz = plan_linear_gaussian(i["z_start"], A, B, cs, S, i["z_goal"], goal_covs, steps, u_cov)
+                # golden u has H rows: the last (u_H, used by no transition) keeps its prior
+                @test agrees(permutedims(reduce(hcat, mean.(qu))), o["u_means"][1:H1, :], doc)
+                for k in 1:H1
+                    @test agrees(Matrix(cov(qu[k])), o["u_covs"][k, :, :], doc)
+                end
+                @test agrees(permutedims(reduce(hcat, mean.(qz))), o["z_means"][2:end, :], doc)
+            end
+        end
+    end
+
     @testset "T-maze evaluation with clamped outcomes: conjugate q(A)" begin
         ns, mo = 8, 16
         A_prior = fill(0.1, mo, ns) .+ 0.9 .* rand(mo, ns)

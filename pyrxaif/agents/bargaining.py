@@ -23,7 +23,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pyrxaif import _validation as V
-from pyrxaif.agents.tmaze import ENGINES, AgentConfig, Beliefs, World, trial
+from pyrxaif.agents.tmaze import AgentConfig, Beliefs, World, trial
+from pyrxaif.engines import resolve_engine
 from pyrxaif.envs import tmaze as env
 from pyrxaif.inference.policy import _select, evaluate_policies_jit
 from pyrxaif.rules import goal_observation as go
@@ -129,10 +130,12 @@ _runs = jax.jit(_runs_impl, static_argnums=(0, 1, 6))
 
 def simulate_bargaining(key, n_runs: int = 1, n_trials: int = 30, *, c: float = 2.0, eps: float = 0.1,
                         selection: str = "sample", gamma: float = 10.0, iterations: int = 50,
-                        burn_in: int = 10, num_samples: int = 20, engine: str = "jax", chunk: int = 5,
+                        burn_in: int = 10, num_samples: int = 20, engine: str | None = "jax", chunk: int = 5,
                         progress: bool = True):
     """Nested seller–buyer cycle; returns (seller's final 2×5 statistics per run, BargainRecord (run, trial))."""
-    V.check_choice("engine", engine, ENGINES)
+    if resolve_engine(engine) != "jax":
+        raise ValueError("engine: the bargaining setting runs on the JAX engine only (the buyer's fixed-A "
+                         f"model has no Julia counterpart), got {engine!r}")
     for name, val in (("n_runs", n_runs), ("n_trials", n_trials), ("chunk", chunk)):
         if int(val) < 1:
             raise ValueError(f"{name}: expected a positive integer, got {val}")

@@ -18,18 +18,22 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from pyrxaif import _validation as V
+from pyrxaif.engines import require_engine
 from pyrxaif.envs._gridworld_common import GridSpec, GridworldEnv
 from pyrxaif.inference.rollout import (MethodConfig, RolloutModel, _plan, bayes_filter, method_config,
                                        observation_loglik, plan, sample_observation)
 
-ENGINES = ("jax",)
+ENGINES = ("jax", "julia")
 
 
-def _check_engine(engine: str) -> None:
-    if engine != "jax":
-        if engine == "julia":
-            raise ValueError("engine: 'julia' is not available for grid-world planning yet; use engine='jax'")
-        V.check_choice("engine", engine, ENGINES)
+def _planner(engine: str | None):
+    """The planning function of ``engine`` (``rollout.plan`` or the Julia engine's ``plan_rollout``);
+    the Julia engine is started here, before any work, or ``JuliaUnavailableError`` says why not."""
+    if require_engine(engine) == "julia":
+        from pyrxaif.engines import julia as ej  # noqa: PLC0415
+
+        return ej.plan_rollout
+    return plan
 
 
 class GridworldAgent:
@@ -37,8 +41,9 @@ class GridworldAgent:
 
     def __init__(self, env: GridworldEnv | RolloutModel, method: str = "aif-mp", horizon: int = 8,
                  n_iter: int = 16, damping: float | None = None, obs_weight: float = 1.0,
-                 engine: str = "jax"):
-        _check_engine(engine)
+                 engine: str | None = None):
+        self.engine = require_engine(engine)
+        self._plan = _planner(self.engine)
         self.model = env if isinstance(env, RolloutModel) else env.unwrapped.model()
         self.config = method_config(method, damping=damping, n_iter=n_iter, obs_weight=obs_weight)
         self.horizon = int(horizon)
@@ -46,8 +51,8 @@ class GridworldAgent:
 
     def act(self, log_belief) -> int:
         """argmax_u q(u_0) from the log-belief (S,K) over (state, layout)."""
-        self.last_plan = plan(self.model, log_belief, self.config, self.horizon)
-        return int(jnp.argmax(self.last_plan.log_q_u0))
+        self.last_plan = self._plan(self.model, log_belief, self.config, self.horizon)
+        return int(np.argmax(np.asarray(self.last_plan.log_q_u0)))
 
     def update(self, log_belief, action: int, observation) -> jax.Array:
         """Exact Bayes filter after taking ``action`` and receiving ``observation`` (M,) ints."""
@@ -83,47 +88,80 @@ class EpisodeResult(NamedTuple):
     actions: jax.Array   # (N, max_steps) actions (−1 after the end)
 
 
-def _episode(model: RolloutModel, tab: Tables, cfg: MethodConfig, horizon: int, max_steps: int, key):
+def _episode_start(model: RolloutModel, tab: Tables, max_steps: int, key):
+    """Draw the layout θ and the first observation; the loop state before the first step."""
     k_layout, k_obs, k_run = jax.random.split(key, 3)
-    K = model.num_layouts
-    layout = jax.random.randint(k_layout, (), 0, K)
+    layout = jax.random.randint(k_layout, (), 0, model.num_layouts)
     x0 = tab.start
     log_b = tab.log_b_prior + observation_loglik(model, sample_observation(model, k_obs, x0, layout))
     log_b = log_b - logsumexp(log_b)
-
-    def body(carry):
-        t, x, log_b, done, total, xs, us = carry
-        res = _plan(model, log_b, cfg, horizon)
-        u = jnp.argmax(res.log_q_u0).astype(jnp.int32)
-        k1, k2 = jax.random.split(jax.random.fold_in(k_run, t))
-        j = jax.random.categorical(k1, model.log_T[x, u, :, layout])
-        x_new = model.succ[x, u, j]
-        y = sample_observation(model, k2, x_new, layout)
-        log_b = bayes_filter(model, log_b, u, y)
-        total = total + tab.reward[x_new, layout]
-        done = tab.terminal[x_new, layout]
-        return t + 1, x_new, log_b, done, total, xs.at[t + 1].set(x_new), us.at[t].set(u)
-
-    # steps until the episode ends (a batch of vmapped episodes runs until all have ended; finished
-    # episodes are frozen by the batched loop)
     xs = jnp.full((max_steps + 1,), x0).astype(jnp.int32)
     us = jnp.full((max_steps,), -1, jnp.int32)
-    init = (jnp.asarray(0), x0.astype(jnp.int32), log_b, jnp.asarray(False), jnp.asarray(0.0), xs, us)
-    t, x, _, done, total, xs, us = jax.lax.while_loop(lambda c: (c[0] < max_steps) & ~c[3], body, init)
+    return layout, k_run, (jnp.asarray(0), x0.astype(jnp.int32), log_b, jnp.asarray(False), jnp.asarray(0.0), xs, us)
+
+
+def _advance(model: RolloutModel, tab: Tables, layout, k_run, carry, u):
+    """Take action ``u``: sample the next state and observation, filter, book reward and termination."""
+    t, x, log_b, done, total, xs, us = carry
+    k1, k2 = jax.random.split(jax.random.fold_in(k_run, t))
+    j = jax.random.categorical(k1, model.log_T[x, u, :, layout])
+    x_new = model.succ[x, u, j]
+    y = sample_observation(model, k2, x_new, layout)
+    log_b = bayes_filter(model, log_b, u, y)
+    total = total + tab.reward[x_new, layout]
+    done = tab.terminal[x_new, layout]
+    return t + 1, x_new, log_b, done, total, xs.at[t + 1].set(x_new), us.at[t].set(u)
+
+
+def _episode_end(tab: Tables, max_steps: int, layout, carry):
+    t, x, _, _, total, xs, us = carry
     xs = jnp.where(jnp.arange(max_steps + 1) > t, x, xs)          # state frozen after the end
     return (tab.success[x, layout], total, t, layout, xs, us)
 
 
+def _episode(model: RolloutModel, tab: Tables, cfg: MethodConfig, horizon: int, max_steps: int, key):
+    layout, k_run, init = _episode_start(model, tab, max_steps, key)
+
+    def body(carry):
+        u = jnp.argmax(_plan(model, carry[2], cfg, horizon).log_q_u0).astype(jnp.int32)
+        return _advance(model, tab, layout, k_run, carry, u)
+
+    # steps until the episode ends (a batch of vmapped episodes runs until all have ended; finished
+    # episodes are frozen by the batched loop)
+    final = jax.lax.while_loop(lambda c: (c[0] < max_steps) & ~c[3], body, init)
+    return _episode_end(tab, max_steps, layout, final)
+
+
 _episodes_jit = jax.jit(jax.vmap(_episode, in_axes=(None, None, None, None, None, 0)),
                         static_argnames=("cfg", "horizon", "max_steps"))
+_episode_start_jit = jax.jit(_episode_start, static_argnames=("max_steps",))
+_advance_jit = jax.jit(_advance)
+_episode_end_jit = jax.jit(_episode_end, static_argnames=("max_steps",))
+
+
+def _episodes_host(model: RolloutModel, tab: Tables, cfg: MethodConfig, horizon: int, max_steps: int, keys,
+                   plan_fn):
+    """``_episodes_jit`` with a planner that is not traceable (the Julia engine's): the same
+    environment steps, random streams and filter, jitted, with the loop over steps on the host."""
+    outs = []
+    for key in keys:
+        layout, k_run, carry = _episode_start_jit(model, tab, max_steps, key)
+        while int(carry[0]) < max_steps and not bool(carry[3]):
+            log_q_u0 = plan_fn(model, np.asarray(carry[2]), cfg, horizon).log_q_u0
+            carry = _advance_jit(model, tab, layout, k_run, carry, jnp.asarray(np.argmax(log_q_u0), jnp.int32))
+        outs.append(_episode_end_jit(tab, max_steps, layout, carry))
+    return [jnp.stack(parts) for parts in zip(*outs)]
 
 
 def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon: int = 8, n_iter: int = 16,
                  damping: float | None = None, obs_weight: float = 1.0, max_steps: int | None = None,
-                 engine: str = "jax",
+                 engine: str | None = None,
                  batch_size: int = 50, progress: bool = False) -> EpisodeResult:
-    """Simulate one episode per seed (vmapped in batches of ``batch_size``); see the module docstring."""
-    _check_engine(engine)
+    """Simulate one episode per seed (vmapped in batches of ``batch_size``); see the module docstring.
+
+    ``engine="julia"`` plans every step with RxInfer (``pyrxaif.engines.julia.plan_rollout``) and
+    runs the episodes one by one, steps on the host; environment, filter and random streams are the
+    JAX engine's, so equal plans give equal episodes. ``None`` reads ``PYRXAIF_ENGINE``."""
     if not isinstance(env, GridworldEnv):
         raise TypeError(f"env: expected a grid-world environment, got {type(env).__name__}")
     seeds = np.asarray(seeds)
@@ -133,6 +171,7 @@ def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon:
     if not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
         raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
     max_steps = env.max_steps if max_steps is None else int(max_steps)
+    plan_fn = _planner(engine)
     model, tab = env.model(), tables_from_spec(env.spec_)
     keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
     batches = [keys[i:i + batch_size] for i in range(0, len(seeds), batch_size)]
@@ -143,9 +182,12 @@ def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon:
     outs = []
     for kb in it:
         n = kb.shape[0]
-        if n < batch_size and len(batches) > 1:  # pad the last batch: one compiled shape only
+        if n < batch_size and len(batches) > 1 and plan_fn is plan:  # pad the last batch: one compiled shape
             kb = jnp.concatenate([kb, jnp.broadcast_to(kb[-1:], (batch_size - n,) + kb.shape[1:])])
-        out = _episodes_jit(model, tab, cfg, int(horizon), max_steps, kb)
+        if plan_fn is plan:
+            out = _episodes_jit(model, tab, cfg, int(horizon), max_steps, kb)
+        else:
+            out = _episodes_host(model, tab, cfg, int(horizon), max_steps, kb, plan_fn)
         outs.append([np.asarray(o)[:n] for o in out])
     cat = [np.concatenate(parts) for parts in zip(*outs)]
     return EpisodeResult(*cat)

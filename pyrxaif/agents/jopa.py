@@ -21,6 +21,7 @@ from pyrxaif import _validation as V
 from pyrxaif.envs.digits import RotatingDigits, rotate_image
 from pyrxaif.envs.pendulum import PixelPendulum, render_pendulum, wrap_angle
 from pyrxaif.inference import em
+from pyrxaif.engines import require_engine
 from pyrxaif.inference.planning import plan_local
 from pyrxaif.nn import vae
 
@@ -248,8 +249,23 @@ def goal_window(config: JopaConfig, goal: float, image=None):
     return np.repeat(frame[None], config.frames, axis=0)
 
 
-def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, goal_steps: str | None = None):
-    """Receding-horizon control from ``start`` (reset options); returns a dict of traces."""
+def planner(engine: str | None = None):
+    """The locally linear planner of ``engine``: ``planning.plan_local`` (JAX, one jitted call per
+    re-plan) or ``pyrxaif.engines.julia.plan_local`` (each linearised plan solved by RxInfer). The
+    Julia engine is started here (or ``JuliaUnavailableError`` says why not)."""
+    if require_engine(engine) == "julia":
+        from pyrxaif.engines import julia as ej  # noqa: PLC0415
+
+        return ej.plan_local
+    return plan_local
+
+
+def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, goal_steps: str | None = None,
+                engine: str | None = None):
+    """Receding-horizon control from ``start`` (reset options); returns a dict of traces.
+
+    ``engine``: ``"jax"`` or ``"julia"`` (see :func:`planner`); ``None`` reads ``PYRXAIF_ENGINE``."""
+    plan_fn = planner(engine)
     cfg = model.config
     K, d, H = cfg.frames, cfg.latent_dim, cfg.horizon
     obs, info = env.reset(options=start)
@@ -270,8 +286,8 @@ def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, 
     u_nom = jnp.zeros((H, model.local.B.shape[-1]))
     for _ in range(steps):
         z, _ = model.encode(np.stack(hist[-K:])[None])
-        res = plan_local(model.local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, mask, u_nom,
-                         iters=cfg.plan_iters)
+        res = plan_fn(model.local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, mask, u_nom,
+                      iters=cfg.plan_iters)
         u_nom = jnp.concatenate([res.actions[1:], res.actions[-1:]])   # warm start: the plan shifted by one
         u = float(np.clip(res.actions[0, 0], -1.0, 1.0))     # projection onto the action bound
         obs, _, _, _, info = env.step(np.array([u * _scale(cfg)]))

@@ -6,7 +6,11 @@ Perception–action–learning cycle per trial (two moves):
        with the first observation clamped, pick, move, observe;
   t=3: run the same model with both observations clamped (learning): the conjugate posterior of
        A (or of the goals) becomes the next trial's prior.
-The trial is a pure function; trials run under ``lax.scan`` and runs under ``vmap``.
+The trial is a pure function; with the JAX engine trials run under ``lax.scan`` and runs under
+``vmap``. With ``engine="julia"`` the same trial function runs eagerly, trial by trial and run by
+run, and each policy evaluation is RxInfer inference on PyRxAIF's T-maze model
+(``pyrxaif.engines.julia.tmaze_evaluate_policies``); the environment, the policy selection and
+the carried beliefs are the same code.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pyrxaif import _validation as V
+from pyrxaif.engines import require_engine, resolve_engine
 from pyrxaif.envs import tmaze as env
 from pyrxaif.inference.policy import OBJECTIVES, SELECTIONS, _select, evaluate_policies_jit
 
-ENGINES = ("jax",)
+ENGINES = ("jax", "julia")
 LEARN = ("A", "goals", "none")
+#: What the Julia T-maze model learns (its A is a matrix-Dirichlet variable; goals are fixed).
+JULIA_LEARN = ("A",)
 
 #: Admissible two-move policies at t=1 (positions O, L, R, Cue = 0..3): after an arm, back to O.
 FIRST_POLICIES = np.array([(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (2, 0), (3, 0), (3, 1), (3, 2), (3, 3)])
@@ -121,8 +128,29 @@ def _evaluate(cfg, key, world, beliefs, trans_pol, x, observed):
                                  **cfg.policy_kwargs())
 
 
-def trial(cfg: AgentConfig, world: World, beliefs: Beliefs, key) -> tuple[Beliefs, TrialRecord]:
-    """One trial of the perception–action–learning cycle (pure; jit/vmap/scan-safe)."""
+class _Scores(NamedTuple):
+    G: jax.Array
+    A_posterior: jax.Array
+    goal_posterior: jax.Array | None
+
+
+def _evaluate_julia(cfg, key, world, beliefs, trans_pol, x, observed):
+    """``_evaluate`` by RxInfer (learn="A" only): G and q(A) from PyRxAIF's T-maze model."""
+    from pyrxaif.engines import julia as ej  # noqa: PLC0415
+
+    del key  # the Julia model needs no sampling key
+    G, A_post = ej.tmaze_evaluate_policies(
+        np.asarray(beliefs.A_conc), np.asarray(world.log_c), np.exp(np.asarray(world.log_d0)),
+        np.asarray(trans_pol), np.asarray(x), tuple(bool(o) for o in observed), objective=cfg.objective,
+        iterations=cfg.iterations, burn_in=cfg.burn_in, newton_iterations=cfg.newton_iterations)
+    return _Scores(jnp.asarray(G), jnp.asarray(A_post), None)
+
+
+def trial(cfg: AgentConfig, world: World, beliefs: Beliefs, key, evaluate=_evaluate) -> tuple[Beliefs, TrialRecord]:
+    """One trial of the perception–action–learning cycle (pure; jit/vmap/scan-safe with ``_evaluate``).
+
+    ``evaluate(cfg, key, world, beliefs, trans_pol, x, observed)`` scores the policies: the JAX
+    engine's ``_evaluate`` or the Julia engine's ``_evaluate_julia``."""
     m, n = world.env_A.shape
     k_env, k_o1, k_o2, k_p1, k_p2, k_p3, k_s1, k_s2 = jax.random.split(key, 8)
     z0 = jax.random.categorical(k_env, jnp.log(world.env_d0))
@@ -132,7 +160,7 @@ def trial(cfg: AgentConfig, world: World, beliefs: Beliefs, key) -> tuple[Belief
         return z_new, jax.random.categorical(k, jnp.log(world.env_A[:, z_new]))
 
     pols = jnp.asarray(FIRST_POLICIES)
-    r1 = _evaluate(cfg, k_p1, world, beliefs, world.trans[pols], jnp.zeros((2, m)), (False, False))
+    r1 = evaluate(cfg, k_p1, world, beliefs, world.trans[pols], jnp.zeros((2, m)), (False, False))
     i1 = _select(k_s1, r1.G, jnp.ones(len(FIRST_POLICIES), bool), cfg.selection, cfg.gamma)
     a1 = pols[i1, 0]
     z1, x1 = env_step(k_o1, z0, a1)
@@ -141,13 +169,13 @@ def trial(cfg: AgentConfig, world: World, beliefs: Beliefs, key) -> tuple[Belief
     cont = jnp.stack([jnp.full(4, a1), jnp.arange(4)], axis=1)
     valid2 = jnp.where((a1 == env.L) | (a1 == env.R), jnp.arange(4) == env.O, True)
     xs = jnp.stack([x1h, jnp.zeros(m)])
-    r2 = _evaluate(cfg, k_p2, world, beliefs, world.trans[cont], xs, (True, False))
+    r2 = evaluate(cfg, k_p2, world, beliefs, world.trans[cont], xs, (True, False))
     a2 = _select(k_s2, r2.G, valid2, cfg.selection, cfg.gamma)
     z2, x2 = env_step(k_o2, z1, a2)
 
     xs = jnp.stack([x1h, jax.nn.one_hot(x2, m)])
     done = jnp.stack([a1, a2])
-    r3 = _evaluate(cfg, k_p3, world, beliefs, world.trans[done][None], xs, (True, True))
+    r3 = evaluate(cfg, k_p3, world, beliefs, world.trans[done][None], xs, (True, True))
     new = Beliefs(r3.A_posterior[0] if cfg.learn == "A" else beliefs.A_conc,
                   r3.goal_posterior[0] if cfg.learn == "goals" else beliefs.goal_conc)
     win = (x1 % 4 == env.RW) | (x2 % 4 == env.RW)
@@ -168,22 +196,47 @@ def _trials_impl(cfg, world, beliefs, run_keys, start, count):
 _trials = jax.jit(_trials_impl, static_argnums=(0, 5))
 
 
+def _trials_eager(cfg, world, beliefs, run_keys, start, count, evaluate=_evaluate_julia):
+    """``_trials`` as a host loop over runs and trials (same keys), for a scorer that is not traceable
+    (the Julia engine's)."""
+    finals, recs = [], []
+    for r in range(run_keys.shape[0]):
+        b = jax.tree_util.tree_map(lambda a, r=r: a[r], beliefs)
+        per_trial = []
+        for t in range(start, start + count):
+            b, rec = trial(cfg, world, b, jax.random.fold_in(run_keys[r], t), evaluate=evaluate)
+            per_trial.append(rec)
+        finals.append(b)
+        recs.append(jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *per_trial))
+    stack = lambda *xs: jnp.stack(xs)  # noqa: E731
+    return jax.tree_util.tree_map(stack, *finals), jax.tree_util.tree_map(stack, *recs)
+
+
 def simulate(key, n_runs: int = 100, n_trials: int = 30, *, objective: str = "gfe", learn: str = "A",
              alpha: float = 0.9, c: float = 2.0, selection: str = "sample", gamma: float = 10.0,
-             iterations: int = 50, burn_in: int = 10, num_samples: int = 20, engine: str = "jax",
+             iterations: int = 50, burn_in: int = 10, num_samples: int = 20, engine: str | None = None,
              chunk: int = 5, progress: bool = True, desc: str | None = None):
     """R runs × N trials of the T-maze agent; returns (final Beliefs, TrialRecord with axes (run, trial)).
 
     ``objective="gfe"`` is the generalised agent, ``"bethe"`` the Bethe reference agent;
     ``learn="A"`` learns the observation matrix (LAIF §7.1), ``learn="goals"`` fixes A to the truth
     and learns the goal statistics per step (LAIF §7.2). Same key → identical results.
+
+    ``engine``: ``"jax"`` (default) or ``"julia"`` (RxInfer scores the policies; ``learn="A"``
+    only); ``None`` reads ``PYRXAIF_ENGINE``. The Julia engine is started (or
+    ``JuliaUnavailableError`` raised) before any trial runs.
     """
-    V.check_choice("engine", engine, ENGINES)
     for name, val in (("n_runs", n_runs), ("n_trials", n_trials), ("chunk", chunk)):
         if int(val) < 1:
             raise ValueError(f"{name}: expected a positive integer, got {val}")
     cfg = AgentConfig(objective, learn, selection, float(gamma), int(iterations), int(burn_in),
                       int(num_samples)).validate()
+    name = resolve_engine(engine)
+    if name == "julia" and learn not in JULIA_LEARN:
+        raise ValueError(f"learn: the Julia engine's T-maze model learns only {JULIA_LEARN}, got {learn!r}; "
+                         "use engine='jax' for goal learning or fixed A")
+    name = require_engine(name)
+    run_trials = _trials_eager if name == "julia" else _trials
     world = tmaze_world(alpha, c)
     b0 = initial_beliefs(world, learn)
     beliefs = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n_runs,) + a.shape), b0)
@@ -193,7 +246,7 @@ def simulate(key, n_runs: int = 100, n_trials: int = 30, *, objective: str = "gf
     t = 0
     while t < n_trials:
         cnt = min(int(chunk), n_trials - t)
-        beliefs, rec = _trials(cfg, world, beliefs, run_keys, t, cnt)
+        beliefs, rec = run_trials(cfg, world, beliefs, run_keys, t, cnt)
         jax.block_until_ready(rec)
         records.append(rec)
         t += cnt

@@ -42,7 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=50, help="episodes simulated together (vmap)")
     parser.add_argument("--out", default=os.path.join("pyrxaif-output", "gridworld"))
     parser.add_argument("--render", action="store_true", help="save a GIF of the first episode")
-    parser.add_argument("--engine", default="jax", help="engine (only 'jax' for now)")
+    parser.add_argument("--engine", default=None,
+                        help="'jax' (default, or $PYRXAIF_ENGINE) or 'julia' (RxInfer plans every step)")
 
 
 def _bar_plot(rows: list[dict], metric: str, path: str, title: str) -> None:
@@ -80,10 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         print("pyrxaif gridworld: --episodes must be positive", file=sys.stderr)
         return 2
-    if args.engine != "jax":
-        print(f"pyrxaif gridworld: engine {args.engine!r} is not available for grid-worlds (use jax)",
-              file=sys.stderr)
-        return 2
+    from pyrxaif.engines import require_engine
+    engine = require_engine(args.engine)  # start Julia (or say why not) before any work
     env = make_env(args.env)
     d = ENV_DEFAULTS[args.env]
     horizon = args.horizon or d["horizon"]
@@ -97,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     for m in tqdm(methods, desc="methods", unit="method"):
         t0 = time.perf_counter()
         res = run_episodes(env, m, seeds=np.arange(args.episodes), horizon=horizon, n_iter=n_iter,
-                           damping=args.damping, obs_weight=obs_weight, batch_size=args.batch, progress=True)
+                           damping=args.damping, obs_weight=obs_weight, batch_size=args.batch, progress=True,
+                           engine=engine)
         dt = time.perf_counter() - t0
         n = len(res.success)
         k = int(res.success.sum())

@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--checkpoint", default=None, help="load this checkpoint instead of training")
     parser.add_argument("--no-validate", action="store_true", help="plan even if the checkpoint fails validation")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--engine", default=None,
+                        help="planning engine: 'jax' (default, or $PYRXAIF_ENGINE) or 'julia' (RxInfer solves "
+                             "each linearised plan; learning stays in JAX)")
     if task == "digits":
         parser.add_argument("--digit", type=int, default=7, choices=range(-1, 10),
                             help="digit class to rotate (held-out instances are used for control); -1: all classes")
@@ -45,7 +48,9 @@ def _config(task: str, quick: bool):
 def drive(args: argparse.Namespace, task: str) -> int:
     from pyrxaif.agents import jopa
     from pyrxaif.data import load_digits
+    from pyrxaif.engines import require_engine
 
+    engine = require_engine(args.engine)  # start Julia (or say why not) before any work
     os.makedirs(args.out, exist_ok=True)
     print(f"pyrxaif {task}: writing to {os.path.abspath(args.out)}")
     progress = not args.no_progress
@@ -96,7 +101,7 @@ def drive(args: argparse.Namespace, task: str) -> int:
             steps = args.steps or 12
             start = {"index": int(rng.integers(len(test_images))), "angle": float(rng.uniform(-1.2, 1.2))}
             goal = float(rng.uniform(-1.2, 1.2))
-        tr = jopa.run_episode(model, env, start=start, goal=goal, steps=steps)
+        tr = jopa.run_episode(model, env, start=start, goal=goal, steps=steps, engine=engine)
         n_plans += steps
         episodes.append(tr)
         if task == "pendulum":

@@ -23,7 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gamma", type=float, default=10.0, help="policy precision on G in bits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--extension", default=None, help="'goals' (learn goal statistics) or 'bargain'")
-    parser.add_argument("--engine", default="jax", help="'jax' (the only engine wired for the T-maze)")
+    parser.add_argument("--engine", default=None,
+                        help="'jax' (default, or $PYRXAIF_ENGINE) or 'julia' (RxInfer scores the policies; "
+                             "the main GFE/Bethe comparison only, not --extension)")
     parser.add_argument("--out", default=os.path.join(".", "pyrxaif-output", "tmaze"), help="output folder")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -178,15 +180,19 @@ def _run_bargain(args, out):
 
 def run(args: argparse.Namespace) -> int:
     from pyrxaif import _validation as V
-    from pyrxaif.agents.tmaze import ENGINES
-    V.check_choice("engine", args.engine, ENGINES)
+    from pyrxaif.engines import require_engine, resolve_engine
+    args.engine = resolve_engine(args.engine)
     V.check_choice("extension", args.extension, (None, "goals", "bargain"))
+    if args.engine == "julia" and args.extension:
+        raise ValueError(f"engine: --extension {args.extension} runs on the JAX engine only (the Julia T-maze "
+                         "model learns A with fixed goals)")
     V.check_choice("selection", args.selection, ("sample", "argmin"))
     if args.runs is None:
         args.runs = 10 if args.extension == "bargain" else 100
     for name in ("runs", "trials", "iterations", "samples"):
         if getattr(args, name) < 1:
             raise SystemExit(f"pyrxaif tmaze: --{name} must be a positive integer, got {getattr(args, name)}")
+    require_engine(args.engine)  # start Julia (or say why not) before any work
     out = os.path.join(args.out, args.extension) if args.extension else args.out
     os.makedirs(out, exist_ok=True)
     print(f"pyrxaif tmaze: writing to {os.path.abspath(out)}")

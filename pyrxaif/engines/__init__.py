@@ -21,7 +21,7 @@ ENV_VAR = "PYRXAIF_ENGINE"
 # Hosts a first Julia install contacts: juliapkg's version list / Julia binaries, and the package server.
 _INSTALL_HOSTS = (("julialang-s3.julialang.org", 443), ("pkg.julialang.org", 443))
 
-__all__ = ["ENGINES", "DEFAULT_ENGINE", "resolve_engine", "get_engine", "julia_status", "JuliaStatus",
+__all__ = ["ENGINES", "DEFAULT_ENGINE", "resolve_engine", "require_engine", "get_engine", "julia_status", "JuliaStatus",
            "find_julia_executable"]
 
 
@@ -36,6 +36,19 @@ def resolve_engine(engine: str | None = None) -> str:
     name = engine.strip().lower()
     if name not in ENGINES:
         raise ValueError(f"{source}: unknown engine {engine!r}; valid engines are {', '.join(map(repr, ENGINES))}")
+    return name
+
+
+def require_engine(engine: str | None = None) -> str:
+    """``resolve_engine(engine)``, and for ``"julia"`` start Julia now (before any work is done).
+
+    Raises ``pyrxaif.engines.julia.JuliaUnavailableError`` with the reason when Julia cannot start;
+    there is no silent fallback to JAX."""
+    name = resolve_engine(engine)
+    if name == "julia":
+        from pyrxaif.engines import julia as ej  # noqa: PLC0415
+
+        ej.julia_module()
     return name
 
 

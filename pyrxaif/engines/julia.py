@@ -32,7 +32,8 @@ __all__ = [
     "JuliaUnavailableError", "JuliaError", "map_julia_exception", "julia_module", "call", "available",
     "to_julia_sequence", "from_julia_sequence", "to_julia_cov_sequence", "from_julia_cov_sequence",
     "to_julia_matrix", "ab_to_julia_vec", "mvnormal_sequence", "smooth_lds", "learn_lds", "plan_lds",
-    "tmaze_policy_free_energies", "tmaze_evaluate_policies", "plan_rollout",
+    "tmaze_policy_free_energies", "tmaze_evaluate_policies", "plan_rollout", "plan_linear_gaussian",
+    "plan_local",
 ]
 
 
@@ -305,6 +306,73 @@ def plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, ab, w, u_prior_cov, horizon: 
                ab_to_julia_vec(ab), to_julia_matrix(w), to_julia_matrix(u_prior_cov), int(horizon), int(iterations),
                steps.astype(np.int64))
     return mvnormal_sequence(from_julia_sequence(res["u_means"]), from_julia_cov_sequence(res["u_covs"]))
+
+
+def plan_linear_gaussian(chain, z_start, z_goal, goal_prec, u_prec, goal_mask):
+    """``pyrxaif.inference.planning.plan_linearised`` by RxInfer (``PyRxAIF.plan_linear_gaussian``).
+
+    ``chain`` a ``planning.LinearisedChain`` (A (H−1, d, d), B (H−1, d, m), c (H−1, d), W_cov
+    (H−1, d, d)); start z_1 = ``z_start`` known; goal message N(z_goal, diag(goal_prec·goal_mask_t)⁻¹)
+    on z_t where goal_mask_t > 0 (t ≥ 2; a goal on the known z_1 does not change the plan);
+    u_t ~ N(0, diag(u_prec)⁻¹). Returns a ``planning.PlanResult`` (numpy): u_H, which no transition
+    uses, keeps its prior, as in the JAX smoother."""
+    from pyrxaif.inference import planning  # noqa: PLC0415
+
+    A = V.as_float_array("chain.A", chain.A, ndim=3)
+    H1, d = A.shape[0], A.shape[1]
+    if H1 < 1 or A.shape[2] != d:
+        raise ValueError(f"chain.A: expected shape (H-1, d, d) with H >= 2, got {A.shape}")
+    B = V.as_float_array("chain.B", chain.B, ndim=3)
+    if B.shape[:2] != (H1, d):
+        raise ValueError(f"chain.B: expected shape ({H1}, {d}, m), got {B.shape}")
+    m = B.shape[2]
+    c = V.as_float_array("chain.c", chain.c, shape=(H1, d))
+    S = V.as_float_array("chain.W_cov", chain.W_cov, shape=(H1, d, d))
+    for k in range(H1):
+        V.check_positive_definite(f"chain.W_cov[{k}]", S[k])
+    z_start = V.as_float_array("z_start", z_start, shape=(d,))
+    z_goal = V.as_float_array("z_goal", z_goal, shape=(d,))
+    goal_prec = np.broadcast_to(V.check_positive("goal_prec", goal_prec), (d,)).astype(np.float64)
+    u_prec = np.broadcast_to(V.check_positive("u_prec", u_prec), (m,)).astype(np.float64)
+    mask = V.as_float_array("goal_mask", goal_mask, shape=(H1 + 1,))
+    if np.any(mask < 0):
+        raise ValueError(f"goal_mask: expected non-negative weights, got {mask}")
+    steps = np.flatnonzero(mask[1:] > 0) + 1                     # 0-based state indices t ≥ 1
+    if steps.size == 0:
+        raise ValueError("goal_mask: expected a goal on at least one state after the start")
+    goal_covs = np.stack([np.diag(1.0 / (goal_prec * mask[t])) for t in steps])
+    u_cov = np.diag(1.0 / u_prec)
+    res = call("py_plan_linear_gaussian", z_start, to_julia_cov_sequence(A), to_julia_cov_sequence(B),
+               to_julia_sequence(c), to_julia_cov_sequence(S), z_goal, to_julia_cov_sequence(goal_covs),
+               (steps + 1).astype(np.int64), to_julia_matrix(u_cov))
+    u_means = np.concatenate([from_julia_sequence(res["u_means"]), np.zeros((1, m))])
+    u_covs = np.concatenate([from_julia_cov_sequence(res["u_covs"]), u_cov[None]])
+    z_means = np.concatenate([z_start[None], from_julia_sequence(res["z_means"])])
+    return planning.PlanResult(u_means, u_covs, z_means)
+
+
+def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, iters: int = 5, *, solve=None):
+    """``pyrxaif.inference.planning.plan_local`` with RxInfer doing each linearised plan.
+
+    The same iterated linearisation: the nominal roll-out and Jacobians come from
+    ``planning.linearise_local`` (JAX), the Gaussian planning problem of each linearisation is
+    solved by ``solve`` (default ``plan_linear_gaussian``, i.e. in Julia; any function with the
+    signature of ``planning.plan_linearised``), and the posterior mean actions, projected onto
+    [−1, 1], become the next nominal; ``iters`` + 1 solves per plan."""
+    from pyrxaif.inference import em, planning  # noqa: PLC0415
+
+    if not isinstance(model, em.LocalLDS):
+        raise TypeError(f"model: expected a pyrxaif.inference.em.LocalLDS, got {type(model).__name__}")
+    if not isinstance(iters, (int, np.integer)) or iters < 0:
+        raise ValueError(f"iters: expected a non-negative integer, got {iters!r}")
+    solve = plan_linear_gaussian if solve is None else solve
+    z = V.as_float_array("z_start", z_start, ndim=1)
+    us = np.clip(V.as_float_array("u_init", u_init, ndim=2), -1.0, 1.0)
+    for _ in range(int(iters) + 1):
+        chain = planning.linearise_local_jit(model, z, us)
+        res = solve(chain, z, z_goal, goal_prec, u_prec, goal_mask)
+        us = np.clip(res.actions, -1.0, 1.0)
+    return res
 
 
 def tmaze_policy_free_energies(a_concentration, c_logits, d_probs, b_matrices, policies, *, meta: str = "GFE",

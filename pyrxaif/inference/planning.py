@@ -106,16 +106,10 @@ def plan_actions(A, B, W_cov, z_start, z_goal, goal_prec, u_prec, goal_mask):
     Shapes are static in H, d, m: re-planning with new values never retraces.
     """
     d, m = B.shape
-    H = goal_mask.shape[0]
-    n = d + m
-    F = jnp.zeros((n, n)).at[:d, :d].set(A).at[:d, d:].set(B)
-    Q = jnp.zeros((n, n)).at[:d, :d].set(W_cov).at[d:, d:].set(jnp.diag(1.0 / u_prec))
-    m1 = jnp.concatenate([z_start, jnp.zeros(m)])
-    P1 = jnp.zeros((n, n)).at[d:, d:].set(jnp.diag(1.0 / u_prec))
-    obs_mean = jnp.broadcast_to(jnp.concatenate([z_goal, jnp.zeros(m)]), (H, n))
-    obs_prec = goal_mask[:, None] * jnp.concatenate([goal_prec, jnp.zeros(m)])[None, :]
-    sm = smoother(m1, P1, F, Q, jnp.zeros((H - 1, n)), obs_mean, obs_prec)
-    return PlanResult(sm.mean[:, d:], sm.cov[:, d:, d:], sm.mean[:, :d])
+    H1 = goal_mask.shape[0] - 1
+    chain = LinearisedChain(jnp.broadcast_to(A, (H1, d, d)), jnp.broadcast_to(B, (H1, d, m)), jnp.zeros((H1, d)),
+                            jnp.broadcast_to(W_cov, (H1, d, d)))
+    return plan_linearised(chain, z_start, z_goal, goal_prec, u_prec, goal_mask)
 
 
 def plan(A, B, W_cov, z_start, z_goal, *, goal_var, u_max, horizon: int, goal_steps: str = "final",
@@ -150,6 +144,50 @@ def plan(A, B, W_cov, z_start, z_goal, *, goal_var, u_max, horizon: int, goal_st
     return res._replace(actions=jnp.clip(res.actions, -u_max, u_max))
 
 
+class LinearisedChain(NamedTuple):
+    """z_{t+1} ≈ A_t z_t + B_t u_t + c_t + N(0, W_cov_t), t = 1..H−1: one linearisation of a nonlinear model."""
+    A: jax.Array       # (H−1, d, d) ∂f/∂z along the nominal
+    B: jax.Array       # (H−1, d, m) ∂f/∂u along the nominal
+    c: jax.Array       # (H−1, d) f(z̄, ū) − A z̄ − B ū
+    W_cov: jax.Array   # (H−1, d, d) transition covariance at the nominal latents
+
+
+def linearise_local(model, z_start, us) -> LinearisedChain:
+    """Roll the nominal latents out of f from ``z_start`` under actions ``us`` (H, m) and linearise f along them."""
+    from pyrxaif.inference.em import local_cov, local_mean
+
+    f = lambda z, u: local_mean(model, z, u)  # noqa: E731
+
+    def step(z, u):
+        return f(z, u), z
+    _, zs = jax.lax.scan(step, z_start, us)                     # z_1..z_H
+    zb, ub = zs[:-1], us[:-1]
+    Az = jax.vmap(jax.jacfwd(f, argnums=0))(zb, ub)             # (H−1, d, d)
+    Bu = jax.vmap(jax.jacfwd(f, argnums=1))(zb, ub)             # (H−1, d, m)
+    c = jax.vmap(f)(zb, ub) - jnp.einsum("tij,tj->ti", Az, zb) - jnp.einsum("tij,tj->ti", Bu, ub)
+    return LinearisedChain(Az, Bu, c, jax.vmap(lambda z: local_cov(model, z))(zb))
+
+
+linearise_local_jit = jax.jit(linearise_local)
+
+
+@jax.jit
+def plan_linearised(chain: LinearisedChain, z_start, z_goal, goal_prec, u_prec, goal_mask) -> PlanResult:
+    """q(u_{1:H}) on a time-varying linear Gaussian chain: the forward-backward smoother on x_t = [z_t; u_t]."""
+    H1, d, m = chain.B.shape
+    n = d + m
+    Su = jnp.diag(1.0 / u_prec)
+    m1 = jnp.concatenate([z_start, jnp.zeros(m)])
+    P1 = jnp.zeros((n, n)).at[d:, d:].set(Su)
+    obs_mean = jnp.broadcast_to(jnp.concatenate([z_goal, jnp.zeros(m)]), (H1 + 1, n))
+    obs_prec = goal_mask[:, None] * jnp.concatenate([goal_prec, jnp.zeros(m)])[None, :]
+    F = jnp.zeros((H1, n, n)).at[:, :d, :d].set(chain.A).at[:, :d, d:].set(chain.B)
+    Q = jnp.zeros((H1, n, n)).at[:, :d, :d].set(chain.W_cov).at[:, d:, d:].set(Su)
+    off = jnp.concatenate([chain.c, jnp.zeros((H1, m))], -1)
+    sm = smoother(m1, P1, F, Q, off, obs_mean, obs_prec)
+    return PlanResult(sm.mean[:, d:], sm.cov[:, d:, d:], sm.mean[:, :d])
+
+
 @partial(jax.jit, static_argnames=("iters",))
 def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, iters: int = 5):
     """Planning as inference on a locally linear transition model (:class:`pyrxaif.inference.em.LocalLDS`).
@@ -158,46 +196,17 @@ def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, ite
     its linearisation about a nominal trajectory (as in an iterated extended smoother):
     f(z, u) ≈ f(z̄_t, ū_t) + J_z (z − z̄_t) + J_u (u − ū_t). Each iteration (i) rolls the nominal
     latents out of f from the encoded start under the nominal actions ū (within the bound [−1, 1]),
-    (ii) linearises f along it, (iii) runs the forward-backward smoother on the stacked chain
-    x_t = [z_t; u_t] with the action prior and the goal messages (as :func:`plan_actions`), and
-    (iv) takes the posterior mean actions, projected onto the bound, as the next nominal.
-    ``u_init`` (H, m) is the first nominal (the previous plan shifted by one step when re-planning).
-    Shapes are static in H, d, m, K: re-planning never retraces.
+    (ii) linearises f along it (:func:`linearise_local`), (iii) runs the forward-backward smoother on
+    the stacked chain x_t = [z_t; u_t] with the action prior and the goal messages
+    (:func:`plan_linearised`), and (iv) takes the posterior mean actions, projected onto the bound,
+    as the next nominal. ``u_init`` (H, m) is the first nominal (the previous plan shifted by one
+    step when re-planning). Shapes are static in H, d, m, K: re-planning never retraces.
     """
-    from pyrxaif.inference.em import local_cov, local_mean
-
-    H, m = u_init.shape
-    d = z_start.shape[0]
-    n = d + m
-    Su = jnp.diag(1.0 / u_prec)
-    m1 = jnp.concatenate([z_start, jnp.zeros(m)])
-    P1 = jnp.zeros((n, n)).at[d:, d:].set(Su)
-    obs_mean = jnp.broadcast_to(jnp.concatenate([z_goal, jnp.zeros(m)]), (H, n))
-    obs_prec = goal_mask[:, None] * jnp.concatenate([goal_prec, jnp.zeros(m)])[None, :]
-    f = lambda z, u: local_mean(model, z, u)  # noqa: E731
-
-    def rollout(us):
-        def step(z, u):
-            return f(z, u), z
-        _, zs = jax.lax.scan(step, z_start, us)
-        return zs                                               # z_1..z_H
-
-    def linearised_posterior(us):
-        zs = rollout(us)
-        zb, ub = zs[:-1], us[:-1]
-        Az = jax.vmap(jax.jacfwd(f, argnums=0))(zb, ub)         # (H−1, d, d)
-        Bu = jax.vmap(jax.jacfwd(f, argnums=1))(zb, ub)         # (H−1, d, m)
-        c = jax.vmap(f)(zb, ub) - jnp.einsum("tij,tj->ti", Az, zb) - jnp.einsum("tij,tj->ti", Bu, ub)
-        Wc = jax.vmap(lambda z: local_cov(model, z))(zb)
-        F = jnp.zeros((H - 1, n, n)).at[:, :d, :d].set(Az).at[:, :d, d:].set(Bu)
-        Q = jnp.zeros((H - 1, n, n)).at[:, :d, :d].set(Wc).at[:, d:, d:].set(Su)
-        off = jnp.concatenate([c, jnp.zeros((H - 1, m))], -1)
-        return smoother(m1, P1, F, Q, off, obs_mean, obs_prec)
+    def posterior(us):
+        return plan_linearised(linearise_local(model, z_start, us), z_start, z_goal, goal_prec, u_prec, goal_mask)
 
     def body(us, _):
-        sm = linearised_posterior(us)
-        return jnp.clip(sm.mean[:, d:], -1.0, 1.0), None
+        return jnp.clip(posterior(us).actions, -1.0, 1.0), None
 
     us, _ = jax.lax.scan(body, jnp.clip(u_init, -1.0, 1.0), None, length=iters)
-    sm = linearised_posterior(us)
-    return PlanResult(sm.mean[:, d:], sm.cov[:, d:, d:], sm.mean[:, :d])
+    return posterior(us)

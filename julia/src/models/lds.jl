@@ -42,3 +42,43 @@ end
         g[k] ~ MvNormalMeanCovariance(z[goal_steps[k]], goal_cov)
     end
 end
+
+# Planning on a time-varying linear Gaussian chain (one linearisation of a nonlinear transition
+# model about a nominal trajectory, as pyrxaif.inference.planning.plan_linearised):
+#   z_{k+1} = A_k z_k + B_k u_k + c_k + e_k,  e_k ~ N(0, S_k),  u_k ~ N(0, u_cov),  k = 1..n,
+# from a known start z_1 (folded into the first offset o_1 = A_1 z_1 + c_1; o_k = c_k otherwise).
+# Here x[k] is z_{k+1}. Goal observations g_j ~ N(z_{s_j}, goal_covs[j]) at the states s_j in
+# goal_steps (1-based, in 2:n+1). A, B, o, S are constants: the graph is a tree of Gaussian nodes
+# and belief propagation is exact.
+@model function linear_gaussian_planning_model(g, A, B, o, S, u_cov, goal_covs, goal_steps, m)
+    n = length(o)
+    for k in 1:n
+        u[k] ~ MvNormalMeanCovariance(zeros(m), u_cov)
+    end
+    x[1] ~ MvNormalMeanCovariance(B[1] * u[1] + o[1], S[1])
+    for k in 2:n
+        x[k] ~ MvNormalMeanCovariance(A[k] * x[k - 1] + B[k] * u[k] + o[k], S[k])
+    end
+    for j in eachindex(goal_steps)
+        g[j] ~ MvNormalMeanCovariance(x[goal_steps[j] - 1], goal_covs[j])
+    end
+end
+
+"""
+    plan_linear_gaussian(z_start, A, B, c, S, goal_mean, goal_covs, goal_steps, u_cov)
+
+q(u_k) and q(z_{k+1}), k = 1..n, on the chain of `linear_gaussian_planning_model` (vectors of
+matrices A, B, S and vectors c, one per transition). Returns (u posteriors, z_{2..n+1} posteriors).
+"""
+function plan_linear_gaussian(z_start, A, B, c, S, goal_mean, goal_covs, goal_steps, u_cov)
+    n = length(c)
+    (length(A) == n && length(B) == n && length(S) == n) ||
+        throw(DimensionMismatch("A, B, c and S must have one entry per transition ($n)"))
+    all(s -> 2 <= s <= n + 1, goal_steps) || throw(ArgumentError("goal_steps must lie in 2:$(n + 1)"))
+    length(goal_covs) == length(goal_steps) || throw(DimensionMismatch("one goal covariance per goal step"))
+    o = [k == 1 ? A[1] * z_start + c[1] : c[k] for k in 1:n]
+    model = linear_gaussian_planning_model(A = A, B = B, o = o, S = S, u_cov = u_cov, goal_covs = goal_covs,
+        goal_steps = goal_steps, m = size(u_cov, 1))
+    res = infer(model = model, data = (g = [goal_mean for _ in goal_steps],), returnvars = (u = KeepLast(), x = KeepLast()))
+    return res.posteriors[:u], res.posteriors[:x]
+end
