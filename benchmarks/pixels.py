@@ -61,8 +61,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         mu, var = jopa._encode_seqs(params, cfg, wins)
         lds, _ = em.fit_lds(lds, mu, var, acts, iters=cfg.lds_iters_per_em)
-        sm = em.e_step(lds, mu, var, acts)
-        cm, cP = em.cavity(sm, mu, var)
+        cm, cP = em.cavity_moments(em.e_step(lds, mu, var, acts))
         cm, cP = np.asarray(cm).reshape(S * Tw, d), np.asarray(cP).reshape(S * Tw, d, d)
         t1 = time.perf_counter()
         for _ in range(cfg.vae_epochs_per_em):

@@ -375,3 +375,50 @@ def test_smooth_under_jit_and_grad_fisher_identity():
     grad = np.asarray(jax.jit(jax.grad(log_z))(jax.numpy.asarray(mu)))
     res = lgssm.smooth(mu, lam, u, q_ab, q_w, init)
     np.testing.assert_allclose(grad, lam * (np.asarray(res.mean) - mu), atol=1e-8)
+
+
+def test_weighted_statistics_and_posterior_from_statistics():
+    """Weights select transitions (0/1 weights = a subset of sequences; G weightings = G separate
+    calls); the VB posterior for fixed statistics is a fixed point of update_dynamics and, with W
+    known (a near-point Wishart), equals the conjugate Gaussian posterior of [A B]."""
+    obs, lam, u, prior, init = _em_data(N=4, T=20)
+    res = lgssm.smooth(obs, lam, u, prior.q_ab, prior.q_w, init)
+    w = np.zeros(obs.shape[:2])
+    w[:2] = 1.0
+    got = lgssm.sufficient_statistics(res, u, weights=w)
+    sub = jax.tree_util.tree_map(lambda a: a[:2], res)
+    want = lgssm.sufficient_statistics(sub, u[:2])
+    for g, h in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(h), atol=1e-10)
+    rng = np.random.default_rng(0)
+    ws = rng.uniform(0, 1, (3,) + obs.shape[:2])
+    grouped = lgssm.sufficient_statistics(res, u, weights=ws)
+    for k in range(3):
+        one = lgssm.sufficient_statistics(res, u, weights=ws[k])
+        for g, h in zip(grouped, one):
+            np.testing.assert_allclose(np.asarray(g)[k], np.asarray(h), atol=1e-10)
+    # a weight scales a transition's statistics: w = 2 everywhere doubles everything
+    two = lgssm.sufficient_statistics(res, u, weights=2 * np.ones(obs.shape[:2]))
+    for g, h in zip(two, lgssm.sufficient_statistics(res, u)):
+        np.testing.assert_allclose(np.asarray(g), 2 * np.asarray(h), rtol=1e-12)
+    # fixed point, per group
+    post = lgssm.posterior_from_statistics(grouped, prior, num_iters=50)
+    for k in range(3):
+        st_k = jax.tree_util.tree_map(lambda a: a[k], grouped)
+        q_k = jax.tree_util.tree_map(lambda a: a[k], post)
+        again = lgssm.update_dynamics(st_k, prior, q_k)
+        for g, h in zip(jax.tree_util.tree_leaves(again), jax.tree_util.tree_leaves(q_k)):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(h), rtol=1e-8, atol=1e-8)
+    # W known: q(H) = p(H) · N(vec H; Λ = W ⊗ Σxx, ξ = vec(W Σzx)) (row-major vec), closed form
+    W = np.array([[20.0, 3.0], [3.0, 25.0]])
+    known = lgssm.DynamicsPosterior(prior.q_ab, Wishart.from_mean(W, 1e12))
+    q = lgssm.posterior_from_statistics(got, known, num_iters=1)
+    prec = np.asarray(prior.q_ab.precision) + np.kron(W, np.asarray(got.xx))
+    xi = np.asarray(prior.q_ab.xi) + (W @ np.asarray(got.zx)).reshape(-1)
+    np.testing.assert_allclose(np.asarray(q.q_ab.mean), np.linalg.solve(prec, xi), rtol=1e-9)
+    with pytest.raises(ValueError, match="weights"):
+        lgssm.sufficient_statistics(res, u, weights=-w)
+    with pytest.raises(ValueError, match="weights"):
+        lgssm.sufficient_statistics(res, u, weights=np.ones(5))
+    with pytest.raises(ValueError, match="num_iters"):
+        lgssm.posterior_from_statistics(got, prior, num_iters=0)

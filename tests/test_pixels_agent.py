@@ -16,10 +16,10 @@ from pyrxaif.nn import vae
 def _untrained(task="pendulum"):
     cfg = jopa.JopaConfig(task=task, n_traj=2, traj_len=6, latent_dim=3, frames=2)
     params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(3, 2))
-    lds = em.LDS(0.9 * np.eye(3), np.ones((3, 1)), 0.1 * np.eye(3), np.zeros(3), np.eye(3))
+    lds = em.point_lds(0.9 * np.eye(3), np.ones((3, 1)), 0.1 * np.eye(3), np.zeros(3), np.eye(3))
     local = em.LocalLDS(np.zeros((2, 3)), np.asarray(1.0), np.stack([0.9 * np.eye(3)] * 2), np.ones((2, 3, 1)),
                         np.zeros((2, 3)), np.stack([0.1 * np.eye(3)] * 2))
-    return jopa.JopaModel(cfg, params, em.LDS(*map(np.asarray, lds)), local)
+    return jopa.JopaModel(cfg, params, lds, local)
 
 
 def test_checkpoint_roundtrip(tmp_path):
@@ -30,7 +30,8 @@ def test_checkpoint_roundtrip(tmp_path):
     assert back.config == model.config
     for a, b in zip(jax.tree_util.tree_leaves(model.params), jax.tree_util.tree_leaves(back.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    for a, b in zip(tuple(model.lds) + tuple(model.local), tuple(back.lds) + tuple(back.local)):
+    for a, b in zip(jax.tree_util.tree_leaves((model.lds, model.local)),
+                    jax.tree_util.tree_leaves((back.lds, back.local))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     w = np.random.default_rng(0).random((4, 2, 28, 28)).astype(np.float32)
     np.testing.assert_array_equal(model.encode(w)[0], back.encode(w)[0])

@@ -158,9 +158,8 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
     lds = em.init_lds(d, acts.shape[-1])
     for _ in tqdm(range(config.em_iters), desc="variational EM", disable=not progress):
         mu, var = _encode_seqs(params, config, wins)
-        lds, nll = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)
-        sm = em.e_step(lds, mu, var, acts)
-        cm, cP = em.cavity(sm, mu, var)
+        lds, fe_lds = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)
+        cm, cP = em.cavity_moments(em.e_step(lds, mu, var, acts))
         cm = np.asarray(cm).reshape(S * Tw, d)
         cP = np.asarray(cP).reshape(S * Tw, d, d)
         losses = []
@@ -169,8 +168,9 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
             params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, cm, cP, latent_dim=d, beta=1.0,
                                                       optimizer=opt, batch_size=config.batch_size)
             losses.append(loss)
-        fe = {"lds_nll": nll[-1] / (S * Tw), "vae_loss": losses[-1]}
-        fe["free_energy"] = fe["lds_nll"] + fe["vae_loss"]
+        # per frame: the LDS's −ELBO (VB, over the encoder messages) and the VAE loss under the cavity prior
+        fe = {"lds_free_energy": fe_lds[-1] / (S * Tw), "vae_loss": losses[-1]}
+        fe["free_energy"] = fe["lds_free_energy"] + fe["vae_loss"]
         history["em"].append(fe)
     mu, var = _encode_seqs(params, config, wins)
     lds, _ = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)
@@ -219,11 +219,22 @@ def check(model: JopaModel, metrics: dict) -> None:
                                  + " (train longer or with more data)")
 
 
+def _leaves(tree):
+    return {str(i): np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(tree))}
+
+
+def _unleaves(template, state, dtype):
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    if set(state) != {str(i) for i in range(len(leaves))}:
+        raise ValueError(f"checkpoint: expected {len(leaves)} arrays for {type(template).__name__}, got {len(state)}")
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(state[str(i)], dtype) for i in range(len(leaves))])
+
+
 def save(model: JopaModel, path: str) -> None:
-    """msgpack via flax.serialization: float32 VAE params, float64 LDS arrays, config as JSON."""
+    """msgpack via flax.serialization: float32 VAE params, float64 LDS posterior/prior and local
+    experts, config as JSON."""
     state = {"params": jax.tree_util.tree_map(np.asarray, model.params),
-             "lds": {k: np.asarray(v) for k, v in model.lds._asdict().items()},
-             "local": {k: np.asarray(v) for k, v in model.local._asdict().items()},
+             "lds": _leaves(model.lds), "local": _leaves(model.local),
              "config": json.dumps(asdict(model.config))}
     with open(path, "wb") as f:
         f.write(serialization.msgpack_serialize(state))
@@ -232,12 +243,13 @@ def save(model: JopaModel, path: str) -> None:
 def load(path: str) -> JopaModel:
     with open(path, "rb") as f:
         state = serialization.msgpack_restore(f.read())
-    if not {"params", "lds", "local", "config"} <= set(state):
-        raise ValueError(f"path: {path!r} is not a JOPA checkpoint (keys {sorted(state)})")
+    if not isinstance(state, dict) or not {"params", "lds", "local", "config"} <= set(state):
+        raise ValueError(f"path: {path!r} is not a JOPA checkpoint (keys {sorted(state) if isinstance(state, dict) else []})")
     cfg = JopaConfig(**json.loads(state["config"]))
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), state["params"])
-    lds = em.LDS(**{k: jnp.asarray(v, jnp.float64) for k, v in state["lds"].items()})
-    local = em.LocalLDS(**{k: jnp.asarray(v, jnp.float64) for k, v in state["local"].items()})
+    # the pytree structures do not depend on the dimensions: any instance serves as the template
+    lds = _unleaves(em.init_lds(1, 1), state["lds"], jnp.float64)
+    local = _unleaves(em.LocalLDS(*([0.0] * len(em.LocalLDS._fields))), state["local"], jnp.float64)
     return JopaModel(cfg, params, lds, local)
 
 

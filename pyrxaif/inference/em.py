@@ -1,19 +1,19 @@
 """Variational EM for a VAE whose latents follow a linear-Gaussian dynamical system (LDS).
 
-Generative model per sequence: z_1 ~ N(m_1, P_1), z_{t+1} ~ N(A z_t + B u_t, W⁻¹); the VAE encoder
-supplies a Gaussian message N(μ_t, diag σ²_t) on each z_t and the decoder renders z_t.
+Generative model per sequence: z_1 ~ N(m_1, P_1), z_{t+1} ~ N(A z_t + B u_t, W⁻¹) with q([A B]) q(W)
+(Gaussian and Wishart, the VB core :mod:`pyrxaif.inference.lgssm`); the VAE encoder supplies a
+Gaussian message N(μ_t, diag σ²_t) on each z_t and the decoder renders z_t.
 
 One EM iteration (see :func:`pyrxaif.agents.jopa.train`):
-  E (LDS): forward-backward with the encoder messages → q(z_t), q(z_t, z_{t+1}) and the *cavity*
-           messages α_t β_t = q(z_t) / N(μ_t, σ²_t) (the LDS belief excluding the encoder's own message);
-  M (LDS): [A B] and W from the sufficient statistics pooled over all sequences;
+  E (LDS): ``lgssm.smooth`` on the expected LDS with the encoder messages → q(z_t), q(z_t, z_{t+1})
+           and the *cavity* messages α_t β_t = q(z_t) / N(μ_t, σ²_t) (the LDS belief excluding the
+           encoder's own message, i.e. the VAE's latent prior);
+  M (LDS): ``lgssm.vb_em`` (covariance-corrected VB updates of q([A B]) and q(W) from the statistics
+           pooled over all sequences) and the initial-state prior N(m_1, P_1) from the moments of q(z_1)
+           (an empirical-Bayes step: it maximises the same ELBO over m_1, P_1);
   M (VAE): a few epochs on reconstruction + KL(encoder ‖ cavity).
-
-NOTE (workaround, marked): the shared VB core ``pyrxaif.inference.lgssm`` (q([A B]) Gaussian, q(W)
-Wishart, covariance-corrected messages) had not landed when this module was written, so the LDS step
-here is EM with point estimates (ridge-regularised [A B], maximum-likelihood W⁻¹) on the small
-smoother of :mod:`pyrxaif.inference.planning`. Swap :func:`e_step`/:func:`m_step` for the lgssm VB
-update once it exists; the interfaces (encoder messages in, cavity messages out) stay the same.
+The locally linear planning model (:class:`LocalLDS`) is fitted with the same statistics and VB
+posterior, each expert's transitions weighted by its gate.
 """
 
 from __future__ import annotations
@@ -23,87 +23,119 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from pyrxaif.inference.planning import Smoothed, smoother
+from pyrxaif.distributions import MvNormal, Wishart
+from pyrxaif.distributions._util import spd_inverse_logdet, symmetrize
+from pyrxaif.inference import lgssm
+
+# weak priors of the latent dynamics, in latent units (the VAE's pre-training prior is N(0, I)):
+AB_PRIOR_PRECISION = 1e-2   # p(vec [A B]) = N([I 0], 100 I): a random walk, barely informative
+W_PRIOR_NOISE_VAR = 1e-3    # p(W): Wishart with E[W] = I / 1e-3 and d degrees of freedom (d pseudo-transitions)
 
 
 class LDS(NamedTuple):
-    A: jax.Array      # (d, d)
-    B: jax.Array      # (d, m)
-    W_cov: jax.Array  # (d, d) = W⁻¹, transition noise covariance
-    m1: jax.Array     # (d,)
-    P1: jax.Array     # (d, d)
+    """The global LDS of the variational EM: q([A B]) q(W) (``dynamics``), their prior, and the
+    initial-state prior ``init`` = N(m_1, P_1) in natural form. ``A``, ``B``, ``W_cov`` = E[W]⁻¹,
+    ``m1``, ``P1`` are the point summaries."""
+
+    dynamics: lgssm.DynamicsPosterior
+    prior: lgssm.DynamicsPosterior
+    init: MvNormal
+
+    def _ab(self):
+        d, m = self.dynamics.dims
+        return self.dynamics.q_ab.mean.reshape(d, d + m)
+
+    @property
+    def A(self):
+        return self._ab()[:, :self.dynamics.dims[0]]
+
+    @property
+    def B(self):
+        return self._ab()[:, self.dynamics.dims[0]:]
+
+    @property
+    def W_cov(self):
+        return spd_inverse_logdet(self.dynamics.q_w.mean())[0]
+
+    @property
+    def m1(self):
+        return self.init.mean
+
+    @property
+    def P1(self):
+        return self.init.cov
+
+
+def dynamics_prior(d: int, m: int) -> lgssm.DynamicsPosterior:
+    """The weak prior p([A B]) p(W) above (``m`` control inputs)."""
+    ab = np.concatenate([np.eye(d), np.zeros((d, m))], 1)
+    return lgssm.make_prior(d, m, ab_mean=ab, ab_precision=AB_PRIOR_PRECISION, w_df=float(d),
+                            w_mean=np.eye(d) / W_PRIOR_NOISE_VAR)
 
 
 def init_lds(d: int, m: int) -> LDS:
-    return LDS(jnp.eye(d), jnp.zeros((d, m)), jnp.eye(d), jnp.zeros(d), jnp.eye(d))
+    """Posterior = prior, z_1 ~ N(0, I)."""
+    prior = dynamics_prior(d, m)
+    return LDS(prior, prior, MvNormal.from_mean_cov(jnp.zeros(d), jnp.eye(d)))
+
+
+def point_lds(A, B, W_cov, m1, P1, certainty: float = 1e12) -> LDS:
+    """An LDS whose q([A B]) q(W) are concentrated on the given values (precision ``certainty``·I on
+    vec [A B]; Wishart with mean W_cov⁻¹ and ``certainty`` degrees of freedom): known dynamics."""
+    A, B, W_cov = (jnp.asarray(x, jnp.float64) for x in (A, B, W_cov))
+    d, m = B.shape
+    ab = jnp.concatenate([A, B], 1).reshape(-1)
+    post = lgssm.DynamicsPosterior(MvNormal.from_mean_precision(ab, certainty * jnp.eye(d * (d + m))),
+                                   Wishart.from_mean(spd_inverse_logdet(W_cov)[0], certainty))
+    return LDS(post, dynamics_prior(d, m), MvNormal.from_mean_cov(jnp.asarray(m1, jnp.float64),
+                                                                  jnp.asarray(P1, jnp.float64)))
+
+
+def _controls(actions, T):
+    """(S, T−1, m) actions between steps → (S, T, m) controls for lgssm (the last one is unused)."""
+    a = jnp.asarray(actions, jnp.float64)
+    return jnp.concatenate([a, jnp.zeros(a.shape[:1] + (1,) + a.shape[2:])], 1) if a.shape[1] == T - 1 else a
+
+
+def e_step(lds: LDS, enc_mean, enc_var, actions) -> lgssm.SmootherResult:
+    """q(z) of every sequence on the expected LDS: enc_* (S, T, d), actions (S, T−1, m)."""
+    mu = jnp.asarray(enc_mean, jnp.float64)
+    return lgssm.smooth(mu, 1.0 / jnp.asarray(enc_var, jnp.float64), _controls(actions, mu.shape[1]),
+                        lds.dynamics.q_ab, lds.dynamics.q_w, lds.init)
 
 
 @jax.jit
-def e_step(lds: LDS, enc_mean, enc_var, actions) -> Smoothed:
-    """Smooth every sequence (vmap): enc_* (S, T, d), actions (S, T−1, m) → batched Smoothed."""
-    def one(mu, var, u):
-        return smoother(lds.m1, lds.P1, lds.A, lds.W_cov, u @ lds.B.T, mu, 1.0 / var)
-    return jax.vmap(one)(enc_mean.astype(jnp.float64), enc_var.astype(jnp.float64), actions)
+def cavity_moments(result: lgssm.SmootherResult):
+    """(mean, cov) of the cavity messages (the VAE's latent prior); a 1e-6 ridge on the precision
+    guards round-off (the exact cavity is proper)."""
+    eye = jnp.eye(result.mean.shape[-1])
+    cov = symmetrize(spd_inverse_logdet(result.cavity.precision + 1e-6 * eye)[0])
+    return jnp.einsum("...ij,...j->...i", cov, result.cavity.xi), cov
 
 
 @jax.jit
-def cavity(sm: Smoothed, enc_mean, enc_var):
-    """Cavity N(m_c, P_c) = q(z_t) / N(μ_t, diag σ²_t): Λ_c = P_s⁻¹ − diag σ⁻², ξ_c = P_s⁻¹ m_s − μ/σ²."""
-    d = enc_mean.shape[-1]
-    eye = jnp.eye(d)
-    Ps_inv = jnp.linalg.solve(sm.cov, jnp.broadcast_to(eye, sm.cov.shape))
-    lam = 0.5 * (Ps_inv + jnp.swapaxes(Ps_inv, -1, -2)) - eye * (1.0 / enc_var)[..., None, :]
-    xi = jnp.einsum("...ij,...j->...i", Ps_inv, sm.mean) - enc_mean / enc_var
-    # the exact cavity is proper; guard round-off with a tiny ridge on its precision
-    lam = lam + 1e-6 * eye
-    cov = jnp.linalg.inv(lam)
-    cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2))
-    return jnp.einsum("...ij,...j->...i", cov, xi), cov
-
-
-@jax.jit
-def m_step(sm: Smoothed, actions, ridge=1e-3, weights=None) -> LDS:
-    """Pooled statistics: [A B] = Σ E[z_{t+1} x_tᵀ](Σ E[x_t x_tᵀ] + ridge·I)⁻¹, x_t = [z_t; u_t];
-    W⁻¹ = mean E[(z_{t+1} − [A B]x_t)(·)ᵀ]; m_1, P_1 = moments of q(z_1) across sequences.
-    Optional ``weights`` (S, T−1) weight each transition's statistics (a model local to a region)."""
-    m, P, C = sm.mean, sm.cov, sm.cross
-    d = m.shape[-1]
-    if weights is None:
-        weights = jnp.ones(m.shape[:2])[:, 1:]
-    sw = jnp.sqrt(weights)[..., None]
-    wP = weights[..., None, None]
-    z0, z1 = m[:, :-1] * sw, m[:, 1:] * sw
-    actions = actions * sw
-    P = jnp.concatenate([P[:, :1], P[:, 1:] * wP], axis=1)
-    P0 = sm.cov[:, :-1] * wP
-    C = C * wP
-    Ezz = jnp.einsum("stij->ij", P0) + jnp.einsum("sti,stj->ij", z0, z0)
-    Ezu = jnp.einsum("sti,stj->ij", z0, actions)
-    Euu = jnp.einsum("sti,stj->ij", actions, actions)
-    Sxx = jnp.block([[Ezz, Ezu], [Ezu.T, Euu]])
-    Sz1z0 = jnp.einsum("stij->ij", C) + jnp.einsum("sti,stj->ij", z1, z0)
-    Sz1u = jnp.einsum("sti,stj->ij", z1, actions)
-    Szx = jnp.concatenate([Sz1z0, Sz1u], axis=1)
-    Sz1z1 = jnp.einsum("stij->ij", P[:, 1:]) + jnp.einsum("sti,stj->ij", z1, z1)
-    n = jnp.sum(weights)
-    AB = jnp.linalg.solve(Sxx + ridge * jnp.eye(Sxx.shape[0]), Szx.T).T
-    Wc = (Sz1z1 - AB @ Szx.T - Szx @ AB.T + AB @ Sxx @ AB.T) / n
-    Wc = 0.5 * (Wc + Wc.T) + 1e-6 * jnp.eye(d)
-    m1 = jnp.mean(sm.mean[:, 0], 0)
-    dm = sm.mean[:, 0] - m1
-    P1 = jnp.mean(sm.cov[:, 0], 0) + jnp.einsum("si,sj->ij", dm, dm) / m.shape[0] + 1e-6 * jnp.eye(d)
-    return LDS(AB[:, :d], AB[:, d:], Wc, m1, P1)
+def _init_from(result: lgssm.SmootherResult) -> MvNormal:
+    m0, P0 = result.mean[:, 0], result.cov[:, 0]
+    m1 = jnp.mean(m0, 0)
+    dm = m0 - m1
+    P1 = jnp.mean(P0, 0) + jnp.einsum("si,sj->ij", dm, dm) / m0.shape[0] + 1e-6 * jnp.eye(m0.shape[-1])
+    return MvNormal.from_mean_cov(m1, P1)
 
 
 def fit_lds(lds: LDS, enc_mean, enc_var, actions, iters: int = 10):
-    """EM on the LDS alone with fixed encoder messages; returns (lds, [−log evidence per iteration])."""
-    nll = []
-    for _ in range(iters):
-        sm = e_step(lds, enc_mean, enc_var, actions)
-        nll.append(-float(jnp.sum(sm.log_evidence)))
-        lds = m_step(sm, actions)
-    return lds, nll
+    """VB-EM of the LDS alone with fixed encoder messages: ``iters`` steps of ``lgssm.vb_em`` from the
+    current q, then the initial-state prior from q(z_1). Returns (lds, free energy −ELBO per step:
+    before each VB update, and once more at the end)."""
+    mu = jnp.asarray(enc_mean, jnp.float64)
+    lam = 1.0 / jnp.asarray(enc_var, jnp.float64)
+    u = _controls(actions, mu.shape[1])
+    post, trace = lgssm.vb_em(mu, lam, u, lds.prior, lds.init, num_iters=iters, posterior=lds.dynamics)
+    res = lgssm.smooth(mu, lam, u, post.q_ab, post.q_w, lds.init)
+    final = lgssm.elbo(res, post, lds.prior)
+    fe = [-float(v) for v in trace] + [-float(final)]
+    return LDS(post, lds.prior, _init_from(res)), fe
 
 
 # ----------------------------------------------------------------------------- locally linear transitions
@@ -116,7 +148,8 @@ class LocalLDS(NamedTuple):
 
     One global [A B] cannot represent a pendulum over the whole circle (the effect of a torque on the
     angle features flips sign between hanging and upright); K local affine experts, blended smoothly,
-    can. Each expert is the LDS M-step (:func:`m_step`) with the transitions weighted by its gate.
+    can. Each expert is the VB posterior of the LDS (``lgssm.posterior_from_statistics``) with the
+    transition statistics weighted by its gate; A_k, B_k, c_k are posterior means, W_k⁻¹ = E[W_k]⁻¹.
     """
     centres: jax.Array    # (K, d)
     bandwidth: jax.Array  # () h
@@ -161,12 +194,14 @@ def kmeans(points, key, n_local: int, iters: int = 50):
 
 
 def fit_local(enc_mean, enc_var, actions, *, n_local: int, key, bandwidth_scale: float = 0.5,
-              ridge: float = 1e-3) -> LocalLDS:
+              ab_precision: float = AB_PRIOR_PRECISION, num_iters: int = 20) -> LocalLDS:
     """Fit K local affine experts to latent transitions given as encoder messages N(μ_t, diag σ²_t).
 
     enc_* (S, T, d), actions (S, T−1, m). Centres by k-means on the μ_t; h = ``bandwidth_scale`` × the
-    median distance from a centre to its nearest other centre; expert k is the M-step of [A_k B_k c_k]
-    and W_k⁻¹ with transition t weighted by g_k(μ_t) (constant input 1 appended to u for c_k).
+    median distance from a centre to its nearest other centre; expert k is q([A_k B_k c_k]) q(W_k) from
+    the statistics of q(z) = the encoder messages with transition t weighted by g_k(μ_t) (a constant
+    input 1 appended to u carries c_k), under the weak prior of :func:`dynamics_prior` with isotropic
+    precision ``ab_precision`` on [A B c].
     """
     enc_mean = jnp.asarray(enc_mean, jnp.float64)
     enc_var = jnp.asarray(enc_var, jnp.float64)
@@ -176,8 +211,16 @@ def fit_local(enc_mean, enc_var, actions, *, n_local: int, key, bandwidth_scale:
     dc = jnp.sqrt(jnp.sum((centres[:, None] - centres[None]) ** 2, -1)) + jnp.diag(jnp.full(n_local, jnp.inf))
     h = bandwidth_scale * jnp.median(jnp.min(dc, 1))
     proto = LocalLDS(centres, h, None, None, None, None)
-    w = gates(proto, enc_mean[:, :-1])                                    # (S, T−1, K)
-    sm = Smoothed(enc_mean, jax.vmap(jax.vmap(jnp.diag))(enc_var), jnp.zeros((S, T - 1, d, d)), jnp.zeros(()))
-    ua = jnp.concatenate([jnp.asarray(actions, jnp.float64), jnp.ones((S, T - 1, 1))], -1)
-    fits = jax.vmap(lambda wk: m_step(sm, ua, ridge, wk))(jnp.moveaxis(w, -1, 0))
-    return LocalLDS(centres, h, fits.A, fits.B[..., :m], fits.B[..., m], fits.W_cov)
+    g = gates(proto, enc_mean[:, :-1])                                    # (S, T−1, K)
+    w = jnp.moveaxis(jnp.concatenate([g, jnp.zeros((S, 1, n_local))], 1), -1, 0)   # (K, S, T)
+    q_z = lgssm.SmootherResult(enc_mean, jax.vmap(jax.vmap(jnp.diag))(enc_var), jnp.zeros((S, T, d, d)),
+                               MvNormal(jnp.zeros((S, T, d)), jnp.zeros((S, T, d, d))), jnp.zeros(S))
+    ua = jnp.concatenate([_controls(actions, T), jnp.ones((S, T, 1))], -1)
+    stats = lgssm.sufficient_statistics(q_z, ua, weights=w)
+    prior = dynamics_prior(d, m + 1)
+    prior = prior._replace(q_ab=MvNormal.from_mean_precision(prior.q_ab.mean,
+                                                             ab_precision * jnp.eye(d * (d + m + 1))))
+    post = lgssm.posterior_from_statistics(stats, prior, num_iters)
+    ab = post.q_ab.mean.reshape(n_local, d, d + m + 1)
+    W_cov = spd_inverse_logdet(post.q_w.mean())[0]
+    return LocalLDS(centres, h, ab[..., :d], ab[..., d:d + m], ab[..., d + m], W_cov)

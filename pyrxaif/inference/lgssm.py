@@ -52,7 +52,7 @@ LOG2PI = tr.LOG2PI
 
 __all__ = [
     "DynamicsPosterior", "SmootherResult", "make_prior", "smooth", "sufficient_statistics",
-    "update_dynamics", "elbo", "vb_em", "dynamics_kl",
+    "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl",
 ]
 
 
@@ -503,8 +503,10 @@ def smooth(obs_mean, obs_precision, controls, q_ab: MvNormal, q_w: Wishart, init
     return _smooth_batch(mu, lam, u, msk, q_ab, q_w, init, diag, method, squeeze=not batched)
 
 
-def _stats_one(mean, cov, cross, u, mask) -> tr.TransitionStats:
+def _stats_one(mean, cov, cross, u, mask, weight=None) -> tr.TransitionStats:
     trans = mask * jnp.concatenate([mask[1:], jnp.zeros(1)])
+    if weight is not None:
+        trans = trans * weight
     x = jnp.concatenate([mean, u], -1)                                     # E[x_t]
     d, n = mean.shape[-1], x.shape[-1]
     sxx = x[:, :, None] * x[:, None, :]
@@ -518,21 +520,48 @@ def _stats_one(mean, cov, cross, u, mask) -> tr.TransitionStats:
     return tr.TransitionStats(jnp.sum(w * sxx, 0), jnp.sum(w * szx, 0), jnp.sum(w * szz, 0), jnp.sum(trans))
 
 
-def _stats_seqs(mean, cov, cross, u, mask) -> tr.TransitionStats:
+def _stats_seqs(mean, cov, cross, u, mask, weight=None) -> tr.TransitionStats:
     """Statistics pooled over all sequences."""
-    st = _over_sequences(_stats_one, mean, cov, cross, u, mask)
+    if weight is None:
+        st = _over_sequences(_stats_one, mean, cov, cross, u, mask)
+    else:
+        st = _over_sequences(_stats_one, mean, cov, cross, u, mask, weight)
     return jax.tree_util.tree_map(lambda x: jnp.sum(x, 0), st)
 
 
-_stats_batch = jax.jit(_stats_seqs)
+@jax.jit
+def _stats_batch(mean, cov, cross, u, mask, weights):
+    if weights is None:
+        return _stats_seqs(mean, cov, cross, u, mask)
+    return jax.vmap(lambda w: _stats_seqs(mean, cov, cross, u, mask, w))(weights)
 
 
-def sufficient_statistics(result: SmootherResult, controls=None, mask=None) -> tr.TransitionStats:
-    """Σ over transitions (and sequences) of E[x xᵀ], E[z' xᵀ], E[z' z'ᵀ], x_t = [z_t; u_t]."""
+def sufficient_statistics(result: SmootherResult, controls=None, mask=None, weights=None) -> tr.TransitionStats:
+    """Σ over transitions (and sequences) of w_t·E[x_t x_tᵀ], w_t·E[z_{t+1} x_tᵀ], w_t·E[z_{t+1} z_{t+1}ᵀ],
+    x_t = [z_t; u_t]; ``count`` = Σ w_t.
+
+    ``weights`` (optional, non-negative): weight w_t of transition t → t+1, shape (T,) / (N, T) like
+    the mask (the last step's entry is unused), or (G, T) / (G, N, T) for G weightings at once, which
+    returns statistics with a leading G axis (e.g. one set per local expert of a gated model)."""
     batched = result.mean.ndim == 3
     _, _, _, u, msk, _ = _prepare(result.mean, jnp.ones(result.mean.shape), controls, mask)
     f = (lambda x: x) if batched else (lambda x: x[None])
-    return _stats_batch(f(result.mean), f(result.cov), f(result.cross_cov), u, msk)
+    w = None
+    if weights is not None:
+        w = V.as_float_array("weights", weights)
+        base = msk.shape if batched else msk.shape[1:]
+        if w.shape == base:
+            w, grouped = w[None], False
+        elif w.ndim == len(base) + 1 and w.shape[1:] == base:
+            grouped = True
+        else:
+            raise ValueError(f"weights: expected shape {base} or (G, *{base}), got {w.shape}")
+        if np.any(w < 0):
+            raise ValueError(f"weights: expected non-negative entries, got minimum {w.min():.3g}")
+        w = jnp.asarray(w if batched else w[:, None])
+        st = _stats_batch(f(result.mean), f(result.cov), f(result.cross_cov), u, msk, w)
+        return st if grouped else jax.tree_util.tree_map(lambda x: x[0], st)
+    return _stats_batch(f(result.mean), f(result.cov), f(result.cross_cov), u, msk, None)
 
 
 def _update(stats: tr.TransitionStats, prior: DynamicsPosterior, posterior: DynamicsPosterior):
@@ -550,6 +579,37 @@ def update_dynamics(stats: tr.TransitionStats, prior: DynamicsPosterior,
         raise TypeError(f"stats: expected TransitionStats, got {type(stats).__name__}")
     V.as_float_array("stats.xx", stats.xx, shape=(d + m, d + m))
     return jax.jit(_update)(stats, prior, posterior)
+
+
+@partial(jax.jit, static_argnames=("num_iters",))
+def _posterior_from_statistics(stats, prior, posterior, num_iters):
+    def one(st, post):
+        return jax.lax.fori_loop(0, num_iters, lambda _, q: _update(st, prior, q), post)
+
+    fn = one
+    for _ in range(stats.count.ndim):                      # leading group axes of the statistics
+        fn = jax.vmap(fn)
+    start = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, stats.count.shape + x.shape), posterior)
+    return fn(stats, start)
+
+
+def posterior_from_statistics(stats: tr.TransitionStats, prior: DynamicsPosterior, num_iters: int = 20,
+                              posterior: DynamicsPosterior | None = None) -> DynamicsPosterior:
+    """q([A B]) q(W) for fixed statistics (q(z) held fixed): ``num_iters`` coordinate steps of
+    :func:`update_dynamics` from ``posterior`` (default: the prior). Statistics with leading axes
+    (e.g. G groups from ``sufficient_statistics(..., weights=(G, …))``) give posteriors with those axes."""
+    d, m = _check_dynamics("prior", prior)
+    if posterior is None:
+        posterior = prior
+    _check_dynamics("posterior", posterior, d)
+    if not isinstance(stats, tr.TransitionStats):
+        raise TypeError(f"stats: expected TransitionStats, got {type(stats).__name__}")
+    xx = V.as_float_array("stats.xx", stats.xx)
+    if xx.shape[-2:] != (d + m, d + m):
+        raise ValueError(f"stats.xx: expected trailing shape {(d + m, d + m)} (from prior), got {xx.shape}")
+    if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
+        raise ValueError(f"num_iters: expected a positive integer, got {num_iters!r}")
+    return _posterior_from_statistics(stats, prior, posterior, int(num_iters))
 
 
 def dynamics_kl(posterior: DynamicsPosterior, prior: DynamicsPosterior) -> jax.Array:
