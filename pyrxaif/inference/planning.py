@@ -7,10 +7,11 @@ So x_{t+1} = F x_t + e_t with F = [[A, B], [0, 0]], Cov(e_t) = blockdiag(W⁻¹,
 read off the forward-backward (Rauch–Tung–Striebel) smoother on this stacked chain. The first mean
 action, projected onto the bound, is applied and the plan is redone at the next step (receding horizon).
 
-The smoother here is a small self-contained Gaussian forward-backward used for both planning and the
-E-step of :mod:`pyrxaif.inference.em`: observation messages arrive in natural form (ξ, diagonal Λ,
-Λ = 0 meaning "no message"), so the update (P⁻¹ + Λ)⁻¹ = (I + PΛ)⁻¹P never inverts P and a clamped
-(zero-covariance) start is exact.
+The smoother here is a small covariance-form Gaussian forward-backward for the planning chain
+(learning uses the VB core :mod:`pyrxaif.inference.lgssm`): observation messages arrive in natural
+form (ξ, diagonal Λ, Λ = 0 meaning "no message"), so the update (P⁻¹ + Λ)⁻¹ = (I + PΛ)⁻¹P never
+inverts P and a clamped (zero-covariance) start is exact, which the natural-parameter form cannot
+represent.
 """
 
 from __future__ import annotations
