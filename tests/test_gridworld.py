@@ -219,6 +219,20 @@ def test_short_episode_per_method(method):
         assert r1.steps[i] == 6 or sp.terminal[end, k]
 
 
+def test_episodes_do_not_depend_on_the_batch_size():
+    """Episode i uses PRNGKey(seed_i) and finished episodes are frozen, so the acceptance runs may use
+    small batches (a vmapped batch runs until its slowest episode ends) without changing any result."""
+    env = EpistemicFrozenLake(size=3, n_layouts=3, n_holes=2, max_steps=6)
+    seeds = [3, 4, 5]
+    r1 = run_episodes(env, "aif-mp", seeds=seeds, horizon=4, n_iter=2, batch_size=1)
+    r3 = run_episodes(env, "aif-mp", seeds=seeds, horizon=4, n_iter=2, batch_size=3)
+    r2 = run_episodes(env, "aif-mp", seeds=seeds, horizon=4, n_iter=2, batch_size=2)   # padded last batch
+    for a, b, c in zip(r1, r3, r2):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert len(set(r1.steps.tolist())) > 1 or len(set(r1.layout.tolist())) > 1   # not three copies of one episode
+
+
 def test_cli_writes_results(tmp_path):
     from pyrxaif.cli import main
     out = tmp_path / "gw"

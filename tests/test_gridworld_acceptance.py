@@ -19,6 +19,12 @@ from pyrxaif.inference.rollout import METHODS
 
 N = 200
 OUT = os.path.join("pyrxaif-output", "acceptance")
+# Episodes simulated together (vmap). A vmapped batch runs until its slowest episode ends and on CPU
+# vmap gains little, so small batches are faster; results do not depend on the batch size (episode i
+# uses PRNGKey(seed_i); checked: identical episodes with batches 1, 4, 8, 40). Measured, Wumpus AIF-MP,
+# 40 held-out episodes, load ≈ 3: batch 40 → 101 s, 8 → 56 s, 1 → 44 s. RockSample keeps the batch
+# of its passing runs (not re-timed).
+BATCH = {"frozenlake": 1, "wumpus": 1, "rocksample": 50}
 
 
 def _retrieval(res):
@@ -26,14 +32,14 @@ def _retrieval(res):
     return int((res.success & good).sum()), int(good.sum())
 
 
-def _run(env_name):
+def _run(env_name, methods=METHODS, out_name=None):
     env = make_env(env_name)
     d = ENV_DEFAULTS[env_name]
     out, rows = {}, {}
-    for m in METHODS:
+    for m in methods:
         t0 = time.perf_counter()
         r = run_episodes(env, m, seeds=np.arange(N), horizon=d["horizon"], n_iter=d["n_iter"],
-                         obs_weight=d["obs_weight"])
+                         obs_weight=d["obs_weight"], batch_size=BATCH[env_name])
         k = int(r.success.sum())
         row = {"episodes": N, "success": k / N, "success_ci": wilson(k, N), "avg_reward": float(r.reward.mean()),
                "avg_steps": float(r.steps.mean()), "seconds": time.perf_counter() - t0}
@@ -42,13 +48,16 @@ def _run(env_name):
             row["retrieval"], row["retrieval_ci"] = kr / nr, wilson(kr, nr)
         out[m], rows[m] = r, row
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, f"{env_name}.json"), "w") as f:
-        json.dump({"env": env_name, "settings": d, "load_avg_1min": os.getloadavg()[0], "methods": rows}, f, indent=2)
+    with open(os.path.join(OUT, f"{out_name or env_name}.json"), "w") as f:
+        json.dump({"env": env_name, "settings": d, "batch_size": BATCH[env_name], "load_avg_1min": os.getloadavg()[0],
+                   "methods": rows}, f, indent=2)
     return out
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="measured AIF-MP success 0.94 (200 episodes, γ = 0.3) < 0.95; γ = 0.45 gave 0.875",
+@pytest.mark.xfail(reason="measured AIF-MP success 0.94 (188/200, γ = 0.3; BP 0.58) < 0.95; the target sits at the "
+                          "ceiling: the known-layout optimal policy has expected success 0.9635 on these layouts and "
+                          "reaches 0.94-0.965 in the same random streams (benchmarks/frozenlake_oracle.py)",
                    strict=False)
 def test_frozenlake_acceptance():
     r = _run("frozenlake")
@@ -65,8 +74,8 @@ def test_rocksample_acceptance():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="not verified: the 200-episode run did not finish in 25 min on the shared machine; "
-                          "60 held-out episodes gave AIF-MP 0.90 vs VBP/RM-MP 0.87", strict=False)
+@pytest.mark.xfail(reason="measured (200 episodes): AIF-MP 0.830 < VBP 0.835 (one episode; RM-MP 0.830, BP 0.750, "
+                          "Nuijten-MP 0.500); AIF-MP >= 0.5 holds, AIF-MP >= every other method does not", strict=False)
 def test_wumpus_acceptance():
     r = _run("wumpus")
     s = {m: v.success.mean() for m, v in r.items()}
