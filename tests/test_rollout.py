@@ -206,3 +206,24 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="horizon"):
         plan(model, np.log(b0), "bp", 0)
     assert set(METHODS) == {"bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp"}
+
+
+@pytest.mark.parametrize("method", ["aif-mp", "nuijten-mp"])
+def test_layout_independent_group_channels_run_once(method):
+    """A modality whose likelihood does not depend on θ gets channels with one layout (log_B_chan); the
+    plan equals the one with per-layout channels for that group, and a θ-dependent group keeps K."""
+    succ, T, B, log_C, pi, b0 = tiny_model(3)
+    rng = np.random.default_rng(7)
+    shared = np.broadcast_to(rng.dirichlet(np.ones(B.shape[-1]), size=(1, S, 1)), B.shape)
+    model = make_model(succ, T, np.concatenate([B, shared]), log_C, pi)
+    assert [g.shape[2] for g in model.log_B_chan] == [K]          # both modalities in one group: θ-dependent
+    only_shared = make_model(succ, T, shared, log_C, pi)
+    assert [g.shape[2] for g in only_shared.log_B_chan] == [1]
+    full = only_shared._replace(log_B_chan=only_shared.log_B_plan)
+    cfg = method_config(method, damping=0.5, n_iter=12, obs_weight=0.7)
+    a, b = plan(only_shared, np.log(b0), cfg, H), plan(full, np.log(b0), cfg, H)
+    np.testing.assert_allclose(np.asarray(a.log_q_u0), np.asarray(b.log_q_u0), atol=1e-10)
+    np.testing.assert_allclose(np.asarray(a.free_energy), np.asarray(b.free_energy), atol=1e-10)
+    assert a.channels.log_r_y[0].shape[3] == 1 and b.channels.log_r_y[0].shape[3] == K
+    np.testing.assert_allclose(np.exp(np.asarray(a.channels.log_r_y[0][:, :, :, 0])),
+                               np.exp(np.asarray(b.channels.log_r_y[0][:, :, :, 1])), atol=1e-10)

@@ -60,6 +60,10 @@ class RolloutModel(NamedTuple):
     log_B_plan          the groups of log_B that can carry epistemic value (all but the groups that are
                         deterministic and layout-independent, whose observation message is exactly 1);
                         planning uses these, filtering uses log_B
+    log_B_chan          log_B_plan with the θ axis collapsed to size 1 in the groups whose likelihood does
+                        not depend on θ: their observation channels are then θ-independent as well
+                        (r(y|x,θ) = ρ(y|x) at every iteration), so the planner updates them once instead
+                        of once per layout; the same numbers, K times less work for such a group
     """
 
     succ: jax.Array
@@ -68,6 +72,7 @@ class RolloutModel(NamedTuple):
     log_C: jax.Array
     log_pi: jax.Array
     log_B_plan: tuple = ()
+    log_B_chan: tuple = ()
 
     @property
     def num_states(self) -> int:
@@ -171,9 +176,11 @@ def make_model(succ, T, B, log_C, pi, obs_sizes=None) -> RolloutModel:
         trivial = [bool(np.all((g == 0) | (g == 1)) and np.all(g == g[:, :, :1])) for g in groups]
         log_B = tuple(jnp.asarray(np.log(g)) for g in groups)
         log_B_plan = tuple(lb for lb, t in zip(log_B, trivial) if not t)
+        log_B_chan = tuple(lb[:, :, :1] if bool(np.all(g == g[:, :, :1])) else lb
+                           for lb, g, t in zip(log_B, groups, trivial) if not t)
         return RolloutModel(jnp.asarray(succ_arr, jnp.int32), jnp.asarray(np.log(T)), log_B,
                             jnp.asarray(np.broadcast_to(log_C, (S, K)).copy()), jnp.asarray(np.log(pi)),
-                            log_B_plan)
+                            log_B_plan, log_B_chan)
 
 
 class Channels(NamedTuple):
@@ -260,14 +267,24 @@ def forward_backward(model: RolloutModel, log_b0, log_K, log_phi, clamp_initial:
     return reg, single, log_Z
 
 
+def _chan_groups(model: RolloutModel) -> tuple:
+    """The observation groups the planner's channels run on (``log_B_chan``; ``log_B_plan`` for a model
+    built without it)."""
+    return model.log_B_chan if len(model.log_B_chan) == len(model.log_B_plan) else model.log_B_plan
+
+
+def _layout_marginal(log_q, lB):
+    """The singleton belief q(x,θ) (S,K) as a θ-independent group sees it: q(x) (S,1) when ``lB`` has one layout."""
+    return logsumexp(log_q, axis=-1, keepdims=True) if lB.shape[2] == 1 else log_q
+
+
 def _init_channels(model: RolloutModel, horizon: int) -> Channels:
     S, A, J = model.succ.shape
-    K = model.num_layouts
     fb = logsumexp(model.log_T, axis=3)
     fb = fb - logsumexp(fb, axis=2, keepdims=True)
     r_y, rho = [], []
-    for lB in model.log_B_plan:
-        M, _, _, Y = lB.shape
+    for lB in _chan_groups(model):
+        M, _, K, Y = lB.shape                                   # K = 1 for a θ-independent group
         valid_y = jnp.isfinite(logsumexp(lB, axis=2))          # (M,S,Y)
         n_y = jnp.sum(valid_y, axis=-1, keepdims=True)
         lr = jnp.where(valid_y, -jnp.log(n_y), -jnp.inf)
@@ -283,7 +300,7 @@ def _kernels(model: RolloutModel, cfg: MethodConfig, chans: Channels):
                                                   rx if cfg.dynamics else None)
     log_K = jax.vmap(k_fn)(chans.log_r_u, chans.log_r_x)
     obs = jnp.zeros((chans.log_r_u.shape[0],) + model.log_C.shape)
-    for lB, lry, lrho in zip(model.log_B_plan, chans.log_r_y, chans.log_rho):
+    for lB, lry, lrho in zip(_chan_groups(model), chans.log_r_y, chans.log_rho):
         if cfg.observation == "channel":
             obs = obs + cfg.obs_weight * jax.vmap(lambda ry, rho: ch.observation_log_message(lB, ry, rho))(lry, lrho)
         elif cfg.observation == "prior":
@@ -318,14 +335,15 @@ def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanR
             change = jnp.maximum(change, _max_change(r_x, chans.log_r_x))
         if cfg.observation != "none":
             r_y, rho = [], []
-            for lB, lry, lrho in zip(model.log_B_plan, chans.log_r_y, chans.log_rho):
+            for lB, lry, lrho in zip(_chan_groups(model), chans.log_r_y, chans.log_rho):
+                q_next = _layout_marginal(single[1:], lB)
                 if cfg.observation == "channel":
                     ry_new, rho_new = jax.vmap(lambda ry, rho_, q: ch.observation_channels(lB, ry, rho_, q))(
-                        lry, lrho, single[1:])
+                        lry, lrho, q_next)
                 else:      # Nuijten-MP: epistemic prior with the model B in place of a channel
                     ry_new = lry
                     rho_new = jax.vmap(lambda q: ch.observation_channels(lB, jnp.zeros_like(lB), jnp.zeros_like(lB[:, :, 0]), q)[1])(
-                        single[1:])
+                        q_next)
                 r_y.append(ch.damp(lry, ry_new, lam))
                 rho.append(ch.damp(lrho, rho_new, lam))
                 change = jnp.maximum(change, _max_change(rho[-1], lrho))
