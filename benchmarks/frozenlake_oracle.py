@@ -36,7 +36,7 @@ def optimal_policy(env, n_sweeps: int = 300):
     for k in range(K):
         V = np.zeros(S)
         for _ in range(n_sweeps):
-            Q = np.einsum("xuj,xuj->xu", T[:, :4, :, k], V[succ[:, :4]])
+            Q = np.einsum("xuj,xuj->xu", T[:, :SCAN, :, k], V[succ[:, :SCAN]])   # the moves
             V = Q.max(axis=1)
             V[env.spec_.success[:, k]] = 1.0
             V[env.spec_.terminal[:, k] & ~env.spec_.success[:, k]] = 0.0
@@ -45,8 +45,9 @@ def optimal_policy(env, n_sweeps: int = 300):
     return pol, v0
 
 
-def run(env, seeds, scans: int, max_steps: int = 30):
+def run(env, seeds, scans: int):
     pol, v0 = optimal_policy(env)
+    max_steps = env.max_steps
     model, tab = env.model(), tables_from_spec(env.spec_)
     pol_j = jnp.asarray(pol)
 

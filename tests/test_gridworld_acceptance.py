@@ -32,11 +32,11 @@ def _retrieval(res):
     return int((res.success & good).sum()), int(good.sum())
 
 
-def _run(env_name, methods=METHODS, out_name=None):
+def _run(env_name):
     env = make_env(env_name)
     d = ENV_DEFAULTS[env_name]
     out, rows = {}, {}
-    for m in methods:
+    for m in METHODS:
         t0 = time.perf_counter()
         r = run_episodes(env, m, seeds=np.arange(N), horizon=d["horizon"], n_iter=d["n_iter"],
                          obs_weight=d["obs_weight"], batch_size=BATCH[env_name])
@@ -48,7 +48,7 @@ def _run(env_name, methods=METHODS, out_name=None):
             row["retrieval"], row["retrieval_ci"] = kr / nr, wilson(kr, nr)
         out[m], rows[m] = r, row
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, f"{out_name or env_name}.json"), "w") as f:
+    with open(os.path.join(OUT, f"{env_name}.json"), "w") as f:
         json.dump({"env": env_name, "settings": d, "batch_size": BATCH[env_name], "load_avg_1min": os.getloadavg()[0],
                    "methods": rows}, f, indent=2)
     return out

@@ -173,11 +173,11 @@ def make_model(succ, T, B, log_C, pi, obs_sizes=None) -> RolloutModel:
     Bf = np.broadcast_to(B, (M, S, K, Y))
     with np.errstate(divide="ignore"):
         groups = [Bf[a:b, :, :, :n] for a, b, n in _groups(sizes)]
-        trivial = [bool(np.all((g == 0) | (g == 1)) and np.all(g == g[:, :, :1])) for g in groups]
+        shared = [bool(np.all(g == g[:, :, :1])) for g in groups]          # likelihood independent of θ
+        trivial = [s and bool(np.all((g == 0) | (g == 1))) for g, s in zip(groups, shared)]
         log_B = tuple(jnp.asarray(np.log(g)) for g in groups)
         log_B_plan = tuple(lb for lb, t in zip(log_B, trivial) if not t)
-        log_B_chan = tuple(lb[:, :, :1] if bool(np.all(g == g[:, :, :1])) else lb
-                           for lb, g, t in zip(log_B, groups, trivial) if not t)
+        log_B_chan = tuple(lb[:, :, :1] if s else lb for lb, s, t in zip(log_B, shared, trivial) if not t)
         return RolloutModel(jnp.asarray(succ_arr, jnp.int32), jnp.asarray(np.log(T)), log_B,
                             jnp.asarray(np.broadcast_to(log_C, (S, K)).copy()), jnp.asarray(np.log(pi)),
                             log_B_plan, log_B_chan)
