@@ -69,6 +69,12 @@ def test_pendulum_host_loop_reproduces_plan_local():
     got = ej.plan_local(*args, iters=2, solve=planning.plan_linearised)
     for a, b in zip(want, got):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-9, atol=1e-12)
+    # several nominals: the same choice of the lowest objective
+    inits = np.stack([args[-1], np.ones((H, m)), -np.ones((H, m))])
+    want = planning.plan_local(*args[:-1], inits, iters=2)
+    got = ej.plan_local(*args[:-1], inits, iters=2, solve=planning.plan_linearised)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-9, atol=1e-12)
     # the nonlinearity matters: one linearisation gives a different plan
     once = planning.plan_local(*args, iters=0)
     assert np.abs(np.asarray(once.actions) - np.asarray(want.actions)).max() > 1e-4

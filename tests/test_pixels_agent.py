@@ -35,6 +35,18 @@ def test_checkpoint_roundtrip(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     w = np.random.default_rng(0).random((4, 2, 28, 28)).astype(np.float32)
     np.testing.assert_array_equal(model.encode(w)[0], back.encode(w)[0])
+    # state-action experts (gates on [z; λu]) keep λ; checkpoints from before it load with λ = 0
+    sa = jopa.JopaModel(model.config, model.params, model.lds,
+                        model.local._replace(centres=np.zeros((2, 4)), action_weight=np.asarray(2.0)))
+    jopa.save(sa, path)
+    assert float(jopa.load(path).local.action_weight) == 2.0
+    from flax import serialization
+    with open(path, "rb") as f:
+        state = serialization.msgpack_restore(f.read())
+    state["local"] = {k: v for k, v in state["local"].items() if k != str(len(em.LocalLDS._fields) - 1)}
+    with open(path, "wb") as f:
+        f.write(serialization.msgpack_serialize(state))
+    assert float(jopa.load(path).local.action_weight) == 0.0
     (tmp_path / "bad.msgpack").write_bytes(b"\x80")            # empty msgpack map
     with pytest.raises(ValueError, match="not a JOPA checkpoint"):
         jopa.load(str(tmp_path / "bad.msgpack"))

@@ -317,9 +317,10 @@ def _one_expert(A, B, Wc, c=None):
 
 def test_local_planner_on_linear_system_equals_closed_form():
     """With one expert the model is linear: the linearised planner must give the closed-form Gaussian plan
-    (dense conditioning), whatever the nominal it starts from."""
+    (dense conditioning), whatever the nominal it starts from (the plan lies inside the action bound, so
+    the line search takes the full step)."""
     A = np.array([[1.0, 0.1], [0.0, 1.0]])                    # double integrator
-    B = np.array([[0.0], [0.1]])
+    B = np.array([[0.0], [1.0]])
     Wc = 1e-4 * np.eye(2)
     z0, zg, H = np.array([0.0, 0.0]), np.array([1.0, 0.0]), 12
     su2 = 50.0 ** 2
@@ -329,6 +330,7 @@ def test_local_planner_on_linear_system_equals_closed_form():
     res = planning.plan_local(_one_expert(A, B, Wc), z0, zg, np.full(2, 1e4), np.full(1, 1 / su2), mask,
                               u_init, iters=1)
     want = _dense_plan(A, B, Wc, z0, zg, 1e-4, su2, H)
+    assert 0.2 < np.abs(want).max() < 1.0
     np.testing.assert_allclose(np.asarray(res.actions[:-1]), want, rtol=1e-7, atol=1e-9)
     ref = planning.plan_actions(A, B, Wc, z0, zg, np.full(2, 1e4), np.full(1, 1 / su2), mask)
     np.testing.assert_allclose(np.asarray(res.latents), np.asarray(ref.latents), atol=1e-9)
@@ -362,7 +364,7 @@ def test_local_planner_swings_up_a_feature_pendulum():
     err = []
     for _ in range(70):
         res = planning.plan_local(model, feat(prev, x), np.array([-1.0, 0, -1, 0]), np.full(4, 100.0),
-                                  np.full(1, 4.0), mask, u_nom, iters=5)
+                                  np.full(1, 4.0), mask, planning.nominal_starts(u_nom), iters=5)
         a = np.asarray(res.actions)
         u_nom = np.concatenate([a[1:], a[-1:]])
         prev = x
@@ -402,6 +404,76 @@ def test_fit_local_recovers_linear_and_switching_dynamics():
     assert g[0, order[0]] > 0.999 and g[1, order[1]] > 0.999
     assert float(em.local_mean(model, jnp.array([-5.0]), jnp.array([1.0]))[0]) == pytest.approx(-4.0, abs=0.05)
     assert float(em.local_mean(model, jnp.array([5.0]), jnp.array([1.0]))[0]) == pytest.approx(7.0, abs=0.05)
+
+
+def test_state_action_experts_capture_an_effect_nonlinear_in_the_action():
+    """z' = z + 0.5 tanh(3u): experts gated on z alone are affine in u everywhere; gated on [z; λu]
+    they follow the saturation. Also: such experts need the action to compute their gates."""
+    rng = np.random.default_rng(3)
+    S, T = 600, 2                                                # single transitions from z ~ U(−1, 1)
+    u = rng.uniform(-1, 1, (S, T - 1, 1))
+    z = np.zeros((S, T, 1))
+    z[:, 0, 0] = rng.uniform(-1, 1, S)
+    z[:, 1] = z[:, 0] + 0.5 * np.tanh(3 * u[:, 0])
+    var = np.full(z.shape, 1e-8)
+    key = jax.random.PRNGKey(0)
+    zs = em.fit_local(z, var, u, n_local=12, key=key)
+    za = em.fit_local(z, var, u, n_local=12, key=key, action_weight=2.0)
+    assert za.centres.shape == (12, 2) and zs.centres.shape == (12, 1)
+    zq, uq = rng.uniform(-1, 1, (300, 1)), rng.uniform(-1, 1, (300, 1))
+    truth = zq + 0.5 * np.tanh(3 * uq)
+    err = {n: np.sqrt(np.mean((np.asarray(jax.vmap(lambda a, b: em.local_mean(mod, a, b))(zq, uq)) - truth) ** 2))
+           for n, mod in (("state", zs), ("state-action", za))}
+    assert err["state-action"] < 0.3 * err["state"] and err["state"] > 0.05, err
+    with pytest.raises(ValueError, match="u:"):
+        em.gates(za, jnp.zeros(1))
+    with pytest.raises(ValueError, match="action_weight"):
+        em.fit_local(z, var, u, n_local=4, key=key, action_weight=-1.0)
+
+
+def _two_experts(seed=0, d=3, m=1):
+    rng = np.random.default_rng(seed)
+    return em.LocalLDS(jnp.asarray(rng.normal(size=(2, d))), jnp.asarray(0.8),
+                       jnp.asarray(np.eye(d) + 0.2 * rng.normal(size=(2, d, d))),
+                       jnp.asarray(rng.normal(size=(2, d, m))), jnp.asarray(0.1 * rng.normal(size=(2, d))),
+                       jnp.asarray(np.stack([0.01 * np.eye(d), 0.02 * np.eye(d)])))
+
+
+def test_plan_objective_is_minimised_by_the_posterior_mean_on_a_linear_model():
+    """On a linear model the objective is the exact −log p(goals, u) with the latents marginalised:
+    its gradient vanishes at the Gaussian posterior mean of the actions (dense conditioning)."""
+    A = np.array([[1.0, 0.1], [0.0, 1.0]])
+    B = np.array([[0.0], [1.0]])
+    Wc = 1e-2 * np.eye(2)
+    z0, zg, H = np.array([0.0, 0.0]), np.array([1.0, 0.0]), 10
+    su2 = 4.0
+    mask = np.r_[np.zeros(H - 1), 1.0]
+    want = _dense_plan(A, B, Wc, z0, zg, 1e-2, su2, H)
+    us = jnp.asarray(np.r_[want, [[0.0]]])
+    f = lambda v: planning.plan_objective(_one_expert(A, B, Wc), jnp.asarray(z0), jnp.asarray(zg),  # noqa: E731
+                                          jnp.full(2, 1e2), jnp.full(1, 1 / su2), jnp.asarray(mask), v)
+    g = np.asarray(jax.grad(f)(us))
+    assert np.abs(g).max() < 1e-8 * max(1.0, abs(float(f(us))))
+    assert float(f(us + 0.05)) > float(f(us)) and float(f(us - 0.05)) > float(f(us))
+
+
+def test_damped_multistart_planner_never_worsens_and_keeps_the_best_start():
+    model = _two_experts()
+    rng = np.random.default_rng(1)
+    d, m, H = 3, 1, 8
+    args = (model, rng.normal(size=d), rng.normal(size=d), np.full(d, 50.0), np.full(m, 2.0),
+            np.r_[0.0, np.ones(H - 1)])
+    inits = np.concatenate([rng.uniform(-1, 1, (2, H, m)), np.ones((1, H, m)), -np.ones((1, H, m))])
+    obj = lambda us: float(planning.plan_objective(*args, jnp.asarray(us)))  # noqa: E731
+    singles = [planning.plan_local(*args, inits[k], iters=4) for k in range(len(inits))]
+    for k, r in enumerate(singles):                  # the line search never increases the objective
+        assert obj(r.actions) <= obj(np.clip(inits[k], -1, 1)) + 1e-9
+        assert np.abs(np.asarray(r.actions)).max() <= 1.0
+    costs = [obj(r.actions) for r in singles]
+    assert max(costs) - min(costs) > 1e-3           # the starts end in different places
+    multi = planning.plan_local(*args, inits, iters=4)
+    np.testing.assert_allclose(np.asarray(multi.actions), np.asarray(singles[int(np.argmin(costs))].actions),
+                               atol=1e-12)
 
 
 def test_local_replanning_does_not_retrace():

@@ -22,7 +22,7 @@ from pyrxaif.envs.digits import RotatingDigits, rotate_image
 from pyrxaif.envs.pendulum import PixelPendulum, render_pendulum, wrap_angle
 from pyrxaif.inference import em
 from pyrxaif.engines import require_engine
-from pyrxaif.inference.planning import plan_local
+from pyrxaif.inference.planning import nominal_starts, plan_local
 from pyrxaif.nn import vae
 
 TASKS = ("pendulum", "digits")
@@ -51,7 +51,10 @@ class JopaConfig:
     goal_steps: str = "all"          # goal message on every future z_t ("all") or only on z_H ("final")
     n_local: int = 16                # local affine experts of the planning transition model
     bandwidth_scale: float = 0.5     # gate width h = scale × median distance between neighbouring centres
+    gate_action_weight: float = 0.0  # λ > 0: experts local in the state-action space, gates on [z; λ u]
     plan_iters: int = 5              # re-linearisations per plan
+    plan_multistart: bool = True     # also start each plan from the constant nominals 0, +u_max, −u_max
+    plan_noise_scale: float = 1.0    # the planner uses the experts' noise covariances W_k⁻¹ times this
     max_torque: float = 50.0
     max_speed: float = float(np.pi / 8)
     # validation bar: normalised one-step latent prediction error and pixel MSE on held-out sequences
@@ -62,6 +65,11 @@ class JopaConfig:
     def __post_init__(self):
         V.check_choice("task", self.task, TASKS)
         V.check_choice("goal_steps", self.goal_steps, ("final", "all"))
+        for name in ("plan_noise_scale", "bandwidth_scale"):
+            if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"{name}: expected a positive number, got {getattr(self, name)!r}")
+        if not np.isfinite(self.gate_action_weight) or self.gate_action_weight < 0:
+            raise ValueError(f"gate_action_weight: expected a number >= 0, got {self.gate_action_weight!r}")
         for name in ("latent_dim", "frames", "n_traj", "traj_len", "horizon", "n_local", "plan_iters"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
@@ -175,7 +183,8 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
     mu, var = _encode_seqs(params, config, wins)
     lds, _ = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)
     key, k = jax.random.split(key)
-    local = em.fit_local(mu, var, acts, n_local=config.n_local, key=k, bandwidth_scale=config.bandwidth_scale)
+    local = em.fit_local(mu, var, acts, n_local=config.n_local, key=k, bandwidth_scale=config.bandwidth_scale,
+                         action_weight=config.gate_action_weight)
     return JopaModel(config, params, lds, local), history
 
 
@@ -249,7 +258,10 @@ def load(path: str) -> JopaModel:
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), state["params"])
     # the pytree structures do not depend on the dimensions: any instance serves as the template
     lds = _unleaves(em.init_lds(1, 1), state["lds"], jnp.float64)
-    local = _unleaves(em.LocalLDS(*([0.0] * len(em.LocalLDS._fields))), state["local"], jnp.float64)
+    loc = dict(state["local"])
+    if len(loc) == len(em.LocalLDS._fields) - 1:      # checkpoints written before the state-action gates
+        loc[str(len(loc))] = np.asarray(0.0)
+    local = _unleaves(em.LocalLDS(*([0.0] * len(em.LocalLDS._fields))), loc, jnp.float64)
     return JopaModel(cfg, params, lds, local)
 
 
@@ -279,6 +291,7 @@ def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, 
     ``engine``: ``"jax"`` or ``"julia"`` (see :func:`planner`); ``None`` reads ``PYRXAIF_ENGINE``."""
     plan_fn = planner(engine)
     cfg = model.config
+    local = model.local._replace(W_cov=model.local.W_cov * cfg.plan_noise_scale)
     K, d, H = cfg.frames, cfg.latent_dim, cfg.horizon
     obs, info = env.reset(options=start)
     img = env.images[env.index] if cfg.task == "digits" else None
@@ -298,7 +311,8 @@ def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, 
     u_nom = jnp.zeros((H, model.local.B.shape[-1]))
     for _ in range(steps):
         z, _ = model.encode(np.stack(hist[-K:])[None])
-        res = plan_fn(model.local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, mask, u_nom,
+        inits = nominal_starts(u_nom) if cfg.plan_multistart else u_nom
+        res = plan_fn(local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, mask, inits,
                       iters=cfg.plan_iters)
         u_nom = jnp.concatenate([res.actions[1:], res.actions[-1:]])   # warm start: the plan shifted by one
         u = float(np.clip(res.actions[0, 0], -1.0, 1.0))     # projection onto the action bound

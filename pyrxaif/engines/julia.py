@@ -357,8 +357,12 @@ def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, ite
     The same iterated linearisation: the nominal roll-out and Jacobians come from
     ``planning.linearise_local`` (JAX), the Gaussian planning problem of each linearisation is
     solved by ``solve`` (default ``plan_linear_gaussian``, i.e. in Julia; any function with the
-    signature of ``planning.plan_linearised``), and the posterior mean actions, projected onto
-    [−1, 1], become the next nominal; ``iters`` + 1 solves per plan."""
+    signature of ``planning.plan_linearised``), and the nominal moves towards the posterior mean
+    actions, projected onto [−1, 1], by the step of ``planning.STEP_SIZES`` with the lowest
+    ``planning.plan_objective`` (evaluated in JAX); ``iters`` + 1 solves per plan and nominal.
+    Several nominals (N, H, m): the plan with the lowest objective is returned."""
+    import jax.numpy as jnp  # noqa: PLC0415
+
     from pyrxaif.inference import em, planning  # noqa: PLC0415
 
     if not isinstance(model, em.LocalLDS):
@@ -367,12 +371,30 @@ def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, ite
         raise ValueError(f"iters: expected a non-negative integer, got {iters!r}")
     solve = plan_linear_gaussian if solve is None else solve
     z = V.as_float_array("z_start", z_start, ndim=1)
-    us = np.clip(V.as_float_array("u_init", u_init, ndim=2), -1.0, 1.0)
-    for _ in range(int(iters) + 1):
-        chain = planning.linearise_local_jit(model, z, us)
-        res = solve(chain, z, z_goal, goal_prec, u_prec, goal_mask)
-        us = np.clip(res.actions, -1.0, 1.0)
-    return res
+    inits = V.as_float_array("u_init", u_init)
+    if inits.ndim not in (2, 3):
+        raise ValueError(f"u_init: expected (H, m) or (N, H, m) nominal actions, got shape {inits.shape}")
+    args = (z, z_goal, goal_prec, u_prec, goal_mask)
+    steps = np.asarray(planning.STEP_SIZES)
+
+    def objective(us):
+        return float(planning.plan_objective_jit(model, *args, jnp.asarray(us)))
+
+    best, best_cost = None, np.inf
+    for u0 in (inits if inits.ndim == 3 else inits[None]):
+        us = np.clip(u0, -1.0, 1.0)
+        cost = objective(us)
+        for _ in range(int(iters)):
+            res = solve(planning.linearise_local_jit(model, z, jnp.asarray(us)), *args)
+            target = np.clip(np.asarray(res.actions), -1.0, 1.0)
+            cands = us[None] + steps[:, None, None] * (target - us)[None]
+            costs = np.array([cost] + [objective(c) for c in cands[1:]])
+            k = int(np.argmin(costs))
+            us, cost = cands[k], costs[k]
+        res = solve(planning.linearise_local_jit(model, z, jnp.asarray(us)), *args)
+        if best is None or cost < best_cost:
+            best, best_cost = res._replace(actions=us), cost
+    return best
 
 
 def tmaze_policy_free_energies(a_concentration, c_logits, d_probs, b_matrices, policies, *, meta: str = "GFE",

@@ -143,38 +143,51 @@ def fit_lds(lds: LDS, enc_mean, enc_var, actions, iters: int = 10):
 class LocalLDS(NamedTuple):
     """Locally linear (mixture-of-experts) transition model in the latent space:
 
-      z_{t+1} ~ N(f(z_t, u_t), Σ_k g_k(z_t) W_k⁻¹),   f(z, u) = Σ_k g_k(z) (A_k z + B_k u + c_k),
-      gates g(z) = softmax_k(−|z − centre_k|² / (2 h²)).
+      z_{t+1} ~ N(f(z_t, u_t), Σ_k g_k W_k⁻¹),   f(z, u) = Σ_k g_k (A_k z + B_k u + c_k),
+      gates g = softmax_k(−|s − centre_k|² / (2 h²)),  s = [z; λ u]  (s = z when λ = 0).
 
     One global [A B] cannot represent a pendulum over the whole circle (the effect of a torque on the
     angle features flips sign between hanging and upright); K local affine experts, blended smoothly,
-    can. Each expert is the VB posterior of the LDS (``lgssm.posterior_from_statistics``) with the
-    transition statistics weighted by its gate; A_k, B_k, c_k are posterior means, W_k⁻¹ = E[W_k]⁻¹.
+    can. With ``action_weight`` λ > 0 the experts are local in the state-action space, so the effect
+    of an action may also be nonlinear in the action (a large rotation of a digit moves its latent
+    along a curve, not along the straight line B u). Each expert is the VB posterior of the LDS
+    (``lgssm.posterior_from_statistics``) with the transition statistics weighted by its gate;
+    A_k, B_k, c_k are posterior means, W_k⁻¹ = E[W_k]⁻¹.
     """
-    centres: jax.Array    # (K, d)
+    centres: jax.Array    # (K, d) or, with λ > 0, (K, d + m) in the gate coordinates [z; λ u]
     bandwidth: jax.Array  # () h
     A: jax.Array          # (K, d, d)
     B: jax.Array          # (K, d, m)
     c: jax.Array          # (K, d)
     W_cov: jax.Array      # (K, d, d)
+    action_weight: jax.Array = 0.0   # () λ; 0: gates on z only
 
 
-def gates(model: LocalLDS, z):
-    """g_k(z) for z (..., d) → (..., K)."""
-    d2 = jnp.sum((z[..., None, :] - model.centres) ** 2, -1)
+def _gate_point(model: LocalLDS, z, u):
+    """The gate coordinates s = [z; λ u] (or z when the centres live in the state space only)."""
+    if model.centres.shape[-1] == z.shape[-1]:
+        return z
+    if u is None:
+        raise ValueError("u: these experts are gated on the state and the action; the action is required")
+    return jnp.concatenate([z, model.action_weight * jnp.broadcast_to(u, z.shape[:-1] + u.shape[-1:])], -1)
+
+
+def gates(model: LocalLDS, z, u=None):
+    """g_k for states z (..., d) and actions u (..., m) → (..., K) (u is ignored when λ = 0)."""
+    d2 = jnp.sum((_gate_point(model, z, u)[..., None, :] - model.centres) ** 2, -1)
     return jax.nn.softmax(-0.5 * d2 / model.bandwidth ** 2, axis=-1)
 
 
 def local_mean(model: LocalLDS, z, u):
-    """f(z, u) = Σ_k g_k(z)(A_k z + B_k u + c_k) for one z (d,), u (m,)."""
-    g = gates(model, z)
+    """f(z, u) = Σ_k g_k(z, u)(A_k z + B_k u + c_k) for one z (d,), u (m,)."""
+    g = gates(model, z, u)
     return jnp.einsum("k,ki->i", g, jnp.einsum("kij,j->ki", model.A, z) + jnp.einsum("kij,j->ki", model.B, u)
                       + model.c)
 
 
-def local_cov(model: LocalLDS, z):
-    """Σ_k g_k(z) W_k⁻¹ for one z (d,)."""
-    return jnp.einsum("k,kij->ij", gates(model, z), model.W_cov)
+def local_cov(model: LocalLDS, z, u=None):
+    """Σ_k g_k(z, u) W_k⁻¹ for one z (d,) (and u (m,) when the gates depend on it)."""
+    return jnp.einsum("k,kij->ij", gates(model, z, u), model.W_cov)
 
 
 @partial(jax.jit, static_argnames=("n_local", "iters"))
@@ -194,12 +207,14 @@ def kmeans(points, key, n_local: int, iters: int = 50):
 
 
 def fit_local(enc_mean, enc_var, actions, *, n_local: int, key, bandwidth_scale: float = 0.5,
-              ab_precision: float = AB_PRIOR_PRECISION, num_iters: int = 20) -> LocalLDS:
+              ab_precision: float = AB_PRIOR_PRECISION, num_iters: int = 20,
+              action_weight: float = 0.0) -> LocalLDS:
     """Fit K local affine experts to latent transitions given as encoder messages N(μ_t, diag σ²_t).
 
-    enc_* (S, T, d), actions (S, T−1, m). Centres by k-means on the μ_t; h = ``bandwidth_scale`` × the
-    median distance from a centre to its nearest other centre; expert k is q([A_k B_k c_k]) q(W_k) from
-    the statistics of q(z) = the encoder messages with transition t weighted by g_k(μ_t) (a constant
+    enc_* (S, T, d), actions (S, T−1, m). Centres by k-means on the gate coordinates s_t = μ_t
+    (``action_weight`` λ = 0) or s_t = [μ_t; λ u_t] (λ > 0: experts local in the state-action space);
+    h = ``bandwidth_scale`` × the median distance from a centre to its nearest other centre; expert k is q([A_k B_k c_k]) q(W_k) from
+    the statistics of q(z) = the encoder messages with transition t weighted by g_k(s_t) (a constant
     input 1 appended to u carries c_k), under the weak prior of :func:`dynamics_prior` with isotropic
     precision ``ab_precision`` on [A B c].
     """
@@ -207,11 +222,16 @@ def fit_local(enc_mean, enc_var, actions, *, n_local: int, key, bandwidth_scale:
     enc_var = jnp.asarray(enc_var, jnp.float64)
     S, T, d = enc_mean.shape
     m = actions.shape[-1]
-    centres = kmeans(enc_mean.reshape(-1, d), key, n_local)
+    if not np.isfinite(action_weight) or action_weight < 0:
+        raise ValueError(f"action_weight: expected a finite number >= 0, got {action_weight!r}")
+    acts = jnp.asarray(actions, jnp.float64)
+    lam = jnp.asarray(float(action_weight))
+    pts = jnp.concatenate([enc_mean[:, :-1], lam * acts], -1) if action_weight > 0 else enc_mean
+    centres = kmeans(pts.reshape(-1, pts.shape[-1]), key, n_local)
     dc = jnp.sqrt(jnp.sum((centres[:, None] - centres[None]) ** 2, -1)) + jnp.diag(jnp.full(n_local, jnp.inf))
     h = bandwidth_scale * jnp.median(jnp.min(dc, 1))
-    proto = LocalLDS(centres, h, None, None, None, None)
-    g = gates(proto, enc_mean[:, :-1])                                    # (S, T−1, K)
+    proto = LocalLDS(centres, h, None, None, None, None, lam)
+    g = gates(proto, enc_mean[:, :-1], acts)                              # (S, T−1, K)
     w = jnp.moveaxis(jnp.concatenate([g, jnp.zeros((S, 1, n_local))], 1), -1, 0)   # (K, S, T)
     q_z = lgssm.SmootherResult(enc_mean, jax.vmap(jax.vmap(jnp.diag))(enc_var), jnp.zeros((S, T, d, d)),
                                MvNormal(jnp.zeros((S, T, d)), jnp.zeros((S, T, d, d))), jnp.zeros(S))
@@ -223,4 +243,4 @@ def fit_local(enc_mean, enc_var, actions, *, n_local: int, key, bandwidth_scale:
     post = lgssm.posterior_from_statistics(stats, prior, num_iters)
     ab = post.q_ab.mean.reshape(n_local, d, d + m + 1)
     W_cov = spd_inverse_logdet(post.q_w.mean())[0]
-    return LocalLDS(centres, h, ab[..., :d], ab[..., d:d + m], ab[..., d + m], W_cov)
+    return LocalLDS(centres, h, ab[..., :d], ab[..., d:d + m], ab[..., d + m], W_cov, lam)

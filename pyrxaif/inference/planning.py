@@ -166,7 +166,7 @@ def linearise_local(model, z_start, us) -> LinearisedChain:
     Az = jax.vmap(jax.jacfwd(f, argnums=0))(zb, ub)             # (H−1, d, d)
     Bu = jax.vmap(jax.jacfwd(f, argnums=1))(zb, ub)             # (H−1, d, m)
     c = jax.vmap(f)(zb, ub) - jnp.einsum("tij,tj->ti", Az, zb) - jnp.einsum("tij,tj->ti", Bu, ub)
-    return LinearisedChain(Az, Bu, c, jax.vmap(lambda z: local_cov(model, z))(zb))
+    return LinearisedChain(Az, Bu, c, jax.vmap(lambda z, u: local_cov(model, z, u))(zb, ub))
 
 
 linearise_local_jit = jax.jit(linearise_local)
@@ -189,25 +189,76 @@ def plan_linearised(chain: LinearisedChain, z_start, z_goal, goal_prec, u_prec, 
     return PlanResult(sm.mean[:, d:], sm.cov[:, d:, d:], sm.mean[:, :d])
 
 
+def nominal_starts(u_warm):
+    """The nominals a re-plan starts from: the warm start (H, m) and the constant nominals 0, +1, −1
+    (normalised actions) → (4, H, m)."""
+    u_warm = jnp.asarray(u_warm)
+    consts = jnp.asarray([0.0, 1.0, -1.0], u_warm.dtype)[:, None, None] * jnp.ones((3,) + u_warm.shape, u_warm.dtype)
+    return jnp.concatenate([u_warm[None], consts])
+
+
+def plan_objective(model, z_start, z_goal, goal_prec, u_prec, goal_mask, us):
+    """−log p(goals, u_{1:H} | z_start) of the actions ``us`` (H, m) on the transition model linearised
+    about their own roll-out: −log N(goals; roll-out, goal noise + propagated transition noise)
+    + ½ Σ_t u_tᵀ diag(u_prec) u_t. On a linear model it is the exact negative log joint with the
+    latents marginalised, so its minimiser is the posterior mean of the actions."""
+    chain = linearise_local(model, z_start, us)
+    d = z_start.shape[0]
+    off = chain.c + jnp.einsum("tij,tj->ti", chain.B, us[:-1])    # the means follow f(z̄_t, u_t) exactly
+    H = us.shape[0]
+    sm = smoother(z_start, jnp.zeros((d, d)), chain.A, chain.W_cov, off, jnp.broadcast_to(z_goal, (H, d)),
+                  goal_mask[:, None] * goal_prec[None, :])
+    return -sm.log_evidence + 0.5 * jnp.sum(u_prec * us ** 2)
+
+
+plan_objective_jit = jax.jit(plan_objective)
+
+#: step sizes of the line search along the message-passing update (0 keeps the current nominal)
+STEP_SIZES = (0.0, 0.25, 0.5, 1.0)
+
+
 @partial(jax.jit, static_argnames=("iters",))
 def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, iters: int = 5):
     """Planning as inference on a locally linear transition model (:class:`pyrxaif.inference.em.LocalLDS`).
 
-    The transition node z_{t+1} ~ N(f(z_t, u_t), W(z_t)⁻¹) is nonlinear, so its messages are taken from
-    its linearisation about a nominal trajectory (as in an iterated extended smoother):
+    The transition node z_{t+1} ~ N(f(z_t, u_t), W(z_t, u_t)⁻¹) is nonlinear, so its messages are taken
+    from its linearisation about a nominal trajectory (as in an iterated extended smoother):
     f(z, u) ≈ f(z̄_t, ū_t) + J_z (z − z̄_t) + J_u (u − ū_t). Each iteration (i) rolls the nominal
     latents out of f from the encoded start under the nominal actions ū (within the bound [−1, 1]),
     (ii) linearises f along it (:func:`linearise_local`), (iii) runs the forward-backward smoother on
     the stacked chain x_t = [z_t; u_t] with the action prior and the goal messages
-    (:func:`plan_linearised`), and (iv) takes the posterior mean actions, projected onto the bound,
-    as the next nominal. ``u_init`` (H, m) is the first nominal (the previous plan shifted by one
-    step when re-planning). Shapes are static in H, d, m, K: re-planning never retraces.
+    (:func:`plan_linearised`), and (iv) moves the nominal towards the posterior mean actions,
+    projected onto the bound, by the step in :data:`STEP_SIZES` with the lowest
+    :func:`plan_objective` (a damped update: the objective never increases; on a linear model the
+    full step is exact). ``u_init`` (H, m) is the first nominal (the previous plan shifted by one step
+    when re-planning); given several, (N, H, m), the iterations run from each (vmapped) and the plan
+    with the lowest objective is returned (a nonlinear model can have several local optima).
+    ``actions`` of the result is the final nominal; covariances and latents are the posterior of its
+    linearisation. Shapes are static in N, H, d, m, K: re-planning never retraces.
     """
+    args = (z_start, z_goal, goal_prec, u_prec, goal_mask)
+    steps = jnp.asarray(STEP_SIZES)
+
+    def objective(us):
+        return plan_objective(model, *args, us)
+
     def posterior(us):
-        return plan_linearised(linearise_local(model, z_start, us), z_start, z_goal, goal_prec, u_prec, goal_mask)
+        return plan_linearised(linearise_local(model, z_start, us), *args)
 
-    def body(us, _):
-        return jnp.clip(posterior(us).actions, -1.0, 1.0), None
+    def body(carry, _):
+        us, cost = carry
+        target = jnp.clip(posterior(us).actions, -1.0, 1.0)
+        cands = us[None] + steps[:, None, None] * (target - us)[None]
+        costs = jax.vmap(objective)(cands).at[0].set(cost)
+        k = jnp.argmin(costs)
+        return (cands[k], costs[k]), None
 
-    us, _ = jax.lax.scan(body, jnp.clip(u_init, -1.0, 1.0), None, length=iters)
-    return posterior(us)
+    def refine(u0):
+        u0 = jnp.clip(u0, -1.0, 1.0)
+        (us, cost), _ = jax.lax.scan(body, (u0, objective(u0)), None, length=iters)
+        return posterior(us)._replace(actions=us), cost
+
+    if u_init.ndim == 2:
+        return refine(u_init)[0]
+    results, costs = jax.vmap(refine)(u_init)
+    return jax.tree_util.tree_map(lambda a: a[jnp.argmin(costs)], results)
