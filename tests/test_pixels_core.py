@@ -483,9 +483,12 @@ def test_local_replanning_does_not_retrace():
     args = lambda: (model, rng.normal(size=2), rng.normal(size=2), np.ones(2), np.ones(1),  # noqa: E731
                     np.r_[0.0, 1, 1, 1], rng.normal(size=(4, 1)))
     planning.plan_local(*args(), iters=3)
+    multi = lambda: args()[:-1] + (planning.nominal_starts(rng.normal(size=(4, 1))),)  # noqa: E731
+    planning.plan_local(*multi(), iters=3)                   # the agent's call: four nominals
     n0 = planning.plan_local._cache_size()
     for _ in range(3):
         planning.plan_local(*args(), iters=3)
+        planning.plan_local(*multi(), iters=3)
     assert planning.plan_local._cache_size() == n0
 
 
