@@ -476,6 +476,19 @@ def test_damped_multistart_planner_never_worsens_and_keeps_the_best_start():
                                atol=1e-12)
 
 
+def test_planner_survives_a_roll_out_that_overflows():
+    """A long roll-out of an explosive expert overflows (non-finite objective and posterior): the damped
+    planner keeps a finite nominal inside the bound instead of returning NaN actions."""
+    d, m, H = 2, 1, 40
+    model = em.LocalLDS(jnp.zeros((1, d)), jnp.asarray(1.0), jnp.asarray(1e8 * np.eye(d))[None], jnp.ones((1, d, m)),
+                        jnp.zeros((1, d)), jnp.asarray(0.01 * np.eye(d))[None])
+    args = (jnp.ones(d), jnp.zeros(d), jnp.full(d, 100.0), jnp.full(m, 4.0), jnp.asarray(np.r_[np.zeros(H - 1), 1.0]))
+    assert not np.isfinite(float(planning.plan_objective(model, *args, jnp.zeros((H, m)))))
+    for init in (jnp.zeros((H, m)), planning.nominal_starts(jnp.zeros((H, m)))):
+        a = np.asarray(planning.plan_local(model, *args, init, iters=3).actions)
+        assert np.isfinite(a).all() and np.abs(a).max() <= 1.0
+
+
 def test_local_replanning_does_not_retrace():
     A, B, Wc = np.eye(2), np.array([[1.0], [0.0]]), np.eye(2)
     model = _one_expert(A, B, Wc)

@@ -378,7 +378,8 @@ def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, ite
     steps = np.asarray(planning.STEP_SIZES)
 
     def objective(us):
-        return float(planning.plan_objective_jit(model, *args, jnp.asarray(us)))
+        v = float(planning.plan_objective_jit(model, *args, jnp.asarray(us)))
+        return v if np.isfinite(v) else np.inf
 
     best, best_cost = None, np.inf
     for u0 in (inits if inits.ndim == 3 else inits[None]):
@@ -387,6 +388,7 @@ def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, ite
         for _ in range(int(iters)):
             res = solve(planning.linearise_local_jit(model, z, jnp.asarray(us)), *args)
             target = np.clip(np.asarray(res.actions), -1.0, 1.0)
+            target = np.where(np.isfinite(target), target, us)
             cands = us[None] + steps[:, None, None] * (target - us)[None]
             costs = np.array([cost] + [objective(c) for c in cands[1:]])
             k = int(np.argmin(costs))

@@ -240,7 +240,9 @@ def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, ite
     steps = jnp.asarray(STEP_SIZES)
 
     def objective(us):
-        return plan_objective(model, *args, us)
+        """The objective, +inf where it is not finite (a roll-out that left the model's range)."""
+        v = plan_objective(model, *args, us)
+        return jnp.where(jnp.isfinite(v), v, jnp.inf)
 
     def posterior(us):
         return plan_linearised(linearise_local(model, z_start, us), *args)
@@ -248,6 +250,7 @@ def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, ite
     def body(carry, _):
         us, cost = carry
         target = jnp.clip(posterior(us).actions, -1.0, 1.0)
+        target = jnp.where(jnp.isfinite(target), target, us)          # a failed solve moves nothing
         cands = us[None] + steps[:, None, None] * (target - us)[None]
         costs = jax.vmap(objective)(cands).at[0].set(cost)
         k = jnp.argmin(costs)
