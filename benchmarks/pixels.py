@@ -21,7 +21,7 @@ import numpy as np
 import pyrxaif  # noqa: F401
 from pyrxaif.agents import jopa
 from pyrxaif.inference import em
-from pyrxaif.inference.planning import nominal_starts, plan_local
+from pyrxaif.inference.planning import plan_local
 from pyrxaif.nn import vae
 
 REFERENCE = {"end_to_end_s": 36 * 60.0, "per_replan_s": 5.0}
@@ -84,8 +84,8 @@ def main(argv=None):
                          bandwidth_scale=cfg.bandwidth_scale, action_weight=cfg.gate_action_weight)
     jax.block_until_ready(local)
     t_local = time.perf_counter() - t0
-    local = local._replace(W_cov=local.W_cov * cfg.plan_noise_scale)
     model = jopa.JopaModel(cfg, params, lds, local)
+    local = model.planning_model()
     H = cfg.horizon
     mask = np.r_[0.0, np.ones(H - 1)]
     goal = np.pi if args.task == "pendulum" else 0.5
@@ -96,8 +96,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         z, _ = model.encode(wins[i % S, i % Tw][None])
         res = plan_local(local, jnp.asarray(z[0]), jnp.asarray(zg[0]), np.full(d, 1 / cfg.goal_var),
-                         np.full(1, 1 / cfg.prior_scale ** 2), mask,
-                         nominal_starts(u_nom) if cfg.plan_multistart else u_nom, iters=cfg.plan_iters)
+                         np.full(1, 1 / cfg.prior_scale ** 2), mask, model.nominals(u_nom), iters=cfg.plan_iters)
         u_nom = jnp.concatenate([res.actions[1:], res.actions[-1:]])
         res.actions.block_until_ready()
         if i > 0:

@@ -131,6 +131,16 @@ class JopaModel:
     lds: em.LDS            # global LDS of the variational EM (the VAE's latent prior)
     local: em.LocalLDS     # locally linear transition model used for planning
 
+    def planning_model(self) -> em.LocalLDS:
+        """The transition model the planner uses: the local experts with their noise covariances
+        scaled by ``config.plan_noise_scale``."""
+        return self.local._replace(W_cov=self.local.W_cov * self.config.plan_noise_scale)
+
+    def nominals(self, u_warm):
+        """The nominals a re-plan starts from: the warm start, and with ``config.plan_multistart`` also
+        the constant nominals (:func:`pyrxaif.inference.planning.nominal_starts`)."""
+        return nominal_starts(u_warm) if self.config.plan_multistart else u_warm
+
     def encode(self, windows):
         mu, var = vae.encode(self.params, np.asarray(windows, np.float32), self.config.latent_dim)
         return np.asarray(mu, np.float64), np.asarray(var, np.float64)
@@ -291,7 +301,7 @@ def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, 
     ``engine``: ``"jax"`` or ``"julia"`` (see :func:`planner`); ``None`` reads ``PYRXAIF_ENGINE``."""
     plan_fn = planner(engine)
     cfg = model.config
-    local = model.local._replace(W_cov=model.local.W_cov * cfg.plan_noise_scale)
+    local = model.planning_model()
     K, d, H = cfg.frames, cfg.latent_dim, cfg.horizon
     obs, info = env.reset(options=start)
     img = env.images[env.index] if cfg.task == "digits" else None
@@ -311,8 +321,7 @@ def run_episode(model: JopaModel, env, *, start: dict, goal: float, steps: int, 
     u_nom = jnp.zeros((H, model.local.B.shape[-1]))
     for _ in range(steps):
         z, _ = model.encode(np.stack(hist[-K:])[None])
-        inits = nominal_starts(u_nom) if cfg.plan_multistart else u_nom
-        res = plan_fn(local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, mask, inits,
+        res = plan_fn(local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, mask, model.nominals(u_nom),
                       iters=cfg.plan_iters)
         u_nom = jnp.concatenate([res.actions[1:], res.actions[-1:]])   # warm start: the plan shifted by one
         u = float(np.clip(res.actions[0, 0], -1.0, 1.0))     # projection onto the action bound

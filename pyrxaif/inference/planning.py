@@ -213,7 +213,7 @@ def plan_objective(model, z_start, z_goal, goal_prec, u_prec, goal_mask, us):
 
 plan_objective_jit = jax.jit(plan_objective)
 
-#: step sizes of the line search along the message-passing update (0 keeps the current nominal)
+#: step sizes of the line search along the message-passing update (the first, 0, keeps the current nominal)
 STEP_SIZES = (0.0, 0.25, 0.5, 1.0)
 
 
@@ -252,7 +252,7 @@ def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, ite
         target = jnp.clip(posterior(us).actions, -1.0, 1.0)
         target = jnp.where(jnp.isfinite(target), target, us)          # a failed solve moves nothing
         cands = us[None] + steps[:, None, None] * (target - us)[None]
-        costs = jax.vmap(objective)(cands).at[0].set(cost)
+        costs = jnp.concatenate([cost[None], jax.vmap(objective)(cands[1:])])   # step 0 is the current nominal
         k = jnp.argmin(costs)
         return (cands[k], costs[k]), None
 
