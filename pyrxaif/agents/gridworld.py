@@ -197,7 +197,7 @@ def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon:
 ENV_DEFAULTS = {
     "frozenlake": {"horizon": 10, "n_iter": 8, "obs_weight": 0.3},
     "rocksample": {"horizon": 12, "n_iter": 8, "obs_weight": 0.15},
-    "wumpus": {"horizon": 10, "n_iter": 16, "obs_weight": 0.1},
+    "wumpus": {"horizon": 10, "n_iter": 16, "obs_weight": 0.2},
 }
 
 

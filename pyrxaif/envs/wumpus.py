@@ -13,6 +13,8 @@ adjacent), glitter (the gold is on or adjacent to the cell): P(1 | true) = tp, P
 the percepts read 0, and in DONE every modality reads 0. A breeze says a pit is near, not which
 neighbour: the observations are suggestive, not decisive.
 Preferences: log C = +goal_pref on the gold, −hazard_pref on a pit or the wumpus, 0 elsewhere and in DONE.
+Action prior: moves weight 1, SENSE ``sense_weight`` (default 1: a SENSE costs its time step and nothing
+more; with 0.5 the extra log 2 nats of prior cost kept every planner from sensing, see docs/gridworld.md).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def wumpus_layouts(n: int, n_layouts: int, n_pits: int, seed: int):
 
 def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float = 0.8,
                noise: tuple = (0.8, 0.2), sense_noise: tuple = (0.99, 0.01), goal_pref: float = 3.0,
-               hazard_pref: float = 6.0, sense_weight: float = 0.5, layout_seed: int = 0):
+               hazard_pref: float = 6.0, sense_weight: float = 1.0, layout_seed: int = 0):
     N = n * n
     S, A, K = 2 * N + 1, 5, n_layouts
     DONE = 2 * N
