@@ -248,6 +248,19 @@ def test_cli_writes_results(tmp_path):
         assert os.path.getsize(out / f) > 0
 
 
+def test_cli_slip_option(tmp_path, capsys):
+    from pyrxaif.cli import main
+    assert main(["gridworld", "--env", "wumpus", "--slip", "0.1", "--out", str(tmp_path / "w")]) == 2
+    assert "--slip applies to --env frozenlake only" in capsys.readouterr().err
+    assert main(["gridworld", "--env", "frozenlake", "--slip", "1.0", "--out", str(tmp_path / "f")]) == 2
+    assert "--slip must be a probability" in capsys.readouterr().err
+    out = tmp_path / "fl"
+    rc = main(["gridworld", "--env", "frozenlake", "--slip", "0.0", "--method", "bp", "--episodes", "1",
+               "--horizon", "2", "--iters", "1", "--out", str(out)])
+    assert rc == 0
+    assert json.loads((out / "results.json").read_text())["env_kwargs"] == {"slip": 0.0}
+
+
 def test_wilson_interval_closed_form():
     from pyrxaif.commands.gridworld import wilson
     lo, hi = wilson(0, 10)

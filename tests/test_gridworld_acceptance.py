@@ -55,10 +55,6 @@ def _run(env_name):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="measured AIF-MP success 0.94 (188/200, γ = 0.3; BP 0.58) < 0.95; the target sits at the "
-                          "ceiling: the known-layout optimal policy has expected success 0.9635 on these layouts and "
-                          "reaches 0.94-0.965 in the same random streams (benchmarks/frozenlake_oracle.py)",
-                   strict=False)
 def test_frozenlake_acceptance():
     r = _run("frozenlake")
     assert r["aif-mp"].success.mean() >= 0.95

@@ -39,6 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--damping", type=float, default=None, help="channel damping λ in (0, 1]")
     parser.add_argument("--obs-weight", type=float, default=None,
                         help="strength of the observation-side corrections (default per env)")
+    parser.add_argument("--slip", type=float, default=None,
+                        help="Frozen Lake only: slip probability per move (default 0.03)")
     parser.add_argument("--batch", type=int, default=50, help="episodes simulated together (vmap)")
     parser.add_argument("--out", default=os.path.join("pyrxaif-output", "gridworld"))
     parser.add_argument("--render", action="store_true", help="save a GIF of the first episode")
@@ -81,9 +83,18 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         print("pyrxaif gridworld: --episodes must be positive", file=sys.stderr)
         return 2
+    env_kwargs = {}
+    if args.slip is not None:
+        if args.env != "frozenlake":
+            print(f"pyrxaif gridworld: --slip applies to --env frozenlake only, not {args.env}", file=sys.stderr)
+            return 2
+        if not 0.0 <= args.slip < 1.0:
+            print(f"pyrxaif gridworld: --slip must be a probability in [0, 1), got {args.slip}", file=sys.stderr)
+            return 2
+        env_kwargs["slip"] = args.slip
     from pyrxaif.engines import require_engine
     engine = require_engine(args.engine)  # start Julia (or say why not) before any work
-    env = make_env(args.env)
+    env = make_env(args.env, **env_kwargs)
     d = ENV_DEFAULTS[args.env]
     horizon = args.horizon or d["horizon"]
     n_iter = args.iters or d["n_iter"]
@@ -122,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
             save_gif(env, res.states[0][: int(res.steps[0]) + 1], int(res.layout[0]),
                      os.path.join(args.out, "episode.gif"))
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"env": args.env, "horizon": horizon, "iters": n_iter, "obs_weight": obs_weight,
+        json.dump({"env": args.env, "env_kwargs": env_kwargs, "horizon": horizon, "iters": n_iter, "obs_weight": obs_weight,
                    "results": rows}, f, indent=2)
     with open(os.path.join(args.out, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=lambda s: (s != "method", s)))
