@@ -1,6 +1,7 @@
 """Benchmark: LDS smoothing and one VB-EM step, pyrxaif (jitted JAX) vs a plain NumPy loop over t.
 
     python benchmarks/lgssm.py [--sizes 100 1000 10000] [--dim 8] [--control-dim 1] [--repeats 5]
+    python benchmarks/lgssm.py --sizes 1000 --batch 1 8 32    # per-sequence cost of a vmapped batch
 
 Both sides do the same computation on the expected LDS under q([A B]) q(W): the information
 filter with the covariance-correction potential Ψ, the RTS pass with lag-one covariances, the
@@ -188,6 +189,30 @@ def run(sizes, d, m, repeats, numpy_max_t, parallel_max_t):
     return rows
 
 
+def run_batched(T, d, m, batches, repeats):
+    """Per-sequence time of one vmapped call on N sequences of length T (N in ``batches``) against the
+    NumPy loop's time for one sequence: does batching amortise XLA's per-step cost?"""
+    p = make_problem(T, d, m)
+    q_w, prior = p["q_w"], p["prior"]
+    np_args = (p["mu"], p["lam"], p["u"], p["ab_mean"], p["ab_cov"], float(q_w.df), np.asarray(q_w.inv_scale),
+               np.zeros(d), np.eye(d))
+    np_prior = (np.asarray(prior.q_ab.precision), np.asarray(prior.q_ab.xi), float(prior.q_w.df),
+                np.asarray(prior.q_w.inv_scale))
+    _, t_np, _ = timed(lambda: numpy_smooth(*np_args), repeats)
+    _, t_np_em, _ = timed(lambda: numpy_em_step(*np_args, *np_prior), repeats)
+    print(f"T={T}, d={d}, m={m}; NumPy loop per sequence: smooth {1e3 * t_np:.1f} ms, EM step {1e3 * t_np_em:.1f} ms")
+    post = lgssm.DynamicsPosterior(p["q_ab"], q_w)
+    rng = np.random.default_rng(1)
+    for n in batches:
+        mu = p["mu"][None] + 0.01 * rng.normal(size=(n, T, d))
+        lam = np.repeat(p["lam"][None], n, axis=0)
+        u = np.repeat(p["u"][None], n, axis=0)
+        _, t_s, _ = timed(lambda: lgssm.smooth(mu, lam, u, p["q_ab"], q_w, p["init"]), repeats)
+        _, t_e, _ = timed(lambda: lgssm.vb_em(mu, lam, u, prior, p["init"], num_iters=1, posterior=post), repeats)
+        print(f"batch {n:>4}: smooth {1e3 * t_s:9.2f} ms = {1e3 * t_s / n:7.2f} ms/sequence ({n * t_np / t_s:5.1f}x) | "
+              f"EM step {1e3 * t_e:9.2f} ms = {1e3 * t_e / n:7.2f} ms/sequence ({n * t_np_em / t_e:5.1f}x)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
@@ -197,7 +222,13 @@ def main(argv=None):
     ap.add_argument("--numpy-max-t", type=int, default=10000, help="skip the NumPy loop above this T")
     ap.add_argument("--parallel-max-t", type=int, default=1000,
                     help="skip the parallel smoother above this T (its XLA compilation is slow at T = 10000)")
+    ap.add_argument("--batch", type=int, nargs="+", default=None,
+                    help="instead: per-sequence times of vmapped batches of these sizes at each T")
     args = ap.parse_args(argv)
+    if args.batch:
+        for T in args.sizes:
+            run_batched(T, args.dim, args.control_dim, args.batch, args.repeats)
+        return
     run(args.sizes, args.dim, args.control_dim, args.repeats, args.numpy_max_t, args.parallel_max_t)
 
 

@@ -30,3 +30,12 @@ def test_wumpus_information_agents_share_run_episodes_streams():
     success, steps, senses = wi.run(env, seeds, "vbp", sense_new_cells=True)
     assert np.all(senses >= 1)                    # at least the start cell is sensed
     assert np.all(senses <= steps)
+
+
+def test_lgssm_benchmark_reference_agrees_and_runs_batched(capsys):
+    """benchmarks/lgssm.py checks its NumPy loop against pyrxaif before timing (asserts inside ``run``)."""
+    lb = _load("lgssm")
+    rows = lb.run([30], 3, 1, 1, numpy_max_t=100, parallel_max_t=0)
+    assert rows[0]["T"] == 30 and rows[0]["numpy"] > 0 and rows[0]["smooth"] > 0
+    lb.run_batched(30, 3, 1, [2], 1)
+    assert "batch    2:" in capsys.readouterr().out
