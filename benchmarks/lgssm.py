@@ -128,6 +128,16 @@ def make_problem(T, d, m, seed=0):
                 ab_mean=ab_mean, ab_cov=ab_cov)
 
 
+def numpy_inputs(p, d):
+    """(arguments of ``numpy_smooth``, extra prior arguments of ``numpy_em_step``) for a ``make_problem`` dict."""
+    q_w, prior = p["q_w"], p["prior"]
+    args = (p["mu"], p["lam"], p["u"], p["ab_mean"], p["ab_cov"], float(q_w.df), np.asarray(q_w.inv_scale),
+            np.zeros(d), np.eye(d))
+    prior_args = (np.asarray(prior.q_ab.precision), np.asarray(prior.q_ab.xi), float(prior.q_w.df),
+                  np.asarray(prior.q_w.inv_scale))
+    return args, prior_args
+
+
 def timed(fn, repeats):
     t0 = time.perf_counter()
     jax.block_until_ready(fn())
@@ -151,8 +161,7 @@ def run(sizes, d, m, repeats, numpy_max_t, parallel_max_t):
     for T in sizes:
         p = make_problem(T, d, m)
         q_w = p["q_w"]
-        np_args = (p["mu"], p["lam"], p["u"], p["ab_mean"], p["ab_cov"], float(q_w.df), np.asarray(q_w.inv_scale),
-                   np.zeros(d), np.eye(d))
+        np_args, np_prior = numpy_inputs(p, d)
         prior = p["prior"]
         post = lgssm.DynamicsPosterior(p["q_ab"], q_w)
         seq = lambda: lgssm.smooth(p["mu"], p["lam"], p["u"], p["q_ab"], q_w, p["init"])  # noqa: E731
@@ -167,16 +176,13 @@ def run(sizes, d, m, repeats, numpy_max_t, parallel_max_t):
         err = max(np.max(np.abs(ref[0] - np.asarray(res.mean))), abs(ref[3] - float(res.log_normalizer)) / abs(ref[3]))
         assert err < 1e-6, f"NumPy reference disagrees with pyrxaif (max error {err:.2e})"
         new_post, _ = em()
-        ref_em = numpy_em_step(*np_args, np.asarray(prior.q_ab.precision), np.asarray(prior.q_ab.xi),
-                               float(prior.q_w.df), np.asarray(prior.q_w.inv_scale))
+        ref_em = numpy_em_step(*np_args, *np_prior)
         err = np.max(np.abs(ref_em[0] - np.asarray(new_post.q_ab.mean)))
         assert err < 1e-6, f"NumPy EM step disagrees with pyrxaif (max error {err:.2e})"
         if T <= numpy_max_t:
             r = max(1, min(repeats, 3 if T > 1000 else repeats))
             _, t_np, b_np = timed(lambda: numpy_smooth(*np_args), r)
-            _, t_np_em, b_np_em = timed(lambda: numpy_em_step(*np_args, np.asarray(prior.q_ab.precision),
-                                                     np.asarray(prior.q_ab.xi), float(prior.q_w.df),
-                                                     np.asarray(prior.q_w.inv_scale)), r)
+            _, t_np_em, b_np_em = timed(lambda: numpy_em_step(*np_args, *np_prior), r)
         else:
             t_np = t_np_em = b_np = b_np_em = float("nan")
         row = dict(T=T, smooth=t_seq, parallel=t_par, numpy=t_np, em=t_em, numpy_em=t_np_em,
@@ -194,10 +200,7 @@ def run_batched(T, d, m, batches, repeats):
     NumPy loop's time for one sequence: does batching amortise XLA's per-step cost?"""
     p = make_problem(T, d, m)
     q_w, prior = p["q_w"], p["prior"]
-    np_args = (p["mu"], p["lam"], p["u"], p["ab_mean"], p["ab_cov"], float(q_w.df), np.asarray(q_w.inv_scale),
-               np.zeros(d), np.eye(d))
-    np_prior = (np.asarray(prior.q_ab.precision), np.asarray(prior.q_ab.xi), float(prior.q_w.df),
-                np.asarray(prior.q_w.inv_scale))
+    np_args, np_prior = numpy_inputs(p, d)
     _, t_np, _ = timed(lambda: numpy_smooth(*np_args), repeats)
     _, t_np_em, _ = timed(lambda: numpy_em_step(*np_args, *np_prior), repeats)
     print(f"T={T}, d={d}, m={m}; NumPy loop per sequence: smooth {1e3 * t_np:.1f} ms, EM step {1e3 * t_np_em:.1f} ms")
