@@ -30,6 +30,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from pyrxaif.envs.frozenlake import DEFAULT_SLIP
     from pyrxaif.inference.rollout import METHODS
     parser.add_argument("--env", choices=ENVS, default="frozenlake")
     parser.add_argument("--method", choices=METHODS + ("all",), default="all")
@@ -40,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--obs-weight", type=float, default=None,
                         help="strength of the observation-side corrections (default per env)")
     parser.add_argument("--slip", type=float, default=None,
-                        help="Frozen Lake only: slip probability per move (default 0.03)")
+                        help=f"Frozen Lake only: slip probability per move (default {DEFAULT_SLIP})")
     parser.add_argument("--batch", type=int, default=50, help="episodes simulated together (vmap)")
     parser.add_argument("--out", default=os.path.join("pyrxaif-output", "gridworld"))
     parser.add_argument("--render", action="store_true", help="save a GIF of the first episode")
