@@ -68,6 +68,8 @@ def test_config_and_success_checks():
         jopa.JopaConfig(task="cartpole")
     with pytest.raises(ValueError, match="horizon"):
         jopa.JopaConfig(horizon=1)
+    with pytest.raises(ValueError, match="a_prior_precision"):
+        jopa.JopaConfig(a_prior_precision=0.0)
     th = np.r_[np.zeros(5), np.full(50, np.pi - 0.1), np.zeros(3)]
     assert jopa.pendulum_success(th) == (True, True, 50)
     assert jopa.pendulum_success(th[:30]) == (True, False, 25)

@@ -288,6 +288,31 @@ def test_lds_em_free_energy_decreases_and_recovers_dynamics():
     np.testing.assert_allclose(np.asarray(lds.m1), z[:, 0].mean(0), atol=0.1)
 
 
+def test_a_prior_precision_pins_an_integrator_and_b_is_least_squares():
+    """``a_prior_precision`` large: q(A) stays at I whatever the data, and E[B] is the least-squares fit
+    of the increments z_{t+1} − z_t on u (encoder messages nearly exact; B's prior precision 1e−2 is
+    included in the closed form). The default prior recovers the true (non-identity) A instead."""
+    rng = np.random.default_rng(5)
+    A = np.array([[0.9, 0.2], [-0.2, 0.9]])
+    B = np.array([[0.3], [-0.6]])
+    S, T = 10, 30
+    u = rng.uniform(-1, 1, (S, T - 1, 1))
+    z = np.zeros((S, T, 2))
+    z[:, 0] = rng.normal(size=(S, 2))
+    for t in range(T - 1):
+        z[:, t + 1] = z[:, t] @ A.T + u[:, t] @ B.T + 0.05 * rng.normal(size=(S, 2))
+    var = np.full((S, T, 2), 1e-8)
+    pinned, _ = em.fit_lds(em.init_lds(2, 1, a_precision=1e10), z, var, u, iters=5)
+    np.testing.assert_allclose(np.asarray(pinned.A), np.eye(2), atol=1e-5)
+    dz, uu = (z[:, 1:] - z[:, :-1]).reshape(-1, 2), u.reshape(-1, 1)
+    b_ls = np.linalg.solve(uu.T @ uu + em.AB_PRIOR_PRECISION * np.eye(1), uu.T @ dz).T
+    np.testing.assert_allclose(np.asarray(pinned.B), b_ls, rtol=1e-4, atol=1e-6)
+    free, _ = em.fit_lds(em.init_lds(2, 1), z, var, u, iters=5)
+    np.testing.assert_allclose(np.asarray(free.A), A, atol=0.03)
+    with pytest.raises(ValueError, match="a_precision"):
+        em.dynamics_prior(2, 1, a_precision=-1.0)
+
+
 def test_cavity_times_encoder_message_gives_posterior():
     rng = np.random.default_rng(4)
     A, B, Wc = np.eye(2) * 0.9, np.ones((2, 1)) * 0.1, 0.2 * np.eye(2)

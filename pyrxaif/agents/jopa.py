@@ -43,6 +43,7 @@ class JopaConfig:
     em_iters: int = 6
     vae_epochs_per_em: int = 5
     lds_iters_per_em: int = 5
+    a_prior_precision: float | None = None  # EM prior precision of A around I (None: the weak default)
     batch_size: int = 128
     lr: float = 2e-3
     horizon: int = 15
@@ -68,6 +69,9 @@ class JopaConfig:
         for name in ("plan_noise_scale", "bandwidth_scale"):
             if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive number, got {getattr(self, name)!r}")
+        if self.a_prior_precision is not None and not (np.isfinite(self.a_prior_precision)
+                                                       and self.a_prior_precision > 0):
+            raise ValueError(f"a_prior_precision: expected a positive number or None, got {self.a_prior_precision!r}")
         if not np.isfinite(self.gate_action_weight) or self.gate_action_weight < 0:
             raise ValueError(f"gate_action_weight: expected a number >= 0, got {self.gate_action_weight!r}")
         for name in ("latent_dim", "frames", "n_traj", "traj_len", "horizon", "n_local", "plan_iters"):
@@ -173,7 +177,7 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
         params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, prior_m, prior_P, latent_dim=d,
                                                   beta=1.0, optimizer=opt, batch_size=config.batch_size)
         history["pretrain_loss"].append(loss)
-    lds = em.init_lds(d, acts.shape[-1])
+    lds = em.init_lds(d, acts.shape[-1], config.a_prior_precision)
     for _ in tqdm(range(config.em_iters), desc="variational EM", disable=not progress):
         mu, var = _encode_seqs(params, config, wins)
         lds, fe_lds = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)

@@ -39,7 +39,8 @@ def _config(task: str, quick: bool):
     else:   # single-frame encoder: the digit's angle has no velocity to carry
         cfg = JopaConfig(task="digits", latent_dim=6, frames=1, n_traj=120, traj_len=20, data_action_scale=1.0,
                          data_scale_spread=0.0, horizon=8, pretrain_epochs=15, em_iters=4, vae_epochs_per_em=3,
-                         max_recon_mse=0.06, n_local=64, gate_action_weight=2.0, plan_noise_scale=1e-3)
+                         max_recon_mse=0.06, n_local=64, gate_action_weight=2.0, plan_noise_scale=1e-3,
+                         a_prior_precision=1e6)   # an integrator latent: z' = z + B u + noise
     if quick:
         cfg.n_traj, cfg.pretrain_epochs, cfg.em_iters, cfg.vae_epochs_per_em = 10, 3, 2, 1
         cfg.max_pred_nmse, cfg.max_recon_mse = np.inf, np.inf   # smoke run: report, do not refuse

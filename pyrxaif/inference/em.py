@@ -68,16 +68,22 @@ class LDS(NamedTuple):
         return self.init.cov
 
 
-def dynamics_prior(d: int, m: int) -> lgssm.DynamicsPosterior:
-    """The weak prior p([A B]) p(W) above (``m`` control inputs)."""
+def dynamics_prior(d: int, m: int, a_precision: float | None = None) -> lgssm.DynamicsPosterior:
+    """The weak prior p([A B]) p(W) above (``m`` control inputs); ``a_precision`` replaces the
+    precision of the entries of A around I (large: an integrator z' = z + B u + noise)."""
     ab = np.concatenate([np.eye(d), np.zeros((d, m))], 1)
-    return lgssm.make_prior(d, m, ab_mean=ab, ab_precision=AB_PRIOR_PRECISION, w_df=float(d),
+    prec = np.full((d, d + m), AB_PRIOR_PRECISION)
+    if a_precision is not None:
+        if not np.isfinite(a_precision) or a_precision <= 0:
+            raise ValueError(f"a_precision: expected a positive number or None, got {a_precision!r}")
+        prec[:, :d] = a_precision
+    return lgssm.make_prior(d, m, ab_mean=ab, ab_precision=np.diag(prec.reshape(-1)), w_df=float(d),
                             w_mean=np.eye(d) / W_PRIOR_NOISE_VAR)
 
 
-def init_lds(d: int, m: int) -> LDS:
+def init_lds(d: int, m: int, a_precision: float | None = None) -> LDS:
     """Posterior = prior, z_1 ~ N(0, I)."""
-    prior = dynamics_prior(d, m)
+    prior = dynamics_prior(d, m, a_precision)
     return LDS(prior, prior, MvNormal.from_mean_cov(jnp.zeros(d), jnp.eye(d)))
 
 
