@@ -42,7 +42,9 @@ def _config(task: str, quick: bool):
                          max_recon_mse=0.06, n_local=64, gate_action_weight=2.0, plan_noise_scale=1e-3,
                          a_prior_precision=1e6)   # an integrator latent: z' = z + B u + noise
     if quick:
-        cfg.n_traj, cfg.pretrain_epochs, cfg.em_iters, cfg.vae_epochs_per_em = 10, 3, 2, 1
+        # about 800 frames for either task (pendulum 10 × 80, digits 40 × 20), 3 + 2 epochs
+        cfg.n_traj = 10 if task == "pendulum" else 40
+        cfg.pretrain_epochs, cfg.em_iters, cfg.vae_epochs_per_em = 3, 2, 1
         cfg.max_pred_nmse, cfg.max_recon_mse = np.inf, np.inf   # smoke run: report, do not refuse
     return cfg
 
