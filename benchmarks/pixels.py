@@ -62,7 +62,7 @@ def main(argv=None):
         key, k = jax.random.split(key)
         params, st, _ = vae.train_epoch(params, st, k, flat, pm, pP, latent_dim=d, beta=1.0, optimizer=opt)
     t_epoch = (time.perf_counter() - t0) / args.epochs
-    lds = em.init_lds(d, 1)
+    lds = em.init_lds(d, 1, cfg.a_prior_precision)
     e_times, m_times = [], []
     for it in range(args.em_iters + 1):                       # first iteration includes compilation
         t0 = time.perf_counter()
