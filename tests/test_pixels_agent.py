@@ -78,6 +78,36 @@ def test_config_and_success_checks():
     assert w.shape == (1, 4, 2, 2, 2) and w[0, 1, :, 0, 0].tolist() == [1.0, 2.0]
 
 
+def test_closed_loop_data_is_the_controllers_own_consistent_episodes():
+    """Frames render the true states, actions are the applied normalised torques (stepping the physics
+    with them reproduces the states), half the episodes start near upright, and a seed repeats them."""
+    from pyrxaif.envs.pendulum import pendulum_step, render_pendulum, wrap_angle
+
+    model = _untrained()
+    frames, actions, states = jopa.closed_loop_data(model, 4, seed=3, progress=False)
+    T = model.config.traj_len
+    assert frames.shape == (4, T, 28, 28) and actions.shape == (4, T - 1, 1) and states.shape == (4, T)
+    for e in range(4):
+        for t in range(T):
+            np.testing.assert_allclose(frames[e, t], render_pendulum(states[e, t]), atol=1e-6)
+    assert np.all(np.abs(actions) <= 1.0) and np.any(np.abs(actions) > 1e-3)
+    assert np.all(np.abs(wrap_angle(states[::2, 0] - np.pi)) <= 0.5)
+    # the angle sequence is the physics under the recorded torques (ω recovered from the first step)
+    th, u = states[0], actions[0, :, 0] * model.config.max_torque
+    omega = wrap_angle(th[1] - th[0]) / 0.05
+    for t in range(1, T - 1):
+        th_next, omega = pendulum_step(th[t], omega, u[t])
+        assert th_next == pytest.approx(th[t + 1], abs=1e-9)
+    again = jopa.closed_loop_data(model, 4, seed=3, progress=False)
+    np.testing.assert_array_equal(again[2], states)
+    with pytest.raises(ValueError, match="refit_episodes"):
+        jopa.JopaConfig(refit_episodes=-1)
+    with pytest.raises(ValueError, match="pretrain_prior"):
+        jopa.JopaConfig(pretrain_prior="uniform")
+    with pytest.raises(ValueError, match="2-d frame latents"):
+        jopa.JopaConfig(pretrain_prior="ring", latent_dim=6, frames=2)
+
+
 def test_cli_pendulum_quick(tmp_path, capsys):
     from pyrxaif.cli import main
 

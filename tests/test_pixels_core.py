@@ -153,6 +153,62 @@ def test_vae_learns_to_reconstruct_pendulum_frames():
     assert mse < 0.5 * mse0
 
 
+def test_ring_prior_is_a_normalised_density_peaked_on_the_circle():
+    ring = vae.RingPrior(1.0, 0.2)
+    g = np.linspace(-2.0, 2.0, 801)
+    Z = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    p = np.exp(np.asarray(vae.ring_log_prior(jnp.asarray(Z), ring)))
+    assert p.sum() * (g[1] - g[0]) ** 2 == pytest.approx(1.0, abs=2e-3)
+    # two stacked frames: the log densities add; the density depends on the radius only
+    z2 = jnp.asarray([[0.6, 0.8, -1.1, 0.0]])
+    want = sum(np.log(np.exp(-0.5 * ((r - 1.0) / 0.2) ** 2) / (0.2 * np.sqrt(2 * np.pi)) / (2 * np.pi * r))
+               for r in (1.0, 1.1))
+    assert float(vae.ring_log_prior(z2, ring)[0]) == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="latent_dim"):
+        vae.ring_log_prior(jnp.zeros((1, 3)), ring)
+
+
+def test_ring_kl_is_an_unbiased_one_sample_estimate():
+    """vae_loss with a ring prior: the mean of its KL term over samples equals E_q[log q − log p] by
+    quadrature for each window's encoder message (2-d latent), and the Gaussian arguments are refused."""
+    th = np.array([0.0, 1.0, 2.5])
+    wins = np.stack([render_pendulum(t) for t in th]).astype(np.float32)[:, None]
+    params = vae.init_vae(jax.random.PRNGKey(3), vae.VAEConfig(2, 1))
+    ring = vae.RingPrior(1.0, 0.3)
+    keys = jax.random.split(jax.random.PRNGKey(0), 4000)
+    kl_mc = jax.vmap(lambda k: vae.vae_loss(params, k, wins, None, None, 2, 1.0, ring)[1][1])(keys)
+    mu, var = (np.asarray(a, np.float64) for a in vae.encode(params, wins, 2))
+    g = np.linspace(-6.0, 6.0, 1201)
+    Z = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    log_p = np.asarray(vae.ring_log_prior(jnp.asarray(Z), ring))
+    kls = []
+    for m, v in zip(mu, var):
+        log_q = np.sum(-0.5 * (Z - m) ** 2 / v - 0.5 * np.log(2 * np.pi * v), -1)
+        kls.append(np.sum(np.exp(log_q) * (log_q - log_p)) * (g[1] - g[0]) ** 2)
+    se = float(np.std(kl_mc)) / np.sqrt(len(keys))
+    assert float(np.mean(kl_mc)) == pytest.approx(np.mean(kls), abs=4 * se + 1e-3)
+    opt = vae.make_optimizer()
+    with pytest.raises(ValueError, match="either a Gaussian prior"):
+        vae.train_epoch(params, opt.init(params), keys[0], wins, np.zeros((3, 2)), None, latent_dim=2, beta=1.0,
+                        optimizer=opt, ring=ring)
+
+
+def test_ring_pretraining_puts_the_frame_latents_near_the_circle():
+    """Pre-training against a ring of radius 3 puts the encoded frames near that radius."""
+    th = np.linspace(-np.pi, np.pi, 48, endpoint=False)
+    wins = np.stack([render_pendulum(t) for t in th]).astype(np.float32)[:, None]
+    params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(2, 1))
+    opt = vae.make_optimizer(3e-3)
+    st = opt.init(params)
+    key = jax.random.PRNGKey(1)
+    for _ in range(40):
+        key, k = jax.random.split(key)
+        params, st, _ = vae.train_epoch(params, st, k, wins, None, None, latent_dim=2, beta=1.0, optimizer=opt,
+                                        batch_size=8, ring=vae.RingPrior(3.0, 0.2))
+    r = np.linalg.norm(np.asarray(vae.encode(params, wins, 2)[0]), axis=1)   # N(0, I) would give ≈ 1.2
+    assert 2.6 < np.median(r) < 3.4 and np.mean(np.abs(r - 3.0) < 0.6) > 0.8, r
+
+
 # ----------------------------------------------------------------------------- smoother and planner
 
 def _dense_lds_posterior(A, B, Q, m1, P1, u, mus, precs):

@@ -40,6 +40,7 @@ class JopaConfig:
     data_goal_fraction: float = 0.25 # pendulum: share of exploration trajectories starting near upright
     data_scale_spread: float = 1.0   # s_i log-uniform in [s·10^−spread, s] per trajectory (slow and fast data)
     pretrain_epochs: int = 30
+    pretrain_prior: str = "gaussian" # VAE pre-training prior: "gaussian" N(0, I) or "ring" (cyclic 2-d frame latents)
     em_iters: int = 6
     vae_epochs_per_em: int = 5
     lds_iters_per_em: int = 5
@@ -61,10 +62,21 @@ class JopaConfig:
     # validation bar: normalised one-step latent prediction error and pixel MSE on held-out sequences
     max_pred_nmse: float = 0.5
     max_recon_mse: float = 0.02
+    # closed-loop refit: episodes of the trained model's own controller whose frames join the training
+    # data for a refit of the planning experts (0: none)
+    refit_episodes: int = 0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         V.check_choice("task", self.task, TASKS)
+        V.check_choice("pretrain_prior", self.pretrain_prior, ("gaussian", "ring"))
+        if self.pretrain_prior == "ring":
+            p = self.latent_dim // self.frames if self.per_frame and self.frames > 1 else self.latent_dim
+            if p != 2 or (self.per_frame and self.frames > 1 and self.latent_dim % self.frames):
+                raise ValueError(f"pretrain_prior: 'ring' needs 2-d frame latents, got latent_dim = {self.latent_dim} "
+                                 f"for frames = {self.frames} (per_frame = {self.per_frame})")
+        if not isinstance(self.refit_episodes, (int, np.integer)) or self.refit_episodes < 0:
+            raise ValueError(f"refit_episodes: expected an integer >= 0, got {self.refit_episodes!r}")
         V.check_choice("goal_steps", self.goal_steps, ("final", "all"))
         for name in ("plan_noise_scale", "bandwidth_scale"):
             if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
@@ -157,8 +169,10 @@ def _encode_seqs(params, config, wins):
     return (np.asarray(mu, np.float64).reshape(S, Tw, d), np.asarray(var, np.float64).reshape(S, Tw, d))
 
 
-def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = True):
-    """VAE pre-training (prior N(0, I)), then variational EM; returns (model, history)."""
+def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = True, images=None):
+    """VAE pre-training (prior N(0, I) or the ring prior), variational EM, the planning experts, and with
+    ``config.refit_episodes`` their closed-loop refit (:func:`closed_loop_data`; digits need the training
+    ``images`` for it); returns (model, history)."""
     K, d = config.frames, config.latent_dim
     wins = windows_of(frames, K)                         # (S, Tw, K, 28, 28)
     acts = np.asarray(actions[:, K - 1:], np.float64)    # action between window t and t+1
@@ -169,13 +183,13 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
     params = vae.init_vae(k0, vae.VAEConfig(d, K, per_frame=config.per_frame and K > 1))
     opt = vae.make_optimizer(config.lr)
     opt_state = opt.init(params)
-    prior_m = np.zeros((S * Tw, d))
-    prior_P = np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy()
+    ring = vae.RingPrior() if config.pretrain_prior == "ring" else None
+    pretrain_prior = (None, None) if ring else (np.zeros((S * Tw, d)), np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy())
     history = {"pretrain_loss": [], "em": []}
     for _ in tqdm(range(config.pretrain_epochs), desc="VAE pre-training", disable=not progress):
         key, k = jax.random.split(key)
-        params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, prior_m, prior_P, latent_dim=d,
-                                                  beta=1.0, optimizer=opt, batch_size=config.batch_size)
+        params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, *pretrain_prior, latent_dim=d,
+                                                  beta=1.0, optimizer=opt, batch_size=config.batch_size, ring=ring)
         history["pretrain_loss"].append(loss)
     lds = em.init_lds(d, acts.shape[-1], config.a_prior_precision)
     for _ in tqdm(range(config.em_iters), desc="variational EM", disable=not progress):
@@ -197,9 +211,42 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
     mu, var = _encode_seqs(params, config, wins)
     lds, _ = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)
     key, k = jax.random.split(key)
-    local = em.fit_local(mu, var, acts, n_local=config.n_local, key=k, bandwidth_scale=config.bandwidth_scale,
-                         action_weight=config.gate_action_weight)
-    return JopaModel(config, params, lds, local), history
+    fit = lambda m, v, a, k: em.fit_local(m, v, a, n_local=config.n_local, key=k,  # noqa: E731
+                                           bandwidth_scale=config.bandwidth_scale,
+                                           action_weight=config.gate_action_weight)
+    model = JopaModel(config, params, lds, fit(mu, var, acts, k))
+    if config.refit_episodes:
+        # the experts are refitted on the training data plus the states the controller itself visits
+        # (the top of a swing, held; sparse under random exploration)
+        cl_frames, cl_actions, _ = closed_loop_data(model, config.refit_episodes, seed, images=images, progress=progress)
+        cl_mu, cl_var = _encode_seqs(params, config, windows_of(cl_frames, K))
+        key, k = jax.random.split(key)
+        model.local = fit(np.concatenate([mu, cl_mu]), np.concatenate([var, cl_var]),
+                          np.concatenate([acts, np.asarray(cl_actions[:, K - 1:], np.float64)]), k)
+        history["refit"] = {"episodes": int(config.refit_episodes), "frames": int(cl_frames.shape[0] * cl_frames.shape[1])}
+    return model, history
+
+
+def closed_loop_data(model: JopaModel, episodes: int, seed: int, images=None, progress: bool = True):
+    """Frames (E, T, 28, 28), normalised actions (E, T−1, 1) and true states (E, T) of ``episodes`` receding-horizon episodes of
+    ``model``'s own controller (T = traj_len, the training sequences' length). Half start near the goal
+    (pendulum: upright ± 0.5 rad, ω ~ U(−1, 1); digits: the goal angle ± 0.3 rad), the rest from the
+    environment's random reset; goals: upright, or a random angle in ±1.2 rad for the digits."""
+    cfg = model.config
+    env = make_env(cfg, images)
+    rng = np.random.default_rng([seed, 2])
+    frames, actions, states = [], [], []
+    for i in tqdm(range(episodes), desc="closed-loop data", disable=not progress):
+        goal = float(np.pi) if cfg.task == "pendulum" else float(rng.uniform(-1.2, 1.2))
+        near = {"theta": goal + float(rng.uniform(-0.5, 0.5)), "omega": float(rng.uniform(-1.0, 1.0))} \
+            if cfg.task == "pendulum" else {"angle": goal + float(rng.uniform(-0.3, 0.3))}
+        opts = near if i % 2 == 0 else {}
+        env.reset(seed=int(rng.integers(2**31)))
+        tr = run_episode(model, env, start=opts, goal=goal, steps=cfg.traj_len - 1)
+        frames.append(tr["frames"])
+        actions.append(np.asarray(tr["actions"])[:, None] / _scale(cfg))
+        states.append(tr["states"])
+    return np.stack(frames).astype(np.float32), np.stack(actions), np.stack(states)
 
 
 # ----------------------------------------------------------------------------- validation, checkpoints

@@ -11,6 +11,8 @@ Loss pieces (per window, summed over pixels / latent dimensions):
   reconstruction  −E_q[log p(x|z)] = Σ_frames Σ_pixels BCE(x, σ(logits(z))), one reparameterised sample;
   KL              KL(N(μ, diag σ²) ‖ N(m, P)) = ½[tr(P⁻¹ diag σ²) + (m−μ)ᵀP⁻¹(m−μ) − d + log|P| − Σ log σ²],
 with prior N(m, P) = N(0, I) during pre-training and the LDS cavity message during variational EM.
+For a cyclic latent (a pendulum's angle) pre-training can instead use a :class:`RingPrior` on each frame's
+2-d latent, whose KL has no closed form and is estimated by the same sample: log q(z) − log p(z).
 """
 
 from __future__ import annotations
@@ -139,13 +141,39 @@ def kl_diag_full(mu, var, m, P):
     return 0.5 * (jnp.sum(Pinv_diag * var, -1) + maha - d + logdet_P - jnp.sum(jnp.log(var), -1))
 
 
-def vae_loss(params, key, windows, prior_mean, prior_cov, latent_dim: int, beta: float = 1.0):
-    """Mean over windows of reconstruction + β·KL(encoder ‖ prior); returns (loss, (recon, kl))."""
+class RingPrior(NamedTuple):
+    """Prior of a cyclic latent: every 2-d frame latent p = r(cos φ, sin φ) has φ ~ U(0, 2π) and
+    r ~ N(radius, sd²), i.e. p(p) = N(|p|; radius, sd²) / (2π|p|)."""
+
+    radius: float = 1.0
+    sd: float = 0.2
+
+
+def ring_log_prior(z, ring: RingPrior):
+    """log p(z) = Σ_frames [log N(|p_k|; radius, sd²) − log(2π|p_k|)] for z (N, 2K) stacked 2-d frame latents."""
+    if z.shape[-1] % 2:
+        raise ValueError(f"latent_dim: a ring prior needs 2-d frame latents (an even size), got {z.shape[-1]}")
+    r = jnp.sqrt(jnp.sum(z.reshape(*z.shape[:-1], -1, 2) ** 2, -1) + 1e-12)
+    logn = -0.5 * ((r - ring.radius) / ring.sd) ** 2 - jnp.log(ring.sd) - 0.5 * jnp.log(2 * jnp.pi)
+    return jnp.sum(logn - jnp.log(2 * jnp.pi * r), -1)
+
+
+def vae_loss(params, key, windows, prior_mean, prior_cov, latent_dim: int, beta: float = 1.0,
+             ring: RingPrior | None = None):
+    """Mean over windows of reconstruction + β·KL(encoder ‖ prior); returns (loss, (recon, kl)).
+
+    The prior is N(prior_mean, prior_cov) per window (closed-form KL), or with ``ring`` given (and the
+    Gaussian prior None) the ring prior, whose KL is the one-sample estimate log q(z) − log p(z)."""
     mu, var = _encode(params, windows, latent_dim)
-    z = mu + jnp.sqrt(var) * jax.random.normal(key, mu.shape, jnp.float32)
+    eps = jax.random.normal(key, mu.shape, jnp.float32)
+    z = mu + jnp.sqrt(var) * eps
     logits = _logits(params, z, windows.shape[-1])                    # (N, K, H, W)
     recon = jnp.sum(bernoulli_nll(logits, jnp.asarray(windows, jnp.float32)), -1)
-    kl = kl_diag_full(mu.astype(jnp.float64), var.astype(jnp.float64), prior_mean, prior_cov)
+    if ring is None:
+        kl = kl_diag_full(mu.astype(jnp.float64), var.astype(jnp.float64), prior_mean, prior_cov)
+    else:
+        log_q = jnp.sum(-0.5 * eps ** 2 - 0.5 * jnp.log(2 * jnp.pi * var), -1)
+        kl = log_q - ring_log_prior(z, ring)
     return jnp.mean(recon + beta * kl), (jnp.mean(recon), jnp.mean(kl))
 
 
@@ -153,19 +181,26 @@ def make_optimizer(lr: float = 2e-3):
     return optax.adam(lr)
 
 
-def _train_step(params, opt_state, key, windows, prior_mean, prior_cov, latent_dim, beta, optimizer):
+def _train_step(params, opt_state, key, windows, prior_mean, prior_cov, latent_dim, beta, optimizer, ring=None):
     (loss, aux), grads = jax.value_and_grad(vae_loss, has_aux=True)(
-        params, key, windows, prior_mean, prior_cov, latent_dim, beta)
+        params, key, windows, prior_mean, prior_cov, latent_dim, beta, ring)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss, aux
 
 
-train_step = jax.jit(_train_step, static_argnames=("latent_dim", "optimizer"))
+train_step = jax.jit(_train_step, static_argnames=("latent_dim", "optimizer", "ring"))
 
 
 def train_epoch(params, opt_state, key, windows, prior_mean, prior_cov, *, latent_dim, beta, optimizer,
-                batch_size: int = 128):
-    """One shuffled pass over the windows (prior per window); returns params, opt_state, mean loss."""
+                batch_size: int = 128, ring: RingPrior | None = None):
+    """One shuffled pass over the windows (Gaussian prior per window, or ``ring`` with the Gaussian prior
+    None); returns params, opt_state, mean loss."""
+    given = (prior_mean is not None, prior_cov is not None)
+    if given != ((True, True) if ring is None else (False, False)):
+        raise ValueError("prior_mean, prior_cov, ring: expected either a Gaussian prior (prior_mean and prior_cov) "
+                         "or a RingPrior (ring, with prior_mean = prior_cov = None)")
+    if ring is not None and (not isinstance(ring, RingPrior) or not ring.sd > 0 or not ring.radius > 0):
+        raise ValueError(f"ring: expected a RingPrior with positive radius and sd, got {ring!r}")
     n = windows.shape[0]
     kp, key = jax.random.split(key)
     perm = np.asarray(jax.random.permutation(kp, n))
@@ -174,7 +209,8 @@ def train_epoch(params, opt_state, key, windows, prior_mean, prior_cov, *, laten
     for i in range(nb):
         idx = perm[i * batch_size:(i + 1) * batch_size]
         key, k = jax.random.split(key)
-        params, opt_state, loss, _ = train_step(params, opt_state, k, windows[idx], prior_mean[idx], prior_cov[idx],
-                                                latent_dim, beta, optimizer)
+        pm, pc = (None, None) if ring is not None else (prior_mean[idx], prior_cov[idx])
+        params, opt_state, loss, _ = train_step(params, opt_state, k, windows[idx], pm, pc, latent_dim, beta, optimizer,
+                                                ring)
         losses.append(loss)
     return params, opt_state, float(np.mean(np.asarray(losses)))
