@@ -54,13 +54,15 @@ def main(argv=None):
     params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(d, K, per_frame=cfg.per_frame and K > 1))
     opt = vae.make_optimizer(cfg.lr)
     st = opt.init(params)
-    pm, pP = np.zeros((S * Tw, d)), np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy()
+    ring = vae.RingPrior() if cfg.pretrain_prior == "ring" else None       # the command's pre-training prior
+    pre = (None, None) if ring else (np.zeros((S * Tw, d)), np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy())
     key = jax.random.PRNGKey(1)
-    params, st, _ = vae.train_epoch(params, st, key, flat, pm, pP, latent_dim=d, beta=1.0, optimizer=opt)  # compile
+    params, st, _ = vae.train_epoch(params, st, key, flat, *pre, latent_dim=d, beta=1.0, optimizer=opt,
+                                    ring=ring)  # compile
     t0 = time.perf_counter()
     for _ in range(args.epochs):
         key, k = jax.random.split(key)
-        params, st, _ = vae.train_epoch(params, st, k, flat, pm, pP, latent_dim=d, beta=1.0, optimizer=opt)
+        params, st, _ = vae.train_epoch(params, st, k, flat, *pre, latent_dim=d, beta=1.0, optimizer=opt, ring=ring)
     t_epoch = (time.perf_counter() - t0) / args.epochs
     lds = em.init_lds(d, 1, cfg.a_prior_precision)
     e_times, m_times = [], []
@@ -102,13 +104,17 @@ def main(argv=None):
         if i > 0:
             times.append(time.perf_counter() - t0)
     n_epochs = cfg.pretrain_epochs + cfg.em_iters * cfg.vae_epochs_per_em
-    est = t_collect + n_epochs * t_epoch + cfg.em_iters * np.mean(e_times)
+    # closed-loop refit: refit_episodes × (traj_len − 1) re-plans and one more fit of the experts
+    t_refit = cfg.refit_episodes * (cfg.traj_len - 1) * np.mean(times) + (t_local if cfg.refit_episodes else 0.0)
+    est = t_collect + n_epochs * t_epoch + cfg.em_iters * np.mean(e_times) + t_local + t_refit
     print(f"data: {S} trajectories x {cfg.traj_len} frames ({S * Tw} windows of {K} frames), latent dim {d}")
     print(f"collect data                 {t_collect:8.2f} s")
     print(f"VAE pre-training             {t_epoch:8.2f} s / epoch")
     print(f"EM iteration: E-step (LDS)   {np.mean(e_times):8.2f} s   M-step (VAE, {cfg.vae_epochs_per_em} epochs) "
           f"{np.mean(m_times):8.2f} s")
     print(f"local planning model ({cfg.n_local} experts, incl. compile) {t_local:8.2f} s")
+    print(f"closed-loop refit ({cfg.refit_episodes} episodes x {cfg.traj_len - 1} re-plans + experts) "
+          f"{t_refit:8.2f} s")
     starts = 4 if cfg.plan_multistart else 1
     print(f"re-plan (encode + plan, H={H}, {starts} nominals x {cfg.plan_iters} damped linearisations) "
           f"{1e3 * np.mean(times):8.2f} ms   (reference ~{REFERENCE['per_replan_s']:.0f} s, "

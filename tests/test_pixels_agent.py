@@ -84,10 +84,10 @@ def test_closed_loop_data_is_the_controllers_own_consistent_episodes():
     from pyrxaif.envs.pendulum import pendulum_step, render_pendulum, wrap_angle
 
     model = _untrained()
-    frames, actions, states = jopa.closed_loop_data(model, 4, seed=3, progress=False)
+    frames, actions, states = jopa.closed_loop_data(model, 2, seed=3, progress=False)
     T = model.config.traj_len
-    assert frames.shape == (4, T, 28, 28) and actions.shape == (4, T - 1, 1) and states.shape == (4, T)
-    for e in range(4):
+    assert frames.shape == (2, T, 28, 28) and actions.shape == (2, T - 1, 1) and states.shape == (2, T)
+    for e in range(2):
         for t in range(T):
             np.testing.assert_allclose(frames[e, t], render_pendulum(states[e, t]), atol=1e-6)
     assert np.all(np.abs(actions) <= 1.0) and np.any(np.abs(actions) > 1e-3)
@@ -98,8 +98,10 @@ def test_closed_loop_data_is_the_controllers_own_consistent_episodes():
     for t in range(1, T - 1):
         th_next, omega = pendulum_step(th[t], omega, u[t])
         assert th_next == pytest.approx(th[t + 1], abs=1e-9)
-    again = jopa.closed_loop_data(model, 4, seed=3, progress=False)
+    again = jopa.closed_loop_data(model, 2, seed=3, progress=False)
     np.testing.assert_array_equal(again[2], states)
+    with pytest.raises(ValueError, match="episodes"):
+        jopa.closed_loop_data(model, 0, seed=3)
     with pytest.raises(ValueError, match="refit_episodes"):
         jopa.JopaConfig(refit_episodes=-1)
     with pytest.raises(ValueError, match="pretrain_prior"):
@@ -128,6 +130,7 @@ def test_cli_pendulum_quick(tmp_path, capsys):
         assert os.path.getsize(os.path.join(out, name)) > 100
     from PIL import Image
     assert Image.open(os.path.join(out, "pendulum.gif")).n_frames == 21
+    assert jopa.load(os.path.join(out, "model.msgpack")).config.refit_episodes == 2   # quick: 2 closed-loop episodes
 
 
 def test_cli_digits_quick(tmp_path, capsys):

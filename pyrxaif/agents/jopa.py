@@ -184,7 +184,8 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
     opt = vae.make_optimizer(config.lr)
     opt_state = opt.init(params)
     ring = vae.RingPrior() if config.pretrain_prior == "ring" else None
-    pretrain_prior = (None, None) if ring else (np.zeros((S * Tw, d)), np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy())
+    pretrain_prior = (None, None) if ring else (np.zeros((S * Tw, d)),
+                                                np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy())
     history = {"pretrain_loss": [], "em": []}
     for _ in tqdm(range(config.pretrain_epochs), desc="VAE pre-training", disable=not progress):
         key, k = jax.random.split(key)
@@ -210,28 +211,34 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
         history["em"].append(fe)
     mu, var = _encode_seqs(params, config, wins)
     lds, _ = em.fit_lds(lds, mu, var, acts, iters=config.lds_iters_per_em)
+
+    def fit(m, v, a, k):
+        return em.fit_local(m, v, a, n_local=config.n_local, key=k, bandwidth_scale=config.bandwidth_scale,
+                            action_weight=config.gate_action_weight)
+
     key, k = jax.random.split(key)
-    fit = lambda m, v, a, k: em.fit_local(m, v, a, n_local=config.n_local, key=k,  # noqa: E731
-                                           bandwidth_scale=config.bandwidth_scale,
-                                           action_weight=config.gate_action_weight)
     model = JopaModel(config, params, lds, fit(mu, var, acts, k))
     if config.refit_episodes:
         # the experts are refitted on the training data plus the states the controller itself visits
         # (the top of a swing, held; sparse under random exploration)
-        cl_frames, cl_actions, _ = closed_loop_data(model, config.refit_episodes, seed, images=images, progress=progress)
+        cl_frames, cl_actions, _ = closed_loop_data(model, config.refit_episodes, seed, images=images,
+                                                    progress=progress)
         cl_mu, cl_var = _encode_seqs(params, config, windows_of(cl_frames, K))
         key, k = jax.random.split(key)
         model.local = fit(np.concatenate([mu, cl_mu]), np.concatenate([var, cl_var]),
                           np.concatenate([acts, np.asarray(cl_actions[:, K - 1:], np.float64)]), k)
-        history["refit"] = {"episodes": int(config.refit_episodes), "frames": int(cl_frames.shape[0] * cl_frames.shape[1])}
+        history["refit"] = {"episodes": int(config.refit_episodes),
+                            "frames": int(cl_frames.shape[0] * cl_frames.shape[1])}
     return model, history
 
 
 def closed_loop_data(model: JopaModel, episodes: int, seed: int, images=None, progress: bool = True):
-    """Frames (E, T, 28, 28), normalised actions (E, T−1, 1) and true states (E, T) of ``episodes`` receding-horizon episodes of
-    ``model``'s own controller (T = traj_len, the training sequences' length). Half start near the goal
-    (pendulum: upright ± 0.5 rad, ω ~ U(−1, 1); digits: the goal angle ± 0.3 rad), the rest from the
-    environment's random reset; goals: upright, or a random angle in ±1.2 rad for the digits."""
+    """Frames (E, T, 28, 28), normalised actions (E, T−1, 1) and true states (E, T) of ``episodes``
+    receding-horizon episodes of ``model``'s own controller (T = traj_len, the training sequences' length).
+    Half start near the goal (pendulum: upright ± 0.5 rad, ω ~ U(−1, 1); digits: the goal angle ± 0.3 rad),
+    the rest from the environment's random reset; goals: upright, or a random angle in ±1.2 rad for the digits."""
+    if not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise ValueError(f"episodes: expected a positive integer, got {episodes!r}")
     cfg = model.config
     env = make_env(cfg, images)
     rng = np.random.default_rng([seed, 2])

@@ -34,10 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser, task: str) -> None:
 def _config(task: str, quick: bool):
     from pyrxaif.agents.jopa import JopaConfig
     if task == "pendulum":
-        # ring pre-training prior: each frame's latent starts on a circle (no tear for the planner to cross);
         # closed-loop refit: the experts learn the top of the swing from the controller's own episodes
         cfg = JopaConfig(task="pendulum", n_traj=40, data_action_scale=0.5, pretrain_epochs=15, em_iters=4,
-                         vae_epochs_per_em=4, pretrain_prior="ring", refit_episodes=8)
+                         vae_epochs_per_em=4, refit_episodes=8)
     else:   # single-frame encoder: the digit's angle has no velocity to carry
         cfg = JopaConfig(task="digits", latent_dim=6, frames=1, n_traj=120, traj_len=20, data_action_scale=1.0,
                          data_scale_spread=0.0, horizon=8, pretrain_epochs=15, em_iters=4, vae_epochs_per_em=3,
