@@ -54,15 +54,14 @@ def main(argv=None):
     params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(d, K, per_frame=cfg.per_frame and K > 1))
     opt = vae.make_optimizer(cfg.lr)
     st = opt.init(params)
-    ring = vae.RingPrior() if cfg.pretrain_prior == "ring" else None       # the command's pre-training prior
-    pre = (None, None) if ring else (np.zeros((S * Tw, d)), np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy())
+    pm, pP, ring = jopa.pretraining_prior(cfg, S * Tw)                   # the command's pre-training prior
     key = jax.random.PRNGKey(1)
-    params, st, _ = vae.train_epoch(params, st, key, flat, *pre, latent_dim=d, beta=1.0, optimizer=opt,
+    params, st, _ = vae.train_epoch(params, st, key, flat, pm, pP, latent_dim=d, beta=1.0, optimizer=opt,
                                     ring=ring)  # compile
     t0 = time.perf_counter()
     for _ in range(args.epochs):
         key, k = jax.random.split(key)
-        params, st, _ = vae.train_epoch(params, st, k, flat, *pre, latent_dim=d, beta=1.0, optimizer=opt, ring=ring)
+        params, st, _ = vae.train_epoch(params, st, k, flat, pm, pP, latent_dim=d, beta=1.0, optimizer=opt, ring=ring)
     t_epoch = (time.perf_counter() - t0) / args.epochs
     lds = em.init_lds(d, 1, cfg.a_prior_precision)
     e_times, m_times = [], []

@@ -169,6 +169,15 @@ def _encode_seqs(params, config, wins):
     return (np.asarray(mu, np.float64).reshape(S, Tw, d), np.asarray(var, np.float64).reshape(S, Tw, d))
 
 
+def pretraining_prior(config: JopaConfig, n: int):
+    """The VAE pre-training prior of ``n`` windows as :func:`vae.train_epoch` takes it: (prior_mean,
+    prior_cov, ring) = (0, I, None) per window, or (None, None, RingPrior()) with ``pretrain_prior="ring"``."""
+    if config.pretrain_prior == "ring":
+        return None, None, vae.RingPrior()
+    d = config.latent_dim
+    return np.zeros((n, d)), np.broadcast_to(np.eye(d), (n, d, d)).copy(), None
+
+
 def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = True, images=None):
     """VAE pre-training (prior N(0, I) or the ring prior), variational EM, the planning experts, and with
     ``config.refit_episodes`` their closed-loop refit (:func:`closed_loop_data`; digits need the training
@@ -183,13 +192,11 @@ def train(config: JopaConfig, frames, actions, seed: int = 0, progress: bool = T
     params = vae.init_vae(k0, vae.VAEConfig(d, K, per_frame=config.per_frame and K > 1))
     opt = vae.make_optimizer(config.lr)
     opt_state = opt.init(params)
-    ring = vae.RingPrior() if config.pretrain_prior == "ring" else None
-    pretrain_prior = (None, None) if ring else (np.zeros((S * Tw, d)),
-                                                np.broadcast_to(np.eye(d), (S * Tw, d, d)).copy())
+    prior_m, prior_P, ring = pretraining_prior(config, S * Tw)
     history = {"pretrain_loss": [], "em": []}
     for _ in tqdm(range(config.pretrain_epochs), desc="VAE pre-training", disable=not progress):
         key, k = jax.random.split(key)
-        params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, *pretrain_prior, latent_dim=d,
+        params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, prior_m, prior_P, latent_dim=d,
                                                   beta=1.0, optimizer=opt, batch_size=config.batch_size, ring=ring)
         history["pretrain_loss"].append(loss)
     lds = em.init_lds(d, acts.shape[-1], config.a_prior_precision)

@@ -60,7 +60,7 @@ def drive(args: argparse.Namespace, task: str) -> int:
     os.makedirs(args.out, exist_ok=True)
     print(f"pyrxaif {task}: writing to {os.path.abspath(args.out)}")
     progress = not args.no_progress
-    images = None
+    train_images = test_images = None      # the pendulum renders its own frames
     if task == "digits":
         images, labels = load_digits(path=args.mnist)
         if args.digit >= 0:
@@ -75,16 +75,15 @@ def drive(args: argparse.Namespace, task: str) -> int:
     else:
         cfg = _config(task, args.quick)
         t0 = time.perf_counter()
-        frames, actions, _ = jopa.collect(cfg, args.seed, images=None if task == "pendulum" else train_images)
+        frames, actions, _ = jopa.collect(cfg, args.seed, images=train_images)
         timings["collect_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        model, history = jopa.train(cfg, frames, actions, seed=args.seed, progress=progress,
-                                    images=None if task == "pendulum" else train_images)
+        model, history = jopa.train(cfg, frames, actions, seed=args.seed, progress=progress, images=train_images)
         timings["train_s"] = time.perf_counter() - t0
         print("free energy per EM iteration:", ", ".join(f"{h['free_energy']:.2f}" for h in history["em"]))
         jopa.save(model, os.path.join(args.out, "model.msgpack"))
     held = jopa.collect(cfg, args.seed + 1000, n_traj=max(3, cfg.n_traj // 5),
-                        images=None if task == "pendulum" else test_images)
+                        images=test_images)
     metrics = jopa.validate(model, held[0], held[1])
     print(f"held-out validation: latent one-step NMSE {metrics['pred_nmse']:.3f}, "
           f"reconstruction MSE {metrics['recon_mse']:.4f}")
@@ -94,7 +93,7 @@ def drive(args: argparse.Namespace, task: str) -> int:
         except jopa.CheckpointRejected as exc:
             print(f"pyrxaif {task}: {exc}")
             return 1
-    env = jopa.make_env(cfg, None if task == "pendulum" else test_images)
+    env = jopa.make_env(cfg, test_images)
     rng = np.random.default_rng(args.seed + 1)
     episodes, results = [], []
     t0 = time.perf_counter()
