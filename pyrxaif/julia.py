@@ -100,7 +100,10 @@ def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None
 
     ``constraints``, ``initialization``, ``meta`` and ``returnvars`` are Julia expressions as text
     (e.g. ``"@constraints begin q(x, y) = q(x) * q(y) end"``, ``"(x = KeepLast(),)"``), evaluated in
-    the model's module. ``model_kwargs`` are the model's non-data arguments."""
+    the model's module. ``returnvars`` defaults to ``KeepLast()`` for every variable, also with
+    ``iterations`` (RxInfer's own default there is ``KeepEach()``: one posterior per iteration; pass
+    ``returnvars="KeepEach()"`` to get it, the iterations then come stacked along the first axis).
+    ``model_kwargs`` are the model's non-data arguments."""
     fname, source = model_name(model, name)
     data = {} if data is None else dict(data)
     for key in list(data) + list(model_kwargs or {}):
@@ -123,17 +126,20 @@ def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None
 
 
 def _summary_to_numpy(summary) -> dict:
-    """Julia summary → numpy dict; a stacked summary (vector of posteriors, stacked along Julia's
-    last axis) is made time-major: the stacking axis moves to the front."""
+    """Julia summary → numpy dict. A stacked summary (a vector of posteriors, stacked along Julia's
+    trailing axes, ``stacked`` = the number of levels) is made time-major: the stacking axes move to
+    the front, outermost first (KeepEach of a sequence: (iteration, time, ...))."""
     items = {str(k): v for k, v in summary.items()}
-    stacked = bool(items.pop("stacked", False))
+    depth = int(items.pop("stacked", 0))
     out = {}
     for k, v in items.items():
         if k == "type":
             out[k] = str(v)
             continue
         arr = np.array(v, dtype=np.float64)
-        out[k] = np.ascontiguousarray(np.moveaxis(arr, -1, 0)) if stacked and arr.ndim >= 1 else arr
+        if depth and arr.ndim >= depth:
+            arr = np.ascontiguousarray(np.moveaxis(arr, list(range(-1, -depth - 1, -1)), list(range(depth))))
+        out[k] = arr
     return out
 
 

@@ -71,14 +71,42 @@ def test_mvnormal_sequence_from_moments():
 # errors
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("jtype, cls", [("ArgumentError", ValueError), ("DimensionMismatch", ValueError),
-                                        ("LinearAlgebra.PosDefException", ValueError),
-                                        ("MethodError", TypeError), ("ErrorException", RuntimeError)])
+                                        ("LinearAlgebra.PosDefException", RuntimeError),
+                                        ("BoundsError", RuntimeError), ("InexactError", RuntimeError),
+                                        ("MethodError", RuntimeError), ("ErrorException", RuntimeError)])
 def test_julia_exception_mapping(jtype, cls):
+    """Only the caller's faults (the ArgumentError / DimensionMismatch PyRxAIF throws for bad
+    arguments) become ValueError; a BoundsError or MethodError inside Julia is an internal error."""
     exc = ej.map_julia_exception(jtype, "bad thing happened")
     assert isinstance(exc, cls) and isinstance(exc, ej.JuliaError)
     assert "bad thing happened" in str(exc) and exc.julia_type == jtype.rsplit(".", 1)[-1]
     if cls is RuntimeError:
         assert not isinstance(exc, (ValueError, TypeError))
+
+
+def test_package_load_failure_is_not_reported_as_missing_julia(monkeypatch):
+    """Julia found and started, `using RxInfer, PyRxAIF` fails: JuliaPackageLoadError with Julia's
+    text (the CLI does not turn it into exit 3 "engine unavailable")."""
+    import sys
+    import types
+
+    import pyrxaif.engines as engines
+
+    class FakeJuliaError(Exception):
+        pass
+
+    class FakeModule:
+        def seval(self, code):
+            raise FakeJuliaError("LoadError: UndefVarError: `WishartFast` not defined in `PyRxAIF`")
+
+    fake = types.SimpleNamespace(newmodule=lambda name: FakeModule(), JuliaError=FakeJuliaError)
+    monkeypatch.setitem(sys.modules, "juliacall", fake)
+    monkeypatch.setattr(engines, "julia_status", lambda *a, **k: engines.JuliaStatus(True, "Julia found"))
+    monkeypatch.setattr(ej, "_STATE", {})
+    with pytest.raises(ej.JuliaPackageLoadError, match="not a missing Julia") as info:
+        ej.julia_module()
+    assert "UndefVarError: `WishartFast`" in str(info.value)
+    assert not isinstance(info.value, ej.JuliaUnavailableError)
 
 
 def test_unavailable_julia_refuses_with_reason(monkeypatch):
@@ -122,6 +150,9 @@ def test_other_entry_points_validate(monkeypatch):
         ej.learn_lds(a["y_mean"], a["y_cov"], a["u"], a["m1"], a["v1"], a["ab"], np.eye(6), 4.0, np.eye(2), 0)
     with pytest.raises(ValueError, match="horizon: expected a positive integer"):
         ej.plan_lds(np.zeros(2), np.eye(2), np.ones(2), np.eye(2), a["ab"], a["w"], np.eye(1), 0)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="iterations: expected a positive integer"):
+            ej.plan_lds(np.zeros(2), np.eye(2), np.ones(2), np.eye(2), a["ab"], a["w"], np.eye(1), 3, iterations=bad)
     with pytest.raises(ValueError, match=r"ab: expected shape \(2, 2\+m\)"):
         ej.plan_lds(np.zeros(2), np.eye(2), np.ones(2), np.eye(2), np.eye(2), a["w"], np.eye(1), 3)
     ok = dict(a_concentration=np.ones((4, 2)), c_logits=np.zeros(4), d_probs=np.array([0.5, 0.5]),
@@ -181,8 +212,13 @@ def test_summaries_become_time_major_pyrxaif_distributions():
     # a stacked Julia summary of 3 bivariate Gaussians: mean (d, T), cov (d, d, T)
     means = np.array([[0.0, 1.0, 2.0], [5.0, 6.0, 7.0]])
     covs = np.stack([np.eye(2) * (t + 1) for t in range(3)], axis=-1)
-    s = pj._summary_to_numpy({"type": "MvNormalMeanCovariance", "stacked": True, "mean": means, "cov": covs})
+    s = pj._summary_to_numpy({"type": "MvNormalMeanCovariance", "stacked": 1, "mean": means, "cov": covs})
     assert s["mean"].shape == (3, 2) and s["cov"].shape == (3, 2, 2)
+    # KeepEach of the same sequence over 4 iterations: two stacking levels, (d, T, I) → (I, T, d)
+    each = np.stack([means + k for k in range(4)], axis=-1)
+    s2 = pj._summary_to_numpy({"type": "MvNormalMeanCovariance", "stacked": 2, "mean": each})
+    assert s2["mean"].shape == (4, 3, 2)
+    np.testing.assert_allclose(s2["mean"][3], means.T + 3, rtol=1e-15)
     q = pj.as_distribution(s)
     np.testing.assert_allclose(np.asarray(q.mean), means.T, atol=1e-12)
     np.testing.assert_allclose(np.asarray(q.cov)[2], 3 * np.eye(2), rtol=1e-12)

@@ -142,7 +142,9 @@ end
 
 function stack_summaries(ss)
     isempty(ss) && return Dict{String, Any}("type" => "empty")
-    out = Dict{String, Any}("type" => first(ss)["type"], "stacked" => true)
+    # "stacked" counts the stacking levels (a KeepEach sequence: iterations of time steps → 2);
+    # each level is a trailing axis, the outermost last
+    out = Dict{String, Any}("type" => first(ss)["type"], "stacked" => get(first(ss), "stacked", 0) + 1)
     for k in keys(first(ss))
         k in ("type", "stacked") && continue
         vals = [s[k] for s in ss]

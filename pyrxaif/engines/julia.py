@@ -29,7 +29,7 @@ from pyrxaif import _validation as V
 name = "julia"
 
 __all__ = [
-    "JuliaUnavailableError", "JuliaError", "map_julia_exception", "julia_module", "call", "available",
+    "JuliaUnavailableError", "JuliaPackageLoadError", "JuliaError", "JuliaValueError", "map_julia_exception", "julia_module", "call", "available",
     "to_julia_sequence", "from_julia_sequence", "to_julia_cov_sequence", "from_julia_cov_sequence",
     "to_julia_matrix", "ab_to_julia_vec", "mvnormal_sequence", "smooth_lds", "learn_lds", "plan_lds",
     "tmaze_policy_free_energies", "tmaze_evaluate_policies", "plan_rollout", "plan_linear_gaussian",
@@ -38,7 +38,13 @@ __all__ = [
 
 
 class JuliaUnavailableError(RuntimeError):
-    """Julia (or RxInfer/PyRxAIF) cannot be started here; the message says why."""
+    """Julia cannot be started here (not installed, cannot be installed, juliacall missing); the
+    message says why. The CLI exits 3."""
+
+
+class JuliaPackageLoadError(RuntimeError):
+    """Julia started but ``using RxInfer, PyRxAIF`` failed: a bug or a broken installation, not a
+    missing Julia. The message carries Julia's error text."""
 
 
 class JuliaError(RuntimeError):
@@ -50,27 +56,22 @@ class JuliaError(RuntimeError):
         self.julia_message = message
 
 
-# Julia exception types that mean "bad input": they become ValueError/TypeError on the Python side.
-_VALUE_ERRORS = ("ArgumentError", "DimensionMismatch", "DomainError", "BoundsError", "PosDefException",
-                 "SingularException", "InexactError")
-_TYPE_ERRORS = ("MethodError", "TypeError")
+# Julia exception types that are the caller's fault: PyRxAIF's entry points throw ArgumentError /
+# DimensionMismatch for bad arguments. Everything else (BoundsError, InexactError, MethodError,
+# PosDefException, ...) raised inside Julia after the Python checks passed is an internal error
+# and stays a JuliaError (RuntimeError), so a bug is not reported as bad input.
+CALLER_FAULTS = ("ArgumentError", "DimensionMismatch")
 
 
 class JuliaValueError(JuliaError, ValueError):
-    """A Julia ArgumentError/DimensionMismatch/DomainError/...: bad input values or shapes."""
-
-
-class JuliaTypeError(JuliaError, TypeError):
-    """A Julia MethodError/TypeError: an argument of the wrong type reached Julia."""
+    """A Julia ArgumentError/DimensionMismatch: bad argument values or shapes."""
 
 
 def map_julia_exception(julia_type: str, message: str) -> JuliaError:
     """The Python exception for a Julia exception of type ``julia_type`` with text ``message``."""
     base = julia_type.split("{", 1)[0].rsplit(".", 1)[-1]
-    if base in _VALUE_ERRORS:
+    if base in CALLER_FAULTS:
         return JuliaValueError(base, message)
-    if base in _TYPE_ERRORS:
-        return JuliaTypeError(base, message)
     return JuliaError(base, message)
 
 
@@ -110,9 +111,25 @@ def julia_module():
         try:
             jl.seval("using RxInfer, PyRxAIF")
         except Exception as exc:  # noqa: BLE001
-            raise JuliaUnavailableError(f"Julia engine unavailable: loading RxInfer/PyRxAIF failed: {exc}") from exc
+            raise JuliaPackageLoadError(
+                f"Julia started, but loading the Julia packages failed (`using RxInfer, PyRxAIF`); this is a "
+                f"bug in pyrxaif's Julia code or a broken Julia installation, not a missing Julia. Julia's "
+                f"error:\n{_julia_error_text(exc)}") from exc
         _STATE["jl"], _STATE["juliacall"] = jl, juliacall
         return jl
+
+
+def _julia_error_text(exc: BaseException) -> str:
+    """Julia's own ``showerror`` text of a juliacall exception (its str() where that fails)."""
+    inner = getattr(exc, "exception", None)
+    if inner is not None:
+        try:
+            import juliacall  # noqa: PLC0415  (only called once Julia runs)
+
+            return str(juliacall.Main.seval("e -> sprint(showerror, e)")(inner))
+        except Exception:  # noqa: BLE001  (fall back to juliacall's text)
+            pass
+    return f"{exc.__class__.__name__}: {exc}"
 
 
 def _translate(exc: BaseException) -> BaseException:
@@ -277,7 +294,8 @@ def plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, ab, w, u_prior_cov, horizon: 
              goal_steps=None):
     """Planning as inference on RxInfer: q(u_1:H) given z_1, goal messages N(goal_mean, goal_cov) on
     the states z_k for k in ``goal_steps`` (1-based, in [2, horizon + 1]; default: the final state
-    z_{H+1}) and fixed [A B], W.
+    z_{H+1}) and fixed [A B], W. The Julia graph ends at the last goal; controls after it keep
+    their prior N(0, u_prior_cov).
 
     Returns an MvNormal with batch (horizon,) over the controls (act with the first mean)."""
     z1_mean = V.as_float_array("z1_mean", z1_mean, ndim=1)
@@ -297,6 +315,8 @@ def plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, ab, w, u_prior_cov, horizon: 
     V.check_positive_definite("u_prior_cov", u_prior_cov)
     if not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+    if not isinstance(iterations, (int, np.integer)) or isinstance(iterations, bool) or iterations < 1:
+        raise ValueError(f"iterations: expected a positive integer, got {iterations!r}")
     steps = np.array([horizon + 1] if goal_steps is None else goal_steps).reshape(-1)
     if (steps.size == 0 or not np.issubdtype(steps.dtype, np.integer) or steps.min() < 2
             or steps.max() > horizon + 1 or len(set(steps.tolist())) != steps.size):
