@@ -24,7 +24,6 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,8 +180,22 @@ def where_keys(files_by_pkg: dict[str, dict[str, bytes]]) -> list[str]:
     return sorted(keys)
 
 
+def toml_table(text: str, table: str) -> dict[str, str]:
+    """``key = "value"`` lines of one ``[table]`` of a TOML file (all Project.toml's [compat] has;
+    no tomllib on Python 3.10)."""
+    out, inside = {}, False
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("["):
+            inside = line == f"[{table}]"
+        elif inside and "=" in line:
+            key, value = (p.strip() for p in line.split("=", 1))
+            out[key] = value.strip('"')
+    return out
+
+
 def current_pins() -> dict:
-    project = tomllib.loads(PROJECT_TOML.read_text())
+    project = {"compat": toml_table(PROJECT_TOML.read_text(), "compat")}
     juliapkg = json.loads(JULIAPKG_JSON.read_text())
     return {"julia/Project.toml compat": dict(sorted(project.get("compat", {}).items())),
             "pyrxaif/juliapkg.json": {"julia": juliapkg.get("julia"),
