@@ -19,7 +19,7 @@ import make_golden as mg  # noqa: E402
 
 
 def _lds(T=6):
-    d, m = 2, 1
+    d = 2
     H = np.array([[0.9, 0.2, 0.5], [-0.1, 0.8, 0.3]])
     W = np.array([[4.0, 0.5], [0.5, 3.0]])
     m1, V1 = np.array([0.3, -0.2]), np.array([[1.0, 0.1], [0.1, 0.5]])
