@@ -143,7 +143,7 @@ def test_rollout_golden_bp_against_brute_force_enumeration():
     np.testing.assert_allclose(o["final_free_energy"], -np.log(Z), rtol=1e-10)
 
 
-@pytest.mark.parametrize("name", ["final", "all"])
+@pytest.mark.parametrize("name", ["final", "all", "middle"])
 def test_linear_gaussian_plan_golden_against_dense_conditioning(name):
     """q(u) of the time-varying chain by conditioning the dense joint Gaussian of (u_1..u_H, z_2..z_H)."""
     i, o = _case(_stored("linear_gaussian_plan"), name)
@@ -175,3 +175,25 @@ def test_linear_gaussian_plan_golden_against_dense_conditioning(name):
     np.testing.assert_allclose(o["u_means"].reshape(-1), u_mean, rtol=1e-8, atol=1e-10)
     for t in range(H):
         np.testing.assert_allclose(o["u_covs"][t], u_cov[t * m:(t + 1) * m, t * m:(t + 1) * m], rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["first_observed", "none_observed"])
+def test_tmaze_evaluation_golden_is_the_bethe_fixed_point(name):
+    """Model-level golden case (Bethe, learned A, second outcome missing): at the stored fixed point
+    q(A) = a + Σ_t x_t s_tᵀ with x_t the observation where observed and the Bethe internal
+    x̂_t = softmax(E[log A] s_t + log c_t) where missing (the rule MatrixDir(x̂ sᵀ + 1) of the
+    design), recomputed here with scipy from the stored s and q(A)."""
+    from scipy.special import digamma
+
+    i, o = _case(_stored("tmaze_evaluation"), name)
+    a, log_c, x, observed = i["A_prior"], i["C"], i["x"], i["observed"].astype(bool)
+    for p in range(o["G"].shape[0]):
+        alpha, s = o["A_posterior"][p], o["s"][p]
+        log_mean = digamma(alpha) - digamma(alpha.sum(axis=0, keepdims=True))
+        counts = sum(np.outer(x[t] if observed[t] else softmax(log_mean @ s[t] + log_c[t]), s[t])
+                     for t in range(len(observed)))
+        np.testing.assert_allclose(alpha, a + counts, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(alpha.sum() - a.sum(), len(observed), rtol=1e-12)   # one unit per node
+    # G is the mean free energy after the burn-in, in bits
+    c = _stored("tmaze_evaluation")["cases"][0]["params"]
+    np.testing.assert_allclose(o["G"], o["free_energy"][:, c["burn_in"]:].mean(axis=1) / np.log(2), rtol=1e-12)

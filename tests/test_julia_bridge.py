@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import pyrxaif  # noqa: F401  (float64)
-from pyrxaif import julia as pj
-from pyrxaif.engines import julia as ej
-from pyrxaif.engines import julia_status
+from pyrxaif import rxinfer as pj
+from pyrxaif.engines import julia_errors, julia_layout, julia_status
+from pyrxaif.engines import julia_models as ej
+from pyrxaif.engines import julia_runtime as jr
 
 _JULIA_OK, _JULIA_WHY = julia_status()
 
@@ -17,7 +18,7 @@ _JULIA_OK, _JULIA_WHY = julia_status()
 # --------------------------------------------------------------------------------------------
 def test_sequence_to_julia_is_the_same_memory_column_major():
     x = np.arange(12.0).reshape(4, 3)                  # T = 4 steps, d = 3
-    j = ej.to_julia_sequence(x)
+    j = julia_layout.to_julia_sequence(x)
     assert j.shape == (3, 4) and j.flags.f_contiguous
     assert np.shares_memory(j, x)                      # C-ordered (T, d) == F-ordered (d, T): no copy
     for t in range(4):
@@ -28,32 +29,32 @@ def test_sequence_to_julia_is_the_same_memory_column_major():
 
 def test_sequence_from_julia_round_trip_and_layout():
     x = np.random.default_rng(0).normal(size=(5, 2))
-    back = ej.from_julia_sequence(ej.to_julia_sequence(x))
+    back = julia_layout.from_julia_sequence(julia_layout.to_julia_sequence(x))
     assert back.flags.c_contiguous and back.shape == (5, 2)
     np.testing.assert_array_equal(back, x)
     # a Julia (d, T) result exposed by np.asarray is Fortran-ordered
     jl = np.asfortranarray(np.array([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]]))   # d = 2, T = 3
-    np.testing.assert_array_equal(ej.from_julia_sequence(jl), [[1, 10], [2, 20], [3, 30]])
+    np.testing.assert_array_equal(julia_layout.from_julia_sequence(jl), [[1, 10], [2, 20], [3, 30]])
 
 
 def test_cov_sequence_layout():
     c = np.stack([np.eye(2) * (t + 1) + t * 0.1 for t in range(3)])            # (T, d, d)
-    j = ej.to_julia_cov_sequence(c)
+    j = julia_layout.to_julia_cov_sequence(c)
     assert j.shape == (2, 2, 3) and j.flags.f_contiguous
     for t in range(3):
         np.testing.assert_array_equal(j[:, :, t], c[t])
-    np.testing.assert_array_equal(ej.from_julia_cov_sequence(j), c)
+    np.testing.assert_array_equal(julia_layout.from_julia_cov_sequence(j), c)
     with pytest.raises(ValueError, match=r"c: expected a \(T, d, d\) array"):
-        ej.to_julia_cov_sequence(np.zeros((2, 2)))
+        julia_layout.to_julia_cov_sequence(np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"x: expected a time-major \(T, d\) array"):
-        ej.to_julia_sequence(np.zeros(3))
+        julia_layout.to_julia_sequence(np.zeros(3))
 
 
 def test_ab_vec_is_the_transition_rules_row_major_vec():
     from pyrxaif.rules.transition import ab_matrix
 
     ab = np.arange(6.0).reshape(2, 3)                    # d = 2, n = 3
-    v = ej.ab_to_julia_vec(ab)
+    v = julia_layout.ab_to_julia_vec(ab)
     np.testing.assert_array_equal(np.asarray(ab_matrix(v, 2, 3)), ab)
     # Julia's permutedims(reshape(v, n, d)) == ab: reshape column-major into (n, d), transpose
     np.testing.assert_array_equal(v.reshape(3, 2, order="F").T, ab)
@@ -62,7 +63,7 @@ def test_ab_vec_is_the_transition_rules_row_major_vec():
 def test_mvnormal_sequence_from_moments():
     means = np.array([[0.0, 1.0], [2.0, -1.0]])
     covs = np.array([[[2.0, 0.3], [0.3, 1.0]], [[1.0, 0.0], [0.0, 4.0]]])
-    q = ej.mvnormal_sequence(means, covs)
+    q = julia_layout.mvnormal_sequence(means, covs)
     np.testing.assert_allclose(np.asarray(q.mean), means, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(np.asarray(q.cov), covs, rtol=1e-12)
 
@@ -71,23 +72,47 @@ def test_mvnormal_sequence_from_moments():
 # errors
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("jtype, cls", [("ArgumentError", ValueError), ("DimensionMismatch", ValueError),
-                                        ("LinearAlgebra.PosDefException", ValueError),
-                                        ("MethodError", TypeError), ("ErrorException", RuntimeError)])
+                                        ("LinearAlgebra.PosDefException", RuntimeError),
+                                        ("BoundsError", RuntimeError), ("InexactError", RuntimeError),
+                                        ("MethodError", RuntimeError), ("ErrorException", RuntimeError)])
 def test_julia_exception_mapping(jtype, cls):
-    exc = ej.map_julia_exception(jtype, "bad thing happened")
-    assert isinstance(exc, cls) and isinstance(exc, ej.JuliaError)
+    """Only the caller's faults (the ArgumentError / DimensionMismatch PyRxAIF throws for bad
+    arguments) become ValueError; a BoundsError or MethodError inside Julia is an internal error."""
+    exc = julia_errors.map_julia_exception(jtype, "bad thing happened")
+    assert isinstance(exc, cls) and isinstance(exc, julia_errors.JuliaError)
     assert "bad thing happened" in str(exc) and exc.julia_type == jtype.rsplit(".", 1)[-1]
     if cls is RuntimeError:
         assert not isinstance(exc, (ValueError, TypeError))
 
 
-def test_unavailable_julia_refuses_with_reason(monkeypatch):
-    import pyrxaif.engines as engines
+def test_package_load_failure_is_not_reported_as_missing_julia(monkeypatch):
+    """Julia found and started, `using RxInfer, PyRxAIF` fails: JuliaPackageLoadError with Julia's
+    text (the CLI does not turn it into exit 3 "engine unavailable")."""
+    import sys
+    import types
 
-    monkeypatch.setattr(engines, "julia_status", lambda *a, **k: engines.JuliaStatus(False, "no Julia here"))
-    monkeypatch.setattr(ej, "_STATE", {})
-    with pytest.raises(ej.JuliaUnavailableError, match="Julia engine unavailable: no Julia here"):
-        ej.julia_module()
+    class FakeJuliaError(Exception):
+        pass
+
+    class FakeModule:
+        def seval(self, code):
+            raise FakeJuliaError("LoadError: UndefVarError: `WishartFast` not defined in `PyRxAIF`")
+
+    fake = types.SimpleNamespace(newmodule=lambda name: FakeModule(), JuliaError=FakeJuliaError)
+    monkeypatch.setitem(sys.modules, "juliacall", fake)
+    monkeypatch.setattr(jr, "julia_status", lambda *a, **k: jr.JuliaStatus(True, "Julia found"))
+    monkeypatch.setattr(jr, "_STATE", {})
+    with pytest.raises(jr.JuliaPackageLoadError, match="not a missing Julia") as info:
+        jr.julia_module()
+    assert "UndefVarError: `WishartFast`" in str(info.value)
+    assert not isinstance(info.value, jr.JuliaUnavailableError)
+
+
+def test_unavailable_julia_refuses_with_reason(monkeypatch):
+    monkeypatch.setattr(jr, "julia_status", lambda *a, **k: jr.JuliaStatus(False, "no Julia here"))
+    monkeypatch.setattr(jr, "_STATE", {})
+    with pytest.raises(jr.JuliaUnavailableError, match="Julia engine unavailable: no Julia here"):
+        jr.julia_module()
 
 
 def _lds_args(T=5, d=2, m=1):
@@ -106,7 +131,7 @@ def _lds_args(T=5, d=2, m=1):
     ("m1", np.array([np.nan, 0.0]), r"m1: expected finite values"),
 ])
 def test_smooth_lds_validates_before_starting_julia(monkeypatch, key, value, match):
-    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    monkeypatch.setattr(jr, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
     args = _lds_args()
     args[key] = value
     with pytest.raises(ValueError, match=match):
@@ -114,7 +139,7 @@ def test_smooth_lds_validates_before_starting_julia(monkeypatch, key, value, mat
 
 
 def test_other_entry_points_validate(monkeypatch):
-    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    monkeypatch.setattr(jr, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
     a = _lds_args()
     with pytest.raises(ValueError, match="w_df: expected degrees of freedom > 1"):
         ej.learn_lds(a["y_mean"], a["y_cov"], a["u"], a["m1"], a["v1"], a["ab"], np.eye(6), 0.5, np.eye(2))
@@ -122,6 +147,9 @@ def test_other_entry_points_validate(monkeypatch):
         ej.learn_lds(a["y_mean"], a["y_cov"], a["u"], a["m1"], a["v1"], a["ab"], np.eye(6), 4.0, np.eye(2), 0)
     with pytest.raises(ValueError, match="horizon: expected a positive integer"):
         ej.plan_lds(np.zeros(2), np.eye(2), np.ones(2), np.eye(2), a["ab"], a["w"], np.eye(1), 0)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="iterations: expected a positive integer"):
+            ej.plan_lds(np.zeros(2), np.eye(2), np.ones(2), np.eye(2), a["ab"], a["w"], np.eye(1), 3, iterations=bad)
     with pytest.raises(ValueError, match=r"ab: expected shape \(2, 2\+m\)"):
         ej.plan_lds(np.zeros(2), np.eye(2), np.ones(2), np.eye(2), np.eye(2), a["w"], np.eye(1), 3)
     ok = dict(a_concentration=np.ones((4, 2)), c_logits=np.zeros(4), d_probs=np.array([0.5, 0.5]),
@@ -135,7 +163,7 @@ def test_other_entry_points_validate(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------
-# pyrxaif.julia.infer: model names and data conversion (pure Python)
+# pyrxaif.rxinfer.infer: model names and data conversion (pure Python)
 # --------------------------------------------------------------------------------------------
 COIN = """
 @model function coin(y, a, b)
@@ -181,8 +209,13 @@ def test_summaries_become_time_major_pyrxaif_distributions():
     # a stacked Julia summary of 3 bivariate Gaussians: mean (d, T), cov (d, d, T)
     means = np.array([[0.0, 1.0, 2.0], [5.0, 6.0, 7.0]])
     covs = np.stack([np.eye(2) * (t + 1) for t in range(3)], axis=-1)
-    s = pj._summary_to_numpy({"type": "MvNormalMeanCovariance", "stacked": True, "mean": means, "cov": covs})
+    s = pj._summary_to_numpy({"type": "MvNormalMeanCovariance", "stacked": 1, "mean": means, "cov": covs})
     assert s["mean"].shape == (3, 2) and s["cov"].shape == (3, 2, 2)
+    # KeepEach of the same sequence over 4 iterations: two stacking levels, (d, T, I) → (I, T, d)
+    each = np.stack([means + k for k in range(4)], axis=-1)
+    s2 = pj._summary_to_numpy({"type": "MvNormalMeanCovariance", "stacked": 2, "mean": each})
+    assert s2["mean"].shape == (4, 3, 2)
+    np.testing.assert_allclose(s2["mean"][3], means.T + 3, rtol=1e-15)
     q = pj.as_distribution(s)
     np.testing.assert_allclose(np.asarray(q.mean), means.T, atol=1e-12)
     np.testing.assert_allclose(np.asarray(q.cov)[2], 3 * np.eye(2), rtol=1e-12)
@@ -197,7 +230,7 @@ def test_summaries_become_time_major_pyrxaif_distributions():
 
 
 def test_infer_validates_before_starting_julia(monkeypatch):
-    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    monkeypatch.setattr(jr, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
     with pytest.raises(ValueError, match="invalid Julia argument name 'y-1'"):
         pj.infer(COIN, data={"y-1": [1.0]})
     with pytest.raises(ValueError, match="iterations: expected a positive integer"):
@@ -252,7 +285,7 @@ def test_smooth_lds_matches_dense_conditioning():
 @pytest.mark.julia
 @pytest.mark.skipif(not _JULIA_OK, reason=f"Julia engine unavailable: {_JULIA_WHY}")
 def test_julia_errors_become_python_exceptions():
-    with pytest.raises(ej.JuliaError, match="UndefVarError|not defined"):
+    with pytest.raises(julia_errors.JuliaError, match="UndefVarError|not defined"):
         pj.infer("no_such_model_xyz", data={"y": [1.0]})
 
 
@@ -261,9 +294,9 @@ def test_entry_points_refuse_cleanly_where_julia_is_unavailable():
     import re
     import sys
 
-    with pytest.raises(ej.JuliaUnavailableError, match="Julia engine unavailable: "):
+    with pytest.raises(jr.JuliaUnavailableError, match="Julia engine unavailable: "):
         pj.infer(COIN, data={"y": [1.0, 0.0]}, model_kwargs={"a": 1.0, "b": 1.0})
-    with pytest.raises(ej.JuliaUnavailableError, match=re.escape(_JULIA_WHY.split(";")[0])):
+    with pytest.raises(jr.JuliaUnavailableError, match=re.escape(_JULIA_WHY.split(";")[0])):
         ej.smooth_lds(**_lds_args())
     assert "juliacall" not in sys.modules                      # refused before importing juliacall
 
@@ -320,7 +353,7 @@ def _rollout_model():
 
 def test_tmaze_and_rollout_entry_points_validate(monkeypatch):
     from pyrxaif.inference import rollout as ro
-    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    monkeypatch.setattr(jr, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
     ok = _tmaze_args()
     with pytest.raises(ValueError, match="objective: unknown value 'efe'"):
         ej.tmaze_evaluate_policies(**ok, objective="efe")
@@ -349,9 +382,9 @@ def test_tmaze_and_rollout_entry_points_validate(monkeypatch):
 @pytest.mark.skipif(_JULIA_OK, reason="Julia is available here; this checks the refusal where it is not")
 def test_tmaze_and_rollout_refuse_cleanly_where_julia_is_unavailable():
     from pyrxaif.inference import rollout as ro
-    with pytest.raises(ej.JuliaUnavailableError, match="Julia engine unavailable: "):
+    with pytest.raises(jr.JuliaUnavailableError, match="Julia engine unavailable: "):
         ej.tmaze_evaluate_policies(**_tmaze_args())
-    with pytest.raises(ej.JuliaUnavailableError, match="Julia engine unavailable: "):
+    with pytest.raises(jr.JuliaUnavailableError, match="Julia engine unavailable: "):
         ej.plan_rollout(_rollout_model(), np.zeros((5, 2)), ro.method_config("bp"), 3)
 
 
@@ -390,7 +423,7 @@ def test_tmaze_evaluation_with_both_outcomes_equals_the_jax_engine(objective):
 
 
 def test_plan_lds_validates_goal_steps(monkeypatch):
-    monkeypatch.setattr(ej, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
+    monkeypatch.setattr(jr, "julia_module", lambda: pytest.fail("Julia must not start on invalid input"))
     a = _lds_args()
     for bad in ([1], [5], [], [2, 2], [2.5]):
         with pytest.raises(ValueError, match=r"goal_steps: expected distinct integers in \[2, 4\]"):

@@ -2,9 +2,10 @@
 """Generate the golden vectors tests/golden/<family>.json from the JAX engine's rules.
 
 Each family (transition, goal_observation, channels, discrete_transition, rollout,
-linear_gaussian_plan) is a list of cases: inputs → expected outputs of one rule function of
+linear_gaussian_plan, tmaze_evaluation) is a list of cases: inputs → expected outputs of one rule function of
 ``pyrxaif.rules.<family>`` (rollout: the whole planner ``pyrxaif.inference.rollout.plan`` per
-method; linear_gaussian_plan: ``pyrxaif.inference.planning.plan_linearised``), computed here with the JAX engine on inputs
+method; linear_gaussian_plan: ``pyrxaif.inference.planning.plan_linearised``; tmaze_evaluation:
+``pyrxaif.inference.policy.evaluate_policies``, Bethe, with a missing outcome), computed here with the JAX engine on inputs
 drawn from a fixed numpy seed. ``julia/test/runtests.jl`` reads the same files and checks the
 Julia nodes; ``tests/test_golden.py`` regenerates them in memory and checks the files are current.
 
@@ -324,7 +325,9 @@ def family_linear_gaussian_plan(rng) -> list[dict]:
     from pyrxaif.inference import planning  # noqa: PLC0415
 
     cases = []
-    for name, d, m, H, steps in (("final", 3, 1, 5, "final"), ("all", 2, 2, 4, "all")):
+    # "middle": one goal before the end (the Julia graph ends at the last goal; the steps after it
+    # keep their prior / predictive moments)
+    for name, d, m, H, steps in (("final", 3, 1, 5, "final"), ("all", 2, 2, 4, "all"), ("middle", 2, 1, 5, "middle")):
         A = np.eye(d) + 0.3 * rng.normal(size=(H - 1, d, d))
         B = rng.normal(size=(H - 1, d, m))
         c = 0.2 * rng.normal(size=(H - 1, d))
@@ -334,6 +337,8 @@ def family_linear_gaussian_plan(rng) -> list[dict]:
         mask = np.zeros(H)
         if steps == "final":
             mask[-1] = 1.0
+        elif steps == "middle":
+            mask[2] = 1.0
         else:
             mask[1:] = 1.0
         r = planning.plan_linearised(planning.LinearisedChain(A, B, c, S), z_start, z_goal, goal_prec, u_prec, mask)
@@ -345,12 +350,55 @@ def family_linear_gaussian_plan(rng) -> list[dict]:
     return cases
 
 
+# ---------------------------------------------------------------------------------------------
+# family: tmaze_evaluation (pyrxaif.inference.policy.evaluate_policies: the whole T-maze model of
+# LAIF, Bethe objective, learned A, the second outcome missing: the Bethe message to A of the
+# missing outcome is x̂ sᵀ + 1 in both engines). Iterated to convergence, so that schedules that
+# reach the same fixed point in a different order (RxInfer's reactive one, the JAX sweep) agree.
+# ---------------------------------------------------------------------------------------------
+TMAZE_ITERATIONS, TMAZE_BURN_IN = 80, 60
+
+
+def family_tmaze_evaluation(rng) -> list[dict]:
+    import jax  # noqa: PLC0415
+
+    from pyrxaif.envs import tmaze as env  # noqa: PLC0415
+    from pyrxaif.inference import policy  # noqa: PLC0415
+
+    B = env.transition_matrices()                              # (U, n, n), B[u][z', z]
+    n = B.shape[-1]
+    m = env.observation_prior(0.1).shape[0]
+    policies = np.array([[1, 0], [2, 3], [3, 2]])              # (P, T) actions
+    trans = B[policies]                                        # (P, T, n, n)
+    a = env.observation_prior(0.1) + rng.random((m, n))        # a non-uniform learned-A prior
+    log_c = np.stack([env.goal_log_probs(2.0)] * 2)           # (T, m)
+    d = np.exp(env.initial_state_log_probs())
+    cases = []
+    for name, observed in (("first_observed", (True, False)), ("none_observed", (False, False))):
+        x = np.zeros((2, m))
+        x[0, int(rng.integers(m))] = 1.0
+        r = policy.evaluate_policies(jax.random.PRNGKey(0), np.log(d + 1e-300)[None].repeat(len(policies), 0), trans,
+                                     log_c[None].repeat(len(policies), 0), a, x=x, observed=np.array(observed),
+                                     objective="bethe", iterations=TMAZE_ITERATIONS, burn_in=TMAZE_BURN_IN)
+        F = np.asarray(r.free_energy)
+        if np.max(np.abs(np.diff(F[:, TMAZE_BURN_IN:], axis=1))) > 1e-9:
+            raise RuntimeError(f"tmaze_evaluation/{name}: the JAX iteration has not converged after the burn-in")
+        cases.append(case(name, "tmaze_evaluate",
+                          {"A_prior": a, "C": log_c, "D": d, "trans": trans, "x": x,
+                           "observed": np.array(observed, dtype=np.float64)},
+                          {"G": r.G, "A_posterior": r.A_posterior, "free_energy": F, "s": r.s},
+                          {"objective": "bethe", "iterations": TMAZE_ITERATIONS, "burn_in": TMAZE_BURN_IN,
+                           "rtol": 1e-6}))
+    return cases
+
+
 FAMILIES = {"transition": ("pyrxaif.rules.transition", family_transition),
             "goal_observation": ("pyrxaif.rules.goal_observation", family_goal_observation),
             "channels": ("pyrxaif.rules.channels", family_channels),
             "discrete_transition": ("pyrxaif.rules.discrete_transition", family_discrete_transition),
             "rollout": ("pyrxaif.inference.rollout", family_rollout),
-            "linear_gaussian_plan": ("pyrxaif.inference.planning", family_linear_gaussian_plan)}
+            "linear_gaussian_plan": ("pyrxaif.inference.planning", family_linear_gaussian_plan),
+            "tmaze_evaluation": ("pyrxaif.inference.policy", family_tmaze_evaluation)}
 
 
 def generate(family: str) -> dict | None:

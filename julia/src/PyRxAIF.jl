@@ -26,9 +26,12 @@ using LogExpFunctions: logsumexp, xlogx
 import ForwardDiff
 
 import ReactiveMP: @node, @rule, @marginalrule, @average_energy
-import ReactiveMP: default_functional_dependencies, RequireMessageFunctionalDependencies
+import ReactiveMP: default_functional_dependencies, functional_dependencies, FunctionalDependencies
+# WishartFast is not exported by ExponentialFamily 2.5 (src/distributions/wishart.jl exports only
+# Wishart, WishartDistributionsFamily); ReactiveMP imports it by name the same way.
+import ExponentialFamily: WishartFast
 
-export ControlledTransition, ControlledTransitionMeta, GoalObservation, BetheMeta, GFEMeta
+export ControlledTransition, ControlledTransitionMeta, GoalObservation, BetheMeta, GFEMeta, GoalObservationDependencies
 export lds_model, lds_planning_model, linear_gaussian_planning_model, plan_linear_gaussian, tmaze_model, tmaze_policy_evaluation
 export RolloutSpec, RolloutMethod, rollout_method, plan_rollout
 

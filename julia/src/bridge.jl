@@ -37,22 +37,35 @@ function py_learn_lds(Y, Ycov, U, m1, V1, a_mean, a_cov, w_df, w_invscale, itera
         "w_df" => wishart_df(qW), "w_inv_scale" => wishart_inv_scale(qW), "free_energy" => collect(Float64, res.free_energy))
 end
 
+"""
+    py_plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, a, W, u_cov, horizon, iterations, goal_steps)
+
+Controls u_1..u_horizon. The graph ends at the last goal (a state after it would have a single
+neighbour, a half-edge RxInfer rejects): controls after the last goal keep their prior N(0, u_cov)
+and the states after it are the mean roll-out of z' = A z (zero mean control).
+"""
 function py_plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, a, W, u_cov, horizon, iterations, goal_steps)
     d, m = length(z1_mean), size(u_cov, 1)
-    steps = Vector{Int}(goal_steps)
+    H = Int(horizon)
+    steps = sort(Vector{Int}(goal_steps))
+    (!isempty(steps) && allunique(steps) && 2 <= first(steps) && last(steps) <= H + 1) ||
+        throw(ArgumentError("goal_steps: expected distinct integers in 2:$(H + 1), got $(goal_steps)"))
+    Int(iterations) >= 1 || throw(ArgumentError("iterations: expected a positive integer, got $(iterations)"))
+    reach = last(steps) - 1                                   # transitions up to the last goal
     model = lds_planning_model(z1_mean = Vector{Float64}(z1_mean), z1_cov = Matrix{Float64}(z1_cov),
         goal_cov = Matrix{Float64}(goal_cov), goal_steps = steps, a = Vector{Float64}(a), W = Matrix{Float64}(W),
-        u_cov = Matrix{Float64}(u_cov), horizon = Int(horizon), d = d, m = m)
+        u_cov = Matrix{Float64}(u_cov), horizon = reach, d = d, m = m)
     res = infer(model = model, data = (g = [Vector{Float64}(goal_mean) for _ in steps],), iterations = Int(iterations),
         returnvars = (u = KeepLast(), z = KeepLast()))
     u, z = res.posteriors[:u], res.posteriors[:z]
-    return Dict{String, Any}("u_means" => stack_means(u), "u_covs" => stack_covs(u), "z_means" => stack_means(z))
-end
-
-function py_plan_linear_gaussian(z_start, A, B, c, S, goal_mean, goal_covs, goal_steps, u_cov)
-    u, x = plan_linear_gaussian(Vector{Float64}(z_start), slices(A), slices(B), columns(c), slices(S),
-        Vector{Float64}(goal_mean), slices(goal_covs), Vector{Int}(goal_steps), Matrix{Float64}(u_cov))
-    return Dict{String, Any}("u_means" => stack_means(u), "u_covs" => stack_covs(u), "z_means" => stack_means(x))
+    A = ab_matrix(Vector{Float64}(a), d, d + m)[:, 1:d]
+    z_means = stack_means(z)
+    for _ in (reach + 1):H
+        z_means = hcat(z_means, A * z_means[:, end])
+    end
+    u_prior = Matrix{Float64}(u_cov)
+    return Dict{String, Any}("u_means" => hcat(stack_means(u), zeros(m, H - reach)),
+        "u_covs" => cat(stack_covs(u), fill(u_prior, H - reach)...; dims = 3), "z_means" => z_means)
 end
 
 function py_tmaze_policy_free_energies(A_prior, c_logits, D, B, policies, meta, iterations, burnin)
@@ -129,7 +142,9 @@ end
 
 function stack_summaries(ss)
     isempty(ss) && return Dict{String, Any}("type" => "empty")
-    out = Dict{String, Any}("type" => first(ss)["type"], "stacked" => true)
+    # "stacked" counts the stacking levels (a KeepEach sequence: iterations of time steps → 2);
+    # each level is a trailing axis, the outermost last
+    out = Dict{String, Any}("type" => first(ss)["type"], "stacked" => get(first(ss), "stacked", 0) + 1)
     for k in keys(first(ss))
         k in ("type", "stacked") && continue
         vals = [s[k] for s in ss]
@@ -156,10 +171,16 @@ function py_infer(source, name, data_names, kw_names, constraints, initializatio
     kwargs = NamedTuple{Tuple(kn)}(values[(length(dn) + 1):end])
     modelfn = Core.eval(mod, Meta.parse(name))
     evalopt(s) = isempty(s) ? nothing : Core.eval(mod, Meta.parse(s))
-    args = (model = modelfn(; kwargs...), data = data, constraints = evalopt(constraints), initialization = evalopt(initialization),
-        meta = evalopt(meta), returnvars = evalopt(returnvars), iterations = iterations < 0 ? nothing : iterations,
+    # The model's methods were defined above, after this call started: they are newer than the
+    # running world, so every call that reaches them goes through invokelatest (world age).
+    model = Base.invokelatest(modelfn; kwargs...)
+    # KeepLast unless the caller asks otherwise (with `iterations`, RxInfer's default is KeepEach:
+    # one posterior per iteration, src/inference/batch.jl)
+    rv = something(evalopt(returnvars), KeepLast())
+    args = (model = model, data = data, constraints = evalopt(constraints), initialization = evalopt(initialization),
+        meta = evalopt(meta), returnvars = rv, iterations = iterations < 0 ? nothing : iterations,
         free_energy = free_energy)
-    res = infer(; (k => v for (k, v) in pairs(args) if v !== nothing)...)
+    res = Base.invokelatest(infer; (k => v for (k, v) in pairs(args) if v !== nothing)...)
     posts = Dict{String, Any}(string(k) => summarize(v) for (k, v) in pairs(res.posteriors))
     fe = free_energy ? collect(Float64, res.free_energy) : nothing
     return Dict{String, Any}("posteriors" => posts, "free_energy" => fe)

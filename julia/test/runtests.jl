@@ -9,6 +9,7 @@ using RxInfer
 using ReactiveMP
 using BayesBase
 using ExponentialFamily
+import ExponentialFamily: WishartFast   # not exported by ExponentialFamily 2.5
 using PyRxAIF
 
 const P = PyRxAIF
@@ -104,6 +105,9 @@ agrees(a::Real, b::Real, doc) = isapprox(a, b; rtol = doc.rtol, atol = doc.atol 
                     @test agrees(P.bethe_message_z(s, Lbar, logc), o["probs"], doc)
                 elseif f == "bethe_message_A"
                     @test agrees(P.bethe_message_A(s, Lbar, logc), o["concentration"], doc)
+                    # the node's rule with x missing sends the same message (it reads q(A))
+                    out = @call_rule GoalObservation(:A, Marginalisation) (q_c = PointMass(exp.(logc)), q_z = Categorical(s), q_A = q_A, meta = BetheMeta())
+                    @test agrees(out.α, o["concentration"], doc)
                 elseif f == "bethe_message_c"
                     @test agrees(P.bethe_message_c(s, Lbar, logc), o["concentration"], doc)
                 elseif f == "bethe_average_energy"
@@ -114,7 +118,7 @@ agrees(a::Real, b::Real, doc) = isapprox(a, b; rtol = doc.rtol, atol = doc.atol 
                     @test agrees(probvec(out), o["probs"], doc)
                 elseif f == "observed_message_A"
                     @test agrees(P.observed_message_A(x, s), o["concentration"], doc)
-                    out = @call_rule GoalObservation(:A, Marginalisation) (q_c = PointMass(exp.(logc)), q_z = Categorical(s), meta = BetheMeta(x))
+                    out = @call_rule GoalObservation(:A, Marginalisation) (q_c = PointMass(exp.(logc)), q_z = Categorical(s), q_A = q_A, meta = BetheMeta(x))
                     @test agrees(out.α, o["concentration"], doc)
                 elseif f == "observed_message_c"
                     @test agrees(P.observed_message_c(x), o["concentration"], doc)
@@ -315,5 +319,38 @@ agrees(a::Real, b::Real, doc) = isapprox(a, b; rtol = doc.rtol, atol = doc.atol 
             @test sum(ΔA) ≈ 2.0
             @test sum(ΔA[3, :]) ≈ 1.0 && sum(ΔA[7, :]) ≈ 1.0
         end
+    end
+
+    @testset "golden: tmaze_evaluation (whole T-maze model, Bethe, a missing outcome)" begin
+        doc = load_golden("tmaze_evaluation")
+        for c in doc.cases
+            i, o = inputs(c), outputs(c)
+            @testset "$(c.name)" begin
+                P_, T = size(i["trans"], 1), size(i["trans"], 2)
+                # trans (P, T, n, n) → B (n, n, T, P); C (T, m) → (m, T); x (T, m) → (m, T)
+                B = permutedims(i["trans"], (3, 4, 2, 1))
+                r = P.py_tmaze_evaluate(i["A_prior"], permutedims(i["C"]), i["D"], B, permutedims(i["x"]),
+                    Int.(i["observed"]), "BFE", Int(c.params.iterations), Int(c.params.burn_in), 20)
+                tol = Float64(c.params.rtol)
+                @test isapprox(r["G"], o["G"]; rtol = tol)
+                @test isapprox(permutedims(r["A"], (3, 1, 2)), o["A_posterior"]; rtol = tol)
+            end
+        end
+    end
+
+    @testset "LDS planning with the last goal before the horizon: the graph ends at the goal" begin
+        d, m = 2, 1
+        a = vec(permutedims([0.9 0.2 0.5; -0.1 0.8 0.3]))
+        W, u_cov = [4.0 0.5; 0.5 3.0], reshape([0.25], 1, 1)
+        z1, goal = [1.0, -0.5], [-1.0, 2.0]
+        short = P.py_plan_lds(z1, 1e-8 * I(2), goal, Matrix(0.02I, 2, 2), a, W, u_cov, 1, 2, [2])
+        long = P.py_plan_lds(z1, 1e-8 * I(2), goal, Matrix(0.02I, 2, 2), a, W, u_cov, 3, 2, [2])
+        @test size(long["u_means"]) == (m, 3)
+        @test long["u_means"][:, 1] ≈ short["u_means"][:, 1] rtol = 1e-10
+        @test long["u_means"][:, 2:3] == zeros(m, 2)                  # after the goal: the prior
+        @test long["u_covs"][:, :, 2] == u_cov && long["u_covs"][:, :, 3] == u_cov
+        A = reshape(a, d + m, d)'[:, 1:d]
+        @test long["z_means"][:, 4] ≈ A * long["z_means"][:, 3] rtol = 1e-12
+        @test_throws ArgumentError P.py_plan_lds(z1, 1e-8 * I(2), goal, Matrix(0.02I, 2, 2), a, W, u_cov, 3, 2, [5])
     end
 end

@@ -1,7 +1,8 @@
 """`pyrxaif info`: the engines available here (JAX, Julia) and, for Julia, why not.
 
 Never starts Julia: the Julia line comes from ``pyrxaif.engines.julia_status`` (juliacall installed?
-Julia executable? network for the first install?)."""
+a Julia executable that answers ``--version`` as Julia ≥ 1.10? network for the first install? With
+``--no-network-check`` a first install is "unknown", never "available")."""
 
 from __future__ import annotations
 
@@ -27,5 +28,6 @@ def run(args: argparse.Namespace) -> int:
     ok, why = jax_engine.available()
     print(f"  jax   : {'available' if ok else 'unavailable'} - {why}")
     ok, why = julia_status(check_network=not args.no_network_check)
-    print(f"  julia : {'available' if ok else 'unavailable'} - {why}")
+    state = {True: "available", False: "unavailable", None: "unknown (network not checked)"}[ok]
+    print(f"  julia : {state} - {why}")
     return 0

@@ -217,6 +217,49 @@ plan_objective_jit = jax.jit(plan_objective)
 STEP_SIZES = (0.0, 0.25, 0.5, 1.0)
 
 
+def _finite_or_inf(v):
+    """The objective, +inf where it is not finite (a roll-out that left the model's range)."""
+    return jnp.where(jnp.isfinite(v), v, jnp.inf)
+
+
+def _line_search_step(objective, us, cost, target):
+    """One damped move of the nominal ``us`` towards ``target`` (the posterior mean actions),
+    projected onto [−1, 1], by the step of :data:`STEP_SIZES` with the lowest objective (step 0
+    keeps ``us`` at its known ``cost``; a non-finite target entry moves nothing)."""
+    steps = jnp.asarray(STEP_SIZES)
+    target = jnp.clip(jnp.asarray(target), -1.0, 1.0)
+    target = jnp.where(jnp.isfinite(target), target, us)
+    cands = us[None] + steps[:, None, None] * (target - us)[None]
+    costs = jnp.concatenate([jnp.reshape(cost, (1,)), jax.vmap(objective)(cands[1:])])
+    k = jnp.argmin(costs)
+    return cands[k], costs[k]
+
+
+def refine_nominal(u0, iters: int, objective, posterior, *, traced: bool):
+    """The iteration loop of the linearised planner, shared by every engine.
+
+    ``posterior(us)`` solves the Gaussian planning problem linearised about the nominal actions
+    ``us`` (a :class:`PlanResult`); ``objective(us)`` scores a nominal. From ``u0`` (clipped to
+    [−1, 1]), ``iters`` times: solve, then :func:`_line_search_step`. ``traced``: inside ``jit``
+    (``lax.scan``), or a Python loop for an inner solve that cannot be traced (the Julia engine's
+    RxInfer solve). Returns (the posterior of the final nominal with ``actions`` = the nominal, its
+    objective)."""
+    us = jnp.clip(jnp.asarray(u0), -1.0, 1.0)
+    carry = (us, objective(us))
+
+    def body(c, _):
+        nominal, cost = c
+        return _line_search_step(objective, nominal, cost, posterior(nominal).actions), None
+
+    if traced:
+        carry, _ = jax.lax.scan(body, carry, None, length=iters)
+    else:
+        for _ in range(iters):
+            carry, _ = body(carry, None)
+    us, cost = carry
+    return posterior(us)._replace(actions=us), cost
+
+
 @partial(jax.jit, static_argnames=("iters",))
 def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, iters: int = 5):
     """Planning as inference on a locally linear transition model (:class:`pyrxaif.inference.em.LocalLDS`).
@@ -237,31 +280,38 @@ def plan_local(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, ite
     linearisation. Shapes are static in N, H, d, m, K: re-planning never retraces.
     """
     args = (z_start, z_goal, goal_prec, u_prec, goal_mask)
-    steps = jnp.asarray(STEP_SIZES)
-
-    def objective(us):
-        """The objective, +inf where it is not finite (a roll-out that left the model's range)."""
-        v = plan_objective(model, *args, us)
-        return jnp.where(jnp.isfinite(v), v, jnp.inf)
-
-    def posterior(us):
-        return plan_linearised(linearise_local(model, z_start, us), *args)
-
-    def body(carry, _):
-        us, cost = carry
-        target = jnp.clip(posterior(us).actions, -1.0, 1.0)
-        target = jnp.where(jnp.isfinite(target), target, us)          # a failed solve moves nothing
-        cands = us[None] + steps[:, None, None] * (target - us)[None]
-        costs = jnp.concatenate([cost[None], jax.vmap(objective)(cands[1:])])   # step 0 is the current nominal
-        k = jnp.argmin(costs)
-        return (cands[k], costs[k]), None
 
     def refine(u0):
-        u0 = jnp.clip(u0, -1.0, 1.0)
-        (us, cost), _ = jax.lax.scan(body, (u0, objective(u0)), None, length=iters)
-        return posterior(us)._replace(actions=us), cost
+        return refine_nominal(u0, iters, lambda us: _finite_or_inf(plan_objective(model, *args, us)),
+                              lambda us: plan_linearised(linearise_local(model, z_start, us), *args), traced=True)
 
     if u_init.ndim == 2:
         return refine(u_init)[0]
     results, costs = jax.vmap(refine)(u_init)
     return jax.tree_util.tree_map(lambda a: a[jnp.argmin(costs)], results)
+
+
+def plan_local_with_solver(model, z_start, z_goal, goal_prec, u_prec, goal_mask, u_init, iters: int = 5, *,
+                           solve):
+    """:func:`plan_local` with another engine's inner solve: the same loop (:func:`refine_nominal`,
+    run eagerly), each linearised plan solved by ``solve`` (the signature of
+    :func:`plan_linearised`; e.g. the Julia engine's RxInfer solve), the roll-outs, Jacobians and
+    objectives by the jitted JAX functions. Several nominals (N, H, m): the lowest objective wins."""
+    from pyrxaif.inference import em  # noqa: PLC0415  (em imports this module)
+
+    if not isinstance(model, em.LocalLDS):
+        raise TypeError(f"model: expected a pyrxaif.inference.em.LocalLDS, got {type(model).__name__}")
+    if not isinstance(iters, (int, np.integer)) or isinstance(iters, bool) or iters < 0:
+        raise ValueError(f"iters: expected a non-negative integer, got {iters!r}")
+    if not callable(solve):
+        raise TypeError(f"solve: expected a function with the signature of plan_linearised, got {type(solve).__name__}")
+    z = jnp.asarray(V.as_float_array("z_start", z_start, ndim=1))
+    inits = V.as_float_array("u_init", u_init)
+    if inits.ndim not in (2, 3):
+        raise ValueError(f"u_init: expected (H, m) or (N, H, m) nominal actions, got shape {inits.shape}")
+    args = (z, z_goal, goal_prec, u_prec, goal_mask)
+    runs = [refine_nominal(u0, int(iters), lambda us: _finite_or_inf(plan_objective_jit(model, *args, us)),
+                           lambda us: solve(linearise_local_jit(model, z, us), *args), traced=False)
+            for u0 in (inits if inits.ndim == 3 else inits[None])]
+    best = min(range(len(runs)), key=lambda k: float(runs[k][1]))
+    return runs[best][0]

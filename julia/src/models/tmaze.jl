@@ -3,8 +3,8 @@
 #   z_1 ~ Categorical(D),  z_{t+1} ~ DiscreteTransition(z_t, B[t])  (B[t]: the matrix of the policy's
 #   t-th action), c_t ~ GoalObservation(z_{t+1}, A) with the goal prior c_t as data and meta
 #   go_metas[t] = GFEMeta(x)/BetheMeta(x), x a one-hot observation (past step) or `nothing`
-#   (future step). q(z, A) = q(z) q(A); the message on z into each goal node starts uniform
-#   (functional dependencies) so the loop through the node can start.
+#   (future step). q(z, A) = q(z) q(A); the message on z into each goal node starts uniform and
+#   the message to A reads q(A) (GoalObservationDependencies).
 
 @model function tmaze_model(c, A_prior, D, B, go_metas, n)
     A ~ DirichletCollection(A_prior)
@@ -12,7 +12,7 @@
     for t in eachindex(B)
         z[t + 1] ~ DiscreteTransition(z[t], B[t])
         c[t] ~ GoalObservation(z[t + 1], A) where {
-            meta = go_metas[t], dependencies = RequireMessageFunctionalDependencies(z = Categorical(fill(1 / n, n)))
+            meta = go_metas[t], dependencies = GoalObservationDependencies(z = Categorical(fill(1 / n, n)))
         }
     end
 end

@@ -3,18 +3,18 @@
 # a one-hot vector when observed, `nothing` for a future step. Notation: s = q(z), d = incoming
 # message on z, Ā = E[A], L̄ = E[log A], ℓ = E[log c], h(A)_j = −Σ_i A_ij log A_ij, h̄ = E[h(A)].
 #
-# Bethe (BetheMeta), x missing: x̂ = σ(L̄s + ℓ); to z: σ(L̄ᵀx̂); U = −log Σ_i exp[(L̄s)_i + ℓ_i]
-#   (the kernels bethe_message_A/_c for x̂sᵀ + 1, x̂ + 1 are provided and tested, but the node sends
-#   no informative message to A for a missing x, as for GFE below).
+# Bethe (BetheMeta), x missing: x̂ = σ(L̄s + ℓ); to z: σ(L̄ᵀx̂); to A: MatrixDir(x̂sᵀ + 1);
+#   U = −log Σ_i exp[(L̄s)_i + ℓ_i]   (the same rules as the JAX engine, docs/DESIGN).
 # Observed x (either meta): to z: σ(L̄ᵀx); to A: x sᵀ + 1; to c: x + 1; U = −xᵀ(L̄s + ℓ).
 # Generalised (GFEMeta), x missing: U_G = sᵀh̄ − (Ās)ᵀ(ℓ − log Ās); to c: Dirichlet(Ās + 1);
 #   to z: s* = σ(−h̄ + Āᵀℓ − Āᵀ log(Ās*) + log d) by Newton (log space, ForwardDiff Jacobian),
-#   send s*/d. The non-conjugate GFE message to A is not sent (see docs/julia.md): A learns from
-#   observed nodes only, i.e. the message to A of a node with x missing is uninformative.
+#   send s*/d. The non-conjugate GFE message to A is not sent (see docs/julia.md): with GFEMeta,
+#   A learns from observed nodes only (the JAX engine estimates that message by importance sampling).
 #
-# The message to z needs the incoming message d on z (functional dependencies: message on z);
-# models pass `dependencies = RequireMessageFunctionalDependencies(z = <uniform Categorical>)` so
-# the loop through the node is started with a uniform message.
+# Functional dependencies (GoalObservationDependencies): the message to z needs the incoming
+# message d on z (started from a given message, e.g. a uniform Categorical, so the loop through
+# the node can start); the message to A needs q(A) itself, since the Bethe x̂ of a missing outcome
+# uses L̄ = E[log A] (as ReactiveMP's ContinuousTransition asks for q(a) in its message to a).
 
 struct GoalObservation end
 
@@ -35,7 +35,24 @@ GFEMeta(x = nothing; newton_iterations::Int = 20) = GFEMeta(x, newton_iterations
 
 const GoalObservationMeta = Union{BetheMeta, GFEMeta}
 
-default_functional_dependencies(::Type{<:GoalObservation}) = RequireMessageFunctionalDependencies(z = nothing)
+"""
+    GoalObservationDependencies(; z = nothing)
+
+Functional dependencies of a GoalObservation node: the message to `z` uses the incoming message on
+`z` (initialised with `z` unless `nothing`), the message to `A` uses q(A); `c` as by default.
+"""
+struct GoalObservationDependencies{Z} <: FunctionalDependencies
+    z_init::Z
+end
+GoalObservationDependencies(; z = nothing) = GoalObservationDependencies(z)
+
+function functional_dependencies(deps::GoalObservationDependencies, factornode, interface, iindex)
+    strategy = ReactiveMP.name(interface) === :A ? RequireMarginalFunctionalDependencies(A = nothing) :
+        RequireMessageFunctionalDependencies(z = deps.z_init)
+    return functional_dependencies(strategy, factornode, interface, iindex)
+end
+
+default_functional_dependencies(::Type{<:GoalObservation}) = GoalObservationDependencies()
 
 const LOG_FLOOR = -30.0
 normalize_logits(v) = v .- logsumexp(v)
@@ -128,12 +145,16 @@ end
 end
 
 # --- messages to A and c ------------------------------------------------------------------------
-@rule GoalObservation(:A, Marginalisation) (q_c::Any, q_z::Categorical, meta::GoalObservationMeta) = begin
-    s = probvec(q_z)
-    meta.x === nothing || return DirichletCollection(observed_message_A(meta.x, s))
-    # x missing: uninformative (A is learned from observed outcomes only; see docs/julia.md)
-    return DirichletCollection(ones(length(mean(q_c)), length(s)))
+"Concentrations of the message to A: x sᵀ + 1 (observed), x̂ sᵀ + 1 (Bethe, missing), 1 (GFE, missing)."
+function message_A_concentration(meta::GoalObservationMeta, s, q_c, q_A)
+    meta.x === nothing || return observed_message_A(meta.x, s)
+    meta isa BetheMeta || return ones(length(expected_log_c(q_c)), length(s))
+    _, Lbar, _ = a_stats(q_A)
+    return bethe_message_A(s, Lbar, expected_log_c(q_c))
 end
+
+@rule GoalObservation(:A, Marginalisation) (q_c::Any, q_z::Categorical, q_A::Any, meta::GoalObservationMeta) =
+    DirichletCollection(message_A_concentration(meta, probvec(q_z), q_c, q_A))
 
 @rule GoalObservation(:c, Marginalisation) (q_z::Categorical, q_A::Any, meta::GoalObservationMeta) = begin
     meta.x === nothing || return Dirichlet(observed_message_c(meta.x))

@@ -1,4 +1,6 @@
-"""Run any RxInfer ``@model`` from Python: ``pyrxaif.julia.infer(model, data=...)``.
+"""Run any RxInfer ``@model`` from Python: ``pyrxaif.rxinfer.infer(model, data=...)`` (the Julia
+engine's user-model entry point; formerly ``pyrxaif.julia``, renamed so that it is not a second
+module called ``julia`` beside the engine ``pyrxaif.engines.julia``).
 
 ``model`` is RxInfer source text that defines one ``@model function name(...)`` (evaluated in a
 fresh Julia module that has ``using RxInfer``), or the name of a model defined in PyRxAIF. Data
@@ -17,7 +19,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pyrxaif.engines import julia as _engine
+from pyrxaif.engines.julia_layout import to_julia_matrix
+from pyrxaif.engines.julia_runtime import call, convert
 
 __all__ = ["infer", "Matrix", "model_name", "julia_data", "as_distribution"]
 
@@ -60,13 +63,13 @@ def julia_data(value: Any) -> tuple[str, Any]:
     "vector" (1-d → Vector{Float64}), "sequence" (time-major (T, d) → Vector{Vector{Float64}}, one
     vector per time step), "matrix" (``Matrix(x)`` → Matrix{Float64}, same indices). Pure numpy."""
     if isinstance(value, Matrix):
-        return "matrix", _engine.to_julia_matrix(value.value)
+        return "matrix", to_julia_matrix(value.value)
     if isinstance(value, (bool, np.bool_)):
         raise TypeError("data: booleans are not supported; pass 0.0/1.0")
     if isinstance(value, (int, np.integer)):
         return "int", int(value)
     if value is None:
-        raise TypeError("data: None is not supported (missing data is not handled by pyrxaif.julia.infer)")
+        raise TypeError("data: None is not supported (missing data is not handled by pyrxaif.rxinfer.infer)")
     arr = np.asarray(value, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError("data: expected finite values, found NaN/inf")
@@ -79,17 +82,12 @@ def julia_data(value: Any) -> tuple[str, Any]:
     raise ValueError(f"data: expected at most 2-d arrays, got shape {arr.shape}; wrap matrices in Matrix()")
 
 
+_JULIA_TYPES = {"vector": "Vector{Float64}", "matrix": "Matrix{Float64}", "sequence": "Vector{Vector{Float64}}"}
+
+
 def _to_julia(spec):
     kind, payload = spec
-    if kind in ("int", "float"):
-        return payload
-    jl = _engine.julia_module()
-    convert = _engine._STATE["juliacall"].convert
-    if kind == "vector":
-        return convert(jl.seval("Vector{Float64}"), payload)
-    if kind == "matrix":
-        return convert(jl.seval("Matrix{Float64}"), payload)
-    return convert(jl.seval("Vector{Vector{Float64}}"), payload)
+    return payload if kind in ("int", "float") else convert(_JULIA_TYPES[kind], payload)
 
 
 def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None = None,
@@ -100,7 +98,10 @@ def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None
 
     ``constraints``, ``initialization``, ``meta`` and ``returnvars`` are Julia expressions as text
     (e.g. ``"@constraints begin q(x, y) = q(x) * q(y) end"``, ``"(x = KeepLast(),)"``), evaluated in
-    the model's module. ``model_kwargs`` are the model's non-data arguments."""
+    the model's module. ``returnvars`` defaults to ``KeepLast()`` for every variable, also with
+    ``iterations`` (RxInfer's own default there is ``KeepEach()``: one posterior per iteration; pass
+    ``returnvars="KeepEach()"`` to get it, the iterations then come stacked along the first axis).
+    ``model_kwargs`` are the model's non-data arguments."""
     fname, source = model_name(model, name)
     data = {} if data is None else dict(data)
     for key in list(data) + list(model_kwargs or {}):
@@ -114,7 +115,7 @@ def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None
             raise TypeError(f"{label}: expected Julia source text, got {type(text).__name__}")
     specs = [julia_data(v) for v in data.values()] + [julia_data(v) for v in (model_kwargs or {}).values()]
     values = [_to_julia(spec) for spec in specs]
-    res = _engine.call("py_infer", source or "", fname, ",".join(data), ",".join(model_kwargs or {}),
+    res = call("py_infer", source or "", fname, ",".join(data), ",".join(model_kwargs or {}),
                        constraints or "", initialization or "", meta or "", returnvars or "",
                        -1 if iterations is None else int(iterations), bool(free_energy), *values)
     posteriors = {str(k): _summary_to_numpy(v) for k, v in res["posteriors"].items()}
@@ -123,17 +124,20 @@ def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None
 
 
 def _summary_to_numpy(summary) -> dict:
-    """Julia summary → numpy dict; a stacked summary (vector of posteriors, stacked along Julia's
-    last axis) is made time-major: the stacking axis moves to the front."""
+    """Julia summary → numpy dict. A stacked summary (a vector of posteriors, stacked along Julia's
+    trailing axes, ``stacked`` = the number of levels) is made time-major: the stacking axes move to
+    the front, outermost first (KeepEach of a sequence: (iteration, time, ...))."""
     items = {str(k): v for k, v in summary.items()}
-    stacked = bool(items.pop("stacked", False))
+    depth = int(items.pop("stacked", 0))
     out = {}
     for k, v in items.items():
         if k == "type":
             out[k] = str(v)
             continue
         arr = np.array(v, dtype=np.float64)
-        out[k] = np.ascontiguousarray(np.moveaxis(arr, -1, 0)) if stacked and arr.ndim >= 1 else arr
+        if depth and arr.ndim >= depth:
+            arr = np.ascontiguousarray(np.moveaxis(arr, list(range(-1, -depth - 1, -1)), list(range(depth))))
+        out[k] = arr
     return out
 
 
