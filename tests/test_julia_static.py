@@ -82,16 +82,22 @@ def test_rule_argument_that_names_no_interface(tmp_path):
     old = "(q_c::Any, q_z::Categorical, q_A::Any, meta::GoalObservationMeta)"
     root, line = _inject(tmp_path, "src/nodes/goal_observation.jl", old, old.replace("q_A::", "q_B::"))
     found = _findings(root, "rule")
-    assert [(p, n) for p, n, _ in found] == [("src/nodes/goal_observation.jl", line)]
+    assert [(p, n) for p, n, _ in found if p.startswith("src/")] == [("src/nodes/goal_observation.jl", line)]
     assert "argument `q_B` names no interface of GoalObservation" in found[0][2]
+    # runtests.jl's two calls of the rule to A (q_c, q_z, q_A) now match no rule
+    calls = [n for p, n, m in found if p == "test/runtests.jl" and "@call_rule GoalObservation(:A)" in m]
+    assert len(calls) == 2 and len(found) == 3
 
 
 def test_rule_target_that_is_no_interface(tmp_path):
     old = "@rule ControlledTransition(:W, Marginalisation) (q_y_x_u::Any"
     root, line = _inject(tmp_path, "src/nodes/controlled_transition.jl", old, old.replace(":W,", ":w,"))
     found = _findings(root, "rule")
-    assert [(p, n) for p, n, _ in found] == [("src/nodes/controlled_transition.jl", line)]
+    assert [(p, n) for p, n, _ in found if p.startswith("src/")] == [("src/nodes/controlled_transition.jl", line)]
     assert "has no interface `w`" in found[0][2]
+    # and runtests.jl's call with (q_y_x_u, q_a) no longer has a rule to W that takes it
+    assert [(p, n) for p, n, m in found if p.startswith("test/")] == [
+        ("test/runtests.jl", _line_of(root, "test/runtests.jl", "@call_rule ControlledTransition(:W"))]
 
 
 def test_infer_keyword_that_rxinfer_does_not_take(tmp_path):
@@ -216,3 +222,30 @@ def test_bridge_arity(tmp_path, signature, python_args, reported):
     (tmp_path / "m.py").write_text(f"from x import call\ncall(\"py_f\"{', ' if python_args else ''}{python_args})\n")
     found = cjs.check_bridge(unit, tmp_path)
     assert [(Path(f.path).name, f.line) for f in found] == ([("m.py", 2)] if reported else [])
+
+
+def test_call_rule_argument_that_names_no_interface(tmp_path):
+    """@call_rule's (m_x = ..., q_y = ...) fields are checked like @rule's arguments (they were skipped)."""
+    old = 'q_z = Categorical(s), q_A = q_A, meta = BetheMeta())'
+    root, line = _inject(tmp_path, "test/runtests.jl", old, old.replace("q_A = q_A", "q_B = q_A"))
+    found = [(p, n, m) for p, n, m in _findings(root, "rule") if "q_B" in m]
+    assert [(p, n) for p, n, _ in found] == [("test/runtests.jl", line), ("test/runtests.jl", line)]
+    assert any("argument `q_B` names no interface of GoalObservation" in m for _, _, m in found)
+
+
+def test_call_rule_arguments_that_no_rule_takes(tmp_path):
+    """The rule to A gained q_A (c0cd873): a test still calling it with (q_c, q_z) would find no method."""
+    old = 'q_z = Categorical(s), q_A = q_A, meta = BetheMeta())'
+    root, line = _inject(tmp_path, "test/runtests.jl", old, 'q_z = Categorical(s), meta = BetheMeta())')
+    found = _findings(root, "rule")
+    assert [(p, n) for p, n, _ in found] == [("test/runtests.jl", line)]
+    assert "@call_rule GoalObservation(:A) with (q_c, q_z): no @rule GoalObservation(:A)" in found[0][2]
+    assert "defined: (q_c, q_z, q_A)" in found[0][2]
+
+
+def test_call_rule_arguments_in_an_order_no_rule_takes(tmp_path):
+    old = '(m_y = msg("msg_next"), m_x = msg("msg_z"), q_a = q_a'
+    root, line = _inject(tmp_path, "test/runtests.jl", old, '(m_x = msg("msg_z"), m_y = msg("msg_next"), q_a = q_a')
+    found = _findings(root, "rule")
+    assert [(p, n) for p, n, _ in found] == [("test/runtests.jl", line)]
+    assert "ControlledTransition(:u) with (m_x, m_y, q_a, q_W)" in found[0][2]

@@ -17,6 +17,8 @@ sources at the pinned versions) and tree-sitter-julia. Reports, one line ``path:
    ``invokelatest``;
 5. ``half-edge``: a ``~`` variable of an ``@model`` whose last element is used by no other node
    for every input, e.g. used only through a data-dependent index such as ``z[goal_steps[k]]``;
+   and a ``@call_rule`` / ``@call_marginalrule`` of a node whose rules are defined in julia/ whose
+   ``m_`` and ``q_`` arguments (names and order: ReactiveMP dispatches on both) match no such rule;
 6. ``field``: ``x.f`` where ``x`` is a parameter annotated with a struct type that has no field ``f``;
 7. ``bridge``: a ``call("py_name", ...)`` in the Python package (``pyrxaif.engines.julia_runtime.call``
    runs ``PyRxAIF.py_name(args...)``) whose function the package's ``src/`` does not define, or
@@ -447,6 +449,57 @@ def check_rules(unit: Unit, nodes: dict[str, list[str]]) -> list[Finding]:
     return out
 
 
+RULE_CALLS = {"@call_rule": "@rule", "@call_marginalrule": "@marginalrule"}
+
+
+def rule_arguments(tup) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(message names, marginal names), in order, of a rule's or rule call's argument tuple."""
+    ms, qs = [], []
+    for a in js.named_children(tup) if tup is not None else []:
+        arg = js.first_identifier(a)
+        m = re.match(r"^(m|q)_(.+)$", arg or "")
+        if m:
+            (ms if m.group(1) == "m" else qs).append(m.group(2))
+    return tuple(ms), tuple(qs)
+
+
+def local_rule_signatures(units: list[Unit]) -> dict[tuple[str, str, str], list]:
+    """(macro, node, target) → the (messages, marginals) name tuples of the rules defined in ``units``."""
+    out: dict[tuple[str, str, str], list] = {}
+    for u in units:
+        for _, _, tree in u.files:
+            for n in js.walk(tree.root_node):
+                mname = js.macro_name(n)
+                if mname in RULE_CALLS.values():
+                    node_name, target, tup = rule_node_and_target(js.macro_arguments(n))
+                    if node_name is not None and target is not None:
+                        out.setdefault((mname, node_name, target), []).append(rule_arguments(tup))
+    return out
+
+
+def check_rule_calls(unit: Unit, signatures: dict) -> list[Finding]:
+    """``@call_rule`` of a node whose rules are defined locally: the arguments name one of them."""
+    defined_nodes = {node for _, node, _ in signatures}
+    out = []
+    for path, _, tree in unit.files:
+        for n in js.walk(tree.root_node):
+            mname = js.macro_name(n)
+            if mname not in RULE_CALLS:
+                continue
+            node_name, target, tup = rule_node_and_target(js.macro_arguments(n))
+            if node_name not in defined_nodes or target is None or tup is None:
+                continue
+            given = rule_arguments(tup)
+            known = signatures.get((RULE_CALLS[mname], node_name, target), [])
+            if given not in known:
+                fmt = lambda s: ", ".join([f"m_{x}" for x in s[0]] + [f"q_{x}" for x in s[1]])  # noqa: E731
+                out.append(Finding(path, line_of(n), "rule",
+                                   f"{mname} {node_name}(:{target}) with ({fmt(given)}): no {RULE_CALLS[mname]} "
+                                   f"{node_name}(:{target}) takes these arguments in this order (defined: "
+                                   f"{'; '.join('(' + fmt(s) + ')' for s in known) or 'none'})"))
+    return out
+
+
 def check_keywords(unit: Unit, index: dict) -> list[Finding]:
     out = []
     infer_kw, where_kw = set(index["infer_keywords"]), set(index["where_keys"])
@@ -865,8 +918,10 @@ def check(julia_dir, index: dict | None = None, python_dir=PYTHON_DIR) -> list[F
                         local_exports[mod] = exports
                         local_defs[mod] = defs | exports
     findings = []
+    signatures = local_rule_signatures(units)
     for u in units:
         defs, imp = unit_defs[u.name], unit_imports[u.name]
+        findings += check_rule_calls(u, signatures)
         findings += check_names(u, index, local_exports, local_defs, defs, imp)
         findings += check_rules(u, nodes)
         findings += check_keywords(u, index)
