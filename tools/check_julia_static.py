@@ -463,6 +463,11 @@ def rule_arguments(tup) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(ms), tuple(qs)
 
 
+def _arguments_text(arguments: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    messages, marginals = arguments
+    return ", ".join([f"m_{x}" for x in messages] + [f"q_{x}" for x in marginals])
+
+
 def local_rule_signatures(units: list[Unit]) -> dict[tuple[str, str, str], list]:
     """(macro, node, target) → the (messages, marginals) name tuples of the rules defined in ``units``."""
     out: dict[tuple[str, str, str], list] = {}
@@ -492,11 +497,10 @@ def check_rule_calls(unit: Unit, signatures: dict) -> list[Finding]:
             given = rule_arguments(tup)
             known = signatures.get((RULE_CALLS[mname], node_name, target), [])
             if given not in known:
-                fmt = lambda s: ", ".join([f"m_{x}" for x in s[0]] + [f"q_{x}" for x in s[1]])  # noqa: E731
                 out.append(Finding(path, line_of(n), "rule",
-                                   f"{mname} {node_name}(:{target}) with ({fmt(given)}): no {RULE_CALLS[mname]} "
-                                   f"{node_name}(:{target}) takes these arguments in this order (defined: "
-                                   f"{'; '.join('(' + fmt(s) + ')' for s in known) or 'none'})"))
+                                   f"{mname} {node_name}(:{target}) with ({_arguments_text(given)}): no "
+                                   f"{RULE_CALLS[mname]} {node_name}(:{target}) takes these arguments in this "
+                                   f"order (defined: {'; '.join(f'({_arguments_text(s)})' for s in known) or 'none'})"))
     return out
 
 
