@@ -82,16 +82,22 @@ def test_rule_argument_that_names_no_interface(tmp_path):
     old = "(q_c::Any, q_z::Categorical, q_A::Any, meta::GoalObservationMeta)"
     root, line = _inject(tmp_path, "src/nodes/goal_observation.jl", old, old.replace("q_A::", "q_B::"))
     found = _findings(root, "rule")
-    assert [(p, n) for p, n, _ in found] == [("src/nodes/goal_observation.jl", line)]
+    assert [(p, n) for p, n, _ in found if p.startswith("src/")] == [("src/nodes/goal_observation.jl", line)]
     assert "argument `q_B` names no interface of GoalObservation" in found[0][2]
+    # runtests.jl's two calls of the rule to A (q_c, q_z, q_A) now match no rule
+    calls = [n for p, n, m in found if p == "test/runtests.jl" and "@call_rule GoalObservation(:A)" in m]
+    assert len(calls) == 2 and len(found) == 3
 
 
 def test_rule_target_that_is_no_interface(tmp_path):
     old = "@rule ControlledTransition(:W, Marginalisation) (q_y_x_u::Any"
     root, line = _inject(tmp_path, "src/nodes/controlled_transition.jl", old, old.replace(":W,", ":w,"))
     found = _findings(root, "rule")
-    assert [(p, n) for p, n, _ in found] == [("src/nodes/controlled_transition.jl", line)]
+    assert [(p, n) for p, n, _ in found if p.startswith("src/")] == [("src/nodes/controlled_transition.jl", line)]
     assert "has no interface `w`" in found[0][2]
+    # and runtests.jl's call with (q_y_x_u, q_a) no longer has a rule to W that takes it
+    assert [(p, n) for p, n, m in found if p.startswith("test/")] == [
+        ("test/runtests.jl", _line_of(root, "test/runtests.jl", "@call_rule ControlledTransition(:W"))]
 
 
 def test_infer_keyword_that_rxinfer_does_not_take(tmp_path):
@@ -155,6 +161,9 @@ def test_command_line_reports_path_line_and_exit_status(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "tools" / "check_julia_static.py"), str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "JULIA_DIR" in bad.stderr
+    bad = subprocess.run([sys.executable, str(ROOT / "tools" / "check_julia_static.py"), str(root), str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "PYTHON_DIR" in bad.stderr
 
 
 @pytest.mark.parametrize("source, expected", [
@@ -167,3 +176,76 @@ def test_half_edge_check_on_small_models(source, expected):
     unit = cjs.Unit("m.jl", [("m.jl", source.encode(), tree)])
     lines = [f.line for f in cjs.check_half_edges(unit)]
     assert lines == ([] if expected is None else [expected])
+
+
+def _bridge_findings(root):
+    return [(Path(f.path).relative_to(ROOT).as_posix(), f.line, f.message) for f in cjs.check(root)
+            if f.kind == "bridge"]
+
+
+def _python_line(rel, snippet):
+    text = (ROOT / rel).read_text()
+    assert text.count(snippet) == 1
+    return text[:text.index(snippet)].count("\n") + 1
+
+
+def test_python_calls_a_function_the_julia_package_does_not_define(tmp_path):
+    """The defect of commit c0cd873: py_plan_linear_gaussian removed while Python still calls it."""
+    root, _ = _inject(tmp_path, "src/bridge.jl", "function py_plan_linear_gaussian(",
+                      "function py_plan_linear_gaussian_unused(")
+    line = _python_line("pyrxaif/engines/julia_models.py", 'call("py_plan_linear_gaussian"')
+    found = _bridge_findings(root)
+    assert [(p, n) for p, n, _ in found] == [("pyrxaif/engines/julia_models.py", line)]
+    assert "defines no function `py_plan_linear_gaussian`" in found[0][2]
+
+
+def test_python_call_with_a_number_of_arguments_no_method_takes(tmp_path):
+    root, _ = _inject(tmp_path, "src/bridge.jl", "function py_smooth_lds(Y, Ycov, U, a, W, m1, V1)",
+                      "function py_smooth_lds(Y, Ycov, U, a, W, m1, V1, iterations)")
+    line = _python_line("pyrxaif/engines/julia_models.py", 'call("py_smooth_lds"')
+    found = _bridge_findings(root)
+    assert [(p, n) for p, n, _ in found] == [("pyrxaif/engines/julia_models.py", line)]
+    assert "called with 7 positional arguments; its Julia methods take 8" in found[0][2]
+
+
+@pytest.mark.parametrize("signature, python_args, reported", [
+    ("f(a, b = 1, xs...; k = 2)", "1", False),             # optional and varargs
+    ("f(a, b = 1, xs...; k = 2)", "", True),               # a is required
+    ("f(a, b = 1; k = 2)", "1, 2, 3", True),                # a keyword is not positional
+    ("f(a, b)", "*rest", False),                            # a starred call may supply both
+    ("f(a, b)", "1, *rest", False),
+    ("f(a)", "1, 2, *rest", True),                          # at least 2 > 1 even with the star
+])
+def test_bridge_arity(tmp_path, signature, python_args, reported):
+    source = f"module M\npy_{signature} = nothing\nend\n".encode()
+    unit = cjs.Unit("src", [("M.jl", source, cjs.js.parse(source))])
+    (tmp_path / "m.py").write_text(f"from x import call\ncall(\"py_f\"{', ' if python_args else ''}{python_args})\n")
+    found = cjs.check_bridge(unit, tmp_path)
+    assert [(Path(f.path).name, f.line) for f in found] == ([("m.py", 2)] if reported else [])
+
+
+def test_call_rule_argument_that_names_no_interface(tmp_path):
+    """@call_rule's (m_x = ..., q_y = ...) fields are checked like @rule's arguments (they were skipped)."""
+    old = 'q_z = Categorical(s), q_A = q_A, meta = BetheMeta())'
+    root, line = _inject(tmp_path, "test/runtests.jl", old, old.replace("q_A = q_A", "q_B = q_A"))
+    found = [(p, n, m) for p, n, m in _findings(root, "rule") if "q_B" in m]
+    assert [(p, n) for p, n, _ in found] == [("test/runtests.jl", line), ("test/runtests.jl", line)]
+    assert any("argument `q_B` names no interface of GoalObservation" in m for _, _, m in found)
+
+
+def test_call_rule_arguments_that_no_rule_takes(tmp_path):
+    """The rule to A gained q_A (c0cd873): a test still calling it with (q_c, q_z) would find no method."""
+    old = 'q_z = Categorical(s), q_A = q_A, meta = BetheMeta())'
+    root, line = _inject(tmp_path, "test/runtests.jl", old, 'q_z = Categorical(s), meta = BetheMeta())')
+    found = _findings(root, "rule")
+    assert [(p, n) for p, n, _ in found] == [("test/runtests.jl", line)]
+    assert "@call_rule GoalObservation(:A) with (q_c, q_z): no @rule GoalObservation(:A)" in found[0][2]
+    assert "defined: (q_c, q_z, q_A)" in found[0][2]
+
+
+def test_call_rule_arguments_in_an_order_no_rule_takes(tmp_path):
+    old = '(m_y = msg("msg_next"), m_x = msg("msg_z"), q_a = q_a'
+    root, line = _inject(tmp_path, "test/runtests.jl", old, '(m_x = msg("msg_z"), m_y = msg("msg_next"), q_a = q_a')
+    found = _findings(root, "rule")
+    assert [(p, n) for p, n, _ in found] == [("test/runtests.jl", line)]
+    assert "ControlledTransition(:u) with (m_x, m_y, q_a, q_W)" in found[0][2]

@@ -17,18 +17,24 @@ sources at the pinned versions) and tree-sitter-julia. Reports, one line ``path:
    ``invokelatest``;
 5. ``half-edge``: a ``~`` variable of an ``@model`` whose last element is used by no other node
    for every input, e.g. used only through a data-dependent index such as ``z[goal_steps[k]]``;
-6. ``field``: ``x.f`` where ``x`` is a parameter annotated with a struct type that has no field ``f``.
+   and a ``@call_rule`` / ``@call_marginalrule`` of a node whose rules are defined in julia/ whose
+   ``m_`` and ``q_`` arguments (names and order: ReactiveMP dispatches on both) match no such rule;
+6. ``field``: ``x.f`` where ``x`` is a parameter annotated with a struct type that has no field ``f``;
+7. ``bridge``: a ``call("py_name", ...)`` in the Python package (``pyrxaif.engines.julia_runtime.call``
+   runs ``PyRxAIF.py_name(args...)``) whose function the package's ``src/`` does not define, or
+   whose number of positional arguments no method of it takes (reported at the Python call).
 
 What it cannot see: anything that happens at run time (dispatch, types of unannotated values,
 numerical results); names are resolved per unit, not per scope, so a misspelled *local* name that
 is also defined elsewhere in the unit is not reported.
 
-Usage: python tools/check_julia_static.py [JULIA_DIR]   (default: julia/). Exit status 0 when
-clean, 1 with findings.
+Usage: python tools/check_julia_static.py [JULIA_DIR [PYTHON_DIR]]   (defaults: julia/, pyrxaif/).
+Exit status 0 when clean, 1 with findings.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import sys
@@ -42,6 +48,10 @@ import julia_source as js  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 INDEX_PATH = ROOT / "tools" / "julia_api_index.json"
+PYTHON_DIR = ROOT / "pyrxaif"
+# pyrxaif.engines.julia_runtime.call(function, *args) runs PyRxAIF.<function>(args...)
+BRIDGE_CALLEE = "call"
+BRIDGE_FUNCTION_RE = re.compile(r"^py_[A-Za-z0-9_]+$")
 UNQUALIFIED_CHECK_SKIP = {"Base", "Core", "Meta", "Main", "Iterators", "Broadcast", "Threads", "Sys", "GC"}
 EVAL_CALLEES = {"include_string", "Base.include_string", "eval", "Core.eval", "Base.eval", "@eval"}
 INVOKELATEST = {"invokelatest", "Base.invokelatest", "@invokelatest"}
@@ -439,6 +449,61 @@ def check_rules(unit: Unit, nodes: dict[str, list[str]]) -> list[Finding]:
     return out
 
 
+RULE_CALLS = {"@call_rule": "@rule", "@call_marginalrule": "@marginalrule"}
+
+
+def rule_arguments(tup) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(message names, marginal names), in order, of a rule's or rule call's argument tuple."""
+    ms, qs = [], []
+    for a in js.named_children(tup) if tup is not None else []:
+        arg = js.first_identifier(a)
+        m = re.match(r"^(m|q)_(.+)$", arg or "")
+        if m:
+            (ms if m.group(1) == "m" else qs).append(m.group(2))
+    return tuple(ms), tuple(qs)
+
+
+def _arguments_text(arguments: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    messages, marginals = arguments
+    return ", ".join([f"m_{x}" for x in messages] + [f"q_{x}" for x in marginals])
+
+
+def local_rule_signatures(units: list[Unit]) -> dict[tuple[str, str, str], list]:
+    """(macro, node, target) → the (messages, marginals) name tuples of the rules defined in ``units``."""
+    out: dict[tuple[str, str, str], list] = {}
+    for u in units:
+        for _, _, tree in u.files:
+            for n in js.walk(tree.root_node):
+                mname = js.macro_name(n)
+                if mname in RULE_CALLS.values():
+                    node_name, target, tup = rule_node_and_target(js.macro_arguments(n))
+                    if node_name is not None and target is not None:
+                        out.setdefault((mname, node_name, target), []).append(rule_arguments(tup))
+    return out
+
+
+def check_rule_calls(unit: Unit, signatures: dict) -> list[Finding]:
+    """``@call_rule`` of a node whose rules are defined locally: the arguments name one of them."""
+    defined_nodes = {node for _, node, _ in signatures}
+    out = []
+    for path, _, tree in unit.files:
+        for n in js.walk(tree.root_node):
+            mname = js.macro_name(n)
+            if mname not in RULE_CALLS:
+                continue
+            node_name, target, tup = rule_node_and_target(js.macro_arguments(n))
+            if node_name not in defined_nodes or target is None or tup is None:
+                continue
+            given = rule_arguments(tup)
+            known = signatures.get((RULE_CALLS[mname], node_name, target), [])
+            if given not in known:
+                out.append(Finding(path, line_of(n), "rule",
+                                   f"{mname} {node_name}(:{target}) with ({_arguments_text(given)}): no "
+                                   f"{RULE_CALLS[mname]} {node_name}(:{target}) takes these arguments in this "
+                                   f"order (defined: {'; '.join(f'({_arguments_text(s)})' for s in known) or 'none'})"))
+    return out
+
+
 def check_keywords(unit: Unit, index: dict) -> list[Finding]:
     out = []
     infer_kw, where_kw = set(index["infer_keywords"]), set(index["where_keys"])
@@ -725,6 +790,86 @@ def check_fields(unit: Unit, structs: dict[str, list[str]]) -> list[Finding]:
 
 
 # ------------------------------------------------------------------------------------------------
+def positional_arity(call) -> tuple[int, int | None]:
+    """(fewest, most) positional arguments a method signature takes; most is None with ``xs...``."""
+    _, args = call_parts(call)
+    required = optional = 0
+    for c in (args.children if args is not None else []):
+        if c.type == ";":
+            break
+        if c.type == "splat_expression":
+            return required, None
+        if c.type == "named_argument":
+            optional += 1
+        elif c.is_named:
+            required += 1
+    return required, required + optional
+
+
+def julia_arities(unit: Unit) -> dict[str, list[tuple[int, int | None]]]:
+    """Function name → the positional arities of its methods defined in the unit."""
+    out: dict[str, list] = {}
+    for _, _, tree in unit.files:
+        for n in js.walk(tree.root_node):
+            if n.type == "function_definition" or is_short_definition(n):
+                call, _ = signature_call(n)
+                callee = call_parts(call)[0] if call is not None else None
+                if callee is not None and callee.type == "identifier":
+                    out.setdefault(js.text(callee), []).append(positional_arity(call))
+    return out
+
+
+class BridgeCall(NamedTuple):
+    path: str
+    line: int
+    function: str
+    n_args: int
+    starred: bool      # a ``*args`` in the call: n_args is a lower bound
+
+
+def python_bridge_calls(python_dir: Path) -> list[BridgeCall]:
+    """Every ``call("py_name", ...)`` in the Python files under ``python_dir``."""
+    out = []
+    for f in sorted(Path(python_dir).rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            fn = node.func
+            name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
+            first = node.args[0]
+            if (name == BRIDGE_CALLEE and isinstance(first, ast.Constant) and isinstance(first.value, str)
+                    and BRIDGE_FUNCTION_RE.match(first.value)):
+                rest = node.args[1:]
+                out.append(BridgeCall(str(f), node.lineno, first.value,
+                                      sum(not isinstance(a, ast.Starred) for a in rest),
+                                      any(isinstance(a, ast.Starred) for a in rest)))
+    return out
+
+
+def _arity_text(arities) -> str:
+    return " or ".join(sorted({f"{lo}" if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
+                               for lo, hi in arities}))
+
+
+def check_bridge(src: Unit, python_dir: Path) -> list[Finding]:
+    """Python's ``call("py_name", args...)`` against the functions the package's ``src/`` defines."""
+    arities = julia_arities(src)
+    out = []
+    for c in python_bridge_calls(python_dir):
+        if c.function not in arities:
+            out.append(Finding(c.path, c.line, "bridge", f"`{c.function}` is called from Python but the Julia "
+                                                           f"package defines no function `{c.function}`"))
+            continue
+        fits = any((hi is None or c.n_args <= hi) and (c.starred or c.n_args >= lo) for lo, hi in arities[c.function])
+        if not fits:
+            given = f"{c.n_args} or more" if c.starred else f"{c.n_args}"
+            out.append(Finding(c.path, c.line, "bridge",
+                               f"`{c.function}` is called with {given} positional arguments; its Julia methods "
+                               f"take {_arity_text(arities[c.function])}"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
 def load_units(julia_dir: Path) -> list[Unit]:
     files = sorted(julia_dir.rglob("*.jl"))
     src = [f for f in files if (julia_dir / "src") in f.parents]
@@ -739,7 +884,8 @@ def load_units(julia_dir: Path) -> list[Unit]:
     return units
 
 
-def check(julia_dir, index: dict | None = None) -> list[Finding]:
+def check(julia_dir, index: dict | None = None, python_dir=PYTHON_DIR) -> list[Finding]:
+    """Findings on ``julia_dir``; with ``python_dir`` (None: skipped), its bridge calls as well."""
     julia_dir = Path(julia_dir)
     index = load_index() if index is None else index
     units = load_units(julia_dir)
@@ -776,24 +922,30 @@ def check(julia_dir, index: dict | None = None) -> list[Finding]:
                         local_exports[mod] = exports
                         local_defs[mod] = defs | exports
     findings = []
+    signatures = local_rule_signatures(units)
     for u in units:
         defs, imp = unit_defs[u.name], unit_imports[u.name]
+        findings += check_rule_calls(u, signatures)
         findings += check_names(u, index, local_exports, local_defs, defs, imp)
         findings += check_rules(u, nodes)
         findings += check_keywords(u, index)
         findings += check_world_age(u)
         findings += check_half_edges(u)
         findings += check_fields(u, structs)
+        if u.name == "src" and python_dir is not None:
+            findings += check_bridge(u, Path(python_dir))
     return sorted(set(findings), key=lambda f: (f.path, f.line, f.kind, f.message))
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     julia_dir = Path(argv[0]) if argv else ROOT / "julia"
-    if not julia_dir.is_dir():
-        print(f"JULIA_DIR: {julia_dir} is not a directory", file=sys.stderr)
-        return 2
-    findings = check(julia_dir)
+    python_dir = Path(argv[1]) if len(argv) > 1 else PYTHON_DIR
+    for label, d in (("JULIA_DIR", julia_dir), ("PYTHON_DIR", python_dir)):
+        if not d.is_dir():
+            print(f"{label}: {d} is not a directory", file=sys.stderr)
+            return 2
+    findings = check(julia_dir, python_dir=python_dir)
     for f in findings:
         print(f)
     return 1 if findings else 0

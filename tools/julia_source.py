@@ -42,12 +42,13 @@ def named_children(node):
 
 
 def first_identifier(node):
-    """The leading identifier of ``x``, ``x::T``, ``x = 1``, ``x...``, ``(x, aliases = ...)``."""
+    """The leading identifier of ``x``, ``x::T``, ``x = 1`` (also a named-tuple field), ``x...``,
+    ``(x, aliases = ...)``."""
     if node is None:
         return None
     if node.type == "identifier":
         return text(node)
-    if node.type in ("typed_expression", "named_argument", "assignment", "splat_expression",
+    if node.type in ("typed_expression", "named_argument", "named_field", "assignment", "splat_expression",
                      "tuple_expression", "parenthesized_expression", "optional_parameter"):
         kids = named_children(node)
         return first_identifier(kids[0]) if kids else None

@@ -68,6 +68,19 @@ function py_plan_lds(z1_mean, z1_cov, goal_mean, goal_cov, a, W, u_cov, horizon,
         "u_covs" => cat(stack_covs(u), fill(u_prior, H - reach)...; dims = 3), "z_means" => z_means)
 end
 
+"""
+    py_plan_linear_gaussian(z_start, A, B, c, S, goal_mean, goal_covs, goal_steps, u_cov)
+
+`plan_linear_gaussian` with Python's layout: A (d, d, n), B (d, m, n), S (d, d, n) and goal_covs
+(d, d, K) one matrix per slice, c (d, n) one column per transition, goal_steps 1-based states in
+2:(n + 1). Returns Dict of u_means (m, n), u_covs (m, m, n), z_means (d, n) for z_2..z_{n+1}.
+"""
+function py_plan_linear_gaussian(z_start, A, B, c, S, goal_mean, goal_covs, goal_steps, u_cov)
+    u, z = plan_linear_gaussian(Vector{Float64}(z_start), slices(A), slices(B), columns(c), slices(S),
+        Vector{Float64}(goal_mean), slices(goal_covs), Vector{Int}(goal_steps), Matrix{Float64}(u_cov))
+    return Dict{String, Any}("u_means" => stack_means(u), "u_covs" => stack_covs(u), "z_means" => stack_means(z))
+end
+
 function py_tmaze_policy_free_energies(A_prior, c_logits, D, B, policies, meta, iterations, burnin)
     c = probs_from_logits(Vector{Float64}(c_logits))
     Bs = [Matrix{Float64}(B[:, :, k]) for k in axes(B, 3)]

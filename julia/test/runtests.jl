@@ -295,6 +295,14 @@ agrees(a::Real, b::Real, doc) = isapprox(a, b; rtol = doc.rtol, atol = doc.atol 
                     @test agrees(Matrix(cov(qu[k])), o["u_covs"][k, :, :], doc)
                 end
                 @test agrees(permutedims(reduce(hcat, mean.(qz))), o["z_means"][2:end, :], doc)
+                # the bridge with Python's layout (pyrxaif.engines.julia_layout): (H1, ...) stacks
+                # move their leading axis last, c becomes (d, H1); results come back the same way
+                lead_last(X) = permutedims(X, (2, 3, 1))
+                r = P.py_plan_linear_gaussian(i["z_start"], lead_last(i["A"]), lead_last(i["B"]), permutedims(i["c"]),
+                    lead_last(i["W_cov"]), i["z_goal"], cat(goal_covs...; dims = 3), steps, u_cov)
+                @test agrees(permutedims(r["u_means"]), o["u_means"][1:H1, :], doc)
+                @test agrees(permutedims(r["u_covs"], (3, 1, 2)), o["u_covs"][1:H1, :, :], doc)
+                @test agrees(permutedims(r["z_means"]), o["z_means"][2:end, :], doc)
             end
         end
     end
