@@ -57,7 +57,7 @@ class GridworldAgent:
     def update(self, log_belief, action: int, observation) -> jax.Array:
         """Exact Bayes filter after taking ``action`` and receiving ``observation`` (M,) ints."""
         y = np.asarray(observation, np.int64)
-        M = sum(lB.shape[0] for lB in self.model.log_B)
+        M = self.model.num_modalities
         if y.shape != (M,):
             raise ValueError(f"observation: expected shape ({M},), got {y.shape}")
         return bayes_filter(self.model, jnp.asarray(log_belief), int(action), jnp.asarray(y))
@@ -104,7 +104,7 @@ def _advance(model: RolloutModel, tab: Tables, layout, k_run, carry, u):
     """Take action ``u``: sample the next state and observation, filter, book reward and termination."""
     t, x, log_b, done, total, xs, us = carry
     k1, k2 = jax.random.split(jax.random.fold_in(k_run, t))
-    j = jax.random.categorical(k1, model.log_T[x, u, :, layout])
+    j = jax.random.categorical(k1, model.log_B[x, u, :, layout])
     x_new = model.succ[x, u, j]
     y = sample_observation(model, k2, x_new, layout)
     log_b = bayes_filter(model, log_b, u, y)
