@@ -48,7 +48,7 @@ from pyrxaif.rules import channels as ch
 METHODS = ("bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp")
 
 __all__ = ["METHODS", "RolloutModel", "MethodConfig", "method_config", "rollout_model", "make_model", "plan", "check_plan_inputs",
-           "PlanResult", "bayes_filter", "forward_backward", "observation_loglik",
+           "PlanResult", "plan_unchecked", "predict", "bayes_filter", "forward_backward", "observation_loglik",
            "sample_observation"]
 
 
@@ -355,7 +355,8 @@ def _max_change(a, b):
     return jnp.max(jnp.abs(pa - pb))
 
 
-def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanResult:
+def plan_unchecked(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanResult:
+    """:func:`plan` without validation (traceable: for use inside jit/vmap; ``cfg`` and ``horizon`` static)."""
     chans0 = _init_channels(model, horizon)
     lam = cfg.damping
 
@@ -399,7 +400,8 @@ def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanR
     return PlanResult(log_q_u0 - logsumexp(log_q_u0), fe, change, reg, single, chans, -log_Z)
 
 
-_plan_jit = jax.jit(_plan, static_argnames=("cfg", "horizon"))
+_plan = plan_unchecked   # the first release's private name (benchmarks/wumpus_information.py)
+_plan_jit = jax.jit(plan_unchecked, static_argnames=("cfg", "horizon"))
 
 
 def check_plan_inputs(model: RolloutModel, log_b0, horizon) -> np.ndarray:
@@ -409,6 +411,8 @@ def check_plan_inputs(model: RolloutModel, log_b0, horizon) -> np.ndarray:
     if not (isinstance(horizon, (int, np.integer)) and int(horizon) >= 1):
         raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
     S, K = model.num_states, model.num_layouts
+    if not np.all(np.isfinite(np.asarray(model.log_C))):
+        raise ValueError("model.log_C: expected finite log-preferences, found NaN or ±inf")
     b0 = np.asarray(log_b0, dtype=np.float64)
     if b0.shape != (S, K):
         raise ValueError(f"log_b0: expected shape ({S}, {K}), got {b0.shape}")
@@ -430,9 +434,13 @@ def bayes_filter(model: RolloutModel, log_b, u, y) -> jax.Array:
 
     ``y`` (M,) int observation; returns (S,K). Jit-compatible (no validation).
     """
-    pred = _scatter_lse(log_b[:, None, :] + model.log_B[:, u], model.succ[:, u], model.num_states)
-    post = pred + observation_loglik(model, y)
+    post = predict(model, log_b, u) + observation_loglik(model, y)
     return post - logsumexp(post)
+
+
+def predict(model: RolloutModel, log_b, u) -> jax.Array:
+    """Prediction log Σ_x B(x'|x,θ,u) b(x,θ) (S,K) (unnormalised if ``log_b`` is). Jit-compatible."""
+    return _scatter_lse(log_b[:, None, :] + model.log_B[:, u], model.succ[:, u], model.num_states)
 
 
 def observation_loglik(model: RolloutModel, y) -> jax.Array:
