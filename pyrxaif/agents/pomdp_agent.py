@@ -40,45 +40,14 @@ from jax.scipy.special import logsumexp
 
 from pyrxaif.inference import rollout as ro
 from pyrxaif.inference.policy import OBJECTIVES, choose_policy, evaluate_policies_jit
-from pyrxaif.models.discrete_pomdp import DiscretePOMDP
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action, check_observation
 
-__all__ = ["Agent", "METHODS", "MAX_POLICIES", "check_observation", "check_action"]
+__all__ = ["Agent", "METHODS", "MAX_POLICIES"]
 
 METHODS = ro.METHODS + OBJECTIVES
 SELECTIONS = ("deterministic", "stochastic")
 #: Largest enumerated policy set of the GFE/Bethe agent (U^horizon).
 MAX_POLICIES = 4096
-
-
-def check_action(action, num_actions: int, name: str = "action") -> int:
-    """An integer action in [0, num_actions) (a Python or numpy integer; not a bool or a float)."""
-    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
-        if isinstance(action, np.ndarray) and action.ndim == 0 and np.issubdtype(action.dtype, np.integer):
-            action = int(action)
-        else:
-            raise TypeError(f"{name}: expected an integer in [0, {num_actions}), got {action!r}")
-    if not 0 <= int(action) < num_actions:
-        raise ValueError(f"{name}: expected an integer in [0, {num_actions}), got {action!r}")
-    return int(action)
-
-
-def check_observation(obs, sizes, name: str = "obs", batch: int | None = None) -> np.ndarray:
-    """Observation indices, one per modality (``sizes``), as an int array (M,) (or (N, M) with ``batch``)."""
-    arr = np.asarray(obs)
-    want = (len(sizes),) if batch is None else (batch, len(sizes))
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == object):
-        raise TypeError(f"{name}: expected integer observation indices, got dtype {arr.dtype}")
-    if arr.shape == () and len(sizes) == 1 and batch is None:
-        arr = arr.reshape(1)
-    if arr.shape != want:
-        raise ValueError(f"{name}: expected shape {want} (one index per modality), got {arr.shape}")
-    if arr.dtype == object:
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in arr.ravel()):
-            raise TypeError(f"{name}: expected integer observation indices, got {obs!r}")
-        arr = arr.astype(np.int64)
-    if np.any(arr < 0) or np.any(arr >= np.asarray(sizes)):
-        raise ValueError(f"{name}: expected indices below the modality sizes {list(sizes)}, got {obs!r}")
-    return arr.astype(np.int64)
 
 
 class _GfeSetup(NamedTuple):
@@ -149,8 +118,13 @@ def _learn_impl(key, setup, A_param, log_b0, actions, obs, tau, *, objective, it
     return r.A_posterior[0]
 
 
-_learn_batch = jax.jit(jax.vmap(_learn_impl, in_axes=(0, None, 0, 0, 0, 0, None)),
-                       static_argnames=("tau", "objective", "iterations", "burn_in", "num_samples"))
+def _learn_batch_impl(keys, setup, A_param, log_b0, actions, obs, tau, **kw):
+    return jax.vmap(lambda k, a, b, u, o: _learn_impl(k, setup, a, b, u, o, tau, **kw))(keys, A_param, log_b0,
+                                                                                         actions, obs)
+
+
+_learn_batch = jax.jit(_learn_batch_impl, static_argnames=("tau", "objective", "iterations", "burn_in",
+                                                            "num_samples"))
 
 
 class Agent:
@@ -173,7 +147,7 @@ class Agent:
     Examples
     --------
     >>> import numpy as np
-    >>> from pyrxaif.models.discrete_pomdp import DiscretePOMDP
+    >>> from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action, check_observation
     >>> from pyrxaif.agents.pomdp_agent import Agent
     >>> A = [np.array([[0.9, 0.1], [0.1, 0.9]])]
     >>> B = [np.stack([np.eye(2), np.eye(2)[::-1]], axis=-1)]      # action 0 stays, 1 swaps
@@ -361,6 +335,22 @@ class Agent:
         self._last_action = u.astype(np.int32)
         self.q_u = self.q_pi = None
         return self._last_action.copy() if self.batch_size is not None else int(self._last_action[0])
+
+    def take_action(self, action) -> None:
+        """Record that ``action`` (joint index; (N,) for a batch) was taken instead of a sampled one (replays,
+        external control); the next ``infer_states`` predicts through it."""
+        if self._first:
+            raise RuntimeError("take_action: call infer_states(obs) first")
+        acts = np.atleast_1d(np.asarray(action, dtype=object)) if self.batch_size is not None else [action]
+        if len(acts) != self._N:
+            raise ValueError(f"action: expected {self._N} actions, got {len(acts)}")
+        u = np.array([check_action(a, self.model.num_actions) for a in acts], np.int32)
+        if self.gfe:
+            if self._t >= self.horizon:
+                raise RuntimeError(f"take_action: the episode has reached the horizon ({self.horizon} steps)")
+            self._actions[:, self._t] = u
+        self._last_action = u
+        self.q_u = self.q_pi = None
 
     def learn(self):
         """GFE/Bethe with ``pA``: q(A) after the episode so far (all observations clamped) becomes ``pA``."""

@@ -16,7 +16,7 @@ import numpy as np
 from gymnasium import spaces
 
 from pyrxaif import _validation as V
-from pyrxaif.models.discrete_pomdp import DiscretePOMDP
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action
 
 # Cardinal moves in (row, col) with gymnasium's FrozenLake numbering: LEFT, DOWN, RIGHT, UP.
 MOVES = ((0, -1), (1, 0), (0, 1), (-1, 0))
@@ -160,6 +160,11 @@ class GridworldEnv(gym.Env):
         """The exact ``RolloutModel`` (log space) the planner uses."""
         return self.spec_.rollout_model()
 
+    @property
+    def pomdp(self) -> DiscretePOMDP:
+        """The environment's model as a ``DiscretePOMDP`` (state x, layout θ as a parameter factor)."""
+        return self.spec_.pomdp
+
     def initial_belief(self) -> np.ndarray:
         """Prior over (x, θ): known start state, uniform over layouts (probabilities, (S,K))."""
         return self.spec_.pomdp.initial_prior()
@@ -188,8 +193,7 @@ class GridworldEnv(gym.Env):
         return self._observe(), {"layout": self.layout, "state": self.state}
 
     def step(self, action):
-        if not self.action_space.contains(action):
-            raise ValueError(f"action: expected an integer in [0, {self.action_space.n}), got {action!r}")
+        action = check_action(action, int(self.action_space.n))
         if self._done:
             raise RuntimeError("step: the episode is over (terminated or truncated); call reset()")
         sp = self.spec_

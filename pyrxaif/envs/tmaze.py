@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from pyrxaif import _validation as V
-from pyrxaif.models.discrete_pomdp import DiscretePOMDP
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action
 
 POSITIONS = ("O", "L", "R", "Cue")
 OUTCOMES = ("CL", "CR", "RW", "NR")
@@ -140,11 +140,10 @@ class TMaze(gym.Env):
         return x, {"position": POSITIONS[self._pos], "side": self._side, "outcome": OUTCOMES[x % 4]}
 
     def step(self, action):
-        if not self.action_space.contains(int(action)):
-            raise ValueError(f"action: expected one of 0..3 ({', '.join(POSITIONS)}), got {action!r}")
+        action = check_action(action, 4)
         if self._t >= self.moves:
             raise RuntimeError("step: episode is over; call reset()")
-        self._pos = O if self._pos in (L, R) else int(action)
+        self._pos = O if self._pos in (L, R) else action
         self._t += 1
         x = self._obs()
         reward = 1.0 if x % 4 == RW else 0.0

@@ -48,7 +48,7 @@ from pyrxaif.rules import channels as ch
 METHODS = ("bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp")
 
 __all__ = ["METHODS", "RolloutModel", "MethodConfig", "method_config", "rollout_model", "make_model", "plan", "check_plan_inputs",
-           "PlanResult", "plan_unchecked", "predict", "bayes_filter", "forward_backward", "observation_loglik",
+           "PlanResult", "plan_unchecked", "check_log_belief", "predict", "bayes_filter", "filter_posterior", "forward_backward", "observation_loglik",
            "sample_observation"]
 
 
@@ -410,16 +410,21 @@ def check_plan_inputs(model: RolloutModel, log_b0, horizon) -> np.ndarray:
         raise TypeError(f"model: expected a RolloutModel, got {type(model).__name__}")
     if not (isinstance(horizon, (int, np.integer)) and int(horizon) >= 1):
         raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
-    S, K = model.num_states, model.num_layouts
     if not np.all(np.isfinite(np.asarray(model.log_C))):
         raise ValueError("model.log_C: expected finite log-preferences, found NaN or ±inf")
-    b0 = np.asarray(log_b0, dtype=np.float64)
-    if b0.shape != (S, K):
-        raise ValueError(f"log_b0: expected shape ({S}, {K}), got {b0.shape}")
-    if np.any(np.isnan(b0)) or np.any(b0 == np.inf) or not np.any(np.isfinite(b0)):
-        raise ValueError("log_b0: expected log-probabilities in [-inf, inf) (no NaN, no +inf) with some finite "
+    return check_log_belief(model, log_b0, "log_b0")
+
+
+def check_log_belief(model: RolloutModel, log_b, name: str = "log_belief") -> np.ndarray:
+    """A log-belief over (x, θ): shape (S, K), entries in [-inf, inf), some finite; float64 numpy."""
+    S, K = model.num_states, model.num_layouts
+    b = np.asarray(log_b, dtype=np.float64)
+    if b.shape != (S, K):
+        raise ValueError(f"{name}: expected shape ({S}, {K}), got {b.shape}")
+    if np.any(np.isnan(b)) or np.any(b == np.inf) or not np.any(np.isfinite(b)):
+        raise ValueError(f"{name}: expected log-probabilities in [-inf, inf) (no NaN, no +inf) with some finite "
                          "entry")
-    return b0
+    return b
 
 
 def plan(model: RolloutModel, log_b0, method: str | MethodConfig = "aif-mp", horizon: int = 8) -> PlanResult:
@@ -434,8 +439,15 @@ def bayes_filter(model: RolloutModel, log_b, u, y) -> jax.Array:
 
     ``y`` (M,) int observation; returns (S,K). Jit-compatible (no validation).
     """
+    return filter_posterior(model, log_b, u, y)[0]
+
+
+def filter_posterior(model: RolloutModel, log_b, u, y) -> tuple[jax.Array, jax.Array]:
+    """:func:`bayes_filter` and the log-evidence log p(y | b, u) (−inf: ``y`` impossible under the
+    prediction, and the posterior is then undefined). Jit-compatible (no validation)."""
     post = predict(model, log_b, u) + observation_loglik(model, y)
-    return post - logsumexp(post)
+    norm = logsumexp(post)
+    return post - norm, norm
 
 
 def predict(model: RolloutModel, log_b, u) -> jax.Array:

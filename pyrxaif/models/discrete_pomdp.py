@@ -48,13 +48,14 @@ Example
 from __future__ import annotations
 
 import math
+import operator
 from typing import NamedTuple
 
 import numpy as np
 
 from pyrxaif import _validation as V
 
-__all__ = ["DiscretePOMDP", "JointTensors", "MAX_STATES", "MAX_TRANSITION_ENTRIES", "MAX_JOINT_OBSERVATIONS"]
+__all__ = ["DiscretePOMDP", "JointTensors", "check_action", "check_observation", "MAX_STATES", "MAX_TRANSITION_ENTRIES", "MAX_JOINT_OBSERVATIONS"]
 
 #: Default limit on the flattened product state (all factors, parameters included).
 MAX_STATES = 2 ** 15
@@ -77,6 +78,39 @@ class JointTensors(NamedTuple):
     B: np.ndarray
     log_c: np.ndarray
     log_D: np.ndarray
+
+
+def check_action(action, num_actions: int, name: str = "action") -> int:
+    """An integer action in [0, num_actions): a Python, numpy or 0-d JAX integer (not a bool, not a float:
+    2.7 is refused, never truncated)."""
+    if isinstance(action, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected an integer in [0, {num_actions}), got {action!r}")
+    try:
+        a = operator.index(action)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer in [0, {num_actions}), got {action!r}") from None
+    if not 0 <= a < num_actions:
+        raise ValueError(f"{name}: expected an integer in [0, {num_actions}), got {action!r}")
+    return a
+
+
+def check_observation(obs, sizes, name: str = "obs", batch: int | None = None) -> np.ndarray:
+    """Observation indices, one per modality of sizes ``sizes``, as an int array (M,) (or (N, M) for a
+    batch of N); a scalar is accepted for a single modality."""
+    want = (len(sizes),) if batch is None else (batch, len(sizes))
+    try:
+        arr = np.asarray(obs)
+    except ValueError:
+        raise ValueError(f"{name}: expected shape {want} (one index per modality), got {obs!r}") from None
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name}: expected integer observation indices, got {obs!r} (dtype {arr.dtype})")
+    if arr.shape == () and len(sizes) == 1 and batch is None:
+        arr = arr.reshape(1)
+    if arr.shape != want:
+        raise ValueError(f"{name}: expected shape {want} (one index per modality), got {arr.shape}")
+    if np.any(arr < 0) or np.any(arr >= np.asarray(sizes)):
+        raise ValueError(f"{name}: expected indices below the modality sizes {list(sizes)}, got {obs!r}")
+    return arr.astype(np.int64)
 
 
 def _as_list(name: str, value) -> list:
