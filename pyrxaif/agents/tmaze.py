@@ -99,11 +99,10 @@ class TrialRecord(NamedTuple):
 
 
 def tmaze_world(alpha: float = 0.9, c: float = 2.0) -> World:
-    A = env.observation_matrix(alpha)
-    log_c = env.goal_log_probs(c)
-    return World(jnp.asarray(env.transition_matrices()), jnp.asarray(env.initial_state_log_probs()),
-                 jnp.asarray(np.kron([1.0, 0, 0, 0], [0.5, 0.5])), jnp.asarray(A), jnp.asarray(A),
-                 jnp.asarray(np.stack([log_c, log_c])))
+    """The agent's and the environment's arrays from the T-maze ``DiscretePOMDP`` (``env.tmaze_pomdp``)."""
+    jt = env.tmaze_pomdp(alpha, c).joint_tensors()
+    return World(jnp.asarray(jt.B), jnp.asarray(jt.log_D), jnp.asarray(np.exp(jt.log_D)), jnp.asarray(jt.A),
+                 jnp.asarray(jt.A), jnp.asarray(np.stack([jt.log_c, jt.log_c])))
 
 
 def goal_prior(eps: float = 0.1, pref: float = 10.0) -> np.ndarray:

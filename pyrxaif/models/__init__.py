@@ -1,1 +1,1 @@
-from pyrxaif.models.discrete_pomdp import DiscretePOMDP
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP  # noqa: F401
