@@ -197,6 +197,14 @@ def test_agent_refuses_bad_input_by_name():
     with pytest.raises(RuntimeError, match="sample_action"):
         agent.sample_action()
     assert set(METHODS) == {"bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp", "gfe", "bethe"}
+    gfe = Agent(model, method="gfe", horizon=2, policies=np.array([[3, 1], [3, 2]]), **GFE_FAST)
+    gfe.infer_states([0, 0])
+    gfe.take_action(tmaze.L)                        # not the first action of any policy in the set
+    gfe.infer_states([1, 2])
+    with pytest.raises(RuntimeError, match="no policy of the set continues"):
+        gfe.infer_policies()
+    with pytest.raises(TypeError, match="action"):
+        agent.take_action(2.7)
 
 
 def test_single_factor_model_from_doc():

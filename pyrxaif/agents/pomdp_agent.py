@@ -308,6 +308,9 @@ class Agent:
             G = np.where(np.asarray(valid), np.asarray(G), np.inf)
             if np.any(np.isnan(G)):
                 raise FloatingPointError("infer_policies: a policy score G is NaN")
+            if not np.all(np.any(np.isfinite(G), axis=1)):
+                raise RuntimeError("infer_policies: no policy of the set continues the executed actions "
+                                   f"{self._actions[:, :self._t].tolist()}; reset() or pass a policy set that does")
             logits = -self.gamma * (G - G.min(axis=1, keepdims=True))
             q = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
             self.G, self.q_pi = G, q
