@@ -55,6 +55,7 @@ def test_flattened_tensors_equal_brute_force_products():
     prior = model.initial_prior()
     assert prior[5, 1] == pytest.approx(D[0][2] * D[1][1] * D[2][1])
     assert model.action_index([1, 2]) == 5
+    assert model.action_controls(5) == [1, 2, 0] and model.action_controls(3) == [1, 0, 0]
     marg = model.state_marginals(prior)
     for f in range(3):
         np.testing.assert_allclose(marg[f], D[f], atol=1e-12)

@@ -263,6 +263,15 @@ class DiscretePOMDP:
             raise ValueError(f"controls: expected {len(sizes)} integers below {sizes}, got {controls!r}")
         return int(np.ravel_multi_index(tuple(c), sizes))
 
+    def action_controls(self, action) -> list[int]:
+        """Per-factor controls of a joint action index (all factors; 0 for the parameter factors)."""
+        u = check_action(action, self.num_actions)
+        sizes = [self.num_controls[f] for f in self.state_factors]
+        out = [0] * self.num_factors
+        for f, c in zip(self.state_factors, np.unravel_index(u, sizes)):
+            out[f] = int(c)
+        return out
+
     def state_marginals(self, q_xk: np.ndarray) -> list[np.ndarray]:
         """Per-factor marginals (list of (num_states[f],)) of a belief over (x, θ) of shape (..., S, K)."""
         q = np.asarray(q_xk)
