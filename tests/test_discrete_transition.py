@@ -194,6 +194,15 @@ def test_policy_selection_and_bad_inputs():
     np.testing.assert_allclose(freq, _softmax(-np.asarray(G)), atol=0.07)
     with pytest.raises(ValueError, match="method"):
         pol.select_policy(jax.random.PRNGKey(0), G, method="greedy")
+    with pytest.raises(ValueError, match="G: expected policy scores .* found NaN"):
+        pol.select_policy(jax.random.PRNGKey(0), jnp.array([3.0, jnp.nan, 2.0]), method="argmin")
+    with pytest.raises(ValueError, match="valid: no valid policy"):
+        pol.select_policy(jax.random.PRNGKey(0), G, jnp.zeros(3, bool))
+    with pytest.raises(ValueError, match="valid: no valid policy"):
+        pol.select_policy(jax.random.PRNGKey(0), jnp.array([jnp.inf, 1.0]), jnp.array([True, False]))
+    with pytest.raises(ValueError, match="valid: expected a boolean mask"):
+        pol.select_policy(jax.random.PRNGKey(0), G, jnp.ones(2, bool))
+    assert int(pol.select_policy(jax.random.PRNGKey(0), jnp.array([jnp.inf, 1.0]), method="sample")) == 1
     log_d0, trans, A, lc = _problem(0)
     with pytest.raises(ValueError, match="objective"):
         pol.evaluate_policies(jax.random.PRNGKey(0), log_d0[None], trans[None], lc[None], A, objective="efe")

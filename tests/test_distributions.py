@@ -204,3 +204,17 @@ def test_small_spd_inverse_logdet_and_sweep_match_numpy():
     np.testing.assert_allclose(out[p:, :p], r.T @ pinv, atol=1e-12)
     np.testing.assert_allclose(out[p:, p:], a[p:, p:] - r.T @ pinv @ r, atol=1e-12)
     np.testing.assert_allclose(out, out.T, atol=1e-12)
+
+
+def test_dirichlet_update_refuses_negative_or_non_finite_counts():
+    from pyrxaif.distributions import Dirichlet, MatrixDirichlet
+    d = Dirichlet.create(np.ones(3))
+    md = MatrixDirichlet.create(np.ones((3, 2)))
+    for bad in (np.array([1.0, -0.5, 0.0]), np.array([1.0, np.nan, 0.0]), np.array([np.inf, 0.0, 0.0])):
+        with pytest.raises(ValueError, match="counts"):
+            d.update(bad)
+    with pytest.raises(ValueError, match="counts: expected non-negative"):
+        md.update(-np.ones((3, 2)))
+    with pytest.raises(ValueError, match="counts: shape"):
+        md.update(np.ones((4, 2)))
+    np.testing.assert_allclose(d.update(np.array([0.0, 2.0, 0.5])).concentration, [1.0, 3.0, 1.5])

@@ -294,6 +294,17 @@ def test_bad_inputs():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
         env.step(7)
+    with pytest.raises(TypeError, match="action"):
+        env.step(2.7)
+    env.reset(seed=0, options={"layout": 0})
+    done = False
+    while not done:                                  # gymnasium: no step after termination/truncation
+        _, _, term, trunc, _ = env.step(2)
+        done = term or trunc
+    with pytest.raises(RuntimeError, match="episode is over"):
+        env.step(2)
+    env.reset(seed=1)
+    env.step(2)                                      # reset starts a new episode
     with pytest.raises(ValueError, match="seeds"):
         run_episodes(env, "bp", seeds=[-1])
     with pytest.raises(TypeError, match="env"):
@@ -303,3 +314,13 @@ def test_bad_inputs():
         agent.update(np.zeros((32, 8)), 0, [0, 1])
     with pytest.raises(ValueError, match="log_b0"):
         plan(env.model(), np.zeros((3, 3)), "bp", 4)
+
+
+def test_episodes_unchanged_by_the_discrete_pomdp_refactor():
+    """Recorded with the pre-DiscretePOMDP code (commit ff0b1bb): the grid world built through
+    DiscretePOMDP gives the same episodes (the full CLI-sized runs were compared too, 3 envs × bp/aif-mp)."""
+    env = EpistemicFrozenLake(size=3, n_layouts=3, n_holes=2, max_steps=6)
+    bp = run_episodes(env, "bp", seeds=[0, 1, 2], horizon=4, n_iter=2, batch_size=3)
+    assert np.asarray(bp.actions).tolist() == [[2, -1, -1, -1, -1, -1], [1, 2, 2, -1, -1, -1],
+                                               [2, -1, -1, -1, -1, -1]]
+    assert np.asarray(bp.layout).tolist() == [2, 0, 2]

@@ -8,37 +8,37 @@ import numpy as np
 import pytest
 
 import pyrxaif  # noqa: F401  (float64)
-from pyrxaif.inference.rollout import (METHODS, bayes_filter, make_model, method_config, plan)
+from pyrxaif.inference.rollout import (METHODS, bayes_filter, make_model, method_config, plan, rollout_model)
 
-S, A, J, K, Y, H = 3, 2, 2, 2, 2, 2
+S, U, J, K, Y, H = 3, 2, 2, 2, 2, 2
 
 
 def tiny_model(seed=0):
     rng = np.random.default_rng(seed)
-    succ = np.stack([np.stack([rng.choice(S, size=J, replace=False) for _ in range(A)]) for _ in range(S)])
-    T = rng.dirichlet(np.ones(J), size=(S, A, K)).transpose(0, 1, 3, 2)          # (S,A,J,K)
-    B = rng.dirichlet(np.ones(Y) * 0.7, size=(1, S, K))                          # (1,S,K,Y)
+    succ = np.stack([np.stack([rng.choice(S, size=J, replace=False) for _ in range(U)]) for _ in range(S)])
+    B = rng.dirichlet(np.ones(J), size=(S, U, K)).transpose(0, 1, 3, 2)          # (S,U,J,K)
+    A = rng.dirichlet(np.ones(Y) * 0.7, size=(1, S, K))                          # (1,S,K,Y)
     log_C = rng.normal(size=(S, K))
-    pi = rng.dirichlet(np.ones(A) * 3)
+    E = rng.dirichlet(np.ones(U) * 3)
     b0 = rng.dirichlet(np.ones(S * K)).reshape(S, K)
-    return succ, T, B, log_C, pi, b0
+    return succ, B, A, log_C, E, b0
 
 
-def enumerate_joint(succ, T, B, log_C, pi, b0, ch=None, cfg=None):
+def enumerate_joint(succ, B, A, log_C, E, b0, ch=None, cfg=None):
     """All trajectories (θ, x_0..x_H, u_0..u_{H-1}, y_1..y_H) with log-weights of the model p
     and of the channel-modified model p̃ (channels from a PlanResult)."""
     rows, logp, logpt = [], [], []
     for th in range(K):
         for xs in itertools.product(range(S), repeat=H + 1):
-            for us in itertools.product(range(A), repeat=H):
+            for us in itertools.product(range(U), repeat=H):
                 ok, lp, lpt = True, np.log(b0[xs[0], th]), np.log(b0[xs[0], th])
                 for t in range(H):
                     js = np.where(succ[xs[t], us[t]] == xs[t + 1])[0]
-                    if len(js) == 0 or T[xs[t], us[t], js[0], th] == 0:
+                    if len(js) == 0 or B[xs[t], us[t], js[0], th] == 0:
                         ok = False
                         break
                     j = js[0]
-                    step = np.log(pi[us[t]] * T[xs[t], us[t], j, th]) + log_C[xs[t + 1], th]
+                    step = np.log(E[us[t]] * B[xs[t], us[t], j, th]) + log_C[xs[t + 1], th]
                     lp += step
                     lpt += step
                     if ch is not None and cfg.planning:
@@ -51,7 +51,7 @@ def enumerate_joint(succ, T, B, log_C, pi, b0, ch=None, cfg=None):
                     lpy, lpty = lp, lpt
                     for t in range(H):
                         x = xs[t + 1]
-                        lb = np.log(B[0, x, th, ys[t]])
+                        lb = np.log(A[0, x, th, ys[t]])
                         lpy += lb
                         lpty += lb
                         if ch is not None and cfg.observation == "channel":
@@ -73,12 +73,12 @@ def cond_entropy(q, rows, key_joint, key_cond):
 
 
 def test_bp_marginals_equal_brute_force():
-    succ, T, B, log_C, pi, b0 = tiny_model(1)
-    model = make_model(succ, T, B, log_C, pi)
+    succ, B, A, log_C, E, b0 = tiny_model(1)
+    model = rollout_model(succ, B, list(A), log_C, E)
     res = plan(model, np.log(b0), "bp", H)
-    rows, logp, _ = enumerate_joint(succ, T, B, log_C, pi, b0)
+    rows, logp, _ = enumerate_joint(succ, B, A, log_C, E, b0)
     q = np.exp(logp - np.logaddexp.reduce(logp))
-    qu0 = np.zeros(A)
+    qu0 = np.zeros(U)
     qx = np.zeros((H + 1, S, K))
     for w, (th, xs, us, ys) in zip(q, rows):
         qu0[us[0]] += w
@@ -93,8 +93,8 @@ def test_bp_marginals_equal_brute_force():
 @pytest.mark.parametrize("method", ["vbp", "rm-mp", "aif-mp"])
 def test_channels_at_fixed_point_equal_region_conditionals(method):
     from pyrxaif.rules import channels as ch
-    succ, T, B, log_C, pi, b0 = tiny_model(2)
-    model = make_model(succ, T, B, log_C, pi)
+    succ, B, A, log_C, E, b0 = tiny_model(2)
+    model = rollout_model(succ, B, list(A), log_C, E)
     cfg = method_config(method, damping=0.3, n_iter=400)
     res = plan(model, np.log(b0), cfg, H)
     assert float(res.channel_change[-1]) < 1e-8
@@ -103,10 +103,10 @@ def test_channels_at_fixed_point_equal_region_conditionals(method):
     r_u = np.exp(np.stack([ch.planning_channel(reg[t]) for t in range(H)]))
     np.testing.assert_allclose(r_u[mass_x], np.exp(c.log_r_u)[mass_x], atol=1e-6)
     if cfg.dynamics:
-        r_x = np.exp(np.stack([ch.dynamics_channel(reg[t], model.log_T) for t in range(H)]))
+        r_x = np.exp(np.stack([ch.dynamics_channel(reg[t], model.log_B) for t in range(H)]))
         np.testing.assert_allclose(r_x[mass_x], np.exp(c.log_r_x)[mass_x], atol=1e-6)
     if cfg.observation == "channel":
-        ry, rho = zip(*[ch.observation_channels(model.log_B_plan[0], c.log_r_y[0][t], c.log_rho[0][t], single[t + 1])
+        ry, rho = zip(*[ch.observation_channels(model.log_A_plan[0], c.log_r_y[0][t], c.log_rho[0][t], single[t + 1])
                         for t in range(H)])
         np.testing.assert_allclose(np.exp(np.stack(ry)), np.exp(c.log_r_y[0]), atol=1e-6)
         np.testing.assert_allclose(np.exp(np.stack(rho)), np.exp(c.log_rho[0]), atol=1e-6)
@@ -117,11 +117,11 @@ def test_channel_objective_equals_entropy_corrected_free_energy(method):
     """At the fixed point F(r) = VFE(q) + H(u|x) − H(x'|x,u) + 2H(y|x,θ) − H(y|x) (active terms only),
     with q the channel-modified joint (start-state marginal b_0(x_0) kept for planning methods; θ is
     not clamped, so the plan cannot hedge across layouts), by enumeration."""
-    succ, T, B, log_C, pi, b0 = tiny_model(3)
-    model = make_model(succ, T, B, log_C, pi)
+    succ, B, A, log_C, E, b0 = tiny_model(3)
+    model = rollout_model(succ, B, list(A), log_C, E)
     cfg = method_config(method, damping=0.3, n_iter=400)
     res = plan(model, np.log(b0), cfg, H)
-    rows, logp, logpt = enumerate_joint(succ, T, B, log_C, pi, b0, res.channels, cfg)
+    rows, logp, logpt = enumerate_joint(succ, B, A, log_C, E, b0, res.channels, cfg)
     if cfg.planning:   # the start state keeps its belief, θ does not: q = b_0(x_0) p̃(θ, rest | x_0)
         start = np.array([r[1][0] for r in rows])
         b0x = b0.sum(axis=1)
@@ -150,8 +150,8 @@ def test_channel_objective_equals_entropy_corrected_free_energy(method):
 
 
 def test_vbp_commits_to_a_deterministic_policy():
-    succ, T, B, log_C, pi, b0 = tiny_model(4)
-    model = make_model(succ, T, B, log_C, pi)
+    succ, B, A, log_C, E, b0 = tiny_model(4)
+    model = rollout_model(succ, B, list(A), log_C, E)
     bp = plan(model, np.log(b0), "bp", H)
     vbp = plan(model, np.log(b0), method_config("vbp", damping=0.5, n_iter=200), H)
     assert float(jnp.max(jnp.exp(vbp.channels.log_r_u))) > 0.999
@@ -159,29 +159,29 @@ def test_vbp_commits_to_a_deterministic_policy():
 
 
 def test_bayes_filter_matches_direct_computation():
-    succ, T, B, log_C, pi, b0 = tiny_model(5)
-    model = make_model(succ, T, B, log_C, pi)
+    succ, B, A, log_C, E, b0 = tiny_model(5)
+    model = rollout_model(succ, B, list(A), log_C, E)
     u, y = 1, np.array([1])
     post = np.zeros((S, K))
     for x in range(S):
         for j in range(J):
-            post[succ[x, u, j]] += T[x, u, j] * b0[x]
-    post *= B[0, :, :, y[0]]
+            post[succ[x, u, j]] += B[x, u, j] * b0[x]
+    post *= A[0, :, :, y[0]]
     post /= post.sum()
     got = np.exp(bayes_filter(model, jnp.log(b0), u, jnp.asarray(y)))
     np.testing.assert_allclose(got, post, atol=1e-12)
 
 
 def test_free_energy_and_change_are_reported_per_iteration():
-    succ, T, B, log_C, pi, b0 = tiny_model(6)
-    model = make_model(succ, T, B, log_C, pi)
+    succ, B, A, log_C, E, b0 = tiny_model(6)
+    model = rollout_model(succ, B, list(A), log_C, E)
     res = plan(model, np.log(b0), method_config("vbp", n_iter=7), H)
     assert res.free_energy.shape == (7,) and np.all(np.isfinite(res.free_energy))
     assert float(res.channel_change[0]) > float(res.channel_change[-1])
 
 
 def test_bad_inputs():
-    succ, T, B, log_C, pi, b0 = tiny_model(0)
+    succ, B, A, log_C, E, b0 = tiny_model(0)
     with pytest.raises(ValueError, match="method.*'bp'.*'vbp'.*'rm-mp'.*'aif-mp'.*'nuijten-mp'"):
         method_config("bogus")
     with pytest.raises(ValueError, match="damping"):
@@ -192,15 +192,17 @@ def test_bad_inputs():
         method_config("aif-mp", obs_weight=-1.0)
     with pytest.raises(TypeError, match="method"):
         method_config(3)
-    with pytest.raises(ValueError, match="T:"):
-        make_model(succ, T * 2, B, log_C, pi)
     with pytest.raises(ValueError, match="B:"):
-        make_model(succ, T, B[..., :1], log_C, pi)
+        rollout_model(succ, B * 2, list(A), log_C, E)
+    with pytest.raises(ValueError, match=r"A\[0\]"):
+        rollout_model(succ, B, list(A[..., :1]), log_C, E)
     with pytest.raises(ValueError, match="succ"):
-        make_model(succ + S, T, B, log_C, pi)
+        rollout_model(succ + S, B, list(A), log_C, E)
+    with pytest.raises(TypeError, match="A: expected a non-empty list"):
+        rollout_model(succ, B, A, log_C, E)
     with pytest.raises(ValueError, match="finite"):
-        make_model(succ, T, B, np.full((S, K), np.nan), pi)
-    model = make_model(succ, T, B, log_C, pi)
+        rollout_model(succ, B, list(A), np.full((S, K), np.nan), E)
+    model = rollout_model(succ, B, list(A), log_C, E)
     with pytest.raises(ValueError, match="log_b0"):
         plan(model, np.zeros((S + 1, K)), "bp", H)
     with pytest.raises(ValueError, match="horizon"):
@@ -210,16 +212,16 @@ def test_bad_inputs():
 
 @pytest.mark.parametrize("method", ["aif-mp", "nuijten-mp"])
 def test_layout_independent_group_channels_run_once(method):
-    """A modality whose likelihood does not depend on θ gets channels with one layout (log_B_chan); the
+    """U modality whose likelihood does not depend on θ gets channels with one layout (log_A_chan); the
     plan equals the one with per-layout channels for that group, and a θ-dependent group keeps K."""
-    succ, T, B, log_C, pi, b0 = tiny_model(3)
+    succ, B, A, log_C, E, b0 = tiny_model(3)
     rng = np.random.default_rng(7)
-    shared = np.broadcast_to(rng.dirichlet(np.ones(B.shape[-1]), size=(1, S, 1)), B.shape)
-    model = make_model(succ, T, np.concatenate([B, shared]), log_C, pi)
-    assert [g.shape[2] for g in model.log_B_chan] == [K]          # both modalities in one group: θ-dependent
-    only_shared = make_model(succ, T, shared, log_C, pi)
-    assert [g.shape[2] for g in only_shared.log_B_chan] == [1]
-    full = only_shared._replace(log_B_chan=only_shared.log_B_plan)
+    shared = np.broadcast_to(rng.dirichlet(np.ones(A.shape[-1]), size=(1, S, 1)), A.shape)
+    model = rollout_model(succ, B, list(np.concatenate([A, shared])), log_C, E)
+    assert [g.shape[2] for g in model.log_A_chan] == [K]          # both modalities in one group: θ-dependent
+    only_shared = rollout_model(succ, B, list(shared), log_C, E)
+    assert [g.shape[2] for g in only_shared.log_A_chan] == [1]
+    full = only_shared._replace(log_A_chan=only_shared.log_A_plan)
     cfg = method_config(method, damping=0.5, n_iter=12, obs_weight=0.7)
     a, b = plan(only_shared, np.log(b0), cfg, H), plan(full, np.log(b0), cfg, H)
     np.testing.assert_allclose(np.asarray(a.log_q_u0), np.asarray(b.log_q_u0), atol=1e-10)
@@ -227,3 +229,31 @@ def test_layout_independent_group_channels_run_once(method):
     assert a.channels.log_r_y[0].shape[3] == 1 and b.channels.log_r_y[0].shape[3] == K
     np.testing.assert_allclose(np.exp(np.asarray(a.channels.log_r_y[0][:, :, :, 0])),
                                np.exp(np.asarray(b.channels.log_r_y[0][:, :, :, 1])), atol=1e-10)
+
+
+def test_deprecated_make_model_with_the_old_letters_equals_rollout_model():
+    """``make_model(succ, T, B, log_C, pi)`` (T transitions, B padded observations) warns and builds the
+    same model as ``rollout_model(succ, B, A, log_C, E)``; the old attribute names alias the new ones."""
+    succ, B, A, log_C, E, b0 = tiny_model(5)
+    padded = np.concatenate([A, np.zeros(A.shape[:3] + (1,))], axis=-1)        # one padded value
+    with pytest.warns(DeprecationWarning, match="make_model"):
+        old = make_model(succ, B, padded, log_C, E, obs_sizes=[Y])
+    new = rollout_model(succ, B, list(A), log_C, E)
+    for a, b in zip(old, new):
+        np.testing.assert_array_equal(np.asarray(a) if not isinstance(a, tuple) else np.stack(a),
+                                      np.asarray(b) if not isinstance(b, tuple) else np.stack(b))
+    assert new.log_T is new.log_B and new.log_pi is new.log_E and new.log_B_plan is new.log_A_plan
+
+
+def test_plan_refuses_inf_or_nan_in_beliefs_and_preferences():
+    succ, B, A, log_C, E, b0 = tiny_model(2)
+    model = rollout_model(succ, B, list(A), log_C, E)
+    for bad in (np.inf, np.nan):
+        lb = np.log(b0)
+        lb[0, 0] = bad
+        with pytest.raises(ValueError, match=r"log_b0: expected log-probabilities in \[-inf, inf\)"):
+            plan(model, lb, "aif-mp", H)
+        with pytest.raises(ValueError, match="log_C"):
+            rollout_model(succ, B, list(A), np.where(np.arange(S)[:, None] == 0, bad, log_C), E)
+        with pytest.raises(ValueError, match="model.log_C"):
+            plan(model._replace(log_C=model.log_C.at[0, 0].set(bad)), np.log(b0), "bp", H)

@@ -62,6 +62,13 @@ def test_gym_env_behaviour():
     e.reset(seed=1)
     with pytest.raises(ValueError, match="action"):
         e.step(7)
+    for bad in (1.7, -1, True):                                     # never truncated
+        with pytest.raises((TypeError, ValueError), match="action"):
+            e.step(bad)
+    e.step(np.int64(env.CUE))
+    e.step(env.O)
+    with pytest.raises(RuntimeError, match="episode is over"):
+        e.step(env.O)
     # same seed -> same episode
     e2 = env.TMaze()
     assert e2.reset(seed=5)[1]["side"] == env.TMaze().reset(seed=5)[1]["side"]
@@ -152,3 +159,17 @@ def test_cli_small_run_writes_figures(tmp_path):
                  "--out", str(tmp_path), "--no-progress"]) == 0
     for name in ("win_rate.png", "wins_histogram.png", "learned_A_gfe.png", "policy_G.png", "results.json"):
         assert (tmp_path / name).exists()
+
+
+def test_trials_unchanged_by_the_discrete_pomdp_refactor():
+    """Recorded with the pre-DiscretePOMDP code (commit ff0b1bb): the T-maze tensors now come from
+    ``tmaze_pomdp`` (bit-identical), and the trials are the same."""
+    import jax
+    from pyrxaif.agents import tmaze as tm
+    _, rec = tm.simulate(jax.random.PRNGKey(3), n_runs=2, n_trials=3, objective="gfe", iterations=8, burn_in=2,
+                         num_samples=4, progress=False, chunk=3)
+    assert np.asarray(rec.actions).tolist() == [[[3, 2], [3, 1], [3, 1]], [[3, 1], [3, 2], [3, 0]]]
+    assert np.asarray(rec.observations).tolist() == [[[13, 10], [12, 6], [12, 6]], [[13, 7], [12, 11], [12, 0]]]
+    np.testing.assert_allclose(np.asarray(rec.G1)[0, 0], [9.907885, 9.096549, 8.616842, 8.895075, 9.096558,
+                                                          8.616856, 8.893542, 7.968159, 7.609555, 9.903488],
+                               atol=2e-6)

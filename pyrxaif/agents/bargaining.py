@@ -26,7 +26,7 @@ from pyrxaif import _validation as V
 from pyrxaif.agents.tmaze import AgentConfig, Beliefs, World, trial
 from pyrxaif.engines import resolve_engine
 from pyrxaif.envs import tmaze as env
-from pyrxaif.inference.policy import _select, evaluate_policies_jit
+from pyrxaif.inference.policy import choose_policy, evaluate_policies_jit
 from pyrxaif.rules import goal_observation as go
 
 OFFERS = np.array([0.8, 0.85, 0.9, 0.95, 1.0])
@@ -93,7 +93,7 @@ def bargain_trial(cfg_seller: AgentConfig, cfg_buyer: AgentConfig, c, seller_con
     goal = _seller_goal(c)
     r = evaluate_policies_jit(k_eval, log_d0, trans, goal, seller_conc, jnp.zeros((1, 2)), (False,),
                               **cfg_seller.policy_kwargs())
-    i = _select(k_sel, r.G, jnp.ones(L, bool), cfg_seller.selection, cfg_seller.gamma)
+    i = choose_policy(k_sel, r.G, jnp.ones(L, bool), cfg_seller.selection, cfg_seller.gamma)
     world = buyer_world_jax(jnp.asarray(OFFERS)[i], c)
     dummy = Beliefs(jnp.ones((16, 16)), jnp.ones((2, 16)))
     _, rec = trial(cfg_buyer, world, dummy, k_buyer)

@@ -1,7 +1,8 @@
 """Grid-world agents: receding-horizon EFE planning by rollout message passing + exact Bayes filter.
 
-``GridworldAgent`` plans one action from a belief over (x, θ) (argmax of q(u_0)) and filters after
-each step. ``run_episodes`` simulates whole episodes in JAX from the environment's exact tensors:
+A grid world is a ``DiscretePOMDP`` (``env.pomdp``) with the layout θ as a parameter factor; the
+interactive agent is ``pyrxaif.agents.pomdp_agent.Agent`` (``GridworldAgent`` is its deprecated
+predecessor with beliefs passed in and out). ``run_episodes`` simulates whole episodes in JAX from the environment's exact tensors:
 ``lax.while_loop`` over steps until the episode ends (plan → act → sample next state and observation →
 filter), ``vmap`` over episodes (a batch runs until its last episode ends); episode i uses ``jax.random.PRNGKey(seed_i)`` for its layout θ ~ U{0..K−1} and its noise, so
 the same seeds give identical results. Shapes are static: the horizon never changes, so the planner is
@@ -10,6 +11,7 @@ compiled once per (environment, method).
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -20,8 +22,9 @@ from jax.scipy.special import logsumexp
 from pyrxaif import _validation as V
 from pyrxaif.engines import require_engine
 from pyrxaif.envs._gridworld_common import GridSpec, GridworldEnv
-from pyrxaif.inference.rollout import (MethodConfig, RolloutModel, _plan, bayes_filter, method_config,
-                                       observation_loglik, plan, sample_observation)
+from pyrxaif.models.discrete_pomdp import check_action, check_observation
+from pyrxaif.inference.rollout import (MethodConfig, RolloutModel, bayes_filter, check_log_belief, filter_posterior,
+                                       method_config, observation_loglik, plan, plan_unchecked, sample_observation)
 
 ENGINES = ("jax", "julia")
 
@@ -37,11 +40,17 @@ def _planner(engine: str | None):
 
 
 class GridworldAgent:
-    """Receding-horizon planner for a grid-world environment (or a bare ``RolloutModel``)."""
+    """Deprecated: use ``pyrxaif.agents.pomdp_agent.Agent(env.pomdp, method, horizon)`` (pymdp's loop).
+
+    Receding-horizon planner on a grid world's ``RolloutModel`` with beliefs passed in and out:
+    ``act(log_belief)`` plans (argmax q(u_0)), ``update(log_belief, action, observation)`` filters.
+    Kept for the engine switch (``engine="julia"`` plans with RxInfer)."""
 
     def __init__(self, env: GridworldEnv | RolloutModel, method: str = "aif-mp", horizon: int = 8,
                  n_iter: int = 16, damping: float | None = None, obs_weight: float = 1.0,
                  engine: str | None = None):
+        warnings.warn("GridworldAgent is deprecated: use pyrxaif.agents.pomdp_agent.Agent(env.pomdp, method, "
+                      "horizon) (infer_states / infer_policies / sample_action)", DeprecationWarning, stacklevel=2)
         self.engine = require_engine(engine)
         self._plan = _planner(self.engine)
         self.model = env if isinstance(env, RolloutModel) else env.unwrapped.model()
@@ -56,11 +65,14 @@ class GridworldAgent:
 
     def update(self, log_belief, action: int, observation) -> jax.Array:
         """Exact Bayes filter after taking ``action`` and receiving ``observation`` (M,) ints."""
-        y = np.asarray(observation, np.int64)
-        M = sum(lB.shape[0] for lB in self.model.log_B)
-        if y.shape != (M,):
-            raise ValueError(f"observation: expected shape ({M},), got {y.shape}")
-        return bayes_filter(self.model, jnp.asarray(log_belief), int(action), jnp.asarray(y))
+        model = self.model
+        lb = check_log_belief(model, log_belief)
+        u = check_action(action, model.num_actions)
+        y = check_observation(observation, model.observation_sizes, name="observation")
+        post, log_evidence = filter_posterior(model, jnp.asarray(lb), u, jnp.asarray(y))
+        if not np.isfinite(float(log_evidence)):
+            raise ValueError(f"observation: {y.tolist()} has probability zero after action {u} under this belief")
+        return post
 
 
 class Tables(NamedTuple):
@@ -104,7 +116,7 @@ def _advance(model: RolloutModel, tab: Tables, layout, k_run, carry, u):
     """Take action ``u``: sample the next state and observation, filter, book reward and termination."""
     t, x, log_b, done, total, xs, us = carry
     k1, k2 = jax.random.split(jax.random.fold_in(k_run, t))
-    j = jax.random.categorical(k1, model.log_T[x, u, :, layout])
+    j = jax.random.categorical(k1, model.log_B[x, u, :, layout])
     x_new = model.succ[x, u, j]
     y = sample_observation(model, k2, x_new, layout)
     log_b = bayes_filter(model, log_b, u, y)
@@ -123,7 +135,7 @@ def _episode(model: RolloutModel, tab: Tables, cfg: MethodConfig, horizon: int, 
     layout, k_run, init = _episode_start(model, tab, max_steps, key)
 
     def body(carry):
-        u = jnp.argmax(_plan(model, carry[2], cfg, horizon).log_q_u0).astype(jnp.int32)
+        u = jnp.argmax(plan_unchecked(model, carry[2], cfg, horizon).log_q_u0).astype(jnp.int32)
         return _advance(model, tab, layout, k_run, carry, u)
 
     # steps until the episode ends (a batch of vmapped episodes runs until all have ended; finished

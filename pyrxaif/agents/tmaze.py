@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from pyrxaif import _validation as V
 from pyrxaif.engines import require_engine, resolve_engine
 from pyrxaif.envs import tmaze as env
-from pyrxaif.inference.policy import OBJECTIVES, SELECTIONS, _select, evaluate_policies_jit
+from pyrxaif.inference.policy import OBJECTIVES, SELECTIONS, choose_policy, evaluate_policies_jit
 
 ENGINES = ("jax", "julia")
 LEARN = ("A", "goals", "none")
@@ -99,11 +99,10 @@ class TrialRecord(NamedTuple):
 
 
 def tmaze_world(alpha: float = 0.9, c: float = 2.0) -> World:
-    A = env.observation_matrix(alpha)
-    log_c = env.goal_log_probs(c)
-    return World(jnp.asarray(env.transition_matrices()), jnp.asarray(env.initial_state_log_probs()),
-                 jnp.asarray(np.kron([1.0, 0, 0, 0], [0.5, 0.5])), jnp.asarray(A), jnp.asarray(A),
-                 jnp.asarray(np.stack([log_c, log_c])))
+    """The agent's and the environment's arrays from the T-maze ``DiscretePOMDP`` (``env.tmaze_pomdp``)."""
+    jt = env.tmaze_pomdp(alpha, c).joint_tensors()
+    return World(jnp.asarray(jt.B), jnp.asarray(jt.log_D), jnp.asarray(np.exp(jt.log_D)), jnp.asarray(jt.A),
+                 jnp.asarray(jt.A), jnp.asarray(np.stack([jt.log_c, jt.log_c])))
 
 
 def goal_prior(eps: float = 0.1, pref: float = 10.0) -> np.ndarray:
@@ -161,7 +160,7 @@ def trial(cfg: AgentConfig, world: World, beliefs: Beliefs, key, evaluate=_evalu
 
     pols = jnp.asarray(FIRST_POLICIES)
     r1 = evaluate(cfg, k_p1, world, beliefs, world.trans[pols], jnp.zeros((2, m)), (False, False))
-    i1 = _select(k_s1, r1.G, jnp.ones(len(FIRST_POLICIES), bool), cfg.selection, cfg.gamma)
+    i1 = choose_policy(k_s1, r1.G, jnp.ones(len(FIRST_POLICIES), bool), cfg.selection, cfg.gamma)
     a1 = pols[i1, 0]
     z1, x1 = env_step(k_o1, z0, a1)
     x1h = jax.nn.one_hot(x1, m)
@@ -170,7 +169,7 @@ def trial(cfg: AgentConfig, world: World, beliefs: Beliefs, key, evaluate=_evalu
     valid2 = jnp.where((a1 == env.L) | (a1 == env.R), jnp.arange(4) == env.O, True)
     xs = jnp.stack([x1h, jnp.zeros(m)])
     r2 = evaluate(cfg, k_p2, world, beliefs, world.trans[cont], xs, (True, False))
-    a2 = _select(k_s2, r2.G, valid2, cfg.selection, cfg.gamma)
+    a2 = choose_policy(k_s2, r2.G, valid2, cfg.selection, cfg.gamma)
     z2, x2 = env_step(k_o2, z1, a2)
 
     xs = jnp.stack([x1h, jax.nn.one_hot(x2, m)])

@@ -76,6 +76,22 @@ class Categorical(NamedTuple):
         return jax.random.categorical(key, self.logits, shape=shape + self.logits.shape[:-1])
 
 
+def _check_counts(counts, concentration):
+    """Counts for a conjugate update: finite, non-negative, broadcastable to the concentration (skipped
+    under tracing)."""
+    if is_traced(counts, concentration):
+        return counts
+    arr = V.as_float_array("counts", counts)
+    if np.any(arr < 0):
+        raise ValueError(f"counts: expected non-negative (expected) counts, got minimum {float(arr.min()):.3g}")
+    try:
+        np.broadcast_shapes(arr.shape, np.shape(concentration))
+    except ValueError:
+        raise ValueError(f"counts: shape {arr.shape} does not broadcast to the concentration's "
+                         f"{np.shape(concentration)}") from None
+    return counts
+
+
 def _check_concentration(name, alpha, min_ndim=1):
     arr = V.as_float_array(name, alpha)
     if arr.ndim < min_ndim:
@@ -129,8 +145,8 @@ class Dirichlet(NamedTuple):
             (self.concentration - other.concentration) * self.expected_log(), axis=-1)
 
     def update(self, counts) -> "Dirichlet":
-        """Conjugate update with (expected) counts: α ← α + n."""
-        return Dirichlet(self.concentration + counts)
+        """Conjugate update with (expected) counts: α ← α + n (n ≥ 0, finite)."""
+        return Dirichlet(self.concentration + _check_counts(counts, self.concentration))
 
     def log_prob(self, p) -> jax.Array:
         return jnp.sum(xlogy(self.concentration - 1.0, p), axis=-1) - self.log_normalizer()
@@ -178,8 +194,8 @@ class MatrixDirichlet(NamedTuple):
         return jnp.sum(self._columns().kl(other._columns()), axis=-1)
 
     def update(self, counts) -> "MatrixDirichlet":
-        """Conjugate update with (expected) counts, e.g. x sᵀ: a ← a + n."""
-        return MatrixDirichlet(self.concentration + counts)
+        """Conjugate update with (expected) counts, e.g. x sᵀ: a ← a + n (n ≥ 0, finite)."""
+        return MatrixDirichlet(self.concentration + _check_counts(counts, self.concentration))
 
     def log_prob(self, a) -> jax.Array:
         return jnp.sum(self._columns().log_prob(jnp.swapaxes(a, -1, -2)), axis=-1)

@@ -16,6 +16,7 @@ import numpy as np
 from gymnasium import spaces
 
 from pyrxaif import _validation as V
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action
 
 # Cardinal moves in (row, col) with gymnasium's FrozenLake numbering: LEFT, DOWN, RIGHT, UP.
 MOVES = ((0, -1), (1, 0), (0, 1), (-1, 0))
@@ -46,50 +47,76 @@ def manhattan(a: int, b: int, n_cols: int) -> int:
     return abs(r1 - r2) + abs(c1 - c2)
 
 
-def sparse_transitions(S: int, A: int, K: int, next_dist: Callable[[int, int, int], dict]):
-    """Build (succ (S,A,J), T (S,A,J,K)) from ``next_dist(x, u, θ) -> {x': p}``; successors of (x,u)
-    are the union over θ (unique, so channels over x' need no aggregation), padded with x itself."""
-    dists = [[[next_dist(x, u, k) for k in range(K)] for u in range(A)] for x in range(S)]
-    J = max(len({n for d in dists[x][u] for n in d}) for x in range(S) for u in range(A))
-    succ = np.zeros((S, A, J), np.int32)
-    T = np.zeros((S, A, J, K))
+def dense_transitions(S: int, U: int, K: int, next_dist: Callable[[int, int, int], dict]) -> np.ndarray:
+    """pymdp-style transitions of the position factor, B[x', x, θ, u] (S, S, K, U), from the game rule
+    ``next_dist(x, u, θ) -> {x': p}``."""
+    B = np.zeros((S, S, K, U))
     for x in range(S):
-        for u in range(A):
-            nxt = sorted({n for d in dists[x][u] for n in d})
-            for j in range(J):
-                succ[x, u, j] = nxt[j] if j < len(nxt) else x
+        for u in range(U):
             for k in range(K):
-                for n, p in dists[x][u][k].items():
-                    T[x, u, nxt.index(n), k] += p
-    return succ, T
+                for n, p in next_dist(x, u, k).items():
+                    B[n, x, k, u] += p
+    return B
 
 
 class GridSpec(NamedTuple):
-    """Model tensors (probabilities, numpy) and simulator tables of one grid-world instance."""
+    """One grid-world instance: its model (a ``DiscretePOMDP`` with the state x and the layout θ as a
+    parameter factor) and the simulator's tables."""
 
-    succ: np.ndarray        # (S,A,J)
-    T: np.ndarray           # (S,A,J,K)
-    B: np.ndarray           # (M,S,K,Y)
-    log_C: np.ndarray       # (S,K)
-    pi: np.ndarray          # (A,)
+    pomdp: DiscretePOMDP
     terminal: np.ndarray    # (S,K) bool: episode ends on entering
     success: np.ndarray     # (S,K) bool: counts as success (goal / good rock)
     reward: np.ndarray      # (S,K) reward on entering
     start: int
-    obs_sizes: tuple        # number of values per modality
 
     def rollout_model(self):
-        from pyrxaif.inference.rollout import make_model
-        return make_model(self.succ, self.T, self.B, self.log_C, self.pi, self.obs_sizes)
+        return self.pomdp.rollout_model()
+
+    @property
+    def succ(self) -> np.ndarray:
+        """(S,U,J) successor indices of the planner's sparse transitions."""
+        return np.asarray(self.rollout_model().succ)
+
+    @property
+    def B_sparse(self) -> np.ndarray:
+        """(S,U,J,K) transition probabilities over ``succ`` (the planner's, in probability space)."""
+        return np.exp(np.asarray(self.rollout_model().log_B))
+
+    @property
+    def A_padded(self) -> np.ndarray:
+        """(M,S,K,Y) observation likelihoods per modality, zero-padded to the largest modality."""
+        mods = self.pomdp.flat_observations()
+        Y = max(m.shape[-1] for m in mods)
+        out = np.zeros((len(mods),) + mods[0].shape[:2] + (Y,))
+        for i, m in enumerate(mods):
+            out[i, :, :, : m.shape[-1]] = m
+        return out
+
+    @property
+    def log_C(self) -> np.ndarray:
+        """(S,K) log-preferences over (x, θ)."""
+        return self.pomdp.state_log_preferences()
+
+    @property
+    def obs_sizes(self) -> tuple:
+        return tuple(self.pomdp.num_obs)
+
+    # Deprecated names of the first release (T transitions, B observations).
+    T = B_sparse
+    B = A_padded
 
 
-def pad_modalities(mods: list[np.ndarray]) -> tuple[np.ndarray, tuple]:
-    """Stack per-modality likelihoods (S,K,Y_k) into (M,S,K,max Y) with zero padding."""
-    Y = max(m.shape[-1] for m in mods)
-    out = np.zeros((len(mods),) + mods[0].shape[:2] + (Y,))
-    for i, m in enumerate(mods):
-        out[i, :, :, : m.shape[-1]] = m
-    return out, tuple(int(m.shape[-1]) for m in mods)
+def grid_spec(B_x: np.ndarray, mods: list[np.ndarray], log_C: np.ndarray, E: np.ndarray, terminal: np.ndarray,
+              success: np.ndarray, reward: np.ndarray, start: int) -> GridSpec:
+    """Build the ``DiscretePOMDP`` of a grid world: factor 0 the state x (transitions ``B_x`` (S,S,K,U),
+    depending on x and θ), factor 1 the layout θ (a parameter factor, uniform prior); observation
+    modalities ``mods`` as (S,K,Y_m) likelihoods; state preferences ``log_C`` (S,K); action prior ``E``."""
+    S, _, K, _ = B_x.shape
+    D = [np.eye(S)[start], np.full(K, 1.0 / K)]
+    pomdp = DiscretePOMDP([np.moveaxis(m, -1, 0) for m in mods], [B_x, np.eye(K)[:, :, None]], D=D,
+                          E=np.asarray(E) / np.sum(E), C_states=log_C, B_dependencies=[[0, 1], [1]],
+                          parameter_factors=[1])
+    return GridSpec(pomdp, terminal, success, reward, int(start))
 
 
 def binary_modality(p_true: np.ndarray) -> np.ndarray:
@@ -117,32 +144,37 @@ class GridworldEnv(gym.Env):
         self.n_rows, self.n_cols = n_rows, n_cols
         self.max_steps = int(max_steps)
         self.render_mode = render_mode
-        S, A, _, K = spec.T.shape
+        S, K = spec.pomdp.flat_sizes
+        A = spec.pomdp.num_actions
         self.num_layouts = K
         self.action_space = spaces.Discrete(A)
         self.observation_space = spaces.MultiDiscrete(list(spec.obs_sizes))
+        self._A, self._B = spec.A_padded, spec.B_sparse      # sampling tables (the planner's tensors)
         self.state = spec.start
         self.layout = 0
         self.t = 0
+        self._done = False
 
     # -- model access -------------------------------------------------------------------------
     def model(self):
         """The exact ``RolloutModel`` (log space) the planner uses."""
         return self.spec_.rollout_model()
 
+    @property
+    def pomdp(self) -> DiscretePOMDP:
+        """The environment's model as a ``DiscretePOMDP`` (state x, layout θ as a parameter factor)."""
+        return self.spec_.pomdp
+
     def initial_belief(self) -> np.ndarray:
         """Prior over (x, θ): known start state, uniform over layouts (probabilities, (S,K))."""
-        S, K = self.spec_.log_C.shape
-        b = np.zeros((S, K))
-        b[self.spec_.start] = 1.0 / K
-        return b
+        return self.spec_.pomdp.initial_prior()
 
     # -- gymnasium API ------------------------------------------------------------------------
     def _observe(self) -> np.ndarray:
-        B = self.spec_.B
-        y = np.zeros(B.shape[0], np.int64)
-        for m in range(B.shape[0]):
-            p = B[m, self.state, self.layout]
+        A = self._A
+        y = np.zeros(A.shape[0], np.int64)
+        for m in range(A.shape[0]):
+            p = A[m, self.state, self.layout]
             y[m] = self.np_random.choice(p.shape[0], p=p / p.sum())
         return y
 
@@ -157,19 +189,22 @@ class GridworldEnv(gym.Env):
         self.layout = int(layout)
         self.state = self.spec_.start
         self.t = 0
+        self._done = False
         return self._observe(), {"layout": self.layout, "state": self.state}
 
     def step(self, action):
-        if not self.action_space.contains(action):
-            raise ValueError(f"action: expected an integer in [0, {self.action_space.n}), got {action!r}")
+        action = check_action(action, int(self.action_space.n))
+        if self._done:
+            raise RuntimeError("step: the episode is over (terminated or truncated); call reset()")
         sp = self.spec_
-        p = sp.T[self.state, int(action), :, self.layout]
+        p = self._B[self.state, int(action), :, self.layout]
         j = self.np_random.choice(p.shape[0], p=p / p.sum())
         self.state = int(sp.succ[self.state, int(action), j])
         self.t += 1
         reward = float(sp.reward[self.state, self.layout])
         terminated = bool(sp.terminal[self.state, self.layout])
         truncated = self.t >= self.max_steps and not terminated
+        self._done = terminated or truncated
         info = {"layout": self.layout, "state": self.state,
                 "success": bool(sp.success[self.state, self.layout])}
         return self._observe(), reward, terminated, truncated, info

@@ -20,8 +20,8 @@ from collections import deque
 import numpy as np
 
 from pyrxaif import _validation as V
-from pyrxaif.envs._gridworld_common import (GridSpec, GridworldEnv, binary_modality, manhattan, move,
-                                            pad_modalities)
+from pyrxaif.envs._gridworld_common import (GridSpec, GridworldEnv, binary_modality, dense_transitions, manhattan, move,
+                                            grid_spec)
 
 SCAN = 4
 # Slip probability per move. The paper's value was lost in conversion; with 0.06 (the first draft) even the
@@ -86,8 +86,7 @@ def build_spec(n: int = 4, n_layouts: int = 8, n_holes: int = 3, slip: float = D
             d[m] = d.get(m, 0.0) + p
         return d
 
-    from pyrxaif.envs._gridworld_common import sparse_transitions
-    succ, T = sparse_transitions(S, A, K, next_dist)
+    B_x = dense_transitions(S, A, K, next_dist)
     pos = np.broadcast_to(np.eye(S)[:, None, :], (S, K, S))
     mods = [pos]
     for m in range(N):
@@ -98,14 +97,13 @@ def build_spec(n: int = 4, n_layouts: int = 8, n_holes: int = 3, slip: float = D
             p1[x] = np.where(holes[:, m], 1.0 - eps, eps)
             p1[x] = np.where(holes[:, c] | (c == goal), 0.0, p1[x])   # episode over: null reading 0
         mods.append(binary_modality(p1))
-    B, sizes = pad_modalities(mods)
     cell = np.arange(S) % N
     is_hole = holes[:, cell].T                      # (S,K)
     is_goal = np.broadcast_to((cell == goal)[:, None], (S, K))
     log_C = np.where(is_goal, goal_pref, 0.0) - np.where(is_hole, hole_pref, 0.0)
     pi = np.array([1.0, 1.0, 1.0, 1.0, scan_weight])
-    spec = GridSpec(succ, T, B, log_C, pi / pi.sum(), is_hole | is_goal, is_goal.copy(),
-                    is_goal.astype(float), 0, sizes)
+    spec = grid_spec(B_x, mods, log_C, pi, is_hole | is_goal, is_goal.copy(),
+                    is_goal.astype(float), 0)
     return spec, holes
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyrxaif.envs._gridworld_common import (GridSpec, GridworldEnv, binary_modality, move, pad_modalities,
-                                            sparse_transitions)
+from pyrxaif.envs._gridworld_common import (GridSpec, GridworldEnv, binary_modality, move, grid_spec,
+                                            dense_transitions)
 
 SENSE, SAMPLE, EXIT = 4, 5, 6
 DEFAULT_ROCKS = {(4, 3): (1, 7, 14)}
@@ -79,7 +79,7 @@ def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: f
             return {EXITED: 1.0}
         return {x: 1.0}
 
-    succ, T = sparse_transitions(S, A, K, next_dist)
+    B_x = dense_transitions(S, A, K, next_dist)
     mods = [np.broadcast_to(np.eye(S)[:, None, :], (S, K, S))]
     for i, rc in enumerate(rocks):
         p1 = np.zeros((S, K))      # outcome states: null reading 0 (no ambiguity once the episode is over)
@@ -91,7 +91,6 @@ def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: f
             acc = 0.5 + 0.5 * (2.0 ** (-d / sense_half) if mask >> i & 1 else passive_gain * 2.0 ** (-d / passive_half))
             p1[x] = np.where(quality[:, i] == 1, acc, 1.0 - acc)
         mods.append(binary_modality(p1))
-    B, sizes = pad_modalities(mods)
     log_C = np.full((S, K), -step_cost)
     log_C[GOOD], log_C[BAD], log_C[EXITED], log_C[DONE] = good_pref, -bad_pref, exit_pref, 0.0
     terminal = np.zeros((S, K), bool)
@@ -101,7 +100,7 @@ def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: f
     reward = np.zeros((S, K))
     reward[GOOD], reward[BAD], reward[EXITED] = 10.0, -10.0, exit_reward
     pi = np.array([move_weight] * 4 + [1.0, 1.0, 1.0])
-    return GridSpec(succ, T, B, log_C, pi / pi.sum(), terminal, success, reward, start, sizes), rocks, quality
+    return grid_spec(B_x, mods, log_C, pi, terminal, success, reward, start), rocks, quality
 
 
 class RockSample(GridworldEnv):

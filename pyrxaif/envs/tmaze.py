@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from pyrxaif import _validation as V
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action
 
 POSITIONS = ("O", "L", "R", "Cue")
 OUTCOMES = ("CL", "CR", "RW", "NR")
@@ -24,20 +25,9 @@ O, L, R, CUE = range(4)
 RW = 2
 
 
-def _block_diag(blocks):
-    m = sum(b.shape[0] for b in blocks)
-    n = sum(b.shape[1] for b in blocks)
-    out = np.zeros((m, n))
-    i = j = 0
-    for b in blocks:
-        out[i:i + b.shape[0], j:j + b.shape[1]] = b
-        i += b.shape[0]
-        j += b.shape[1]
-    return out
-
-
-def observation_matrix(alpha: float = 0.9) -> np.ndarray:
-    """True A (16 × 8), block-diagonal by position; columns RL, RR; rows CL, CR, RW, NR."""
+def outcome_likelihood(alpha: float = 0.9) -> np.ndarray:
+    """Outcome modality A[o, position, side] (4 × 4 × 2): O says CL/CR with ½ each, the arms give RW with
+    probability α on the rewarded side (1 − α on the other), the cue tells the side exactly."""
     alpha = float(V.as_float_array("alpha", alpha, ndim=0))
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: expected a reward probability in [0, 1], got {alpha}")
@@ -46,7 +36,7 @@ def observation_matrix(alpha: float = 0.9) -> np.ndarray:
               np.array([[0, 0], [0, 0], [a, 1 - a], [1 - a, a]]),
               np.array([[0, 0], [0, 0], [1 - a, a], [a, 1 - a]]),
               np.array([[1, 0], [0, 1], [0, 0], [0, 0]])]
-    return _block_diag(blocks)
+    return np.stack(blocks, axis=1)
 
 
 def position_transitions() -> np.ndarray:
@@ -59,22 +49,37 @@ def position_transitions() -> np.ndarray:
     return P
 
 
-def transition_matrices(n_context: int = 2) -> np.ndarray:
-    """B_u = P_u ⊗ I (4 × 8 × 8 for the two reward sides)."""
-    return np.stack([np.kron(p, np.eye(n_context)) for p in position_transitions()])
+def tmaze_pomdp(alpha: float = 0.9, c: float = 2.0) -> DiscretePOMDP:
+    """The T-maze as a ``DiscretePOMDP``: factors position (4, controlled) and reward side (2, a parameter
+    factor fixed during a trial); modalities position (exact) and outcome (CL, CR, RW, NR); C prefers RW by
+    ``c`` and avoids NR by ``c``; D starts at O with the side unknown."""
+    c = float(V.as_float_array("c", c, ndim=0))
+    A = [np.broadcast_to(np.eye(4)[:, :, None], (4, 4, 2)), outcome_likelihood(alpha)]
+    B = [np.transpose(position_transitions(), (1, 2, 0)), np.eye(2)[:, :, None]]
+    C = [np.zeros(4), np.array([0.0, 0.0, c, -c])]
+    D = [np.eye(4)[O], np.array([0.5, 0.5])]
+    return DiscretePOMDP(A, B, C, D, parameter_factors=[1])
+
+
+def observation_matrix(alpha: float = 0.9) -> np.ndarray:
+    """True A (16 × 8) over the joint observation x = 4·position + outcome and the state z = 2·position + side
+    (block-diagonal by position; ``tmaze_pomdp(alpha).joint_tensors().A``)."""
+    return tmaze_pomdp(alpha).joint_tensors().A
+
+
+def transition_matrices() -> np.ndarray:
+    """B_u[z', z] (4 × 8 × 8) = P_u ⊗ I over the two reward sides (``tmaze_pomdp().joint_tensors().B``)."""
+    return tmaze_pomdp().joint_tensors().B
 
 
 def goal_log_probs(c: float = 2.0) -> np.ndarray:
-    """log C with C = σ(1₄ ⊗ [0, 0, c, −c])."""
-    c = float(V.as_float_array("c", c, ndim=0))
-    v = np.kron(np.ones(4), [0.0, 0.0, c, -c])
-    return v - np.log(np.sum(np.exp(v)))
+    """log C over the 16 joint observations: log σ(1₄ ⊗ [0, 0, c, −c])."""
+    return tmaze_pomdp(c=c).joint_tensors().log_c
 
 
 def initial_state_log_probs() -> np.ndarray:
-    """log D: start at O, reward side unknown (−inf elsewhere)."""
-    with np.errstate(divide="ignore"):
-        return np.log(np.kron([1.0, 0, 0, 0], [0.5, 0.5]))
+    """log D over the 8 states: start at O, reward side unknown (−inf elsewhere)."""
+    return tmaze_pomdp().joint_tensors().log_D
 
 
 def observation_prior(eps: float = 0.1) -> np.ndarray:
@@ -135,11 +140,10 @@ class TMaze(gym.Env):
         return x, {"position": POSITIONS[self._pos], "side": self._side, "outcome": OUTCOMES[x % 4]}
 
     def step(self, action):
-        if not self.action_space.contains(int(action)):
-            raise ValueError(f"action: expected one of 0..3 ({', '.join(POSITIONS)}), got {action!r}")
+        action = check_action(action, 4)
         if self._t >= self.moves:
             raise RuntimeError("step: episode is over; call reset()")
-        self._pos = O if self._pos in (L, R) else int(action)
+        self._pos = O if self._pos in (L, R) else action
         self._t += 1
         x = self._obs()
         reward = 1.0 if x % 4 == RW else 0.0

@@ -23,8 +23,8 @@ from collections import deque
 
 import numpy as np
 
-from pyrxaif.envs._gridworld_common import (GridSpec, GridworldEnv, binary_modality, move, neighbours,
-                                            pad_modalities, sparse_transitions)
+from pyrxaif.envs._gridworld_common import (GridworldEnv, binary_modality, move, neighbours,
+                                            grid_spec, dense_transitions)
 
 SENSE = 4
 
@@ -82,7 +82,7 @@ def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float 
             return {N + c: 1.0}
         return {move(c, u, n, n): 1.0}
 
-    succ, T = sparse_transitions(S, A, K, next_dist)
+    B_x = dense_transitions(S, A, K, next_dist)
     pos = np.zeros((S, K, N))
     pos[DONE, :, 0] = 1.0
     for x in range(2 * N):
@@ -105,7 +105,6 @@ def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float 
             p1[x] = np.where(truth[:, x % N], tp, fp)
             p1[x] = np.where(absorbing[:, x % N], 0.0, p1[x])   # episode over: null reading 0
         mods.append(binary_modality(p1))
-    B, sizes = pad_modalities(mods)
     cell = np.arange(S) % N
     haz_s, gold_s = hazard[:, cell].T, is_gold[:, cell].T                  # (S,K)
     haz_s[DONE], gold_s[DONE] = False, False
@@ -113,8 +112,8 @@ def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float 
     pi = np.array([1.0, 1.0, 1.0, 1.0, sense_weight])
     terminal = haz_s | gold_s
     terminal[DONE] = True
-    spec = GridSpec(succ, T, B, log_C, pi / pi.sum(), terminal, gold_s.copy(), gold_s.astype(float),
-                    0, sizes)
+    spec = grid_spec(B_x, mods, log_C, pi, terminal, gold_s.copy(), gold_s.astype(float),
+                    0)
     return spec, (pits, wump, gold, breeze, stench, glitter)
 
 

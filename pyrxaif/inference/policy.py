@@ -256,12 +256,28 @@ def evaluate_policies(key, log_d0, trans, goal, A_param, x=None, observed=None, 
 
 
 def select_policy(key, G, valid=None, *, method="sample", gamma=10.0):
-    """Index of the chosen policy: a sample from softmax(−γG) or argmin G over the valid policies."""
+    """Index of the chosen policy: a sample from softmax(−γG) or argmin G over the valid policies.
+
+    ``G`` (P,) policy scores (bits; +inf marks a policy that cannot be chosen), ``valid`` (P,) bool or
+    None (all valid). Refuses NaN in G, a mask of another shape and a set with no valid finite policy."""
     V.check_choice("method", method, SELECTIONS)
-    return _select(key, G, jnp.ones(jnp.shape(G), bool) if valid is None else valid, method, gamma)
+    G = np.asarray(G, dtype=np.float64)
+    if G.ndim != 1 or G.size == 0:
+        raise ValueError(f"G: expected a non-empty 1-d array of policy scores, got shape {G.shape}")
+    if np.any(np.isnan(G)) or np.any(G == -np.inf):
+        raise ValueError("G: expected policy scores in (-inf, inf], found NaN or -inf")
+    valid = np.ones(G.shape, bool) if valid is None else np.asarray(valid)
+    if valid.shape != G.shape or valid.dtype != bool:
+        raise ValueError(f"valid: expected a boolean mask of shape {G.shape}, got {valid.dtype} {valid.shape}")
+    if not np.any(valid & np.isfinite(G)):
+        raise ValueError("valid: no valid policy with a finite score G to choose from")
+    if not (np.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"gamma: expected a positive finite precision, got {gamma!r}")
+    return choose_policy(key, jnp.asarray(G), jnp.asarray(valid & np.isfinite(G)), method, float(gamma))
 
 
-def _select(key, G, valid, method, gamma):
+def choose_policy(key, G, valid, method, gamma):
+    """:func:`select_policy` without the checks (traceable; used inside the jitted agents)."""
     Gm = jnp.where(valid, G, jnp.inf)
     if method == "argmin":
         return jnp.argmin(Gm)

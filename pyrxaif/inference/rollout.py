@@ -1,9 +1,11 @@
 """Rollout message passing for EFE planning: BP, VBP, RM-MP, AIF-MP and Nuijten-MP as one scheme.
 
 Graph over a horizon H: joint latent s_t = (x_t, θ) (θ is carried along the chain, so the base
-graph is a tree and sum-product is exact for it), actions u_t with prior π(u), sparse dynamics
-T(x_{t+1}|x_t,θ,u_t), observation factors B_k(y_{t,k}|x_t,θ) with y unobserved, preferences
-C(x_t,θ), and the current filtered belief b_0(x,θ). A method is a configuration of which channels
+graph is a tree and sum-product is exact for it), actions u_t with prior E(u), sparse dynamics
+B(x_{t+1}|x_t,θ,u_t), observation factors A_k(y_{t,k}|x_t,θ) with y unobserved, preferences
+C(x_t,θ), and the current filtered belief b_0(x,θ) (pymdp's letters: A observations, B transitions,
+C preferences, D initial prior, E action prior; build a ``RolloutModel`` from a
+``pyrxaif.models.discrete_pomdp.DiscretePOMDP`` with its ``rollout_model()``). A method is a configuration of which channels
 enter the kernels (see ``pyrxaif.rules.channels``):
 
     method       planning r(u|x)   dynamics 1/r(x'|x,u)   observation
@@ -11,7 +13,7 @@ enter the kernels (see ``pyrxaif.rules.channels``):
     vbp          yes               -                      -
     rm-mp        yes               yes                    -
     aif-mp       yes               yes                    channels r(y|x,θ)² / ρ(y|x)
-    nuijten-mp   yes (undamped)    yes (undamped)         epistemic prior exp(−H[B] + KL[B‖ρ])
+    nuijten-mp   yes (undamped)    yes (undamped)         epistemic prior exp(−H[A] + KL[A‖ρ])
 
 Each iteration runs forward-backward (``lax.scan`` over time) with the current kernels, forms the
 region beliefs b_t(x,u,x',θ) ∝ α_t K_t φ_{t+1} β_{t+1}, recomputes the channels as their
@@ -32,6 +34,7 @@ any channel (probability space).
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -44,35 +47,35 @@ from pyrxaif.rules import channels as ch
 
 METHODS = ("bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp")
 
-__all__ = ["METHODS", "RolloutModel", "MethodConfig", "method_config", "make_model", "plan", "check_plan_inputs",
-           "PlanResult", "bayes_filter", "forward_backward", "observation_loglik",
+__all__ = ["METHODS", "RolloutModel", "MethodConfig", "method_config", "rollout_model", "make_model", "plan", "check_plan_inputs",
+           "PlanResult", "plan_unchecked", "check_log_belief", "predict", "bayes_filter", "filter_posterior", "forward_backward", "observation_loglik",
            "sample_observation"]
 
 
 class RolloutModel(NamedTuple):
-    """Exact model tensors (log space). S states, A actions, J successors, K layouts, M modalities.
+    """Exact model tensors (log space). S states, U actions, J successors, K layouts, M modalities.
 
-    succ   (S,A,J) int  successor state indices (padding entries have log_T = −inf)
-    log_T  (S,A,J,K)    log T(succ[x,u,j] | x, θ, u)
-    log_B  tuple of (M_g,S,K,Y_g)  log B_k(y | x, θ), contiguous modalities of equal size grouped
+    succ   (S,U,J) int  successor state indices (padding entries have log_B = −inf)
+    log_B  (S,U,J,K)    log B(succ[x,u,j] | x, θ, u)   (transitions)
+    log_A  tuple of (M_g,S,K,Y_g)  log A_k(y | x, θ), contiguous modalities of equal size grouped
     log_C  (S,K)        log preference C(x, θ) (unnormalised)
-    log_pi (A,)         log action prior π(u)
-    log_B_plan          the groups of log_B that can carry epistemic value (all but the groups that are
+    log_E  (U,)         log action prior E(u)
+    log_A_plan          the groups of log_A that can carry epistemic value (all but the groups that are
                         deterministic and layout-independent, whose observation message is exactly 1);
-                        planning uses these, filtering uses log_B
-    log_B_chan          log_B_plan with the θ axis collapsed to size 1 in the groups whose likelihood does
+                        planning uses these, filtering uses log_A
+    log_A_chan          log_A_plan with the θ axis collapsed to size 1 in the groups whose likelihood does
                         not depend on θ: their observation channels are then θ-independent as well
                         (r(y|x,θ) = ρ(y|x) at every iteration), so the planner updates them once instead
                         of once per layout; the same numbers, K times less work for such a group
     """
 
     succ: jax.Array
-    log_T: jax.Array
-    log_B: tuple
+    log_B: jax.Array
+    log_A: tuple
     log_C: jax.Array
-    log_pi: jax.Array
-    log_B_plan: tuple = ()
-    log_B_chan: tuple = ()
+    log_E: jax.Array
+    log_A_plan: tuple = ()
+    log_A_chan: tuple = ()
 
     @property
     def num_states(self) -> int:
@@ -84,7 +87,29 @@ class RolloutModel(NamedTuple):
 
     @property
     def num_layouts(self) -> int:
-        return self.log_T.shape[3]
+        return self.log_B.shape[3]
+
+    @property
+    def num_modalities(self) -> int:
+        return sum(lA.shape[0] for lA in self.log_A)
+
+    @property
+    def observation_sizes(self) -> tuple:
+        return tuple(lA.shape[3] for lA in self.log_A for _ in range(lA.shape[0]))
+
+    # Deprecated aliases with the letters of the first release (T transitions, B observations, pi the
+    # action prior), kept for the Julia engine's ``plan_rollout`` until it reads the new names.
+    @property
+    def log_T(self) -> jax.Array:
+        return self.log_B
+
+    @property
+    def log_B_plan(self) -> tuple:
+        return self.log_A_plan
+
+    @property
+    def log_pi(self) -> jax.Array:
+        return self.log_E
 
 
 class MethodConfig(NamedTuple):
@@ -135,30 +160,61 @@ def _groups(sizes) -> list[tuple[int, int, int]]:
     return out
 
 
-def make_model(succ, T, B, log_C, pi, obs_sizes=None) -> RolloutModel:
+def rollout_model(succ, B, A, log_C, E) -> RolloutModel:
     """Validate probability tensors and return a ``RolloutModel`` in log space.
 
-    ``succ`` (S,A,J) ints in [0,S); ``T`` (S,A,J,K) with Σ_j T = 1; ``B`` (M,S,K,Y) with Σ_y B = 1
-    (modality k uses the first ``obs_sizes[k]`` values; default all Y); ``log_C`` (S,K) finite;
-    ``pi`` (A,) probabilities. Contiguous modalities of equal size are stored as one group, so that
-    binary sensors are not padded to the size of a position modality.
+    ``succ`` (S,U,J) ints in [0,S); ``B`` (S,U,J,K) transition probabilities over the successors
+    (Σ_j B = 1); ``A`` a sequence of per-modality observation likelihoods (S,K,Y_m) or (S,1,Y_m)
+    (Σ_y A = 1); ``log_C`` (S,K) or (S,1) finite log-preferences; ``E`` (U,) action prior.
+    Contiguous modalities of equal size are stored as one group (binary sensors are not padded to
+    the size of a position modality). Most users build this with ``DiscretePOMDP.rollout_model()``.
     """
     succ_arr = np.asarray(succ)
     if succ_arr.ndim != 3 or not np.issubdtype(succ_arr.dtype, np.integer):
-        raise ValueError(f"succ: expected a 3-d integer array (S,A,J), got shape {succ_arr.shape} "
+        raise ValueError(f"succ: expected a 3-d integer array (S,U,J), got shape {succ_arr.shape} "
                          f"dtype {succ_arr.dtype}")
-    S, A, J = succ_arr.shape
+    S, U, J = succ_arr.shape
     if succ_arr.min() < 0 or succ_arr.max() >= S:
         raise ValueError(f"succ: expected indices in [0, {S}), got range [{succ_arr.min()}, {succ_arr.max()}]")
-    T = V.as_float_array("T", T, shape=(S, A, J, None))
-    if np.any(T < 0) or not np.allclose(T.sum(axis=2), 1.0, atol=1e-8):
-        raise ValueError("T: expected non-negative transition probabilities summing to 1 over successors (axis 2)")
-    K = T.shape[3]
+    B = V.as_float_array("B", B, shape=(S, U, J, None))
+    if np.any(B < 0) or not np.allclose(B.sum(axis=2), 1.0, atol=1e-8):
+        raise ValueError("B: expected non-negative transition probabilities summing to 1 over successors (axis 2)")
+    K = B.shape[3]
+    if isinstance(A, np.ndarray) or not isinstance(A, (list, tuple)) or len(A) == 0:
+        raise TypeError("A: expected a non-empty list of per-modality arrays (S, K, Y_m)")
+    mods = []
+    for k, a in enumerate(A):
+        a = V.as_float_array(f"A[{k}]", a, ndim=3)
+        if a.shape[0] != S or a.shape[1] not in (1, K):
+            raise ValueError(f"A[{k}]: expected shape ({S}, {K} or 1, Y), got {a.shape}")
+        if np.any(a < 0) or not np.allclose(a.sum(axis=-1), 1.0, atol=1e-8):
+            raise ValueError(f"A[{k}]: expected observation probabilities summing to 1 over the last axis")
+        mods.append(np.broadcast_to(a, (S, K, a.shape[2])))
+    log_C = V.as_float_array("log_C", log_C, ndim=2)
+    if log_C.shape[0] != S or log_C.shape[1] not in (1, K):
+        raise ValueError(f"log_C: expected shape ({S}, {K} or 1), got {log_C.shape}")
+    E = V.check_probability_vectors("E", V.as_float_array("E", E, shape=(U,)))
+    sizes = [m.shape[2] for m in mods]
+    with np.errstate(divide="ignore"):
+        groups = [np.stack(mods[a:b]) for a, b, _ in _groups(sizes)]
+        shared = [bool(np.all(g == g[:, :, :1])) for g in groups]          # likelihood independent of θ
+        trivial = [s and bool(np.all((g == 0) | (g == 1))) for g, s in zip(groups, shared)]
+        log_A = tuple(jnp.asarray(np.log(g)) for g in groups)
+        log_A_plan = tuple(lA for lA, t in zip(log_A, trivial) if not t)
+        log_A_chan = tuple(lA[:, :, :1] if s else lA for lA, s, t in zip(log_A, shared, trivial) if not t)
+        return RolloutModel(jnp.asarray(succ_arr, jnp.int32), jnp.asarray(np.log(B)), log_A,
+                            jnp.asarray(np.broadcast_to(log_C, (S, K)).copy()), jnp.asarray(np.log(E)),
+                            log_A_plan, log_A_chan)
+
+
+def make_model(succ, T, B, log_C, pi, obs_sizes=None) -> RolloutModel:
+    """Deprecated: the first release's letters (``T`` transitions, ``B`` padded observations (M,S,K,Y),
+    ``pi`` action prior). Use ``DiscretePOMDP(...).rollout_model()`` or :func:`rollout_model`."""
+    warnings.warn("rollout.make_model(succ, T, B, log_C, pi) is deprecated: build a "
+                  "pyrxaif.models.discrete_pomdp.DiscretePOMDP (A observations, B transitions) and call "
+                  "its rollout_model(), or rollout.rollout_model(succ, B, A, log_C, E)",
+                  DeprecationWarning, stacklevel=2)
     B = V.as_float_array("B", B, ndim=4)
-    if B.shape[1] != S or B.shape[2] not in (1, K):
-        raise ValueError(f"B: expected shape (M, {S}, {K} or 1, Y), got {B.shape}")
-    if np.any(B < 0) or not np.allclose(B.sum(axis=-1), 1.0, atol=1e-8):
-        raise ValueError("B: expected observation probabilities summing to 1 over the last axis")
     M, Y = B.shape[0], B.shape[3]
     sizes = [Y] * M if obs_sizes is None else [int(s) for s in obs_sizes]
     if len(sizes) != M or min(sizes) < 1 or max(sizes) > Y:
@@ -166,21 +222,7 @@ def make_model(succ, T, B, log_C, pi, obs_sizes=None) -> RolloutModel:
     for k, n in enumerate(sizes):
         if np.any(B[k, ..., n:] > 0):
             raise ValueError(f"B: modality {k} has mass beyond its size obs_sizes[{k}] = {n}")
-    log_C = V.as_float_array("log_C", log_C, ndim=2)
-    if log_C.shape[0] != S or log_C.shape[1] not in (1, K):
-        raise ValueError(f"log_C: expected shape ({S}, {K} or 1), got {log_C.shape}")
-    pi = V.check_probability_vectors("pi", V.as_float_array("pi", pi, shape=(A,)))
-    Bf = np.broadcast_to(B, (M, S, K, Y))
-    with np.errstate(divide="ignore"):
-        groups = [Bf[a:b, :, :, :n] for a, b, n in _groups(sizes)]
-        shared = [bool(np.all(g == g[:, :, :1])) for g in groups]          # likelihood independent of θ
-        trivial = [s and bool(np.all((g == 0) | (g == 1))) for g, s in zip(groups, shared)]
-        log_B = tuple(jnp.asarray(np.log(g)) for g in groups)
-        log_B_plan = tuple(lb for lb, t in zip(log_B, trivial) if not t)
-        log_B_chan = tuple(lb[:, :, :1] if s else lb for lb, s, t in zip(log_B, shared, trivial) if not t)
-        return RolloutModel(jnp.asarray(succ_arr, jnp.int32), jnp.asarray(np.log(T)), log_B,
-                            jnp.asarray(np.broadcast_to(log_C, (S, K)).copy()), jnp.asarray(np.log(pi)),
-                            log_B_plan, log_B_chan)
+    return rollout_model(succ, T, [B[k, ..., :n] for k, n in enumerate(sizes)], log_C, pi)
 
 
 class Channels(NamedTuple):
@@ -268,24 +310,24 @@ def forward_backward(model: RolloutModel, log_b0, log_K, log_phi, clamp_initial:
 
 
 def _chan_groups(model: RolloutModel) -> tuple:
-    """The observation groups the planner's channels run on (``log_B_chan``; ``log_B_plan`` for a model
+    """The observation groups the planner's channels run on (``log_A_chan``; ``log_A_plan`` for a model
     built without it)."""
-    return model.log_B_chan if len(model.log_B_chan) == len(model.log_B_plan) else model.log_B_plan
+    return model.log_A_chan if len(model.log_A_chan) == len(model.log_A_plan) else model.log_A_plan
 
 
-def _layout_marginal(log_q, lB):
-    """The singleton belief q(x,θ) (S,K) as a θ-independent group sees it: q(x) (S,1) when ``lB`` has one layout."""
-    return logsumexp(log_q, axis=-1, keepdims=True) if lB.shape[2] == 1 else log_q
+def _layout_marginal(log_q, lA):
+    """The singleton belief q(x,θ) (S,K) as a θ-independent group sees it: q(x) (S,1) when ``lA`` has one layout."""
+    return logsumexp(log_q, axis=-1, keepdims=True) if lA.shape[2] == 1 else log_q
 
 
 def _init_channels(model: RolloutModel, horizon: int) -> Channels:
     S, A, J = model.succ.shape
-    fb = logsumexp(model.log_T, axis=3)
+    fb = logsumexp(model.log_B, axis=3)
     fb = fb - logsumexp(fb, axis=2, keepdims=True)
     r_y, rho = [], []
-    for lB in _chan_groups(model):
-        M, _, K, Y = lB.shape                                   # K = 1 for a θ-independent group
-        valid_y = jnp.isfinite(logsumexp(lB, axis=2))          # (M,S,Y)
+    for lA in _chan_groups(model):
+        M, _, K, Y = lA.shape                                   # K = 1 for a θ-independent group
+        valid_y = jnp.isfinite(logsumexp(lA, axis=2))          # (M,S,Y)
         n_y = jnp.sum(valid_y, axis=-1, keepdims=True)
         lr = jnp.where(valid_y, -jnp.log(n_y), -jnp.inf)
         rho.append(jnp.broadcast_to(lr, (horizon, M, S, Y)))
@@ -295,16 +337,16 @@ def _init_channels(model: RolloutModel, horizon: int) -> Channels:
 
 
 def _kernels(model: RolloutModel, cfg: MethodConfig, chans: Channels):
-    k_fn = lambda ru, rx: ch.dynamics_log_kernel(model.log_T, model.log_pi,
+    k_fn = lambda ru, rx: ch.dynamics_log_kernel(model.log_B, model.log_E,
                                                   ru if cfg.planning else None,
                                                   rx if cfg.dynamics else None)
     log_K = jax.vmap(k_fn)(chans.log_r_u, chans.log_r_x)
     obs = jnp.zeros((chans.log_r_u.shape[0],) + model.log_C.shape)
-    for lB, lry, lrho in zip(_chan_groups(model), chans.log_r_y, chans.log_rho):
+    for lA, lry, lrho in zip(_chan_groups(model), chans.log_r_y, chans.log_rho):
         if cfg.observation == "channel":
-            obs = obs + cfg.obs_weight * jax.vmap(lambda ry, rho: ch.observation_log_message(lB, ry, rho))(lry, lrho)
+            obs = obs + cfg.obs_weight * jax.vmap(lambda ry, rho: ch.observation_log_message(lA, ry, rho))(lry, lrho)
         elif cfg.observation == "prior":
-            obs = obs + cfg.obs_weight * jax.vmap(lambda rho: ch.epistemic_log_prior(lB, rho))(lrho)
+            obs = obs + cfg.obs_weight * jax.vmap(lambda rho: ch.epistemic_log_prior(lA, rho))(lrho)
     return log_K, model.log_C[None] + obs
 
 
@@ -313,7 +355,8 @@ def _max_change(a, b):
     return jnp.max(jnp.abs(pa - pb))
 
 
-def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanResult:
+def plan_unchecked(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanResult:
+    """:func:`plan` without validation (traceable: for use inside jit/vmap; ``cfg`` and ``horizon`` static)."""
     chans0 = _init_channels(model, horizon)
     lam = cfg.damping
 
@@ -331,18 +374,18 @@ def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanR
             r_u = ch.damp(chans.log_r_u, jax.vmap(ch.planning_channel)(reg), lam)
             change = jnp.maximum(change, _max_change(r_u, chans.log_r_u))
         if cfg.dynamics:
-            r_x = ch.damp(chans.log_r_x, jax.vmap(lambda b: ch.dynamics_channel(b, model.log_T))(reg), lam)
+            r_x = ch.damp(chans.log_r_x, jax.vmap(lambda b: ch.dynamics_channel(b, model.log_B))(reg), lam)
             change = jnp.maximum(change, _max_change(r_x, chans.log_r_x))
         if cfg.observation != "none":
             r_y, rho = [], []
-            for lB, lry, lrho in zip(_chan_groups(model), chans.log_r_y, chans.log_rho):
-                q_next = _layout_marginal(single[1:], lB)
+            for lA, lry, lrho in zip(_chan_groups(model), chans.log_r_y, chans.log_rho):
+                q_next = _layout_marginal(single[1:], lA)
                 if cfg.observation == "channel":
-                    ry_new, rho_new = jax.vmap(lambda ry, rho_, q: ch.observation_channels(lB, ry, rho_, q))(
+                    ry_new, rho_new = jax.vmap(lambda ry, rho_, q: ch.observation_channels(lA, ry, rho_, q))(
                         lry, lrho, q_next)
-                else:      # Nuijten-MP: epistemic prior with the model B in place of a channel
+                else:      # Nuijten-MP: epistemic prior with the model A in place of a channel
                     ry_new = lry
-                    rho_new = jax.vmap(lambda q: ch.observation_channels(lB, jnp.zeros_like(lB), jnp.zeros_like(lB[:, :, 0]), q)[1])(
+                    rho_new = jax.vmap(lambda q: ch.observation_channels(lA, jnp.zeros_like(lA), jnp.zeros_like(lA[:, :, 0]), q)[1])(
                         q_next)
                 r_y.append(ch.damp(lry, ry_new, lam))
                 rho.append(ch.damp(lrho, rho_new, lam))
@@ -357,7 +400,8 @@ def _plan(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int) -> PlanR
     return PlanResult(log_q_u0 - logsumexp(log_q_u0), fe, change, reg, single, chans, -log_Z)
 
 
-_plan_jit = jax.jit(_plan, static_argnames=("cfg", "horizon"))
+_plan = plan_unchecked   # the first release's private name (benchmarks/wumpus_information.py)
+_plan_jit = jax.jit(plan_unchecked, static_argnames=("cfg", "horizon"))
 
 
 def check_plan_inputs(model: RolloutModel, log_b0, horizon) -> np.ndarray:
@@ -366,13 +410,21 @@ def check_plan_inputs(model: RolloutModel, log_b0, horizon) -> np.ndarray:
         raise TypeError(f"model: expected a RolloutModel, got {type(model).__name__}")
     if not (isinstance(horizon, (int, np.integer)) and int(horizon) >= 1):
         raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+    if not np.all(np.isfinite(np.asarray(model.log_C))):
+        raise ValueError("model.log_C: expected finite log-preferences, found NaN or ±inf")
+    return check_log_belief(model, log_b0, "log_b0")
+
+
+def check_log_belief(model: RolloutModel, log_b, name: str = "log_belief") -> np.ndarray:
+    """A log-belief over (x, θ): shape (S, K), entries in [-inf, inf), some finite; float64 numpy."""
     S, K = model.num_states, model.num_layouts
-    b0 = np.asarray(log_b0, dtype=np.float64)
-    if b0.shape != (S, K):
-        raise ValueError(f"log_b0: expected shape ({S}, {K}), got {b0.shape}")
-    if np.any(np.isnan(b0)) or not np.any(np.isfinite(b0)):
-        raise ValueError("log_b0: expected log-probabilities without NaN and with some finite entry")
-    return b0
+    b = np.asarray(log_b, dtype=np.float64)
+    if b.shape != (S, K):
+        raise ValueError(f"{name}: expected shape ({S}, {K}), got {b.shape}")
+    if np.any(np.isnan(b)) or np.any(b == np.inf) or not np.any(np.isfinite(b)):
+        raise ValueError(f"{name}: expected log-probabilities in [-inf, inf) (no NaN, no +inf) with some finite "
+                         "entry")
+    return b
 
 
 def plan(model: RolloutModel, log_b0, method: str | MethodConfig = "aif-mp", horizon: int = 8) -> PlanResult:
@@ -383,28 +435,39 @@ def plan(model: RolloutModel, log_b0, method: str | MethodConfig = "aif-mp", hor
 
 
 def bayes_filter(model: RolloutModel, log_b, u, y) -> jax.Array:
-    """Exact filter on (x, θ): b'(x',θ) ∝ Σ_x T(x'|x,θ,u) b(x,θ) Π_k B_k(y_k|x',θ) (log, normalised).
+    """Exact filter on (x, θ): b'(x',θ) ∝ Σ_x B(x'|x,θ,u) b(x,θ) Π_k A_k(y_k|x',θ) (log, normalised).
 
     ``y`` (M,) int observation; returns (S,K). Jit-compatible (no validation).
     """
-    pred = _scatter_lse(log_b[:, None, :] + model.log_T[:, u], model.succ[:, u], model.num_states)
-    post = pred + observation_loglik(model, y)
-    return post - logsumexp(post)
+    return filter_posterior(model, log_b, u, y)[0]
+
+
+def filter_posterior(model: RolloutModel, log_b, u, y) -> tuple[jax.Array, jax.Array]:
+    """:func:`bayes_filter` and the log-evidence log p(y | b, u) (−inf: ``y`` impossible under the
+    prediction, and the posterior is then undefined). Jit-compatible (no validation)."""
+    post = predict(model, log_b, u) + observation_loglik(model, y)
+    norm = logsumexp(post)
+    return post - norm, norm
+
+
+def predict(model: RolloutModel, log_b, u) -> jax.Array:
+    """Prediction log Σ_x B(x'|x,θ,u) b(x,θ) (S,K) (unnormalised if ``log_b`` is). Jit-compatible."""
+    return _scatter_lse(log_b[:, None, :] + model.log_B[:, u], model.succ[:, u], model.num_states)
 
 
 def observation_loglik(model: RolloutModel, y) -> jax.Array:
-    """log Π_k B_k(y_k | x, θ) for an observation vector ``y`` (M,) -> (S,K)."""
+    """log Π_k A_k(y_k | x, θ) for an observation vector ``y`` (M,) -> (S,K)."""
     out, off = 0.0, 0
-    for lB in model.log_B:
-        m = lB.shape[0]
+    for lA in model.log_A:
+        m = lA.shape[0]
         yy = y[off:off + m]
-        out = out + jnp.sum(jnp.take_along_axis(lB, yy[:, None, None, None], axis=3)[..., 0], axis=0)
+        out = out + jnp.sum(jnp.take_along_axis(lA, yy[:, None, None, None], axis=3)[..., 0], axis=0)
         off += m
     return out
 
 
 def sample_observation(model: RolloutModel, key, x, layout) -> jax.Array:
-    """y_k ~ B_k(· | x, θ) for every modality -> (M,) ints."""
-    keys = jax.random.split(key, len(model.log_B))
-    return jnp.concatenate([jax.random.categorical(k, lB[:, x, layout, :], axis=-1)
-                            for k, lB in zip(keys, model.log_B)])
+    """y_k ~ A_k(· | x, θ) for every modality -> (M,) ints."""
+    keys = jax.random.split(key, len(model.log_A))
+    return jnp.concatenate([jax.random.categorical(k, lA[:, x, layout, :], axis=-1)
+                            for k, lA in zip(keys, model.log_A)])

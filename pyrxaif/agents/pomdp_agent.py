@@ -1,0 +1,373 @@
+"""``Agent``: pymdp's perception–action loop on any ``DiscretePOMDP``, with pyrxaif's planners.
+
+    agent = Agent(model, method="aif-mp", horizon=8)
+    obs, _ = env.reset(seed=0)
+    while True:
+        qs = agent.infer_states(obs)      # per-factor posteriors (numpy, each sums to one)
+        agent.infer_policies()
+        u = agent.sample_action()         # joint action index (``model.action_controls`` splits it)
+        obs, reward, terminated, truncated, _ = env.step(u)
+
+State inference is the exact Bayes filter over the flattened state (x, θ): the first call after
+construction or ``reset()`` uses the prior D, later calls the prediction through B under the last
+sampled action; the posterior is returned as its marginal per state factor.
+
+Methods.
+* ``bp``, ``vbp``, ``rm-mp``, ``aif-mp``, ``nuijten-mp``: receding-horizon EFE planning by rollout message
+  passing (``pyrxaif.inference.rollout``) from the current belief; ``infer_policies`` returns q(u_0).
+* ``gfe``, ``bethe``: LAIF's policy evaluation (``pyrxaif.inference.policy``) over a set of policies
+  of length ``horizon`` (default every action sequence) covering one episode: at step τ the policies whose
+  first τ actions are the executed ones are scored, with the τ observations since ``reset()`` clamped
+  (the first observation is folded into the prior of z_0); ``infer_policies`` returns the scores G (bits)
+  and q(π) = softmax(−γG). With ``pA`` (Dirichlet concentrations of the joint observation matrix) A is
+  learned: ``learn()`` at the end of an episode replaces ``pA`` by the posterior of the executed episode
+  with all its observations clamped (LAIF's rule; the next episode starts from it).
+
+Batches. ``batch_size=N`` runs N independent agents in lockstep: ``infer_states`` takes (N, M)
+observations, returns (N, num_states[f]) marginals, ``sample_action`` returns (N,) actions. Every step
+is one jitted, ``vmap``-ed call.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from pyrxaif.inference import rollout as ro
+from pyrxaif.inference.policy import OBJECTIVES, choose_policy, evaluate_policies_jit
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action, check_observation
+
+__all__ = ["Agent", "METHODS", "MAX_POLICIES"]
+
+METHODS = ro.METHODS + OBJECTIVES
+SELECTIONS = ("deterministic", "stochastic")
+#: Largest enumerated policy set of the GFE/Bethe agent (U^horizon).
+MAX_POLICIES = 4096
+
+
+class _GfeSetup(NamedTuple):
+    """What the GFE/Bethe evaluation needs (arrays; a pytree)."""
+
+    A_joint: jax.Array       # (O, n) p(o | z) (known model)
+    B_joint: jax.Array       # (U, n, n)
+    log_c: jax.Array         # (O,)
+    log_D: jax.Array         # (n,)
+    policies: jax.Array      # (P, H) joint actions
+
+
+# -- jitted cores (pure; vmapped over agents) ---------------------------------------------------
+
+def _filter_step(model: ro.RolloutModel, log_D, log_b, u, loglik, first):
+    """Posterior over (x, θ) given the observation's log-likelihood ``loglik`` (S,K): the prior D at the
+    first step, else the prediction of ``log_b`` through B under action ``u``. Returns (posterior, log evidence)."""
+    prior = jnp.where(first, log_D, ro.predict(model, log_b, u))
+    post = prior + loglik
+    norm = logsumexp(post)
+    return post - norm, norm
+
+
+_filter_batch = jax.jit(jax.vmap(_filter_step, in_axes=(None, None, 0, 0, 0, None)))
+_loglik_batch = jax.jit(jax.vmap(ro.observation_loglik, in_axes=(None, 0)))
+
+
+def _plan_batch_impl(model, log_b, cfg, horizon):
+    return jax.vmap(lambda b: ro.plan_unchecked(model, b, cfg, horizon).log_q_u0)(log_b)
+
+
+_plan_batch = jax.jit(_plan_batch_impl, static_argnames=("cfg", "horizon"))
+
+
+def _gfe_scores(key, setup: _GfeSetup, A_param, log_b0, actions, obs, tau, *, objective, learn_A,
+                iterations, burn_in, num_samples):
+    """G (P,) of every policy for one agent at step ``tau`` (static): the first ``tau`` observations clamped."""
+    P, H = setup.policies.shape
+    O = setup.A_joint.shape[0]
+    trans = setup.B_joint[setup.policies]                                   # (P,H,n,n)
+    x = jax.nn.one_hot(obs[:H], O) * (jnp.arange(H) < tau)[:, None]
+    observed = tuple(t < tau for t in range(H))
+    r = evaluate_policies_jit(key, jnp.broadcast_to(log_b0, (P,) + log_b0.shape), trans,
+                              jnp.broadcast_to(setup.log_c, (P, H, O)), A_param, x, observed,
+                              objective=objective, learn_A=learn_A, iterations=iterations, burn_in=burn_in,
+                              num_samples=num_samples)
+    valid = jnp.all((setup.policies[:, :tau] == actions[None, :tau]), axis=1) if tau else jnp.ones(P, bool)
+    return r.G, valid
+
+
+def _gfe_batch_impl(keys, setup, A_param, log_b0, actions, obs, tau, **kw):
+    return jax.vmap(lambda k, a, b, u, o: _gfe_scores(k, setup, a, b, u, o, tau, **kw))(
+        keys, A_param, log_b0, actions, obs)
+
+
+_gfe_batch = jax.jit(_gfe_batch_impl, static_argnames=("tau", "objective", "learn_A", "iterations", "burn_in",
+                                                        "num_samples"))
+
+
+def _learn_impl(key, setup, A_param, log_b0, actions, obs, tau, *, objective, iterations, burn_in, num_samples):
+    """Posterior Dirichlet concentrations of the joint A after an episode of ``tau`` steps, all observed."""
+    O = setup.A_joint.shape[0]
+    trans = setup.B_joint[actions[:tau]][None]
+    x = jax.nn.one_hot(obs[:tau], O)
+    r = evaluate_policies_jit(key, log_b0[None], trans, jnp.broadcast_to(setup.log_c, (1, tau, O)), A_param, x,
+                              (True,) * tau, objective=objective, learn_A=True, iterations=iterations,
+                              burn_in=burn_in, num_samples=num_samples)
+    return r.A_posterior[0]
+
+
+def _learn_batch_impl(keys, setup, A_param, log_b0, actions, obs, tau, **kw):
+    return jax.vmap(lambda k, a, b, u, o: _learn_impl(k, setup, a, b, u, o, tau, **kw))(keys, A_param, log_b0,
+                                                                                         actions, obs)
+
+
+_learn_batch = jax.jit(_learn_batch_impl, static_argnames=("tau", "objective", "iterations", "burn_in",
+                                                            "num_samples"))
+
+
+class Agent:
+    """Active-inference agent on a ``DiscretePOMDP`` (see the module docstring for the loop).
+
+    Parameters
+    ----------
+    model : DiscretePOMDP
+    method : one of ``METHODS``: "bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp", "gfe", "bethe".
+    horizon : planning horizon (EFE planners) or policy length = episode length (GFE/Bethe).
+    action_selection : "deterministic" (argmax q(u_0) / argmin G) or "stochastic" (sample q).
+    gamma : policy precision of q(π) = softmax(−γG) (GFE/Bethe, G in bits).
+    n_iter, damping, obs_weight : planner settings (``rollout.method_config``).
+    policies : (P, horizon) joint-action sequences for GFE/Bethe (default: all U^horizon, at most MAX_POLICIES).
+    pA : (O, n) Dirichlet concentrations of the joint observation matrix (GFE/Bethe only): learn A.
+    iterations, burn_in, num_samples : policy-evaluation settings (``policy.evaluate_policies``).
+    batch_size : None (one agent) or N agents in lockstep.
+    seed : seed of the agent's random stream (stochastic selection, importance sampling).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action, check_observation
+    >>> from pyrxaif.agents.pomdp_agent import Agent
+    >>> A = [np.array([[0.9, 0.1], [0.1, 0.9]])]
+    >>> B = [np.stack([np.eye(2), np.eye(2)[::-1]], axis=-1)]      # action 0 stays, 1 swaps
+    >>> agent = Agent(DiscretePOMDP(A, B, C=[np.array([0.0, 3.0])]), method="bp", horizon=2)
+    >>> [np.round(q, 3) for q in agent.infer_states([0])]
+    [array([0.9, 0.1])]
+    >>> _ = agent.infer_policies(); agent.sample_action()
+    1
+    """
+
+    def __init__(self, model: DiscretePOMDP, method: str = "aif-mp", horizon: int = 8, *,
+                 action_selection: str = "deterministic", gamma: float = 10.0, n_iter: int = 16,
+                 damping: float | None = None, obs_weight: float = 1.0, policies=None, pA=None,
+                 iterations: int = 50, burn_in: int = 10, num_samples: int = 20, batch_size: int | None = None,
+                 seed: int = 0):
+        if not isinstance(model, DiscretePOMDP):
+            raise TypeError(f"model: expected a DiscretePOMDP, got {type(model).__name__}")
+        if not isinstance(method, str) or method not in METHODS:
+            raise ValueError(f"method: unknown value {method!r}; expected one of {', '.join(map(repr, METHODS))}")
+        if isinstance(horizon, bool) or not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
+            raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
+        if action_selection not in SELECTIONS:
+            raise ValueError(f"action_selection: unknown value {action_selection!r}; expected one of {SELECTIONS}")
+        if not (isinstance(gamma, (int, float)) and np.isfinite(gamma) and gamma > 0):
+            raise ValueError(f"gamma: expected a positive finite precision, got {gamma!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size: expected None or a positive integer, got {batch_size!r}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        self.model, self.method, self.horizon = model, method, int(horizon)
+        self.action_selection, self.gamma = action_selection, float(gamma)
+        self.batch_size = batch_size
+        self._N = 1 if batch_size is None else int(batch_size)
+        self._key = jax.random.PRNGKey(int(seed))
+        S, K = model.flat_sizes
+        self._log_D = jnp.asarray(_log(model.initial_prior()))
+        self.gfe = method in OBJECTIVES
+        if self.gfe:
+            self._setup_gfe(policies, pA, iterations, burn_in, num_samples)
+        else:
+            if policies is not None or pA is not None:
+                raise ValueError(f"policies, pA: only the GFE/Bethe agents take a policy set or learn A, "
+                                 f"not method {method!r}")
+            self.config = ro.method_config(method, damping=damping, n_iter=n_iter, obs_weight=obs_weight)
+            self._filter_model = model.rollout_model()
+        self.reset()
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _setup_gfe(self, policies, pA, iterations, burn_in, num_samples):
+        model, H = self.model, self.horizon
+        U = model.num_actions
+        if policies is None:
+            if U ** H > MAX_POLICIES:
+                raise ValueError(f"horizon: {U}^{H} = {U ** H} policies exceed MAX_POLICIES = {MAX_POLICIES}; "
+                                 "pass a policy set (policies=...) or a shorter horizon")
+            policies = np.array(list(itertools.product(range(U), repeat=H)), np.int32)
+        pol = np.asarray(policies)
+        if (pol.ndim != 2 or pol.shape[1] != H or pol.shape[0] == 0 or not np.issubdtype(pol.dtype, np.integer)
+                or np.any(pol < 0) or np.any(pol >= U)):
+            raise ValueError(f"policies: expected a non-empty (P, {H}) integer array of actions in [0, {U}), "
+                             f"got {pol.dtype} {pol.shape}")
+        jt = model.joint_tensors()
+        self._setup = _GfeSetup(jnp.asarray(jt.A), jnp.asarray(jt.B), jnp.asarray(jt.log_c), jnp.asarray(jt.log_D),
+                                jnp.asarray(pol, jnp.int32))
+        O, n = jt.A.shape
+        if pA is not None:
+            pA = np.asarray(pA, dtype=np.float64)
+            if pA.shape != (O, n) or not np.all(np.isfinite(pA)) or np.any(pA <= 0):
+                raise ValueError(f"pA: expected positive finite Dirichlet concentrations of shape ({O}, {n}) "
+                                 f"(joint observation × joint state), got shape {pA.shape}")
+            self.pA = jnp.broadcast_to(jnp.asarray(pA), (self._N, O, n))
+        else:
+            self.pA = None
+        for name, val in (("iterations", iterations), ("num_samples", num_samples)):
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {val!r}")
+        if not (isinstance(burn_in, (int, np.integer)) and 0 <= burn_in < iterations):
+            raise ValueError(f"burn_in: expected 0 <= burn_in < iterations ({iterations}), got {burn_in!r}")
+        self._eval_kw = dict(objective=self.method, iterations=int(iterations), burn_in=int(burn_in),
+                             num_samples=int(num_samples))
+        self._filter_model = model.rollout_model()
+        self._obs_strides = np.cumprod([1] + model.num_obs[::-1][:-1])[::-1]
+
+    def _joint_loglik(self, y_joint) -> jax.Array:
+        """log p(o | x, θ) (N,S,K) of each agent's joint observation under its A (the mean of q(A) if learned)."""
+        S, K = self.model.flat_sizes
+        if self.pA is None:
+            rows = self._setup.A_joint[y_joint]                                  # (N, n)
+        else:
+            mean = self.pA / jnp.sum(self.pA, axis=1, keepdims=True)
+            rows = jnp.take_along_axis(mean, jnp.asarray(y_joint)[:, None, None], axis=1)[:, 0]
+        with np.errstate(divide="ignore"):
+            return jnp.log(rows).reshape(-1, S, K)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start a new episode: the next ``infer_states`` uses the prior D."""
+        S, K = self.model.flat_sizes
+        self._log_b = jnp.broadcast_to(self._log_D, (self._N, S, K))
+        self._first = True
+        self._last_action = None
+        self._t = 0
+        H = self.horizon
+        self._actions = np.zeros((self._N, H), np.int32)
+        self._obs = np.zeros((self._N, H), np.int32)
+        self._log_b0 = None
+        self.q_u = self.G = self.q_pi = None
+
+    def infer_states(self, obs) -> list[np.ndarray]:
+        """Filter with ``obs`` (one index per modality; (N, M) for a batch); per-factor posteriors."""
+        y = check_observation(obs, self.model.num_obs, batch=self.batch_size)
+        Y = y if self.batch_size is not None else y[None]
+        if not self._first and self._last_action is None:
+            raise RuntimeError("infer_states: call sample_action() before the next observation (or reset())")
+        if self.gfe:
+            yj = (Y * self._obs_strides).sum(axis=1)
+            if not self._first and self._t >= self.horizon:
+                raise RuntimeError(f"infer_states: the episode has reached the horizon ({self.horizon} "
+                                   "steps) of the GFE/Bethe agent; call learn() and/or reset()")
+            loglik = self._joint_loglik(jnp.asarray(yj, jnp.int32))
+        else:
+            loglik = _loglik_batch(self._filter_model, jnp.asarray(Y, jnp.int32))
+        u = jnp.zeros(self._N, jnp.int32) if self._first else jnp.asarray(self._last_action, jnp.int32)
+        log_b, log_norm = _filter_batch(self._filter_model, self._log_D, self._log_b, u, loglik, self._first)
+        if not np.all(np.isfinite(np.asarray(log_norm))):
+            bad = np.flatnonzero(~np.isfinite(np.asarray(log_norm)))
+            raise ValueError(f"obs: observation {Y[bad[0]].tolist()} has probability zero under the model's "
+                             f"prediction (agent {int(bad[0])}); the belief is left unchanged")
+        if self.gfe and self._first:
+            self._log_b0 = log_b.reshape(self._N, -1)
+        elif self.gfe:
+            self._obs[:, self._t] = yj
+            self._t += 1
+        self._log_b, self._first, self._last_action = log_b, False, None
+        self.q_u = self.G = self.q_pi = None
+        marg = self.model.state_marginals(np.exp(np.asarray(log_b)))
+        return marg if self.batch_size is not None else [m[0] for m in marg]
+
+    @property
+    def belief(self) -> np.ndarray:
+        """The current joint posterior over (x, θ), (S, K) (or (N, S, K))."""
+        b = np.exp(np.asarray(self._log_b))
+        return b if self.batch_size is not None else b[0]
+
+    def infer_policies(self):
+        """EFE planners: q(u_0) (U,) (or (N, U)); GFE/Bethe: (q(π), G) over the policy set (invalid: 0, inf)."""
+        if self._first:
+            raise RuntimeError("infer_policies: call infer_states(obs) first")
+        if self.gfe:
+            if self._t >= self.horizon:
+                raise RuntimeError(f"infer_policies: the episode has reached the horizon ({self.horizon} steps)")
+            self._key, k = jax.random.split(self._key)
+            keys = jax.random.split(k, self._N)
+            A_param = self._setup.A_joint[None].repeat(self._N, 0) if self.pA is None else self.pA
+            G, valid = _gfe_batch(keys, self._setup, A_param, self._log_b0, jnp.asarray(self._actions),
+                                  jnp.asarray(self._obs), self._t, learn_A=self.pA is not None, **self._eval_kw)
+            G = np.where(np.asarray(valid), np.asarray(G), np.inf)
+            if np.any(np.isnan(G)):
+                raise FloatingPointError("infer_policies: a policy score G is NaN")
+            if not np.all(np.any(np.isfinite(G), axis=1)):
+                raise RuntimeError("infer_policies: no policy of the set continues the executed actions "
+                                   f"{self._actions[:, :self._t].tolist()}; reset() or pass a policy set that does")
+            logits = -self.gamma * (G - G.min(axis=1, keepdims=True))
+            q = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
+            self.G, self.q_pi = G, q
+            return (q, G) if self.batch_size is not None else (q[0], G[0])
+        log_q = _plan_batch(self._filter_model, self._log_b, self.config, self.horizon)
+        self.q_u = np.exp(np.asarray(log_q))
+        return self.q_u if self.batch_size is not None else self.q_u[0]
+
+    def sample_action(self):
+        """The next action (joint index; (N,) for a batch) from the last ``infer_policies``."""
+        if self.q_u is None and self.q_pi is None:
+            raise RuntimeError("sample_action: call infer_policies() first")
+        self._key, k = jax.random.split(self._key)
+        keys = jax.random.split(k, self._N)
+        if self.gfe:
+            method = "argmin" if self.action_selection == "deterministic" else "sample"
+            G = jnp.asarray(self.G)
+            idx = np.asarray(jax.vmap(lambda kk, g: choose_policy(kk, g, jnp.isfinite(g), method, self.gamma))(keys, G))
+            u = np.asarray(self._setup.policies)[idx, self._t]
+            self._actions[:, self._t] = u
+        elif self.action_selection == "deterministic":
+            u = np.argmax(self.q_u, axis=1)
+        else:
+            u = np.asarray(jax.vmap(lambda kk, q: jax.random.categorical(kk, jnp.log(q)))(keys, jnp.asarray(self.q_u)))
+        self._last_action = u.astype(np.int32)
+        self.q_u = self.q_pi = None
+        return self._last_action.copy() if self.batch_size is not None else int(self._last_action[0])
+
+    def take_action(self, action) -> None:
+        """Record that ``action`` (joint index; (N,) for a batch) was taken instead of a sampled one (replays,
+        external control); the next ``infer_states`` predicts through it."""
+        if self._first:
+            raise RuntimeError("take_action: call infer_states(obs) first")
+        acts = np.atleast_1d(np.asarray(action, dtype=object)) if self.batch_size is not None else [action]
+        if len(acts) != self._N:
+            raise ValueError(f"action: expected {self._N} actions, got {len(acts)}")
+        u = np.array([check_action(a, self.model.num_actions) for a in acts], np.int32)
+        if self.gfe:
+            if self._t >= self.horizon:
+                raise RuntimeError(f"take_action: the episode has reached the horizon ({self.horizon} steps)")
+            self._actions[:, self._t] = u
+        self._last_action = u
+        self.q_u = self.q_pi = None
+
+    def learn(self):
+        """GFE/Bethe with ``pA``: q(A) after the episode so far (all observations clamped) becomes ``pA``."""
+        if not self.gfe or self.pA is None:
+            raise RuntimeError("learn: only a GFE/Bethe agent constructed with pA learns A")
+        if self._t == 0:
+            raise RuntimeError("learn: no step of this episode has been observed yet")
+        self._key, k = jax.random.split(self._key)
+        keys = jax.random.split(k, self._N)
+        self.pA = _learn_batch(keys, self._setup, self.pA, self._log_b0, jnp.asarray(self._actions),
+                               jnp.asarray(self._obs), self._t, **self._eval_kw)
+        return np.asarray(self.pA) if self.batch_size is not None else np.asarray(self.pA[0])
+
+
+def _log(p):
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(p, dtype=np.float64))

@@ -1,0 +1,1 @@
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP  # noqa: F401
