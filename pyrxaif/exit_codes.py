@@ -46,3 +46,14 @@ def non_negative_int(flag: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UsageError(f"{flag}: expected an integer >= 0, got {value!r}")
     return value
+
+
+def engine_name(value) -> str:
+    """The engine ``--engine`` (or ``$PYRXAIF_ENGINE``) names, checked without starting it; an unknown
+    name is a :class:`UsageError`."""
+    from pyrxaif.engines import resolve_engine  # noqa: PLC0415
+
+    try:
+        return resolve_engine(value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--engine: {exc}") from None

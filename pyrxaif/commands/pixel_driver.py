@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from pyrxaif.exit_codes import Refused, UsageError, non_negative_int, positive_int
+from pyrxaif.exit_codes import Refused, UsageError, engine_name, non_negative_int, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser, task: str) -> None:
@@ -94,7 +94,7 @@ def drive(args: argparse.Namespace, task_name: str) -> int:
     from pyrxaif.engines import require_engine  # noqa: PLC0415
     from pyrxaif.run_folder import RunFolder  # noqa: PLC0415
 
-    engine = require_engine(args.engine)  # start Julia (or say why not) before any work
+    engine = require_engine(engine_name(args.engine))  # start Julia (or say why not) before any work
     record = None
     if args.checkpoint:
         model, record = load_model(args, task)
