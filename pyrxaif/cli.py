@@ -16,6 +16,7 @@ COMMANDS = {
     "digits": "Learn rotating handwritten digits from pixels and rotate to a goal angle",
     "tmaze": "Discrete active inference with generalised free energy on the T-maze",
     "gridworld": "EFE planning by message passing with channels on epistemic grid-worlds",
+    "sweep": "Train and evaluate one pixel-control model per seed (locally or on Ray) and summarise over models",
     "info": "Show the engines available (JAX, Julia) and why one is not",
 }
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except X.UsageError as exc:
         print(f"pyrxaif {name}: {exc}", file=sys.stderr)
         return X.USAGE_ERROR
-    except JuliaUnavailableError as exc:
+    except (JuliaUnavailableError, X.Unavailable) as exc:
         print(f"pyrxaif {name}: {exc}", file=sys.stderr)
         return X.ENGINE_UNAVAILABLE
     except (X.Refused, CheckpointError) as exc:

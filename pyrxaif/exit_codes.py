@@ -6,13 +6,13 @@ code   meaning
 0      success
 1      internal error (a bug: the traceback is printed)
 2      usage error: a bad flag or value, named in a one-line message (no traceback)
-3      engine unavailable (e.g. ``--engine julia`` where Julia cannot start), said why
+3      engine unavailable (e.g. ``--engine julia`` where Julia cannot start, ``--ray`` without Ray), said why
 4      refused: a checkpoint of another task or format, corrupted or truncated, or a model below
        its validation bar
 130    interrupted (Ctrl-C / SIGINT); the run folder stays marked incomplete
 =====  ===========================================================================================
 
-Commands raise :class:`UsageError` or :class:`Refused`; :func:`pyrxaif.cli.main` maps them (and
+Commands raise :class:`UsageError`, :class:`Unavailable` or :class:`Refused`; :func:`pyrxaif.cli.main` maps them (and
 ``JuliaUnavailableError``, ``CheckpointError``, ``KeyboardInterrupt``) to these codes.
 """
 
@@ -28,6 +28,10 @@ INTERRUPTED = 130
 
 class UsageError(ValueError):
     """A bad command-line flag or value: exit code 2 with a one-line message."""
+
+
+class Unavailable(RuntimeError):
+    """A backend the command was asked to use cannot run here (e.g. Ray not installed): exit code 3."""
 
 
 class Refused(RuntimeError):

@@ -104,6 +104,15 @@ class PixelTask(ABC):
         """(training images, held-out images) for tasks with ``uses_images``; (None, None) otherwise."""
         return None, None
 
+    @abstractmethod
+    def meets_bars(self, summary: dict) -> bool:
+        """Whether a model's evaluation summary (:meth:`summarise`) meets the task's success bars."""
+
+    def benchmark_score(self, protocols: dict) -> float | None:
+        """The one score a sweep averages over models, from the protocol summaries of a run (None: the
+        task has no score)."""
+        return None
+
     def to_dict(self) -> dict:
         return {"name": self.name, **asdict(self)}
 
@@ -235,6 +244,15 @@ class PendulumTask(PixelTask):
                 f"stabilised (>= 50 consecutive steps within 0.3 rad): {summary['stabilised']}/{len(results)}")
         return summary, line
 
+    def meets_bars(self, summary):
+        """Swing-up in >= 80 % and stabilised in >= 60 % of the episodes (8/10, 6/10)."""
+        n = summary["episodes"]
+        return summary["swing_up"] >= 0.8 * n and summary["stabilised"] >= 0.6 * n
+
+    def benchmark_score(self, protocols):
+        """PC3's swing-up score: mean % of steps within π/6 of upright over the swing-up starts."""
+        return float(protocols["swing_up"]["within_pi_6_pct"]["mean"])
+
     def protocols(self):
         """PC3's protocol (Shu et al., ICML 2020, also PCC and SOLAR there): 100-step episodes; swing-up
         starts near hanging (θ ~ U(−0.3, 0.3), ω ~ U(−0.5, 0.5)), balance starts upright
@@ -340,6 +358,10 @@ class DigitsTask(PixelTask):
 
     def error(self, states, goal):
         return np.degrees(np.abs(np.asarray(states) - goal))
+
+    def meets_bars(self, summary):
+        """Final angle within 15° of the goal in >= 80 % of the episodes (8/10)."""
+        return summary["success"] >= 0.8 * summary["episodes"]
 
 
 TASKS: dict[str, type[PixelTask]] = {"pendulum": PendulumTask, "digits": DigitsTask}
