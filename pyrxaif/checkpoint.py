@@ -32,6 +32,12 @@ FORMAT_VERSION = 1
 _LEN = struct.Struct("<Q")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; ``path`` names the file and ``reason`` what is wrong."""
 
@@ -52,6 +58,11 @@ def _content_hash(header: dict, payload: bytes) -> str:
     return h.hexdigest()
 
 
+def default_mode(directory: bool = False) -> int:
+    """The permission bits a plainly created file (or folder) gets under the current umask."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` holds either its old contents or all of ``data``:
     temporary file in the same folder, fsync, rename, fsync of the folder."""
@@ -62,6 +73,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_mode())          # the mode of a plainly created file (mkstemp: 0600)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

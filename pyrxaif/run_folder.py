@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 
-from pyrxaif.checkpoint import atomic_write_bytes
+from pyrxaif.checkpoint import atomic_write_bytes, default_mode
 from pyrxaif.exit_codes import UsageError
 
 MARKER = "INCOMPLETE"
@@ -79,6 +79,7 @@ class RunFolder:
         """Remove the marker and move the staging folder to the target; returns the files written."""
         self.written = sorted(n for n in os.listdir(self.staging) if n != MARKER and not n.startswith("."))
         os.unlink(os.path.join(self.staging, MARKER))
+        os.chmod(self.staging, default_mode(directory=True))     # mkdtemp made it 0700
         old = None
         if os.path.isdir(self.target) and _has_entries(self.target):
             if not self.overwrite:        # appeared since the run started: keep both

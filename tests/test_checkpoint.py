@@ -29,6 +29,7 @@ def test_round_trip_and_header(tmp_path):
     assert header["task"] == "pendulum" and header["config"] == {"n": 3, "bar": float("inf")}
     assert header["validation"]["passed"] is True
     assert os.listdir(tmp_path) == ["m.ckpt"]                      # no temporary file left behind
+    assert os.stat(path).st_mode & 0o777 == C.default_mode()        # as a plainly created file, not 0600
 
 
 def _rewrite(path, fn):

@@ -175,6 +175,8 @@ def test_run_folder_never_mixes_and_commits_atomically(tmp_path):
         open(f.path("results.json"), "w").write("1")
         f.commit()
     assert sorted(os.listdir(out)) == ["results.json"] and not any(p.name.startswith(".") for p in tmp_path.iterdir())
+    from pyrxaif.checkpoint import default_mode
+    assert os.stat(out).st_mode & 0o777 == default_mode(directory=True)
     with RunFolder(str(out)) as f:                              # an existing folder with results: a new one
         open(f.path("results.json"), "w").write("2")
         f.commit()

@@ -102,3 +102,17 @@ def test_cli_sweep_results_line_resume_and_usage_errors(tmp_path, capsys, monkey
         assert main(["sweep", "digits", "--out", str(tmp_path / "o")] + argv) == 2
         assert "Traceback" not in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_cli_sweep_digits_quick_two_real_models(tmp_path, capsys):
+    """Two real `pyrxaif digits --quick` models in child processes (about 3 minutes on 2 cores)."""
+    out = str(tmp_path / "sweep")
+    assert main(["sweep", "digits", "--seeds", "0-1", "--quick", "--episodes", "2", "--workers", "2",
+                 "--out", out]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1][len("RESULTS "):])
+    assert sorted(res["models"]) == ["0", "1"] and res["summary"]["n_models"] == 2
+    for s, rec in res["models"].items():
+        rep = json.load(open(os.path.join(out, "runs", f"seed-{s}", "results.json")))
+        assert rec["summary"] == rep["summary"] and rec["exit_code"] == 0
+        assert rec["meets_bars"] == (rep["summary"]["success"] >= 0.8 * 2)

@@ -89,29 +89,31 @@ def run_protocols(model, env, task, args, engine) -> dict:
 def drive(args: argparse.Namespace, task_name: str) -> int:
     check_arguments(args)
     from pyrxaif.agents.pixel_tasks import TASKS  # noqa: PLC0415
-    task = TASKS[task_name].from_arguments(args)
-    from pyrxaif.agents import pixel_control as pc  # noqa: PLC0415
     from pyrxaif.engines import require_engine  # noqa: PLC0415
     from pyrxaif.run_folder import RunFolder  # noqa: PLC0415
 
+    task = TASKS[task_name].from_arguments(args)
     engine = require_engine(engine_name(args.engine))  # start Julia (or say why not) before any work
-    record = None
+    model = None
     if args.checkpoint:
-        model, record = load_model(args, task)
+        model, _ = load_model(args, task)     # refused (exit 4) before any output
         task = model.config.task
     with RunFolder(args.out, overwrite=args.overwrite) as folder:
         if folder.target != folder.requested:
             print(f"pyrxaif {task_name}: {folder.requested} holds an earlier run; this run goes to {folder.target} "
                   "(--overwrite replaces it)")
         print(f"pyrxaif {task_name}: writing to {folder.target}")
-        code, report = _run(args, task, model if args.checkpoint else None, folder, engine, pc)
+        code, report = _run(args, task, model, folder, engine)
         written = folder.commit()
     print(f"saved {', '.join(written)} in {folder.target}")
     print("RESULTS " + json.dumps(report["results_line"]))
     return code
 
 
-def _run(args, task, model, folder, engine, pc):
+def _run(args, task, model, folder, engine):
+    """Train (unless ``model`` is given), validate, save, evaluate, score; returns (exit code, report)."""
+    from pyrxaif.agents import pixel_control as pc  # noqa: PLC0415
+
     progress = not args.no_progress
     train_images, test_images = task.split_images(args.seed, getattr(args, "mnist", None))
     timings = {}
