@@ -27,9 +27,10 @@ from pyrxaif.inference.planning import nominal_starts, plan_local
 from pyrxaif.nn import vae
 
 __all__ = ["DataConfig", "ModelConfig", "LearningConfig", "PlannerConfig", "ValidationBar", "PixelControlConfig",
-           "PixelControlModel", "ValidationRefused", "default_config", "collect", "windows_of", "train",
-           "closed_loop_data", "validate", "check", "save", "load", "goal_window", "planner", "run_episode",
-           "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask", "DigitsTask"]
+           "PixelControlModel", "ValidationRefused", "validation_failures", "default_config", "collect",
+           "windows_of", "train", "closed_loop_data", "validate", "check", "save", "load", "goal_window", "planner",
+           "run_episode", "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask",
+           "DigitsTask"]
 
 CHECKPOINT_KIND = "pixel-control"
 
@@ -44,7 +45,8 @@ def _check_positive_ints(obj, names):
 def _check_positive_numbers(obj, names):
     for name in names:
         v = getattr(obj, name)
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)) or not (np.isfinite(v) and v > 0):
+        number = isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+        if not (number and np.isfinite(v) and v > 0):
             raise ValueError(f"{name}: expected a positive number, got {v!r}")
 
 
@@ -442,7 +444,8 @@ def _leaves(tree):
 def _unleaves(template, state, dtype, what):
     leaves, treedef = jax.tree_util.tree_flatten(template)
     if not isinstance(state, dict) or set(state) != {str(i) for i in range(len(leaves))}:
-        raise ValueError(f"expected {len(leaves)} arrays for {what}, got {len(state) if isinstance(state, dict) else state!r}")
+        got = len(state) if isinstance(state, dict) else repr(state)
+        raise ValueError(f"expected {len(leaves)} arrays for {what}, got {got}")
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(state[str(i)], dtype) for i in range(len(leaves))])
 
 
@@ -463,7 +466,8 @@ def load(path: str, task: str | None = None) -> tuple[PixelControlModel, dict]:
     try:
         cfg = PixelControlConfig.from_dict(header["config"])
         if not isinstance(arrays, dict) or set(arrays) != {"params", "lds", "local"}:
-            raise ValueError(f"expected the arrays params, lds, local, got {sorted(arrays) if isinstance(arrays, dict) else arrays!r}")
+            got = sorted(arrays) if isinstance(arrays, dict) else repr(arrays)
+            raise ValueError(f"expected the arrays params, lds, local, got {got}")
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), arrays["params"])
         # the pytree structures do not depend on the dimensions: any instance serves as the template
         lds = _unleaves(em.init_lds(1, 1), arrays["lds"], jnp.float64, "the global LDS")
