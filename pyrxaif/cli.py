@@ -16,6 +16,7 @@ COMMANDS = {
     "digits": "Learn rotating handwritten digits from pixels and rotate to a goal angle",
     "tmaze": "Discrete active inference with generalised free energy on the T-maze",
     "gridworld": "EFE planning by message passing with channels on epistemic grid-worlds",
+    "sweep": "Train and evaluate one pixel-control model per seed (locally or on Ray) and summarise over models",
     "info": "Show the engines available (JAX, Julia) and why one is not",
 }
 
@@ -32,23 +33,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit code follows :mod:`pyrxaif.exit_codes` (0 success, 1 internal error,
+    2 usage error, 3 engine unavailable, 4 refused, 130 interrupted)."""
+    from pyrxaif import exit_codes as X  # noqa: PLC0415
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # First pass: find the sub-command, then let its module add its arguments and parse again.
-    if argv and argv[0] in COMMANDS:
-        module = importlib.import_module(f"pyrxaif.commands.{argv[0]}")
-        full = argparse.ArgumentParser(prog=f"pyrxaif {argv[0]}", description=COMMANDS[argv[0]])
-        module.configure(full)
-        args = full.parse_args(argv[1:])
-        from pyrxaif.engines.julia import JuliaUnavailableError  # noqa: PLC0415  (does not start Julia)
-
+    if not (argv and argv[0] in COMMANDS):
         try:
-            return int(module.run(args) or 0)
-        except JuliaUnavailableError as exc:
-            print(f"pyrxaif {argv[0]}: {exc}", file=sys.stderr)
-            return 3
-    parser.parse_args(argv)  # prints usage / errors for unknown commands
-    return 2
+            parser.parse_args(argv)  # prints usage / errors for unknown commands
+        except SystemExit as exc:
+            return X.SUCCESS if exc.code == 0 else X.USAGE_ERROR
+        return X.USAGE_ERROR
+    name = argv[0]
+    module = importlib.import_module(f"pyrxaif.commands.{name}")
+    full = argparse.ArgumentParser(prog=f"pyrxaif {name}", description=COMMANDS[name])
+    module.configure(full)
+    try:
+        args = full.parse_args(argv[1:])      # argparse prints the usage and a one-line error
+    except SystemExit as exc:
+        return X.SUCCESS if exc.code == 0 else X.USAGE_ERROR
+    from pyrxaif.checkpoint import CheckpointError  # noqa: PLC0415
+    from pyrxaif.engines.julia import JuliaUnavailableError  # noqa: PLC0415  (does not start Julia)
+
+    try:
+        return int(module.run(args) or 0)
+    except X.UsageError as exc:
+        print(f"pyrxaif {name}: {exc}", file=sys.stderr)
+        return X.USAGE_ERROR
+    except (JuliaUnavailableError, X.Unavailable) as exc:
+        print(f"pyrxaif {name}: {exc}", file=sys.stderr)
+        return X.ENGINE_UNAVAILABLE
+    except (X.Refused, CheckpointError) as exc:
+        print(f"pyrxaif {name}: refused: {exc}", file=sys.stderr)
+        return X.REFUSED
+    except KeyboardInterrupt:
+        print(f"pyrxaif {name}: interrupted; nothing was committed to the output folder", file=sys.stderr)
+        return X.INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""JOPA agent: checkpoints, validation refusal, the `pyrxaif pendulum --quick` and `pyrxaif digits --quick` smoke runs."""
+"""Pixels-to-control agent: checkpoints, validation refusal, the `pyrxaif pendulum --quick` and `pyrxaif digits --quick` smoke runs."""
 
 import json
 import os
@@ -8,26 +8,32 @@ import numpy as np
 import pytest
 
 import pyrxaif  # noqa: F401
-from pyrxaif.agents import jopa
+from pyrxaif.agents import pixel_control as pc
+from pyrxaif.agents.pixel_tasks import DigitsTask, PendulumTask, hold_statistics
+from pyrxaif.checkpoint import CheckpointError
 from pyrxaif.inference import em
 from pyrxaif.nn import vae
 
 
-def _untrained(task="pendulum"):
-    cfg = jopa.JopaConfig(task=task, n_traj=2, traj_len=6, latent_dim=3, frames=2)
+def _untrained(task=None):
+    cfg = pc.PixelControlConfig(task=task or PendulumTask(), data=pc.DataConfig(n_traj=2, traj_len=6),
+                                model=pc.ModelConfig(latent_dim=3, frames=2))
     params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(3, 2))
     lds = em.point_lds(0.9 * np.eye(3), np.ones((3, 1)), 0.1 * np.eye(3), np.zeros(3), np.eye(3))
     local = em.LocalLDS(np.zeros((2, 3)), np.asarray(1.0), np.stack([0.9 * np.eye(3)] * 2), np.ones((2, 3, 1)),
                         np.zeros((2, 3)), np.stack([0.1 * np.eye(3)] * 2))
-    return jopa.JopaModel(cfg, params, lds, local)
+    return pc.PixelControlModel(cfg, params, lds, local)
+
+
+NOT_VALIDATED = {"passed": False, "metrics": {}}
 
 
 def test_checkpoint_roundtrip(tmp_path):
     model = _untrained()
     path = str(tmp_path / "m.msgpack")
-    jopa.save(model, path)
-    back = jopa.load(path)
-    assert back.config == model.config
+    pc.save(model, path, NOT_VALIDATED)
+    back, record = pc.load(path, task="pendulum")
+    assert back.config == model.config and record == NOT_VALIDATED
     for a, b in zip(jax.tree_util.tree_leaves(model.params), jax.tree_util.tree_leaves(back.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for a, b in zip(jax.tree_util.tree_leaves((model.lds, model.local)),
@@ -35,47 +41,75 @@ def test_checkpoint_roundtrip(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     w = np.random.default_rng(0).random((4, 2, 28, 28)).astype(np.float32)
     np.testing.assert_array_equal(model.encode(w)[0], back.encode(w)[0])
-    # state-action experts (gates on [z; λu]) keep λ; checkpoints from before it load with λ = 0
-    sa = jopa.JopaModel(model.config, model.params, model.lds,
-                        model.local._replace(centres=np.zeros((2, 4)), action_weight=np.asarray(2.0)))
-    jopa.save(sa, path)
-    assert float(jopa.load(path).local.action_weight) == 2.0
-    from flax import serialization
-    with open(path, "rb") as f:
-        state = serialization.msgpack_restore(f.read())
-    state["local"] = {k: v for k, v in state["local"].items() if k != str(len(em.LocalLDS._fields) - 1)}
-    with open(path, "wb") as f:
-        f.write(serialization.msgpack_serialize(state))
-    assert float(jopa.load(path).local.action_weight) == 0.0
-    (tmp_path / "bad.msgpack").write_bytes(b"\x80")            # empty msgpack map
-    with pytest.raises(ValueError, match="not a JOPA checkpoint"):
-        jopa.load(str(tmp_path / "bad.msgpack"))
+    # state-action experts (gates on [z; λu]) keep λ; the underactuated preset keeps its physics
+    sa = pc.PixelControlModel(pc.PixelControlConfig(task=PendulumTask.preset("underactuated"),
+                                                    data=model.config.data, model=model.config.model),
+                              model.params, model.lds,
+                              model.local._replace(centres=np.zeros((2, 4)), action_weight=np.asarray(2.0)))
+    pc.save(sa, path, NOT_VALIDATED)
+    back, _ = pc.load(path)
+    assert float(back.local.action_weight) == 2.0 and back.config.task.max_torque == 2.0
+    assert back.config.task.inertia == "rod"
+    with pytest.raises(CheckpointError, match="task 'pendulum', not 'digits'"):
+        pc.load(path, task="digits")
+    (tmp_path / "bad.msgpack").write_bytes(b"\x80")            # an empty msgpack map: the old format
+    with pytest.raises(CheckpointError, match="not a pyrxaif checkpoint"):
+        pc.load(str(tmp_path / "bad.msgpack"))
 
 
 def test_untrained_checkpoint_is_refused():
     model = _untrained()
-    frames, actions, _ = jopa.collect(model.config, seed=0)
-    metrics = jopa.validate(model, frames, actions)
-    assert metrics["recon_mse"] > model.config.max_recon_mse   # random decoder ≈ 0.25 per pixel
-    with pytest.raises(jopa.CheckpointRejected, match="reconstruction MSE"):
-        jopa.check(model, metrics)
+    frames, actions, _ = pc.collect(model.config, seed=0)
+    metrics = pc.validate(model, frames, actions)
+    assert metrics["recon_mse"] > model.config.bar.max_recon_mse   # random decoder ≈ 0.25 per pixel
+    with pytest.raises(pc.ValidationRefused, match="reconstruction MSE"):
+        pc.check(model, metrics)
+    assert pc.validation_failures(pc.ValidationBar(np.inf, np.inf), metrics) == []
     with pytest.raises(ValueError, match="frames"):
-        jopa.validate(model, frames[0], actions)
+        pc.validate(model, frames[0], actions)
 
 
 def test_config_and_success_checks():
+    with pytest.raises(TypeError, match="task"):
+        pc.PixelControlConfig(task="cartpole")
     with pytest.raises(ValueError, match="task"):
-        jopa.JopaConfig(task="cartpole")
+        pc.default_config("cartpole")
     with pytest.raises(ValueError, match="horizon"):
-        jopa.JopaConfig(horizon=1)
+        pc.PlannerConfig(horizon=1)
     with pytest.raises(ValueError, match="a_prior_precision"):
-        jopa.JopaConfig(a_prior_precision=0.0)
+        pc.LearningConfig(a_prior_precision=0.0)
+    with pytest.raises(ValueError, match="n_traj"):
+        pc.DataConfig(n_traj=0)
+    with pytest.raises(ValueError, match="traj_len"):
+        pc.PixelControlConfig(data=pc.DataConfig(traj_len=3), model=pc.ModelConfig(frames=2))
+    with pytest.raises(ValueError, match="max_recon_mse"):
+        pc.ValidationBar(max_recon_mse=float("nan"))
+    with pytest.raises(ValueError, match="digit"):
+        DigitsTask(digit=11)
     th = np.r_[np.zeros(5), np.full(50, np.pi - 0.1), np.zeros(3)]
-    assert jopa.pendulum_success(th) == (True, True, 50)
-    assert jopa.pendulum_success(th[:30]) == (True, False, 25)
-    assert jopa.pendulum_success(np.zeros(10))[0] is False
-    w = jopa.windows_of(np.arange(5.0)[None, :, None, None] * np.ones((1, 5, 2, 2)), 2)
+    assert hold_statistics(th) == (True, True, 50)
+    assert hold_statistics(th[:30]) == (True, False, 25)
+    assert hold_statistics(np.zeros(10))[0] is False
+    w = pc.windows_of(np.arange(5.0)[None, :, None, None] * np.ones((1, 5, 2, 2)), 2)
     assert w.shape == (1, 4, 2, 2, 2) and w[0, 1, :, 0, 0].tolist() == [1.0, 2.0]
+
+
+def test_default_configs_are_the_commands_settings():
+    """The per-task defaults (what ``pyrxaif pendulum|digits`` train) and their --quick variants."""
+    p = pc.default_config("pendulum")
+    assert (p.data.n_traj, p.data.action_scale, p.learning.pretrain_epochs, p.learning.em_iters,
+            p.learning.vae_epochs_per_em, p.learning.refit_episodes) == (40, 0.5, 15, 4, 4, 8)
+    assert p.task == PendulumTask() and p.task.max_torque == 50.0
+    d = pc.default_config("digits")
+    assert (d.model.latent_dim, d.model.frames, d.data.n_traj, d.data.traj_len, d.model.n_local,
+            d.planner.horizon, d.planner.noise_scale, d.learning.a_prior_precision, d.bar.max_recon_mse) == \
+        (6, 1, 120, 20, 64, 8, 1e-3, 1e6, 0.06)
+    q = pc.default_config(DigitsTask(digit=3), quick=True)
+    assert q.task.digit == 3 and q.data.n_traj == 40 and q.learning.refit_episodes == 0
+    assert pc.default_config("pendulum", quick=True).data.n_traj == 10
+    assert pc.default_config("pendulum", quick=True).bar.max_pred_nmse == np.inf
+    for cfg in (p, d, q):
+        assert pc.PixelControlConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
 def test_closed_loop_data_is_the_controllers_own_consistent_episodes():
@@ -84,8 +118,8 @@ def test_closed_loop_data_is_the_controllers_own_consistent_episodes():
     from pyrxaif.envs.pendulum import pendulum_step, render_pendulum, wrap_angle
 
     model = _untrained()
-    frames, actions, states = jopa.closed_loop_data(model, 2, seed=3, progress=False)
-    T = model.config.traj_len
+    frames, actions, states = pc.closed_loop_data(model, 2, seed=3, progress=False)
+    T = model.config.data.traj_len
     assert frames.shape == (2, T, 28, 28) and actions.shape == (2, T - 1, 1) and states.shape == (2, T)
     for e in range(2):
         for t in range(T):
@@ -93,21 +127,21 @@ def test_closed_loop_data_is_the_controllers_own_consistent_episodes():
     assert np.all(np.abs(actions) <= 1.0) and np.any(np.abs(actions) > 1e-3)
     assert np.all(np.abs(wrap_angle(states[::2, 0] - np.pi)) <= 0.5)
     # the angle sequence is the physics under the recorded torques (ω recovered from the first step)
-    th, u = states[0], actions[0, :, 0] * model.config.max_torque
+    th, u = states[0], actions[0, :, 0] * model.config.task.max_torque
     omega = wrap_angle(th[1] - th[0]) / 0.05
     for t in range(1, T - 1):
         th_next, omega = pendulum_step(th[t], omega, u[t])
         assert th_next == pytest.approx(th[t + 1], abs=1e-9)
-    again = jopa.closed_loop_data(model, 2, seed=3, progress=False)
+    again = pc.closed_loop_data(model, 2, seed=3, progress=False)
     np.testing.assert_array_equal(again[2], states)
     with pytest.raises(ValueError, match="episodes"):
-        jopa.closed_loop_data(model, 0, seed=3)
+        pc.closed_loop_data(model, 0, seed=3)
     with pytest.raises(ValueError, match="refit_episodes"):
-        jopa.JopaConfig(refit_episodes=-1)
+        pc.LearningConfig(refit_episodes=-1)
     with pytest.raises(ValueError, match="pretrain_prior"):
-        jopa.JopaConfig(pretrain_prior="uniform")
+        pc.LearningConfig(pretrain_prior="uniform")
     with pytest.raises(ValueError, match="2-d frame latents"):
-        jopa.JopaConfig(pretrain_prior="ring", latent_dim=6, frames=2)
+        pc.PixelControlConfig(model=pc.ModelConfig(latent_dim=6, frames=2), learning=pc.LearningConfig(pretrain_prior="ring"))
 
 
 def test_cli_pendulum_quick(tmp_path, capsys):
@@ -128,9 +162,26 @@ def test_cli_pendulum_quick(tmp_path, capsys):
     assert 0 < rep["timings"]["per_replan_s"] < 5
     for name in ("pendulum.png", "pendulum.gif", "model.msgpack"):
         assert os.path.getsize(os.path.join(out, name)) > 100
+    assert sorted(os.listdir(out)) == ["model.msgpack", "pendulum.gif", "pendulum.png", "results.json"]
+    assert f"saved model.msgpack, pendulum.gif, pendulum.png, results.json in {out}" in text
     from PIL import Image
     assert Image.open(os.path.join(out, "pendulum.gif")).n_frames == 21
-    assert jopa.load(os.path.join(out, "model.msgpack")).config.refit_episodes == 2   # quick: 2 closed-loop episodes
+    model, record = pc.load(os.path.join(out, "model.msgpack"), task="pendulum")
+    assert model.config.learning.refit_episodes == 2   # quick: 2 closed-loop episodes
+    assert record["passed"] is True and record["metrics"] == v      # quick: no bar
+    # PC3's protocol: 2 swing-up and 2 balance starts of 100 steps, scores in percent of steps
+    for name in ("swing_up", "balance"):
+        p = rep["protocols"][name]
+        assert p["summary"]["episodes"] == 2 and p["summary"]["steps"] == 100
+        scores = [e["within_pi_6_pct"] for e in p["episodes"]]
+        assert p["summary"]["within_pi_6_pct"]["mean"] == pytest.approx(np.mean(scores))
+        assert p["summary"]["within_pi_6_pct"]["se"] == pytest.approx(np.std(scores, ddof=1) / np.sqrt(2))
+        assert all(0 <= e["within_8deg_pct"] <= e["within_pi_6_pct"] <= 100 for e in p["episodes"])
+        assert f"protocol {name} (100 steps, 2 starts)" in text
+    assert all(abs(e["start"]["theta"]) <= 0.3 for e in rep["protocols"]["swing_up"]["episodes"])
+    assert all(abs(e["start"]["theta"] - np.pi) <= 0.1 for e in rep["protocols"]["balance"]["episodes"])
+    line = json.loads(text.strip().splitlines()[-1][len("RESULTS "):])
+    assert line["protocols"]["balance"] == rep["protocols"]["balance"]["summary"]
 
 
 def test_cli_digits_quick(tmp_path, capsys):
@@ -153,4 +204,6 @@ def test_cli_digits_quick(tmp_path, capsys):
     assert all((e["final_error_deg"] < 15.0) == e["success"] for e in rep["episodes"])
     from PIL import Image
     assert Image.open(os.path.join(out, "digits.gif")).n_frames == 7
-    assert jopa.load(os.path.join(out, "model.msgpack")).config.a_prior_precision == 1e6
+    model, _ = pc.load(os.path.join(out, "model.msgpack"), task="digits")
+    assert model.config.learning.a_prior_precision == 1e6 and model.config.task.digit == 7
+    assert rep["protocols"] == {}          # the digits task has no benchmark protocol

@@ -144,12 +144,13 @@ def test_goal_learning_and_bargaining_short():
                                   np.any(np.asarray(brec.buyer_actions[0]) == 3, axis=-1))
 
 
-def test_cli_rejects_bad_names(tmp_path):
+def test_cli_rejects_bad_names(tmp_path, capsys):
+    """Usage errors: exit code 2 and a one-line message naming the flag (pyrxaif.exit_codes)."""
     from pyrxaif.cli import main
-    with pytest.raises(ValueError, match="engine"):
-        main(["tmaze", "--engine", "torch", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="extension"):
-        main(["tmaze", "--extension", "price", "--out", str(tmp_path)])
+    assert main(["tmaze", "--engine", "torch", "--out", str(tmp_path)]) == 2
+    assert "--engine" in capsys.readouterr().err
+    assert main(["tmaze", "--extension", "price", "--out", str(tmp_path)]) == 2
+    assert "--extension" in capsys.readouterr().err
 
 
 @pytest.mark.slow

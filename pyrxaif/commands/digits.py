@@ -1,11 +1,12 @@
 """`pyrxaif digits`: learn rotating handwritten digits (real MNIST digits shipped offline) from pixels,
-then rotate a held-out digit to a goal angle by planning as inference."""
+then rotate a held-out digit to a goal angle by planning as inference. The driver is
+:mod:`pyrxaif.commands.pixel_driver`."""
 
 from __future__ import annotations
 
 import argparse
 
-from pyrxaif.commands.pendulum import add_arguments, drive
+from pyrxaif.commands.pixel_driver import add_arguments, drive
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,6 @@ import csv
 import json
 import math
 import os
-import sys
 import time
 
 ENVS = ("frozenlake", "rocksample", "wumpus")
@@ -43,7 +42,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slip", type=float, default=None,
                         help=f"Frozen Lake only: slip probability per move (default {DEFAULT_SLIP})")
     parser.add_argument("--batch", type=int, default=50, help="episodes simulated together (vmap)")
-    parser.add_argument("--out", default=os.path.join("pyrxaif-output", "gridworld"))
+    parser.add_argument("--out", default=os.path.join("pyrxaif-output", "gridworld"),
+                        help="output folder (an existing non-empty one is kept: the run goes to <out>-2, ... "
+                             "unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder at the end")
     parser.add_argument("--render", action="store_true", help="save a GIF of the first episode")
     parser.add_argument("--engine", default=None,
                         help="'jax' (default, or $PYRXAIF_ENGINE) or 'julia' (RxInfer plans every step)")
@@ -75,35 +77,49 @@ def save_gif(env, states, layout: int, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from pyrxaif.agents.gridworld import ENV_DEFAULTS, make_env, run_episodes
+    from pyrxaif.agents.gridworld import ENV_DEFAULTS, make_env
+    from pyrxaif.exit_codes import UsageError, engine_name, positive_int
     from pyrxaif.inference.rollout import METHODS
+    from pyrxaif.run_folder import RunFolder
 
-    if args.episodes < 1:
-        print("pyrxaif gridworld: --episodes must be positive", file=sys.stderr)
-        return 2
+    positive_int("--episodes", args.episodes)
+    positive_int("--batch", args.batch)
     env_kwargs = {}
     if args.slip is not None:
         if args.env != "frozenlake":
-            print(f"pyrxaif gridworld: --slip applies to --env frozenlake only, not {args.env}", file=sys.stderr)
-            return 2
+            raise UsageError(f"--slip applies to --env frozenlake only, not {args.env}")
         if not 0.0 <= args.slip < 1.0:
-            print(f"pyrxaif gridworld: --slip must be a probability in [0, 1), got {args.slip}", file=sys.stderr)
-            return 2
+            raise UsageError(f"--slip must be a probability in [0, 1), got {args.slip}")
         env_kwargs["slip"] = args.slip
-    from pyrxaif.engines import require_engine
-    engine = require_engine(args.engine)  # start Julia (or say why not) before any work
-    env = make_env(args.env, **env_kwargs)
     d = ENV_DEFAULTS[args.env]
-    horizon = args.horizon or d["horizon"]
-    n_iter = args.iters or d["n_iter"]
-    obs_weight = args.obs_weight or d["obs_weight"]
+    # given values are used as given (zero is not "unset"): counts must be positive
+    horizon = d["horizon"] if args.horizon is None else positive_int("--horizon", args.horizon)
+    n_iter = d["n_iter"] if args.iters is None else positive_int("--iters", args.iters)
+    obs_weight = d["obs_weight"] if args.obs_weight is None else args.obs_weight
+    if not (math.isfinite(obs_weight) and obs_weight > 0):
+        raise UsageError(f"--obs-weight: expected a positive number, got {obs_weight}")
+    if args.damping is not None and not (0.0 < args.damping <= 1.0):
+        raise UsageError(f"--damping: expected a number in (0, 1], got {args.damping}")
+    from pyrxaif.engines import require_engine
+    engine = require_engine(engine_name(args.engine))  # start Julia (or say why not) before any work
+    env = make_env(args.env, **env_kwargs)
     methods = METHODS if args.method == "all" else (args.method,)
-    os.makedirs(args.out, exist_ok=True)
+    folder = RunFolder(args.out, overwrite=args.overwrite)
+    with folder:
+        _run_methods(args, env, methods, env_kwargs, horizon, n_iter, obs_weight, engine, folder)
+        written = folder.commit()
+    print(f"wrote {', '.join(written)} to {folder.target}")
+    return 0
+
+
+def _run_methods(args, env, methods, env_kwargs, horizon, n_iter, obs_weight, engine, folder):
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from pyrxaif.agents.gridworld import run_episodes
+
     print(f"pyrxaif gridworld: env={args.env} methods={','.join(methods)} episodes={args.episodes} "
-          f"horizon={horizon} iters={n_iter}; output folder: {os.path.abspath(args.out)}")
+          f"horizon={horizon} iters={n_iter}; output folder: {folder.target}")
     rows = []
     for m in tqdm(methods, desc="methods", unit="method"):
         t0 = time.perf_counter()
@@ -132,16 +148,13 @@ def run(args: argparse.Namespace) -> int:
                    + f"  ({dt:.1f} s)")
         if args.render and m == methods[-1]:
             save_gif(env, res.states[0][: int(res.steps[0]) + 1], int(res.layout[0]),
-                     os.path.join(args.out, "episode.gif"))
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+                     folder.path("episode.gif"))
+    with open(folder.path("results.json"), "w") as f:
         json.dump({"env": args.env, "env_kwargs": env_kwargs, "horizon": horizon, "iters": n_iter, "obs_weight": obs_weight,
                    "results": rows}, f, indent=2)
-    with open(os.path.join(args.out, "results.csv"), "w", newline="") as f:
+    with open(folder.path("results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=lambda s: (s != "method", s)))
         w.writeheader()
         w.writerows(rows)
     metric = "retrieval" if args.env == "rocksample" else "success"
-    _bar_plot(rows, metric, os.path.join(args.out, "results.png"), f"{args.env}: {metric}")
-    print(f"wrote results.json, results.csv, results.png{', episode.gif' if args.render else ''} "
-          f"to {os.path.abspath(args.out)}")
-    return 0
+    _bar_plot(rows, metric, folder.path("results.png"), f"{args.env}: {metric}")

@@ -26,7 +26,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default=None,
                         help="'jax' (default, or $PYRXAIF_ENGINE) or 'julia' (RxInfer scores the policies; "
                              "the main GFE/Bethe comparison only, not --extension)")
-    parser.add_argument("--out", default=os.path.join(".", "pyrxaif-output", "tmaze"), help="output folder")
+    parser.add_argument("--out", default=os.path.join(".", "pyrxaif-output", "tmaze"),
+                        help="output folder (an existing non-empty one is kept: the run goes to <out>-2, ... "
+                             "unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder at the end")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -178,32 +181,52 @@ def _run_bargain(args, out):
             "late_acceptance_rate": float(acc[:, late].mean()), "seller_statistics": np.asarray(conc).tolist()}
 
 
-def run(args: argparse.Namespace) -> int:
-    from pyrxaif import _validation as V
-    from pyrxaif.engines import require_engine, resolve_engine
-    args.engine = resolve_engine(args.engine)
-    V.check_choice("extension", args.extension, (None, "goals", "bargain"))
+def check_arguments(args: argparse.Namespace) -> None:
+    """Usage errors (exit 2) before any work; fills the default ``--runs``."""
+    import math
+
+    from pyrxaif.exit_codes import UsageError, engine_name, non_negative_int, positive_int
+    args.engine = engine_name(args.engine)
+    if args.extension not in (None, "goals", "bargain"):
+        raise UsageError(f"--extension: expected 'goals' or 'bargain', got {args.extension!r}")
     if args.engine == "julia" and args.extension:
-        raise ValueError(f"engine: --extension {args.extension} runs on the JAX engine only (the Julia T-maze "
-                         "model learns A with fixed goals)")
-    V.check_choice("selection", args.selection, ("sample", "argmin"))
+        raise UsageError(f"--engine julia: --extension {args.extension} runs on the JAX engine only (the Julia "
+                         "T-maze model learns A with fixed goals)")
+    if args.selection not in ("sample", "argmin"):
+        raise UsageError(f"--selection: expected 'sample' or 'argmin', got {args.selection!r}")
     if args.runs is None:
         args.runs = 10 if args.extension == "bargain" else 100
     for name in ("runs", "trials", "iterations", "samples"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"pyrxaif tmaze: --{name} must be a positive integer, got {getattr(args, name)}")
+        positive_int(f"--{name}", getattr(args, name))
+    non_negative_int("--burn-in", args.burn_in)
+    if args.burn_in >= args.iterations:
+        raise UsageError(f"--burn-in: expected fewer than --iterations = {args.iterations}, got {args.burn_in}")
+    non_negative_int("--seed", args.seed)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UsageError(f"--alpha: expected a probability in [0, 1], got {args.alpha}")
+    if not math.isfinite(args.c):
+        raise UsageError(f"--c: expected a finite number, got {args.c}")
+    if not (math.isfinite(args.gamma) and args.gamma > 0):
+        raise UsageError(f"--gamma: expected a positive number, got {args.gamma}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pyrxaif.engines import require_engine
+    from pyrxaif.run_folder import RunFolder
+    check_arguments(args)
     require_engine(args.engine)  # start Julia (or say why not) before any work
     out = os.path.join(args.out, args.extension) if args.extension else args.out
-    os.makedirs(out, exist_ok=True)
-    print(f"pyrxaif tmaze: writing to {os.path.abspath(out)}")
-    if args.extension == "goals":
-        summary = _run_goals(args, out)
-    elif args.extension == "bargain":
-        summary = _run_bargain(args, out)
-    else:
-        summary = _run_main(args, out)
-    summary["settings"] = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
-    print(f"pyrxaif tmaze: figures and results.json in {os.path.abspath(out)}")
+    with RunFolder(out, overwrite=args.overwrite) as folder:
+        print(f"pyrxaif tmaze: writing to {folder.target}")
+        if args.extension == "goals":
+            summary = _run_goals(args, folder.staging)
+        elif args.extension == "bargain":
+            summary = _run_bargain(args, folder.staging)
+        else:
+            summary = _run_main(args, folder.staging)
+        summary["settings"] = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+        with open(folder.path("results.json"), "w") as fh:
+            json.dump(summary, fh, indent=1)
+        folder.commit()
+    print(f"pyrxaif tmaze: figures and results.json in {folder.target}")
     return 0

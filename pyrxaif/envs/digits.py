@@ -71,10 +71,13 @@ class RotatingDigits(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         options = options or {}
-        self.index = int(options.get("index", self.np_random.integers(len(self.images))))
-        if not 0 <= self.index < len(self.images):
-            raise ValueError(f"options['index']: expected 0..{len(self.images) - 1}, got {self.index}")
-        angle = float(options.get("angle", self.np_random.uniform(-self.max_angle, self.max_angle)))
+        index = options.get("index", self.np_random.integers(len(self.images)))
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)) \
+                or not 0 <= index < len(self.images):
+            raise ValueError(f"options['index']: expected an integer in 0..{len(self.images) - 1}, got {index!r}")
+        angle = options.get("angle", self.np_random.uniform(-self.max_angle, self.max_angle))
+        angle = float(V.as_float_array("options['angle']", angle, ndim=0))   # NaN / inf raise
+        self.index = int(index)
         self.angle = float(np.clip(angle, -self.max_angle, self.max_angle))
         return self._obs(), self._info()
 

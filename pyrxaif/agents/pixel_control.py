@@ -1,0 +1,541 @@
+"""Pixels to control: learn a latent linear model from frames (VAE + LDS by variational EM), validate it
+on held-out sequences, then act by planning as inference (actions as latent variables, receding horizon).
+
+What the environment is lives in a :class:`~pyrxaif.agents.pixel_tasks.PixelTask` (pendulum swing-up,
+rotating digits, ...); this module has no per-task branches. Actions are normalised to [−1, 1] inside the
+model (environment action = normalised action × ``task.action_scale``). The settings are split by concern
+in :class:`PixelControlConfig`: :class:`DataConfig`, :class:`ModelConfig`, :class:`LearningConfig`,
+:class:`PlannerConfig` and :class:`ValidationBar`. The method follows JOPA (the reference project);
+``pyrxaif.agents.jopa`` is a deprecated alias of this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from pyrxaif import _validation as V
+from pyrxaif import checkpoint as ckpt
+from pyrxaif.agents.pixel_tasks import TASKS, DigitsTask, PendulumTask, PixelTask, task_from_dict
+from pyrxaif.engines import require_engine
+from pyrxaif.inference import em
+from pyrxaif.inference.planning import nominal_starts, plan_local
+from pyrxaif.nn import vae
+
+__all__ = ["DataConfig", "ModelConfig", "LearningConfig", "PlannerConfig", "ValidationBar", "PixelControlConfig",
+           "PixelControlModel", "ValidationRefused", "validation_failures", "default_config", "collect",
+           "windows_of", "train", "closed_loop_data", "validate", "check", "save", "load", "goal_window", "planner",
+           "run_episode", "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask",
+           "DigitsTask"]
+
+CHECKPOINT_KIND = "pixel-control"
+
+
+def _check_positive_ints(obj, names):
+    for name in names:
+        v = getattr(obj, name)
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+
+
+def _check_positive_numbers(obj, names):
+    for name in names:
+        v = getattr(obj, name)
+        number = isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+        if not (number and np.isfinite(v) and v > 0):
+            raise ValueError(f"{name}: expected a positive number, got {v!r}")
+
+
+@dataclass
+class DataConfig:
+    """Exploration data: ``n_traj`` random-action trajectories of ``traj_len`` frames; actions
+    ~ U(−s_i, s_i) (normalised units), s_i log-uniform in [s·10^−spread, s] per trajectory (slow and fast
+    data), s = ``action_scale``, spread = ``scale_spread``."""
+    n_traj: int = 40
+    traj_len: int = 80
+    action_scale: float = 0.3
+    scale_spread: float = 1.0
+
+    def __post_init__(self):
+        _check_positive_ints(self, ("n_traj", "traj_len"))
+        _check_positive_numbers(self, ("action_scale",))
+        if not (np.isfinite(self.scale_spread) and self.scale_spread >= 0):
+            raise ValueError(f"scale_spread: expected a number >= 0, got {self.scale_spread!r}")
+
+
+@dataclass
+class ModelConfig:
+    """What the arrays' shapes depend on: the VAE's latent of ``frames`` stacked frames (``per_frame``: a
+    stack of per-frame latents, which carries the velocity) and the planning transition model's
+    ``n_local`` affine experts, their gate width (``bandwidth_scale`` × the median distance between
+    neighbouring centres) and ``gate_action_weight`` λ (> 0: experts local in the state-action space)."""
+    latent_dim: int = 4
+    frames: int = 2
+    per_frame: bool = True
+    n_local: int = 16
+    bandwidth_scale: float = 0.5
+    gate_action_weight: float = 0.0
+
+    def __post_init__(self):
+        _check_positive_ints(self, ("latent_dim", "frames", "n_local"))
+        _check_positive_numbers(self, ("bandwidth_scale",))
+        if not np.isfinite(self.gate_action_weight) or self.gate_action_weight < 0:
+            raise ValueError(f"gate_action_weight: expected a number >= 0, got {self.gate_action_weight!r}")
+
+    @property
+    def frame_latent_dim(self) -> int | None:
+        """Dimensions per frame of a per-frame window latent (None for a single or stacked encoder)."""
+        if self.per_frame and self.frames > 1:
+            return self.latent_dim // self.frames if self.latent_dim % self.frames == 0 else None
+        return self.latent_dim
+
+
+@dataclass
+class LearningConfig:
+    """VAE pre-training (``pretrain_prior`` "gaussian" N(0, I) or "ring": cyclic 2-d frame latents), the
+    variational EM (``em_iters`` × (``lds_iters_per_em`` LDS updates + ``vae_epochs_per_em`` VAE epochs),
+    ``a_prior_precision``: the EM prior precision of A around I, None for the weak default) and the
+    closed-loop refit of the planning experts on ``refit_episodes`` episodes of the model's own controller."""
+    pretrain_epochs: int = 30
+    pretrain_prior: str = "gaussian"
+    em_iters: int = 6
+    vae_epochs_per_em: int = 5
+    lds_iters_per_em: int = 5
+    a_prior_precision: float | None = None
+    batch_size: int = 128
+    lr: float = 2e-3
+    refit_episodes: int = 0
+
+    def __post_init__(self):
+        V.check_choice("pretrain_prior", self.pretrain_prior, ("gaussian", "ring"))
+        _check_positive_ints(self, ("em_iters", "vae_epochs_per_em", "lds_iters_per_em", "batch_size"))
+        _check_positive_numbers(self, ("lr",))
+        for name in ("pretrain_epochs", "refit_episodes"):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
+        if self.a_prior_precision is not None and not (np.isfinite(self.a_prior_precision)
+                                                       and self.a_prior_precision > 0):
+            raise ValueError(f"a_prior_precision: expected a positive number or None, got {self.a_prior_precision!r}")
+
+
+@dataclass
+class PlannerConfig:
+    """Receding-horizon planning as inference: horizon, goal message N(z_goal, ``goal_var`` I) on every
+    future latent ("all") or the last ("final"), action prior N(0, ``prior_scale``²), ``iters``
+    re-linearisations per plan, ``multistart`` (also start from the constant nominals 0, ±u_max) and
+    ``noise_scale`` (the experts' noise covariances are multiplied by it inside the planner)."""
+    horizon: int = 15
+    goal_var: float = 0.01
+    prior_scale: float = 0.5
+    goal_steps: str = "all"
+    iters: int = 5
+    multistart: bool = True
+    noise_scale: float = 1.0
+
+    def __post_init__(self):
+        _check_positive_ints(self, ("horizon", "iters"))
+        if self.horizon < 2:
+            raise ValueError(f"horizon: expected >= 2, got {self.horizon}")
+        V.check_choice("goal_steps", self.goal_steps, ("final", "all"))
+        _check_positive_numbers(self, ("goal_var", "prior_scale", "noise_scale"))
+
+
+@dataclass
+class ValidationBar:
+    """The held-out bar a model must meet before it plans: normalised one-step latent prediction error and
+    per-pixel reconstruction MSE (``inf``: report, do not refuse)."""
+    max_pred_nmse: float = 0.5
+    max_recon_mse: float = 0.02
+
+    def __post_init__(self):
+        for name in ("max_pred_nmse", "max_recon_mse"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float, np.number)) and not np.isnan(v) and v > 0):
+                raise ValueError(f"{name}: expected a positive number (inf: no bar), got {v!r}")
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "learning": LearningConfig, "planner": PlannerConfig,
+             "bar": ValidationBar}
+
+
+@dataclass
+class PixelControlConfig:
+    """All settings of one pixels-to-control agent, by concern."""
+    task: PixelTask = field(default_factory=PendulumTask)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    bar: ValidationBar = field(default_factory=ValidationBar)
+
+    def __post_init__(self):
+        if not isinstance(self.task, PixelTask):
+            raise TypeError(f"task: expected a PixelTask (one of {sorted(TASKS)}), got {type(self.task).__name__}")
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"{name}: expected a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        m = self.model
+        if self.learning.pretrain_prior == "ring" and m.frame_latent_dim != 2:
+            raise ValueError(f"pretrain_prior: 'ring' needs 2-d frame latents, got latent_dim = {m.latent_dim} "
+                             f"for frames = {m.frames} (per_frame = {m.per_frame})")
+        if self.data.traj_len <= m.frames + 1:
+            raise ValueError(f"traj_len: expected > frames + 1 = {m.frames + 1}, got {self.data.traj_len}")
+
+    def to_dict(self) -> dict:
+        return {"task": self.task.to_dict(), **{name: asdict(getattr(self, name)) for name in _SECTIONS}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PixelControlConfig":
+        if not isinstance(d, dict) or set(d) != {"task", *_SECTIONS}:
+            raise ValueError(f"config: expected the sections {sorted({'task', *_SECTIONS})}, "
+                             f"got {sorted(d) if isinstance(d, dict) else type(d).__name__}")
+        sections = {}
+        for name, sec in _SECTIONS.items():
+            known = {f.name for f in fields(sec)}
+            if not isinstance(d[name], dict) or set(d[name]) - known:
+                raise ValueError(f"config: unknown or malformed settings in section {name!r}: {d[name]!r}")
+            sections[name] = sec(**d[name])
+        return cls(task=task_from_dict(d["task"]), **sections)
+
+
+def default_config(task: PixelTask | str = "pendulum", quick: bool = False) -> PixelControlConfig:
+    """The settings of ``pyrxaif pendulum`` / ``pyrxaif digits`` for ``task`` (a task object, or its
+    name for the task's default settings); ``quick``: about 800 frames, 3 + 2 epochs, no validation bar."""
+    if isinstance(task, str):
+        V.check_choice("task", task, tuple(TASKS))
+        task = TASKS[task]()
+    if isinstance(task, PendulumTask):
+        # closed-loop refit: the experts learn the top of the swing from the controller's own episodes
+        cfg = PixelControlConfig(task=task, data=DataConfig(n_traj=40, action_scale=0.5),
+                                 learning=LearningConfig(pretrain_epochs=15, em_iters=4, vae_epochs_per_em=4,
+                                                         refit_episodes=8))
+    elif isinstance(task, DigitsTask):
+        # single-frame encoder (the digit's angle has no velocity to carry); an integrator latent
+        # z' = z + B u + noise (A pinned to I); experts local in the state-action space
+        cfg = PixelControlConfig(
+            task=task, data=DataConfig(n_traj=120, traj_len=20, action_scale=1.0, scale_spread=0.0),
+            model=ModelConfig(latent_dim=6, frames=1, n_local=64, gate_action_weight=2.0),
+            learning=LearningConfig(pretrain_epochs=15, em_iters=4, vae_epochs_per_em=3, a_prior_precision=1e6),
+            planner=PlannerConfig(horizon=8, noise_scale=1e-3), bar=ValidationBar(max_recon_mse=0.06))
+    else:
+        raise TypeError(f"task: no default settings for {type(task).__name__}")
+    if quick:
+        cfg = replace(cfg, data=replace(cfg.data, n_traj=800 // cfg.data.traj_len),
+                      learning=replace(cfg.learning, pretrain_epochs=3, em_iters=2, vae_epochs_per_em=1,
+                                       refit_episodes=min(cfg.learning.refit_episodes, 2)),
+                      bar=ValidationBar(np.inf, np.inf))     # smoke run: report, do not refuse
+    return cfg
+
+
+# ----------------------------------------------------------------------------- data
+
+def collect(config: PixelControlConfig, seed: int, n_traj: int | None = None, images=None):
+    """Random-action trajectories: frames (S, T, 28, 28), actions (S, T−1, 1) normalised, states (S, T).
+    Where each trajectory starts is the task's :meth:`~PixelTask.exploration_start`."""
+    task, data = config.task, config.data
+    n_traj = data.n_traj if n_traj is None else n_traj
+    if isinstance(n_traj, (bool, np.bool_)) or not isinstance(n_traj, (int, np.integer)) or n_traj < 1:
+        raise ValueError(f"n_traj: expected a positive integer, got {n_traj!r}")
+    env = task.make_env(images)
+    rng = np.random.default_rng(seed)
+    T = data.traj_len
+    frames = np.zeros((n_traj, T, 28, 28), np.float32)
+    scales = data.action_scale * 10.0 ** (-data.scale_spread * rng.uniform(0.0, 1.0, (n_traj, 1, 1)))
+    actions = scales * rng.uniform(-1.0, 1.0, (n_traj, T - 1, 1))
+    states = np.zeros((n_traj, T))
+    for s in range(n_traj):
+        opts = task.exploration_start(rng, s, n_traj)
+        obs, info = env.reset(seed=int(rng.integers(2**31)), options=opts)
+        frames[s, 0], states[s, 0] = obs, info[task.state_key]
+        for t in range(T - 1):
+            obs, _, _, _, info = env.step(actions[s, t] * task.action_scale)
+            frames[s, t + 1], states[s, t + 1] = obs, info[task.state_key]
+    return frames, actions, states
+
+
+def windows_of(frames, K: int):
+    """(S, T, H, W) → (S, T−K+1, K, H, W): window t holds frames t..t+K−1 (newest last)."""
+    T = frames.shape[1]
+    return np.stack([frames[:, k:T - K + 1 + k] for k in range(K)], axis=2)
+
+
+# ----------------------------------------------------------------------------- model
+
+@dataclass
+class PixelControlModel:
+    config: PixelControlConfig
+    params: dict
+    lds: em.LDS            # global LDS of the variational EM (the VAE's latent prior)
+    local: em.LocalLDS     # locally linear transition model used for planning
+
+    def planning_model(self) -> em.LocalLDS:
+        """The transition model the planner uses: the local experts with their noise covariances
+        scaled by ``config.planner.noise_scale``."""
+        return self.local._replace(W_cov=self.local.W_cov * self.config.planner.noise_scale)
+
+    def nominals(self, u_warm):
+        """The nominals a re-plan starts from: the warm start, and with ``config.planner.multistart`` also
+        the constant nominals (:func:`pyrxaif.inference.planning.nominal_starts`)."""
+        return nominal_starts(u_warm) if self.config.planner.multistart else u_warm
+
+    def encode(self, windows):
+        mu, var = vae.encode(self.params, np.asarray(windows, np.float32), self.config.model.latent_dim)
+        return np.asarray(mu, np.float64), np.asarray(var, np.float64)
+
+
+def encode_sequences(params, config: PixelControlConfig, wins):
+    """Encoder messages of windows (S, Tw, K, 28, 28): means and variances (S, Tw, d), float64."""
+    S, Tw = wins.shape[:2]
+    d = config.model.latent_dim
+    mu, var = vae.encode(params, wins.reshape(S * Tw, *wins.shape[2:]), d)
+    return (np.asarray(mu, np.float64).reshape(S, Tw, d), np.asarray(var, np.float64).reshape(S, Tw, d))
+
+
+def pretraining_prior(config: PixelControlConfig, n: int):
+    """The VAE pre-training prior of ``n`` windows as :func:`vae.train_epoch` takes it: (prior_mean,
+    prior_cov, ring) = (0, I, None) per window, or (None, None, RingPrior()) with ``pretrain_prior="ring"``."""
+    if config.learning.pretrain_prior == "ring":
+        return None, None, vae.RingPrior()
+    d = config.model.latent_dim
+    return np.zeros((n, d)), np.broadcast_to(np.eye(d), (n, d, d)).copy(), None
+
+
+def train(config: PixelControlConfig, frames, actions, seed: int = 0, progress: bool = True, images=None):
+    """VAE pre-training (prior N(0, I) or the ring prior), variational EM, the planning experts, and with
+    ``config.learning.refit_episodes`` their closed-loop refit (:func:`closed_loop_data`; tasks with images
+    need the training ``images`` for it); returns (model, history)."""
+    mc, lc = config.model, config.learning
+    K, d = mc.frames, mc.latent_dim
+    wins = windows_of(frames, K)                         # (S, Tw, K, 28, 28)
+    acts = np.asarray(actions[:, K - 1:], np.float64)    # action between window t and t+1
+    S, Tw = wins.shape[:2]
+    flat = wins.reshape(S * Tw, *wins.shape[2:])
+    key = jax.random.PRNGKey(seed)
+    key, k0 = jax.random.split(key)
+    params = vae.init_vae(k0, vae.VAEConfig(d, K, per_frame=mc.per_frame and K > 1))
+    opt = vae.make_optimizer(lc.lr)
+    opt_state = opt.init(params)
+    prior_m, prior_P, ring = pretraining_prior(config, S * Tw)
+    history = {"pretrain_loss": [], "em": []}
+    for _ in tqdm(range(lc.pretrain_epochs), desc="VAE pre-training", disable=not progress):
+        key, k = jax.random.split(key)
+        params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, prior_m, prior_P, latent_dim=d,
+                                                  beta=1.0, optimizer=opt, batch_size=lc.batch_size, ring=ring)
+        history["pretrain_loss"].append(loss)
+    lds = em.init_lds(d, acts.shape[-1], lc.a_prior_precision)
+    for _ in tqdm(range(lc.em_iters), desc="variational EM", disable=not progress):
+        mu, var = encode_sequences(params, config, wins)
+        lds, fe_lds = em.fit_lds(lds, mu, var, acts, iters=lc.lds_iters_per_em)
+        cm, cP = em.cavity_moments(em.e_step(lds, mu, var, acts))
+        cm = np.asarray(cm).reshape(S * Tw, d)
+        cP = np.asarray(cP).reshape(S * Tw, d, d)
+        losses = []
+        for _ in range(lc.vae_epochs_per_em):
+            key, k = jax.random.split(key)
+            params, opt_state, loss = vae.train_epoch(params, opt_state, k, flat, cm, cP, latent_dim=d, beta=1.0,
+                                                      optimizer=opt, batch_size=lc.batch_size)
+            losses.append(loss)
+        # per frame: the LDS's −ELBO (VB, over the encoder messages) and the VAE loss under the cavity prior
+        fe = {"lds_free_energy": fe_lds[-1] / (S * Tw), "vae_loss": losses[-1]}
+        fe["free_energy"] = fe["lds_free_energy"] + fe["vae_loss"]
+        history["em"].append(fe)
+    mu, var = encode_sequences(params, config, wins)
+    lds, _ = em.fit_lds(lds, mu, var, acts, iters=lc.lds_iters_per_em)
+
+    def fit(m, v, a, k):
+        return em.fit_local(m, v, a, n_local=mc.n_local, key=k, bandwidth_scale=mc.bandwidth_scale,
+                            action_weight=mc.gate_action_weight)
+
+    key, k = jax.random.split(key)
+    model = PixelControlModel(config, params, lds, fit(mu, var, acts, k))
+    if lc.refit_episodes:
+        # the experts are refitted on the training data plus the states the controller itself visits
+        # (the top of a swing, held; sparse under random exploration)
+        cl_frames, cl_actions, _ = closed_loop_data(model, lc.refit_episodes, seed, images=images,
+                                                    progress=progress)
+        cl_mu, cl_var = encode_sequences(params, config, windows_of(cl_frames, K))
+        key, k = jax.random.split(key)
+        model.local = fit(np.concatenate([mu, cl_mu]), np.concatenate([var, cl_var]),
+                          np.concatenate([acts, np.asarray(cl_actions[:, K - 1:], np.float64)]), k)
+        history["refit"] = {"episodes": int(lc.refit_episodes),
+                            "frames": int(cl_frames.shape[0] * cl_frames.shape[1])}
+    return model, history
+
+
+def closed_loop_data(model: PixelControlModel, episodes: int, seed: int, images=None, progress: bool = True):
+    """Frames (E, T, 28, 28), normalised actions (E, T−1, 1) and true states (E, T) of ``episodes``
+    receding-horizon episodes of ``model``'s own controller (T = traj_len, the training sequences' length).
+    Goals and near-goal starts are the task's :meth:`~PixelTask.closed_loop_episode`; even episodes start
+    near the goal, odd ones from the environment's random reset."""
+    if isinstance(episodes, (bool, np.bool_)) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise ValueError(f"episodes: expected a positive integer, got {episodes!r}")
+    cfg = model.config
+    task = cfg.task
+    env = task.make_env(images)
+    rng = np.random.default_rng([seed, 2])
+    frames, actions, states = [], [], []
+    for i in tqdm(range(episodes), desc="closed-loop data", disable=not progress):
+        goal, near = task.closed_loop_episode(rng)
+        opts = near if i % 2 == 0 else {}
+        env.reset(seed=int(rng.integers(2**31)))
+        tr = run_episode(model, env, start=opts, goal=goal, steps=cfg.data.traj_len - 1)
+        frames.append(tr["frames"])
+        actions.append(np.asarray(tr["actions"])[:, None] / task.action_scale)
+        states.append(tr["states"])
+    return np.stack(frames).astype(np.float32), np.stack(actions), np.stack(states)
+
+
+# ----------------------------------------------------------------------------- validation, checkpoints
+
+def validate(model: PixelControlModel, frames, actions) -> dict:
+    """Held-out figures on encoder means: normalised one-step latent prediction error (1 − R²) of the
+    planning model z_{t+1} ≈ f(z_t, u_t) (``pred_nmse``) and of the global LDS A z_t + B u_t
+    (``pred_nmse_global``), and per-pixel reconstruction MSE of the newest frame."""
+    cfg = model.config
+    K = cfg.model.frames
+    frames = V.as_float_array("frames", frames, ndim=4, dtype=np.float32)
+    actions = V.as_float_array("actions", actions, ndim=3)
+    wins = windows_of(frames, K)
+    acts = actions[:, K - 1:]
+    mu, _ = encode_sequences(model.params, cfg, wins)
+    A, B = np.asarray(model.lds.A), np.asarray(model.lds.B)
+    pred_global = mu[:, :-1] @ A.T + acts @ B.T
+    f = jax.vmap(jax.vmap(lambda z, u: em.local_mean(model.local, z, u)))
+    pred = np.asarray(f(jnp.asarray(mu[:, :-1]), jnp.asarray(acts, jnp.float64)))
+    spread = np.mean(np.sum((mu[:, 1:] - mu[:, 1:].mean((0, 1))) ** 2, -1))
+    nmse = lambda p: float(np.mean(np.sum((mu[:, 1:] - p) ** 2, -1)) / spread)  # noqa: E731
+    flat = wins.reshape(-1, *wins.shape[2:])
+    rec = np.asarray(vae.decode(model.params, mu.reshape(-1, cfg.model.latent_dim)))
+    return {"pred_nmse": nmse(pred), "pred_nmse_global": nmse(pred_global),
+            "recon_mse": float(np.mean((rec - flat[:, -1]) ** 2))}
+
+
+class ValidationRefused(ValueError):
+    """The model does not meet the validation bar on held-out sequences."""
+
+
+def validation_failures(bar: ValidationBar, metrics: dict) -> list[str]:
+    """The figures of ``metrics`` that miss ``bar`` (empty: the model meets it)."""
+    bad = []
+    if not metrics["pred_nmse"] <= bar.max_pred_nmse:
+        bad.append(f"latent one-step prediction error {metrics['pred_nmse']:.3f} > {bar.max_pred_nmse}")
+    if not metrics["recon_mse"] <= bar.max_recon_mse:
+        bad.append(f"reconstruction MSE {metrics['recon_mse']:.4f} > {bar.max_recon_mse}")
+    return bad
+
+
+def check(model: PixelControlModel, metrics: dict) -> None:
+    """Raise :class:`ValidationRefused` saying which figure misses ``model.config.bar``."""
+    bad = validation_failures(model.config.bar, metrics)
+    if bad:
+        raise ValidationRefused("checkpoint rejected on held-out sequences: " + "; ".join(bad)
+                                + " (train longer or with more data)")
+
+
+def _leaves(tree):
+    return {str(i): np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(tree))}
+
+
+def _unleaves(template, state, dtype, what):
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    if not isinstance(state, dict) or set(state) != {str(i) for i in range(len(leaves))}:
+        got = len(state) if isinstance(state, dict) else repr(state)
+        raise ValueError(f"expected {len(leaves)} arrays for {what}, got {got}")
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(state[str(i)], dtype) for i in range(len(leaves))])
+
+
+def save(model: PixelControlModel, path: str, validation: dict) -> None:
+    """Write ``model`` to ``path`` in the checkpoint format of :mod:`pyrxaif.checkpoint` (atomically):
+    float32 VAE params, float64 LDS posterior/prior and local experts; the header holds the task, the
+    config and ``validation`` (the held-out figures, the bar and whether it was met)."""
+    arrays = {"params": jax.tree_util.tree_map(np.asarray, model.params),
+              "lds": _leaves(model.lds), "local": _leaves(model.local)}
+    ckpt.save_checkpoint(path, kind=CHECKPOINT_KIND, task=model.config.task.name, config=model.config.to_dict(),
+                         arrays=arrays, validation=validation)
+
+
+def load(path: str, task: str | None = None) -> tuple[PixelControlModel, dict]:
+    """(model, validation record) from a checkpoint written by :func:`save`; ``task``: refuse a checkpoint
+    of another task (:class:`pyrxaif.checkpoint.CheckpointError`, naming the file)."""
+    header, arrays = ckpt.load_checkpoint(path, kind=CHECKPOINT_KIND, task=task)
+    try:
+        cfg = PixelControlConfig.from_dict(header["config"])
+        if not isinstance(arrays, dict) or set(arrays) != {"params", "lds", "local"}:
+            got = sorted(arrays) if isinstance(arrays, dict) else repr(arrays)
+            raise ValueError(f"expected the arrays params, lds, local, got {got}")
+        params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), arrays["params"])
+        # the pytree structures do not depend on the dimensions: any instance serves as the template
+        lds = _unleaves(em.init_lds(1, 1), arrays["lds"], jnp.float64, "the global LDS")
+        local = _unleaves(em.LocalLDS(*([0.0] * len(em.LocalLDS._fields))), arrays["local"], jnp.float64,
+                          "the planning experts")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ckpt.CheckpointError(path, f"contents do not match the pixel-control model ({exc})") from None
+    return PixelControlModel(cfg, params, lds, local), header.get("validation", {})
+
+
+# ----------------------------------------------------------------------------- control
+
+def goal_window(config: PixelControlConfig, goal: float, image=None):
+    """K identical goal frames (zero velocity): the task's :meth:`~PixelTask.goal_frame`."""
+    frame = config.task.goal_frame(goal, image)
+    return np.repeat(frame[None], config.model.frames, axis=0)
+
+
+def planner(engine: str | None = None):
+    """The locally linear planner of ``engine``: ``planning.plan_local`` (JAX, one jitted call per
+    re-plan) or ``pyrxaif.engines.julia.plan_local`` (each linearised plan solved by RxInfer). The
+    Julia engine is started here (or ``JuliaUnavailableError`` says why not)."""
+    if require_engine(engine) == "julia":
+        from pyrxaif.engines import julia as ej  # noqa: PLC0415
+
+        return ej.plan_local
+    return plan_local
+
+
+def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, steps: int, goal_steps: str | None = None,
+                engine: str | None = None):
+    """Receding-horizon control from ``start`` (reset options); returns a dict of traces.
+
+    ``engine``: ``"jax"`` or ``"julia"`` (see :func:`planner`); ``None`` reads ``PYRXAIF_ENGINE``."""
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+    plan_fn = planner(engine)
+    cfg = model.config
+    task, pc = cfg.task, cfg.planner
+    local = model.planning_model()
+    K, d, H = cfg.model.frames, cfg.model.latent_dim, pc.horizon
+    obs, info = env.reset(options=start)
+    zg, _ = model.encode(goal_window(cfg, goal, task.episode_image(env))[None])
+    hist = [obs] * K
+    goal_steps = pc.goal_steps if goal_steps is None else goal_steps
+    V.check_choice("goal_steps", goal_steps, ("final", "all"))
+    mask = np.zeros(H)
+    if goal_steps == "final":
+        mask[-1] = 1.0
+    else:
+        mask[1:] = 1.0
+    u_prec = np.full(model.lds.B.shape[1], 1.0 / pc.prior_scale ** 2)
+    goal_prec = np.full(d, 1.0 / pc.goal_var)
+    scale = task.action_scale
+    states, acts, latents, frames = [info[task.state_key]], [], [], [obs]
+    u_nom = jnp.zeros((H, model.local.B.shape[-1]))
+    for _ in range(steps):
+        z, _ = model.encode(np.stack(hist[-K:])[None])
+        res = plan_fn(local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, mask, model.nominals(u_nom),
+                      iters=pc.iters)
+        u_nom = jnp.concatenate([res.actions[1:], res.actions[-1:]])   # warm start: the plan shifted by one
+        u = float(np.clip(res.actions[0, 0], -1.0, 1.0))     # projection onto the action bound
+        obs, _, _, _, info = env.step(np.array([u * scale]))
+        hist.append(obs)
+        states.append(info[task.state_key])
+        acts.append(u * scale)
+        latents.append(z[0])
+        frames.append(obs)
+    return {"states": np.array(states), "actions": np.array(acts), "latents": np.array(latents),
+            "goal_latent": zg[0], "frames": np.array(frames)}
+
