@@ -13,7 +13,7 @@ import pytest
 
 import pyrxaif  # noqa: F401  (float64)
 from pyrxaif.agents import gridworld as gw
-from pyrxaif.agents import jopa
+from pyrxaif.agents import pixel_control
 from pyrxaif.agents import tmaze as ag
 from pyrxaif.cli import main
 from pyrxaif.engines import julia as ej
@@ -87,12 +87,12 @@ def test_unknown_engine_names_the_argument(monkeypatch):
     with pytest.raises(ValueError, match="engine"):
         gw.GridworldAgent(EpistemicFrozenLake(), "aif-mp", engine="torch")
     with pytest.raises(ValueError, match="engine"):
-        jopa.planner("numpy")
+        pixel_control.planner("numpy")
     monkeypatch.setenv("PYRXAIF_ENGINE", "torch")
     with pytest.raises(ValueError, match="PYRXAIF_ENGINE"):
         ag.simulate(jax.random.PRNGKey(0), 1, 1)
     monkeypatch.setenv("PYRXAIF_ENGINE", "jax")
-    assert jopa.planner() is planning.plan_local
+    assert pixel_control.planner() is planning.plan_local
 
 
 def test_julia_tmaze_learns_only_A():
@@ -115,7 +115,7 @@ def test_julia_engine_refuses_at_once_where_unavailable(monkeypatch):
     with pytest.raises(ej.JuliaUnavailableError):
         gw.GridworldAgent(EpistemicFrozenLake(), "aif-mp", engine="julia")
     with pytest.raises(ej.JuliaUnavailableError):
-        jopa.planner("julia")
+        pixel_control.planner("julia")
     monkeypatch.setenv("PYRXAIF_ENGINE", "julia")              # the variable selects Julia too
     with pytest.raises(ej.JuliaUnavailableError):
         ag.simulate(jax.random.PRNGKey(0), 2, 30, progress=False)

@@ -301,9 +301,9 @@ def family_rollout(rng) -> list[dict]:
     b0 /= b0.sum()
     with np.errstate(divide="ignore"):
         log_b0 = np.log(b0)
-    inputs = {"succ": succ, "log_T": np.asarray(model.log_T), "log_C": np.asarray(model.log_C),
-              "log_pi": np.asarray(model.log_pi), "log_b0": log_b0}
-    for g, lb in enumerate(model.log_B_plan):
+    inputs = {"succ": succ, "log_T": np.asarray(model.log_B), "log_C": np.asarray(model.log_C),
+              "log_pi": np.asarray(model.log_E), "log_b0": log_b0}
+    for g, lb in enumerate(model.log_A_plan):
         inputs[f"log_B_{g}"] = np.asarray(lb)
     cases = []
     for method in ROLLOUT_METHODS:
@@ -313,7 +313,7 @@ def family_rollout(rng) -> list[dict]:
                           {"log_q_u0": r.log_q_u0, "free_energy": r.free_energy, "channel_change": r.channel_change,
                            "final_free_energy": r.final_free_energy},
                           {"method": method, "damping": cfg.damping, "n_iter": cfg.n_iter,
-                           "obs_weight": cfg.obs_weight, "horizon": H, "groups": len(model.log_B_plan)}))
+                           "obs_weight": cfg.obs_weight, "horizon": H, "groups": len(model.log_A_plan)}))
     return cases
 
 

@@ -20,23 +20,16 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from pyrxaif import _validation as V
-from pyrxaif.engines import require_engine
+from pyrxaif.engines import engine as select_engine
 from pyrxaif.envs._gridworld_common import GridSpec, GridworldEnv
 from pyrxaif.models.discrete_pomdp import check_action, check_observation
 from pyrxaif.inference.rollout import (MethodConfig, RolloutModel, bayes_filter, check_log_belief, filter_posterior,
                                        method_config, observation_loglik, plan, plan_unchecked, sample_observation)
 
-ENGINES = ("jax", "julia")
-
-
-def _planner(engine: str | None):
-    """The planning function of ``engine`` (``rollout.plan`` or the Julia engine's ``plan_rollout``);
-    the Julia engine is started here, before any work, or ``JuliaUnavailableError`` says why not."""
-    if require_engine(engine) == "julia":
-        from pyrxaif.engines import julia as ej  # noqa: PLC0415
-
-        return ej.plan_rollout
-    return plan
+def _planner(eng):
+    """The planning function of the engine object ``eng``: ``rollout.plan`` for JAX (its episodes run
+    jitted), else the engine's ``plan_rollout`` (called on the host)."""
+    return plan if eng.name == "jax" else eng.plan_rollout
 
 
 class GridworldAgent:
@@ -51,8 +44,9 @@ class GridworldAgent:
                  engine: str | None = None):
         warnings.warn("GridworldAgent is deprecated: use pyrxaif.agents.pomdp_agent.Agent(env.pomdp, method, "
                       "horizon) (infer_states / infer_policies / sample_action)", DeprecationWarning, stacklevel=2)
-        self.engine = require_engine(engine)
-        self._plan = _planner(self.engine)
+        eng = select_engine(engine, start=True)   # started before any work, or JuliaUnavailableError says why
+        self.engine = eng.name
+        self._plan = _planner(eng)
         self.model = env if isinstance(env, RolloutModel) else env.unwrapped.model()
         self.config = method_config(method, damping=damping, n_iter=n_iter, obs_weight=obs_weight)
         self.horizon = int(horizon)
@@ -183,7 +177,7 @@ def run_episodes(env: GridworldEnv, method: str = "aif-mp", seeds=(0,), horizon:
     if not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
         raise ValueError(f"horizon: expected a positive integer, got {horizon!r}")
     max_steps = env.max_steps if max_steps is None else int(max_steps)
-    plan_fn = _planner(engine)
+    plan_fn = _planner(select_engine(engine, start=True))
     model, tab = env.model(), tables_from_spec(env.spec_)
     keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
     batches = [keys[i:i + batch_size] for i in range(0, len(seeds), batch_size)]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from pyrxaif import _validation as V
 from pyrxaif import checkpoint as ckpt
 from pyrxaif.agents.pixel_tasks import TASKS, DigitsTask, PendulumTask, PixelTask, task_from_dict
-from pyrxaif.engines import require_engine
+from pyrxaif.engines import engine as select_engine
 from pyrxaif.inference import em
 from pyrxaif.inference.planning import nominal_starts, plan_local
 from pyrxaif.nn import vae
@@ -488,13 +488,10 @@ def goal_window(config: PixelControlConfig, goal: float, image=None):
 
 def planner(engine: str | None = None):
     """The locally linear planner of ``engine``: ``planning.plan_local`` (JAX, one jitted call per
-    re-plan) or ``pyrxaif.engines.julia.plan_local`` (each linearised plan solved by RxInfer). The
-    Julia engine is started here (or ``JuliaUnavailableError`` says why not)."""
-    if require_engine(engine) == "julia":
-        from pyrxaif.engines import julia as ej  # noqa: PLC0415
-
-        return ej.plan_local
-    return plan_local
+    re-plan) or the Julia engine's ``plan_local`` (each linearised plan solved by RxInfer). The
+    engine is started here (or ``JuliaUnavailableError`` says why not)."""
+    eng = select_engine(engine, start=True)
+    return plan_local if eng.name == "jax" else eng.plan_local
 
 
 def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, steps: int, goal_steps: str | None = None,

@@ -15,6 +15,7 @@ the carried beliefs are the same code.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -24,11 +25,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pyrxaif import _validation as V
-from pyrxaif.engines import require_engine, resolve_engine
+from pyrxaif.engines import engine as select_engine, resolve_engine
 from pyrxaif.envs import tmaze as env
 from pyrxaif.inference.policy import OBJECTIVES, SELECTIONS, choose_policy, evaluate_policies_jit
 
-ENGINES = ("jax", "julia")
 LEARN = ("A", "goals", "none")
 #: What the Julia T-maze model learns (its A is a matrix-Dirichlet variable; goals are fixed).
 JULIA_LEARN = ("A",)
@@ -133,23 +133,23 @@ class _Scores(NamedTuple):
     goal_posterior: jax.Array | None
 
 
-def _evaluate_julia(cfg, key, world, beliefs, trans_pol, x, observed):
-    """``_evaluate`` by RxInfer (learn="A" only): G and q(A) from PyRxAIF's T-maze model."""
-    from pyrxaif.engines import julia as ej  # noqa: PLC0415
-
-    del key  # the Julia model needs no sampling key
-    G, A_post = ej.tmaze_evaluate_policies(
-        np.asarray(beliefs.A_conc), np.asarray(world.log_c), np.exp(np.asarray(world.log_d0)),
-        np.asarray(trans_pol), np.asarray(x), tuple(bool(o) for o in observed), objective=cfg.objective,
-        iterations=cfg.iterations, burn_in=cfg.burn_in, newton_iterations=cfg.newton_iterations)
-    return _Scores(jnp.asarray(G), jnp.asarray(A_post), None)
+def _engine_evaluator(eng):
+    """``_evaluate`` by the engine object ``eng`` (the Julia engine: RxInfer's T-maze model, learn="A"
+    only): G and q(A), through the engine protocol's ``evaluate_policies``."""
+    def evaluate(cfg, key, world, beliefs, trans_pol, x, observed):
+        G, A_post = eng.evaluate_policies(
+            np.asarray(beliefs.A_conc), np.asarray(world.log_c), np.exp(np.asarray(world.log_d0)),
+            np.asarray(trans_pol), np.asarray(x), tuple(bool(o) for o in observed), objective=cfg.objective,
+            iterations=cfg.iterations, burn_in=cfg.burn_in, newton_iterations=cfg.newton_iterations, key=key)
+        return _Scores(jnp.asarray(G), jnp.asarray(A_post), None)
+    return evaluate
 
 
 def trial(cfg: AgentConfig, world: World, beliefs: Beliefs, key, evaluate=_evaluate) -> tuple[Beliefs, TrialRecord]:
     """One trial of the perception–action–learning cycle (pure; jit/vmap/scan-safe with ``_evaluate``).
 
     ``evaluate(cfg, key, world, beliefs, trans_pol, x, observed)`` scores the policies: the JAX
-    engine's ``_evaluate`` or the Julia engine's ``_evaluate_julia``."""
+    engine's ``_evaluate`` or another engine's (``_engine_evaluator``)."""
     m, n = world.env_A.shape
     k_env, k_o1, k_o2, k_p1, k_p2, k_p3, k_s1, k_s2 = jax.random.split(key, 8)
     z0 = jax.random.categorical(k_env, jnp.log(world.env_d0))
@@ -195,7 +195,7 @@ def _trials_impl(cfg, world, beliefs, run_keys, start, count):
 _trials = jax.jit(_trials_impl, static_argnums=(0, 5))
 
 
-def _trials_eager(cfg, world, beliefs, run_keys, start, count, evaluate=_evaluate_julia):
+def _trials_eager(cfg, world, beliefs, run_keys, start, count, evaluate):
     """``_trials`` as a host loop over runs and trials (same keys), for a scorer that is not traceable
     (the Julia engine's)."""
     finals, recs = [], []
@@ -234,8 +234,8 @@ def simulate(key, n_runs: int = 100, n_trials: int = 30, *, objective: str = "gf
     if name == "julia" and learn not in JULIA_LEARN:
         raise ValueError(f"learn: the Julia engine's T-maze model learns only {JULIA_LEARN}, got {learn!r}; "
                          "use engine='jax' for goal learning or fixed A")
-    name = require_engine(name)
-    run_trials = _trials_eager if name == "julia" else _trials
+    eng = select_engine(name, start=True)
+    run_trials = _trials if eng.name == "jax" else functools.partial(_trials_eager, evaluate=_engine_evaluator(eng))
     world = tmaze_world(alpha, c)
     b0 = initial_beliefs(world, learn)
     beliefs = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n_runs,) + a.shape), b0)

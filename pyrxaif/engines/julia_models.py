@@ -236,11 +236,11 @@ def plan_rollout(model, log_b0, cfg, horizon: int):
         raise TypeError(f"cfg: expected a MethodConfig (pyrxaif.inference.rollout.method_config), got "
                         f"{type(cfg).__name__}")
     b0 = ro.check_plan_inputs(model, log_b0, horizon)
-    groups = [np.ascontiguousarray(np.asarray(g, dtype=np.float64)) for g in model.log_B_plan]
+    groups = [np.ascontiguousarray(np.asarray(g, dtype=np.float64)) for g in model.log_A_plan]
     res = call("py_plan_rollout", np.ascontiguousarray(np.asarray(model.succ, dtype=np.int64)),
-               np.ascontiguousarray(np.asarray(model.log_T, dtype=np.float64)),
+               np.ascontiguousarray(np.asarray(model.log_B, dtype=np.float64)),
                np.ascontiguousarray(np.asarray(model.log_C, dtype=np.float64)),
-               np.asarray(model.log_pi, dtype=np.float64), np.ascontiguousarray(b0),
+               np.asarray(model.log_E, dtype=np.float64), np.ascontiguousarray(b0),
                bool(cfg.planning), bool(cfg.dynamics), cfg.observation, float(cfg.damping), int(cfg.n_iter),
                float(cfg.obs_weight), int(horizon), *groups)
     single = np.ascontiguousarray(np.moveaxis(np.array(result_array(res, "log_single"), dtype=np.float64), -1, 0))

@@ -97,20 +97,6 @@ class RolloutModel(NamedTuple):
     def observation_sizes(self) -> tuple:
         return tuple(lA.shape[3] for lA in self.log_A for _ in range(lA.shape[0]))
 
-    # Deprecated aliases with the letters of the first release (T transitions, B observations, pi the
-    # action prior), kept for the Julia engine's ``plan_rollout`` until it reads the new names.
-    @property
-    def log_T(self) -> jax.Array:
-        return self.log_B
-
-    @property
-    def log_B_plan(self) -> tuple:
-        return self.log_A_plan
-
-    @property
-    def log_pi(self) -> jax.Array:
-        return self.log_E
-
 
 class MethodConfig(NamedTuple):
     """Which channels are active; static (hashable) so that it can be a jit argument."""
