@@ -43,9 +43,7 @@ import numpy as np
 
 from pyrxaif import _validation as V
 from pyrxaif.distributions import MvNormal, Wishart, check_precision
-from pyrxaif.distributions._util import (chol_logdet, chol_solve, is_traced, spd_inverse, spd_inverse_logdet,
-                                         sweep,
-                                         symmetrize)
+from pyrxaif.distributions._util import inverse_pivoted, is_traced, spd_inverse_logdet, sweep, symmetrize
 from pyrxaif.rules import transition as tr
 
 LOG2PI = tr.LOG2PI
@@ -246,7 +244,7 @@ def _model(q_ab: MvNormal, q_w: Wishart) -> _Model:
     w = q_w.mean()
     h = tr.expected_ab(q_ab, d, n)
     psi = tr.quadratic_correction(q_ab, w, d, n)
-    c_w = 0.5 * q_w.expected_logdet() - 0.5 * chol_logdet(jnp.linalg.cholesky(w))
+    c_w = 0.5 * q_w.expected_logdet() - 0.5 * _logdet(w)
     return _Model(h[:, :d], h[:, d:], w, psi, c_w)
 
 
@@ -259,7 +257,7 @@ def _obs_potentials(mu, lam, diag: bool):
         lam = lam[..., :, None] * jnp.eye(lam.shape[-1])
     else:
         zero = jnp.all(lam == 0, axis=-1)
-        logdet = chol_logdet(jnp.linalg.cholesky(lam + zero[..., None] * jnp.eye(lam.shape[-1])))
+        logdet = _logdet(lam + zero[..., None] * jnp.eye(lam.shape[-1]))
         rank = lam.shape[-1] - jnp.sum(zero, -1)
     xi = jnp.einsum("...ij,...j->...i", lam, mu)
     g = -0.5 * rank * LOG2PI + 0.5 * logdet - 0.5 * jnp.einsum("...i,...i->...", xi, mu)
@@ -281,17 +279,29 @@ def _potentials(mu, lam, diag, u, mask, mdl: _Model):
     return g, xi, prec, trans
 
 
+# All linear algebra inside the jitted smoothers goes through ``spd_inverse_logdet`` and
+# ``inverse_pivoted`` (fused elementwise code, no LAPACK custom call): two of jaxlib's batched LAPACK
+# kernels running at once can deadlock XLA's CPU thread pool (docs/lgssm.md, "The parallel-smoother hang").
+def _logdet(m):
+    """log|M| for symmetric positive-definite M (..., d, d)."""
+    return spd_inverse_logdet(symmetrize(m), inverse=False)[1]
+
+
+def _inverse(m):
+    """M⁻¹ for symmetric positive-definite M (..., d, d)."""
+    return spd_inverse_logdet(symmetrize(m))[0]
+
+
 def _canon_lognorm(g, xi, prec):
     """log ∫ exp(g + ξᵀz − ½zᵀΛz) dz for Λ positive definite."""
-    chol = jnp.linalg.cholesky(symmetrize(prec))
-    m = chol_solve(chol, xi[..., None])[..., 0]
-    return g + 0.5 * jnp.sum(xi * m, -1) - 0.5 * chol_logdet(chol) + 0.5 * xi.shape[-1] * LOG2PI
+    cov, logdet = spd_inverse_logdet(symmetrize(prec))
+    m = jnp.einsum("...ij,...j->...i", cov, xi)
+    return g + 0.5 * jnp.sum(xi * m, -1) - 0.5 * logdet + 0.5 * xi.shape[-1] * LOG2PI
 
 
 def _moments(xi, prec):
-    chol = jnp.linalg.cholesky(symmetrize(prec))
-    eye = jnp.broadcast_to(jnp.eye(xi.shape[-1]), prec.shape)
-    return chol_solve(chol, xi[..., None])[..., 0], symmetrize(chol_solve(chol, eye)), chol
+    cov = _inverse(prec)
+    return jnp.einsum("...ij,...j->...i", cov, xi), cov
 
 
 def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
@@ -333,14 +343,14 @@ def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
     prec_last = aug[last, :d, :d] - ata                                    # filtered belief at the end
     xi_last = a_vec[last] + awc[last]
     # log Z̃: prior and potential constants + per-transition Gaussian integrals + final integral
-    _, logdet_w = jnp.linalg.slogdet(mdl.w)
-    g0 = -0.5 * d * LOG2PI + 0.5 * chol_logdet(jnp.linalg.cholesky(init.precision)) \
+    logdet_w = _logdet(mdl.w)
+    g0 = -0.5 * d * LOG2PI + 0.5 * _logdet(init.precision) \
         - 0.5 * jnp.sum(init.xi * init.mean)
     per_step = 0.5 * logdet_w - 0.5 * jnp.sum(c * wc, -1) + 0.5 * a_k - 0.5 * logdet_p
     log_z = g0 + jnp.sum(mask * g) + jnp.sum(trans * per_step) + _canon_lognorm(0.0, xi_last, prec_last)
     # backward elements: z_t | z_{t+1} ~ N(G_t z_{t+1} + k_t, P_t⁻¹); the filtered belief at the last step
     has_next = trans > 0
-    mf, sf, _ = _moments(xi_last, prec_last)
+    mf, sf = _moments(xi_last, prec_last)
     e_el = jnp.where(has_next[:, None, None], gain, 0.0)
     g_el = jnp.where(has_next[:, None], k, mf)
     l_el = jnp.where(has_next[:, None, None], pinv, sf)
@@ -354,10 +364,9 @@ def _filter_op(ei, ej):
     """Associative combination of filtering elements (A, b, C, η, J) (Särkkä & García-Fernández)."""
     ai, bi, ci, etai, ji = ei
     aj, bj, cj, etaj, jj = ej
-    eye = jnp.eye(ai.shape[-1])
-    x = eye + ci @ jj                                                      # I + C_i J_j
-    aj_m = jnp.swapaxes(jnp.linalg.solve(jnp.swapaxes(x, -1, -2), jnp.swapaxes(aj, -1, -2)), -1, -2)
-    ai_y = jnp.swapaxes(jnp.linalg.solve(x, ai), -1, -2)                   # A_iᵀ(I + J_j C_i)⁻¹
+    inv = inverse_pivoted(jnp.eye(ai.shape[-1]) + ci @ jj)                # (I + C_i J_j)⁻¹
+    aj_m = aj @ inv                                                        # A_j(I + C_i J_j)⁻¹
+    ai_y = jnp.swapaxes(inv @ ai, -1, -2)                                  # A_iᵀ(I + J_j C_i)⁻¹
     a = aj_m @ ai
     b = (aj_m @ (bi + (ci @ etaj[..., None])[..., 0])[..., None])[..., 0] + bj
     c = symmetrize(aj_m @ ci @ jnp.swapaxes(aj, -1, -2) + cj)
@@ -380,14 +389,14 @@ def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
     c = u @ mdl.b.T
     c_prev = jnp.concatenate([jnp.zeros((1, d)), c[:-1]])                 # input of the transition into t
     w = mdl.w
-    cmat = jax.vmap(lambda p: spd_inverse(w + p))(prec)                    # (W̄ + Λ_t)⁻¹
+    cmat = _inverse(w + prec)                                              # (W̄ + Λ_t)⁻¹
     a_el = cmat @ (w @ mdl.a)
     b_el = jnp.einsum("tij,tj->ti", cmat, c_prev @ w + xi)
     jy = symmetrize(w - w @ cmat @ w)
     etay = jnp.einsum("ij,tjk,tk->ti", w, cmat, xi)
     j_el = symmetrize(mdl.a.T @ jy @ mdl.a)
     eta_el = (etay - jnp.einsum("tij,tj->ti", jy, c_prev)) @ mdl.a
-    c0 = spd_inverse(init.precision + prec[0])
+    c0 = _inverse(init.precision + prec[0])
     first = (jnp.zeros((d, d)), c0 @ (init.xi + xi[0]), c0, jnp.zeros(d), jnp.zeros((d, d)))
     valid = mask > 0
     ident = (eye, jnp.zeros(d), jnp.zeros((d, d)), jnp.zeros(d), jnp.zeros((d, d)))
@@ -398,9 +407,9 @@ def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
         elems.append(jnp.where(sel, x, xid))
     _, mf, sf, _, _ = jax.lax.associative_scan(_filter_op, tuple(elems))
     # backward elements from the filtered moments
-    q = spd_inverse(w)
+    q = _inverse(w)
     pred = symmetrize(mdl.a @ sf @ mdl.a.T + q)                            # Ā P Āᵀ + W̄⁻¹
-    e_el = jnp.swapaxes(jnp.linalg.solve(pred, mdl.a @ sf), -1, -2)        # P Āᵀ pred⁻¹
+    e_el = sf @ mdl.a.T @ _inverse(pred)                                   # P Āᵀ pred⁻¹
     g_el = mf - jnp.einsum("tij,tj->ti", e_el, mf @ mdl.a.T + c)
     l_el = symmetrize(sf - e_el @ mdl.a @ sf)
     has_next = trans[:, None] > 0
@@ -427,7 +436,7 @@ def _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, cond_cov):
     """log Z = E_q[log p̃(z)] + H[q], H[q] = Σ_t H(z_t | z_{t+1}) (reverse Markov chain)."""
     g, xi, prec, trans = pots
     d = m.shape[-1]
-    e_prior = _expected_potential(-0.5 * d * LOG2PI + 0.5 * chol_logdet(jnp.linalg.cholesky(init.precision))
+    e_prior = _expected_potential(-0.5 * d * LOG2PI + 0.5 * _logdet(init.precision)
                                   - 0.5 * jnp.sum(init.xi * init.mean), init.xi, init.precision, m[0], s[0])
     e_pots = jnp.sum(mask * _expected_potential(g, xi, prec, m, s))
     # E log N(z_{t+1} | Ā z_t + c_t, W̄⁻¹)
@@ -436,10 +445,10 @@ def _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, cond_cov):
     e = m_next - m @ a.T - c
     ac = a @ jnp.swapaxes(cross, -1, -2)                                   # Ā Cov(z_t, z_{t+1})
     r = s_next - ac - jnp.swapaxes(ac, -1, -2) + a @ s @ a.T + e[:, :, None] * e[:, None, :]
-    _, logdet_w = jnp.linalg.slogdet(mdl.w)
+    logdet_w = _logdet(mdl.w)
     e_trans = jnp.sum(trans * (-0.5 * d * LOG2PI + 0.5 * logdet_w - 0.5 * jnp.einsum("ij,tji->t", mdl.w, r)))
-    ent = jnp.sum(mask * (0.5 * d * (1.0 + LOG2PI) + 0.5 * jnp.linalg.slogdet(
-        cond_cov + (1.0 - mask)[:, None, None] * jnp.eye(d))[1]))
+    ent = jnp.sum(mask * (0.5 * d * (1.0 + LOG2PI) + 0.5 * _logdet(
+        cond_cov + (1.0 - mask)[:, None, None] * jnp.eye(d))))
     return e_prior + e_pots + e_trans + ent
 
 
@@ -456,7 +465,7 @@ def _smooth_one(mu, lam, u, mask, q_ab, q_w, init, diag: bool, method: str):
     cross = jnp.where(trans[:, None, None] > 0, cross, 0.0)
     # cavity = smoothed / observation message (natural parameters subtract)
     _, obs_xi, obs_prec = _obs_potentials(mu, lam, diag)
-    s_prec = spd_inverse_logdet(s)[0]
+    s_prec = _inverse(s)
     cav = MvNormal(jnp.where(valid, jnp.einsum("tij,tj->ti", s_prec, m) - obs_xi, 0.0),
                    jnp.where(valid[..., None], symmetrize(s_prec - obs_prec), 0.0))
     return SmootherResult(m, s, cross, cav, log_z)
