@@ -34,6 +34,7 @@ log p(observations) of the pseudo-likelihood model.
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import NamedTuple
 
@@ -104,7 +105,12 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
         raise ValueError(f"ab_precision: expected a scalar or shape {(d * n, d * n)}, got {prec.shape}")
     V.check_positive_definite("ab_precision", prec)
     q_ab = MvNormal(jnp.asarray(prec @ mean.reshape(-1)), jnp.asarray(prec))
-    df = float(d + 2) if w_df is None else w_df
+    if w_df is None:
+        df = float(d + 2)
+    else:
+        df = float(V.as_float_array("w_df", w_df, ndim=0))
+        if not df > d - 1:
+            raise ValueError(f"w_df: expected degrees of freedom > d - 1 = {d - 1}, got {w_df!r}")
     wm = np.eye(d) if w_mean is None else V.as_float_array("w_mean", w_mean, shape=(d, d))
     return DynamicsPosterior(q_ab, Wishart.from_mean(wm, df))
 
@@ -225,6 +231,45 @@ def _prepare(obs_mean, obs_precision, controls, mask):
         if np.any(msk[:, 0] == 0):
             raise ValueError("mask: expected at least one valid step per sequence (mask[..., 0] == 1)")
     return (jnp.asarray(mu), jnp.asarray(lam), diag, jnp.asarray(u), jnp.asarray(msk), batched)
+
+
+# float64 carries ~16 digits: an observation precision more than this many times the model's own
+# (log Z of the two smoothers agrees to ~1e-5 at 1e10, to 5e-3 at 1e12, is garbage from ~1e16)
+# precisions (E[W], the initial state's) swamps them in every sum of the filter (results would be garbage)
+MAX_PRECISION_RATIO = 1e10
+# vb_em warns when the data's spread exceeds the prior's expected noise scale by this factor (std units)
+PRIOR_SCALE_RATIO = 1e3
+
+
+def _check_precision_range(lam, diag: bool, q_w: Wishart, init: MvNormal):
+    """Refuse observation precisions that float64 cannot combine with the model's precisions."""
+    if is_traced(lam, q_w, init):
+        return
+    lam = np.asarray(lam)
+    largest = float(lam.max() if diag else np.max(np.diagonal(lam, axis1=-2, axis2=-1)))
+    w_diag = np.diagonal(np.asarray(q_w.mean()))
+    model = max(float(w_diag.max()), float(np.max(np.diagonal(np.asarray(init.precision)))))
+    if largest > MAX_PRECISION_RATIO * model:
+        raise ValueError(
+            f"obs_precision: largest entry {largest:.3g} is more than {MAX_PRECISION_RATIO:.0e} times the model's "
+            f"precisions (E[W] and init.precision, largest {model:.3g}); float64 cannot add them usefully. "
+            f"Rescale the latent space (or cap the precision, e.g. at {MAX_PRECISION_RATIO * model:.3g}).")
+
+
+def _warn_prior_scale(mu, mask, prior: DynamicsPosterior):
+    """Warn when the data spread is far beyond the noise scale the prior on W expects."""
+    if is_traced(mu, mask, prior):
+        return
+    mu, msk = np.asarray(mu), np.asarray(mask) > 0
+    spread = float(np.max(np.std(mu[msk], axis=0))) if msk.sum() > 1 else 0.0
+    noise = float(np.sqrt(np.max(np.diagonal(np.asarray(spd_inverse_logdet(prior.q_w.mean())[0])))))
+    if spread > PRIOR_SCALE_RATIO * noise:
+        warnings.warn(
+            f"obs_mean: the data spread (std up to {spread:.3g}) is more than {PRIOR_SCALE_RATIO:.0e} times the "
+            f"transition noise scale the prior expects (std {noise:.3g}, from prior.q_w); the prior cannot fit "
+            f"this scale and the learned dynamics may be meaningless (e.g. A close to 0). Rescale the data to unit "
+            f"scale, or build the prior for it: make_prior(d, m, w_mean=np.eye(d) / scale**2).",
+            UserWarning, stacklevel=3)
 
 
 # =============================================================================================
@@ -509,6 +554,7 @@ def smooth(obs_mean, obs_precision, controls, q_ab: MvNormal, q_w: Wishart, init
         raise ValueError(f"controls: expected m = {m} columns (from q_ab of length d*(d+m) = {q_ab.xi.shape[-1]}),"
                          f" got {u.shape[-1]}")
     _check_init(init, d)
+    _check_precision_range(lam, diag, q_w, init)
     return _smooth_batch(mu, lam, u, msk, q_ab, q_w, init, diag, method, squeeze=not batched)
 
 
@@ -661,4 +707,6 @@ def vb_em(obs_mean, obs_precision, controls, prior: DynamicsPosterior, init: MvN
     if u.shape[-1] != m:
         raise ValueError(f"controls: expected m = {m} columns (from prior.q_ab), got {u.shape[-1]}")
     _check_init(init, d)
+    _check_precision_range(lam, diag, posterior.q_w, init)
+    _warn_prior_scale(mu, msk, prior)
     return _vb_em(mu, lam, u, msk, init, prior, posterior, diag, method, int(num_iters))
