@@ -51,7 +51,7 @@ LOG2PI = tr.LOG2PI
 
 __all__ = [
     "DynamicsPosterior", "SmootherResult", "make_prior", "smooth", "sufficient_statistics",
-    "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl",
+    "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl", "smooth_information",
 ]
 
 
@@ -74,13 +74,17 @@ class SmootherResult(NamedTuple):
 
     mean (T, d), cov (T, d, d): q(z_t);  cross_cov (T, d, d): Cov(z_{t+1}, z_t) (zero at the last
     valid step); cavity: MvNormal (T, d) natural form, the belief on z_t from everything except
-    the observation message at t (α_t β_t, the VAE's latent prior); log_normalizer (): log Z̃."""
+    the observation message at t (α_t β_t, the VAE's latent prior); log_normalizer (): log Z̃;
+    filtered_mean (T, d), filtered_cov (T, d, d): q(z_t | observations up to t) (only from
+    :func:`smooth_information` with ``filtered=True``, else None)."""
 
     mean: jax.Array
     cov: jax.Array
     cross_cov: jax.Array
     cavity: MvNormal
     log_normalizer: jax.Array
+    filtered_mean: jax.Array | None = None
+    filtered_cov: jax.Array | None = None
 
 
 # =============================================================================================
@@ -309,11 +313,11 @@ def _obs_potentials(mu, lam, diag: bool):
     return g, xi, lam
 
 
-def _potentials(mu, lam, diag, u, mask, mdl: _Model):
-    """Per-step potentials (g, ξ, Λ) on z_t: observation (valid steps) + Ψ term (steps with an
-    outgoing transition); trans[t] = 1 where z_t → z_{t+1} exists."""
-    d = mu.shape[-1]
-    g, xi, prec = _obs_potentials(mu, lam, diag)
+def _potentials(obs, u, mask, mdl: _Model):
+    """Per-step potentials (g, ξ, Λ) on z_t: observation potentials ``obs`` (valid steps) + Ψ term
+    (steps with an outgoing transition); trans[t] = 1 where z_t → z_{t+1} exists."""
+    g, xi, prec = obs
+    d = xi.shape[-1]
     trans = mask * jnp.concatenate([mask[1:], jnp.zeros(1)])
     psi_zz, psi_zu, psi_uu = mdl.psi[:d, :d], mdl.psi[:d, d:], mdl.psi[d:, d:]
     g_t = mdl.c_w - 0.5 * jnp.einsum("ti,ij,tj->t", u, psi_uu, u)
@@ -401,7 +405,8 @@ def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
     l_el = jnp.where(has_next[:, None, None], pinv, sf)
     _, m, s = jax.lax.associative_scan(_smooth_op, (e_el, g_el, l_el), reverse=True)
     cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(e_el, -1, -2)   # S_{t+1} G_tᵀ
-    return m, s, cross, l_el, log_z
+    filtered = lambda: _moments(a_vec + awc, aug[:, :d, :d] - ata)          # noqa: E731 (computed on request)
+    return m, s, cross, l_el, log_z, filtered
 
 
 # ----- parallel-in-time version ---------------------------------------------------------------
@@ -468,7 +473,7 @@ def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
     _, m, s = jax.lax.associative_scan(_smooth_op, (e_el, g_el, l_el), reverse=True)
     cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(e_el, -1, -2)
     log_z = _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, l_el)
-    return m, s, cross, l_el, log_z
+    return m, s, cross, l_el, log_z, lambda: (mf, sf)
 
 
 def _expected_potential(g, xi, prec, m, s):
@@ -497,23 +502,28 @@ def _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, cond_cov):
     return e_prior + e_pots + e_trans + ent
 
 
-def _smooth_one(mu, lam, u, mask, q_ab, q_w, init, diag: bool, method: str):
+def _smooth_one(obs, u, mask, q_ab, q_w, init, method: str, filtered: bool = False):
+    """One sequence from its observation potentials obs = (g, ξ, Λ) (T, …)."""
     mdl = _model(q_ab, q_w)
-    pots = _potentials(mu, lam, diag, u, mask, mdl)
+    pots = _potentials(obs, u, mask, mdl)
     run = _sequential if method == "sequential" else _parallel
-    m, s, cross, _, log_z = run(pots, u, mask, init, mdl)
-    d = mu.shape[-1]
+    m, s, cross, _, log_z, filt = run(pots, u, mask, init, mdl)
+    d = obs[1].shape[-1]
     valid = mask[:, None] > 0
     trans = pots[3]
     m = jnp.where(valid, m, 0.0)
     s = jnp.where(valid[..., None], s, jnp.eye(d))
     cross = jnp.where(trans[:, None, None] > 0, cross, 0.0)
     # cavity = smoothed / observation message (natural parameters subtract)
-    _, obs_xi, obs_prec = _obs_potentials(mu, lam, diag)
+    _, obs_xi, obs_prec = obs
     s_prec = _inverse(s)
     cav = MvNormal(jnp.where(valid, jnp.einsum("tij,tj->ti", s_prec, m) - obs_xi, 0.0),
                    jnp.where(valid[..., None], symmetrize(s_prec - obs_prec), 0.0))
-    return SmootherResult(m, s, cross, cav, log_z)
+    if not filtered:
+        return SmootherResult(m, s, cross, cav, log_z)
+    mf, sf = filt()
+    return SmootherResult(m, s, cross, cav, log_z, jnp.where(valid, mf, 0.0),
+                          jnp.where(valid[..., None], sf, jnp.eye(d)))
 
 
 def _over_sequences(fn, *xs):
@@ -525,8 +535,18 @@ def _over_sequences(fn, *xs):
 
 
 def _smooth_seqs(mu, lam, u, mask, q_ab, q_w, init, diag, method):
-    return _over_sequences(partial(_smooth_one, q_ab=q_ab, q_w=q_w, init=init, diag=diag, method=method),
-                           mu, lam, u, mask)
+    return _smooth_seqs_info(_obs_potentials(mu, lam, diag), u, mask, q_ab, q_w, init, method)
+
+
+def _smooth_seqs_info(obs, u, mask, q_ab, q_w, init, method, filtered=False):
+    fn = partial(_smooth_one, q_ab=q_ab, q_w=q_w, init=init, method=method, filtered=filtered)
+    return _over_sequences(lambda g, xi, prec, u_, m_: fn((g, xi, prec), u_, m_), *obs, u, mask)
+
+
+@partial(jax.jit, static_argnames=("method", "filtered", "squeeze"))
+def _smooth_info_batch(g, xi, prec, u, mask, q_ab, q_w, init, method, filtered, squeeze=False):
+    res = _smooth_seqs_info((g, xi, prec), u, mask, q_ab, q_w, init, method, filtered)
+    return jax.tree_util.tree_map(lambda x: x[0], res) if squeeze else res
 
 
 @partial(jax.jit, static_argnames=("diag", "method", "squeeze"))
@@ -556,6 +576,47 @@ def smooth(obs_mean, obs_precision, controls, q_ab: MvNormal, q_w: Wishart, init
     _check_init(init, d)
     _check_precision_range(lam, diag, q_w, init)
     return _smooth_batch(mu, lam, u, msk, q_ab, q_w, init, diag, method, squeeze=not batched)
+
+
+def smooth_information(obs_log_const, obs_xi, obs_precision, controls, q_ab: MvNormal, q_w: Wishart,
+                       init: MvNormal, mask=None, method: str = "sequential",
+                       filtered: bool = False) -> SmootherResult:
+    """:func:`smooth` with the observation of each z_t given as a Gaussian potential in information
+    form, exp(c_t + ξ_tᵀz − ½zᵀΛ_t z): obs_log_const c (…, T), obs_xi ξ (…, T, d), obs_precision
+    Λ (…, T, d, d) symmetric positive semi-definite (any rank, e.g. HᵀR⁻¹H of an emission model with
+    fewer outputs than states; all zero = no observation). log_normalizer is then
+    log ∫ p(z_0) Π_t exp(c_t + ξ_tᵀz_t − ½z_tᵀΛ_t z_t) Π exp E log N(z_{t+1}|Hx_t, W⁻¹) dz, the marginal
+    likelihood when the potentials are exact likelihoods. ``filtered=True`` also returns the
+    filtered moments."""
+    V.check_choice("method", method, ("sequential", "parallel"))
+    if is_traced(obs_log_const, obs_xi, obs_precision, controls, mask):
+        xi = jnp.asarray(obs_xi, jnp.float64)
+        batched = xi.ndim == 3
+        f = (lambda x: x) if batched else (lambda x: x[None])
+        xi, prec, g = f(xi), f(jnp.asarray(obs_precision, jnp.float64)), f(jnp.asarray(obs_log_const, jnp.float64))
+        u = jnp.zeros(xi.shape[:2] + (0,)) if controls is None else f(jnp.asarray(controls, jnp.float64))
+        msk = jnp.ones(xi.shape[:2]) if mask is None else f(jnp.asarray(mask, jnp.float64))
+    else:
+        xi_np = V.as_float_array("obs_xi", obs_xi)
+        if xi_np.ndim not in (2, 3):
+            raise ValueError(f"obs_xi: expected shape (T, d) or (N, T, d), got {xi_np.shape}")
+        lead = xi_np.shape[:-1]
+        prec_np = V.as_float_array("obs_precision", obs_precision, shape=lead + (xi_np.shape[-1],) * 2)
+        V.check_symmetric("obs_precision", prec_np)
+        if np.any(np.linalg.eigvalsh(prec_np) < -1e-8 * (1.0 + np.abs(prec_np).max())):
+            raise ValueError("obs_precision: expected positive semi-definite matrices")
+        V.as_float_array("obs_log_const", obs_log_const, shape=lead)
+        # validated like smooth()'s data (controls, mask); the precision-range check uses Λ's diagonal
+        _, _, _, u, msk, batched = _prepare(xi_np, np.ones(xi_np.shape), controls, mask)
+        f = (lambda x: x) if batched else (lambda x: x[None])
+        xi, prec, g = (jnp.asarray(f(x)) for x in (xi_np, prec_np, np.asarray(obs_log_const, np.float64)))
+    d = xi.shape[-1]
+    _, m = _check_q("q_ab", q_ab, "q_w", q_w, d)
+    if u.shape[-1] != m:
+        raise ValueError(f"controls: expected m = {m} columns (from q_ab), got {u.shape[-1]}")
+    _check_init(init, d)
+    _check_precision_range(prec, False, q_w, init)
+    return _smooth_info_batch(g, xi, prec, u, msk, q_ab, q_w, init, method, bool(filtered), squeeze=not batched)
 
 
 def _stats_one(mean, cov, cross, u, mask, weight=None) -> tr.TransitionStats:
