@@ -11,7 +11,7 @@ from pyrxaif.models import LinearGaussianSSM
 
 
 def _kalman(p, y, u):
-    """Textbook Kalman filter + RTS in NumPy (u_t enters y_t and z_t -> z_{t+1}); NaN rows skipped."""
+    """Textbook Kalman filter + RTS in NumPy (u_t enters y_t and z_{t-1} -> z_t); NaN rows skipped."""
     A, B, b, Q = (np.asarray(p.dynamics_weights), np.asarray(p.dynamics_input_weights),
                   np.asarray(p.dynamics_bias), np.asarray(p.dynamics_covariance))
     H, Dm, d, R = (np.asarray(p.emission_weights), np.asarray(p.emission_input_weights),
@@ -28,14 +28,15 @@ def _kalman(p, y, u):
             K = S @ H.T @ np.linalg.inv(Sy)
             m, S = m + K @ r, S - K @ Sy @ K.T
         fm[t], fs[t] = m, S
-        m, S = A @ m + B @ u[t] + b, A @ S @ A.T + Q
+        if t + 1 < T:
+            m, S = A @ m + B @ u[t + 1] + b, A @ S @ A.T + Q
     sm, ss, cc = fm.copy(), fs.copy(), np.zeros((T - 1, D, D))
     for t in range(T - 2, -1, -1):
-        pred_m, pred_s = A @ fm[t] + B @ u[t] + b, A @ fs[t] @ A.T + Q
+        pred_m, pred_s = A @ fm[t] + B @ u[t + 1] + b, A @ fs[t] @ A.T + Q
         G = fs[t] @ A.T @ np.linalg.inv(pred_s)
         sm[t] = fm[t] + G @ (sm[t + 1] - pred_m)
         ss[t] = fs[t] + G @ (ss[t + 1] - pred_s) @ G.T
-        cc[t] = ss[t + 1] @ G.T                                              # Cov(z_{t+1}, z_t)
+        cc[t] = G @ ss[t + 1] + np.outer(sm[t], sm[t + 1])                  # E[z_t z_{t+1}ᵀ]
     return ll, fm, fs, sm, ss, cc
 
 

@@ -1,12 +1,14 @@
 """A linear-Gaussian state-space model in dynamax's conventions, on pyrxaif's LDS core.
 
     z_0 ~ N(initial_mean, initial_covariance)
-    z_{t+1} = A z_t + B u_t + b + N(0, Q)        A dynamics_weights, B dynamics_input_weights, b dynamics_bias
-    y_t     = H z_t + D u_t + d + N(0, R)        H emission_weights, D emission_input_weights, d emission_bias
+    z_t = A z_{t-1} + B u_t + b + N(0, Q)        A dynamics_weights, B dynamics_input_weights, b dynamics_bias
+    y_t = H z_t + D u_t + d + N(0, R)            H emission_weights, D emission_input_weights, d emission_bias
 
-Inputs have shape (T, input_dim) and u_t drives both y_t and the step z_t -> z_{t+1} (the last input
-only enters y_{T-1}): dynamax's convention and the one of :mod:`pyrxaif.inference.lgssm`. A row of
-``emissions`` containing NaN is a missing observation. Leading batch axes (N, T, ...) run N sequences.
+Inputs have shape (T, input_dim) and u_t acts at time t: it enters y_t and the step z_{t-1} -> z_t
+(u_0 only enters y_0). This is dynamax's convention (its filter predicts z_{t+1} with inputs[t+1]).
+The core :mod:`pyrxaif.inference.lgssm` indexes a control by the step it starts (controls[t] drives
+z_t -> z_{t+1}), so the model passes it controls[t] = [u_{t+1}; 1]. A row of ``emissions``
+containing NaN is a missing observation. Leading batch axes (N, T, ...) run N sequences.
 
 Each emission becomes a Gaussian potential on z_t in information form (HᵀR⁻¹H, HᵀR⁻¹(y − Du − d) and
 the log-normaliser −½p log 2π − ½log|R| − ½ rᵀR⁻¹r), which :func:`pyrxaif.inference.lgssm.smooth_information`
@@ -60,7 +62,7 @@ class PosteriorGSSMSmoothed(NamedTuple):
     filtered_covariances: jax.Array
     smoothed_means: jax.Array          # (T, D)
     smoothed_covariances: jax.Array    # (T, D, D)
-    smoothed_cross_covariances: jax.Array   # (T-1, D, D): Cov(z_{t+1}, z_t | all emissions)
+    smoothed_cross_covariances: jax.Array   # (T-1, D, D): E[z_t z_{t+1}ᵀ | all emissions] (a second moment, as dynamax)
 
 
 class FitResult(NamedTuple):
@@ -84,9 +86,11 @@ def _emission_potentials(params: ParamsLGSSM, y, u):
     return c, xi, prec
 
 
-def _augmented_inputs(u):
-    """[u_t; 1]: the dynamics bias is the weight of a constant input."""
-    return jnp.concatenate([u, jnp.ones(u.shape[:-1] + (1,), u.dtype)], -1)
+def _core_controls(u):
+    """Core controls c_t = [u_{t+1}; 1] for the step z_t -> z_{t+1} (the dynamics bias is the weight of
+    a constant input; the last row, which the core does not use, repeats the constant)."""
+    shifted = jnp.concatenate([u[..., 1:, :], jnp.zeros(u.shape[:-2] + (1, u.shape[-1]), u.dtype)], -2)
+    return jnp.concatenate([shifted, jnp.ones(u.shape[:-1] + (1,), u.dtype)], -1)
 
 
 def _point_dynamics(params: ParamsLGSSM) -> lgssm.DynamicsPosterior:
@@ -168,7 +172,7 @@ class LinearGaussianSSM:
         dyn = _point_dynamics(params) if dynamics is None else dynamics
         c, xi, prec = _emission_potentials(params, y, u)
         init = MvNormal.from_mean_cov(params.initial_mean, params.initial_covariance)
-        return lgssm.smooth_information(c, xi, prec, _augmented_inputs(u), dyn.q_ab, dyn.q_w, init,
+        return lgssm.smooth_information(c, xi, prec, _core_controls(u), dyn.q_ab, dyn.q_w, init,
                                         method=method, filtered=True)
 
     def filter(self, params: ParamsLGSSM, emissions, inputs=None, method: str = "sequential") -> PosteriorGSSMFiltered:
@@ -180,8 +184,9 @@ class LinearGaussianSSM:
         """Filtered and smoothed moments, lag-one cross-covariances, marginal log-likelihood;
         ``method`` "sequential" (filter + RTS) or "parallel" (associative scans)."""
         res = self._run(params, emissions, inputs, method)
-        return PosteriorGSSMSmoothed(res.log_normalizer, res.filtered_mean, res.filtered_cov, res.mean, res.cov,
-                                     res.cross_cov[..., :-1, :, :])
+        m = res.mean
+        cross = jnp.swapaxes(res.cross_cov[..., :-1, :, :], -1, -2) + m[..., :-1, :, None] * m[..., 1:, None, :]
+        return PosteriorGSSMSmoothed(res.log_normalizer, res.filtered_mean, res.filtered_cov, m, res.cov, cross)
 
     def marginal_log_prob(self, params: ParamsLGSSM, emissions, inputs=None):
         return self.filter(params, emissions, inputs).marginal_loglik
@@ -203,7 +208,8 @@ class LinearGaussianSSM:
             z_next = params.dynamics_weights @ z + params.dynamics_input_weights @ u_t + params.dynamics_bias + lq @ e
             return z_next, z
 
-        _, states = jax.lax.scan(step, z0, (u, jax.random.normal(k1, (num_timesteps, D))))
+        _, states = jax.lax.scan(step, z0, (jnp.concatenate([u[1:], jnp.zeros((1, self.input_dim))]),
+                                            jax.random.normal(k1, (num_timesteps, D))))
         noise = jax.random.normal(k2, (num_timesteps, P)) @ lr.T
         emissions = states @ params.emission_weights.T + u @ params.emission_input_weights.T + params.emission_bias + noise
         return states, emissions
@@ -229,7 +235,7 @@ class LinearGaussianSSM:
                              f"(the dynamics bias is an extra constant input), got {getattr(prior, 'dims', prior)}")
         post = prior
         trace = []
-        ua = _augmented_inputs(u)
+        ua = _core_controls(u)
         for _ in range(int(num_iters)):
             res = self._run(params, y, u if U else None, method, dynamics=post)
             trace.append(float(lgssm.elbo(res, post, prior)))
