@@ -19,6 +19,7 @@ enter the core as q([A B b]) q(Q⁻¹) concentrated on the given values (precisi
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -100,6 +101,17 @@ def _point_dynamics(params: ParamsLGSSM) -> lgssm.DynamicsPosterior:
     return lgssm.DynamicsPosterior(q_ab, q_w)
 
 
+@partial(jax.jit, static_argnames=("method",))
+def _posterior(params: ParamsLGSSM, y, u, dynamics, method: str):
+    """The core smoother on the emission potentials, all in one compiled program (the core skips its
+    Python-side validation for traced arguments; the model validated its inputs already)."""
+    dyn = _point_dynamics(params) if dynamics is None else dynamics
+    c, xi, prec = _emission_potentials(params, y, u)
+    init = MvNormal.from_mean_cov(params.initial_mean, params.initial_covariance)
+    return lgssm.smooth_information(c, xi, prec, _core_controls(u), dyn.q_ab, dyn.q_w, init,
+                                    method=method, filtered=True)
+
+
 class LinearGaussianSSM:
     """Linear-Gaussian SSM with dynamax's API: ``initialize``, ``filter``, ``smoother``, ``sample``,
     and variational-Bayes learning (``fit_vb``).
@@ -168,12 +180,9 @@ class LinearGaussianSSM:
         return jnp.asarray(y), jnp.asarray(u)
 
     def _run(self, params, emissions, inputs, method, dynamics=None):
+        V.check_choice("method", method, ("sequential", "parallel"))
         y, u = self._data(params, emissions, inputs)
-        dyn = _point_dynamics(params) if dynamics is None else dynamics
-        c, xi, prec = _emission_potentials(params, y, u)
-        init = MvNormal.from_mean_cov(params.initial_mean, params.initial_covariance)
-        return lgssm.smooth_information(c, xi, prec, _core_controls(u), dyn.q_ab, dyn.q_w, init,
-                                        method=method, filtered=True)
+        return _posterior(params, y, u, dynamics, method)
 
     def filter(self, params: ParamsLGSSM, emissions, inputs=None, method: str = "sequential") -> PosteriorGSSMFiltered:
         """Filtered moments q(z_t | y_0..t) and the marginal log-likelihood log p(y)."""
