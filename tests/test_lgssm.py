@@ -422,3 +422,56 @@ def test_weighted_statistics_and_posterior_from_statistics():
         lgssm.sufficient_statistics(res, u, weights=np.ones(5))
     with pytest.raises(ValueError, match="num_iters"):
         lgssm.posterior_from_statistics(got, prior, num_iters=0)
+
+
+# ----------------------------------------------------------------------------- bad input (issue 20 item 4)
+def _small_problem():
+    rng = np.random.default_rng(3)
+    d, m, T = 2, 1, 60
+    a = np.array([[0.9, -0.2], [0.1, 0.8]])
+    b = np.array([[0.5], [-0.3]])
+    u = rng.normal(size=(T, m))
+    z = np.zeros((T, d))
+    for t in range(T - 1):
+        z[t + 1] = a @ z[t] + b @ u[t] + 0.3 * rng.normal(size=d)
+    return z + 0.1 * rng.normal(size=(T, d)), np.full((T, d), 100.0), u, MvNormal.from_mean_cov(np.zeros(d), np.eye(d))
+
+
+@pytest.mark.parametrize("precision", [1e16, 1e20, 1e300])
+@pytest.mark.parametrize("method", ["sequential", "parallel"])
+def test_smooth_refuses_precisions_float64_cannot_combine(precision, method):
+    mu, lam, u, init = _small_problem()
+    prior = lgssm.make_prior(2, 1)
+    with pytest.raises(ValueError, match="obs_precision: largest entry"):
+        lgssm.smooth(mu, np.full_like(lam, precision), u, prior.q_ab, prior.q_w, init, method=method)
+    full = np.einsum("ti,ij->tij", np.full_like(lam, precision), np.eye(2))
+    with pytest.raises(ValueError, match="obs_precision"):
+        lgssm.smooth(mu, full, u, prior.q_ab, prior.q_w, init, method=method)
+
+
+def test_smooth_accepts_large_but_representable_precisions():
+    # at 1e8 x the model's precisions both smoothers still agree (log Z to 1e-5)
+    mu, lam, u, init = _small_problem()
+    prior = lgssm.make_prior(2, 1)
+    r1 = lgssm.smooth(mu, np.full_like(lam, 1e8), u, prior.q_ab, prior.q_w, init)
+    r2 = lgssm.smooth(mu, np.full_like(lam, 1e8), u, prior.q_ab, prior.q_w, init, method="parallel")
+    assert np.isfinite(float(r1.log_normalizer))
+    assert abs(float(r1.log_normalizer) - float(r2.log_normalizer)) < 1e-4
+    np.testing.assert_allclose(r1.mean, mu, atol=1e-6)                 # pinned to the observations
+
+
+def test_vb_em_warns_when_the_prior_cannot_fit_the_data_scale():
+    mu, lam, u, init = _small_problem()
+    prior = lgssm.make_prior(2, 1)
+    with pytest.warns(UserWarning, match="Rescale the data"):
+        lgssm.vb_em(mu * 1e6, lam / 1e12, u, prior, init, num_iters=2)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                    # unit-scale data: no warning
+        lgssm.vb_em(mu, lam, u, prior, init, num_iters=2)
+
+
+@pytest.mark.parametrize("w_df", [0, 1.0, -3, float("nan")])
+def test_make_prior_blames_w_df(w_df):
+    with pytest.raises(ValueError, match="^w_df"):
+        lgssm.make_prior(2, 1, w_df=w_df)

@@ -54,15 +54,15 @@ def spd_inverse_logdet(m, inverse: bool = True):
     For d <= ``UNROLL_MAX_DIM`` the Cholesky factorisation L, the triangular inverse L⁻¹ and
     M⁻¹ = L⁻ᵀL⁻¹ are written out entry by entry as elementwise array operations over the batch
     axes, which XLA fuses into one loop (much faster than a LAPACK call per small matrix, and the
-    result is exactly symmetric). Only the lower triangle of M is read. Larger d use LAPACK.
+    result is exactly symmetric). Only the lower triangle of M is read. Larger d use the sweep
+    operator (d fused rank-one updates over the batch). No LAPACK call either way: jaxlib's batched
+    LAPACK kernels can deadlock XLA's CPU thread pool when two of them run concurrently (see
+    docs/lgssm.md, "The parallel-smoother hang").
     ``inverse=False`` returns (None, log|M|) and skips the inversion."""
     d = m.shape[-1]
-    if d > UNROLL_MAX_DIM and not inverse:
-        return None, chol_logdet(jnp.linalg.cholesky(m))
     if d > UNROLL_MAX_DIM:
-        chol = jnp.linalg.cholesky(m)
-        eye = jnp.broadcast_to(jnp.eye(d, dtype=m.dtype), m.shape)
-        return symmetrize(chol_solve(chol, eye)), chol_logdet(chol)
+        swept, logdet = sweep(symmetrize(m), d, with_logdet=True)
+        return (symmetrize(-swept) if inverse else None), logdet
     a = [[m[..., i, j] for j in range(i + 1)] for i in range(d)]           # lower triangle of M
     chol = [[None] * d for _ in range(d)]
     rdiag = [None] * d                                                     # 1 / L_jj
@@ -98,21 +98,49 @@ def spd_inverse_logdet(m, inverse: bool = True):
     return jnp.stack([jnp.stack(row, -1) for row in inv], -2), logdet
 
 
-def sweep(a, p: int):
-    """Sweep operator on the first ``p`` pivots of one symmetric matrix (no batch axes).
+def sweep(a, p: int, with_logdet: bool = False):
+    """Sweep operator on the first ``p`` pivots of symmetric matrices a (..., n, n).
 
     For a = [[P, R], [Rᵀ, Q]] with P (p × p) positive definite it returns
     [[−P⁻¹, P⁻¹R], [RᵀP⁻¹, Q − RᵀP⁻¹R]]: inverse, solves and Schur complement in p rank-one
     updates, each a single fused elementwise operation (no LAPACK call, no matrix product; no
-    pivoting, which is stable for positive-definite P).
-    Used inside sequential scans, where XLA's per-operation cost dominates for small matrices."""
+    pivoting, which is stable for positive-definite P). ``with_logdet``: also return log|P|, the
+    sum of the logs of the pivots. Used inside sequential scans, where XLA's per-operation cost
+    dominates for small matrices, and for batched inverses of large d without LAPACK."""
     idx = jnp.arange(a.shape[-1])
+    logdet = jnp.zeros(a.shape[:-2], a.dtype)
     for k in range(p):
-        rp = 1.0 / a[k, k]
-        col, row = a[:, k], a[k, :]
+        piv = a[..., k, k]
+        logdet = logdet + jnp.log(piv)
+        rp = (1.0 / piv)[..., None, None]
+        col, row = a[..., :, k][..., :, None], a[..., k, :][..., None, :]
         ek = idx == k
-        b = a - (col[:, None] * rp) * row[None, :]
-        b = jnp.where(ek[:, None], row[None, :] * rp, b)
-        b = jnp.where(ek[None, :], col[:, None] * rp, b)
+        b = a - (col * rp) * row
+        b = jnp.where(ek[:, None], row * rp, b)
+        b = jnp.where(ek[None, :], col * rp, b)
         a = jnp.where(ek[:, None] & ek[None, :], -rp, b)
-    return a
+    return (a, logdet) if with_logdet else a
+
+
+def inverse_pivoted(a):
+    """A⁻¹ for square matrices a (..., n, n) by Gauss–Jordan elimination with partial pivoting: a
+    ``lax.fori_loop`` over the n pivots, each step one set of fused elementwise operations over the
+    batch axes (no LAPACK call, see :func:`spd_inverse_logdet` for why; the rolled loop keeps the
+    compiled program small where this sits inside an associative scan). For general well-posed A."""
+    n = a.shape[-1]
+    rows = jnp.arange(n)
+    aug = jnp.concatenate([a, jnp.broadcast_to(jnp.eye(n, dtype=a.dtype), a.shape)], -1)
+
+    def step(k, aug):
+        at_k = (rows == k).astype(a.dtype)[:, None]                         # one-hot row k (n, 1)
+        col_k = jnp.concatenate([at_k[:, 0], jnp.zeros(n, a.dtype)])        # one-hot column k (2n,)
+        score = jnp.where(rows >= k, jnp.abs(jnp.sum(aug * col_k, -1)), -1.0)
+        at_p = (rows == jnp.argmax(score, -1)[..., None]).astype(a.dtype)[..., :, None]   # pivot row
+        row_p = jnp.sum(at_p * aug, -2, keepdims=True)
+        row_k = jnp.sum(at_k * aug, -2, keepdims=True)
+        aug = aug + at_k * (row_p - row_k) + at_p * (1.0 - at_k) * (row_k - row_p)   # swap rows k, p
+        col = jnp.sum(aug * col_k, -1)[..., :, None]
+        pivot_row = row_p / jnp.sum(at_k * col, -2, keepdims=True)
+        return aug - col * pivot_row + at_k * pivot_row
+
+    return jax.lax.fori_loop(0, n, step, aug)[..., n:]

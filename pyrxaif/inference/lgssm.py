@@ -34,6 +34,7 @@ log p(observations) of the pseudo-likelihood model.
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import NamedTuple
 
@@ -43,16 +44,14 @@ import numpy as np
 
 from pyrxaif import _validation as V
 from pyrxaif.distributions import MvNormal, Wishart, check_precision
-from pyrxaif.distributions._util import (chol_logdet, chol_solve, is_traced, spd_inverse, spd_inverse_logdet,
-                                         sweep,
-                                         symmetrize)
+from pyrxaif.distributions._util import inverse_pivoted, is_traced, spd_inverse_logdet, sweep, symmetrize
 from pyrxaif.rules import transition as tr
 
 LOG2PI = tr.LOG2PI
 
 __all__ = [
     "DynamicsPosterior", "SmootherResult", "make_prior", "smooth", "sufficient_statistics",
-    "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl",
+    "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl", "smooth_information",
 ]
 
 
@@ -75,13 +74,17 @@ class SmootherResult(NamedTuple):
 
     mean (T, d), cov (T, d, d): q(z_t);  cross_cov (T, d, d): Cov(z_{t+1}, z_t) (zero at the last
     valid step); cavity: MvNormal (T, d) natural form, the belief on z_t from everything except
-    the observation message at t (α_t β_t, the VAE's latent prior); log_normalizer (): log Z̃."""
+    the observation message at t (α_t β_t, the VAE's latent prior); log_normalizer (): log Z̃;
+    filtered_mean (T, d), filtered_cov (T, d, d): q(z_t | observations up to t) (only from
+    :func:`smooth_information` with ``filtered=True``, else None)."""
 
     mean: jax.Array
     cov: jax.Array
     cross_cov: jax.Array
     cavity: MvNormal
     log_normalizer: jax.Array
+    filtered_mean: jax.Array | None = None
+    filtered_cov: jax.Array | None = None
 
 
 # =============================================================================================
@@ -106,7 +109,12 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
         raise ValueError(f"ab_precision: expected a scalar or shape {(d * n, d * n)}, got {prec.shape}")
     V.check_positive_definite("ab_precision", prec)
     q_ab = MvNormal(jnp.asarray(prec @ mean.reshape(-1)), jnp.asarray(prec))
-    df = float(d + 2) if w_df is None else w_df
+    if w_df is None:
+        df = float(d + 2)
+    else:
+        df = float(V.as_float_array("w_df", w_df, ndim=0))
+        if not df > d - 1:
+            raise ValueError(f"w_df: expected degrees of freedom > d - 1 = {d - 1}, got {w_df!r}")
     wm = np.eye(d) if w_mean is None else V.as_float_array("w_mean", w_mean, shape=(d, d))
     return DynamicsPosterior(q_ab, Wishart.from_mean(wm, df))
 
@@ -229,6 +237,45 @@ def _prepare(obs_mean, obs_precision, controls, mask):
     return (jnp.asarray(mu), jnp.asarray(lam), diag, jnp.asarray(u), jnp.asarray(msk), batched)
 
 
+# float64 carries ~16 digits: an observation precision more than this many times the model's own
+# (log Z of the two smoothers agrees to ~1e-5 at 1e10, to 5e-3 at 1e12, is garbage from ~1e16)
+# precisions (E[W], the initial state's) swamps them in every sum of the filter (results would be garbage)
+MAX_PRECISION_RATIO = 1e10
+# vb_em warns when the data's spread exceeds the prior's expected noise scale by this factor (std units)
+PRIOR_SCALE_RATIO = 1e3
+
+
+def _check_precision_range(lam, diag: bool, q_w: Wishart, init: MvNormal):
+    """Refuse observation precisions that float64 cannot combine with the model's precisions."""
+    if is_traced(lam, q_w, init):
+        return
+    lam = np.asarray(lam)
+    largest = float(lam.max() if diag else np.max(np.diagonal(lam, axis1=-2, axis2=-1)))
+    w_diag = np.diagonal(np.asarray(q_w.mean()))
+    model = max(float(w_diag.max()), float(np.max(np.diagonal(np.asarray(init.precision)))))
+    if largest > MAX_PRECISION_RATIO * model:
+        raise ValueError(
+            f"obs_precision: largest entry {largest:.3g} is more than {MAX_PRECISION_RATIO:.0e} times the model's "
+            f"precisions (E[W] and init.precision, largest {model:.3g}); float64 cannot add them usefully. "
+            f"Rescale the latent space (or cap the precision, e.g. at {MAX_PRECISION_RATIO * model:.3g}).")
+
+
+def _warn_prior_scale(mu, mask, prior: DynamicsPosterior):
+    """Warn when the data spread is far beyond the noise scale the prior on W expects."""
+    if is_traced(mu, mask, prior):
+        return
+    mu, msk = np.asarray(mu), np.asarray(mask) > 0
+    spread = float(np.max(np.std(mu[msk], axis=0))) if msk.sum() > 1 else 0.0
+    noise = float(np.sqrt(np.max(np.diagonal(np.asarray(spd_inverse_logdet(prior.q_w.mean())[0])))))
+    if spread > PRIOR_SCALE_RATIO * noise:
+        warnings.warn(
+            f"obs_mean: the data spread (std up to {spread:.3g}) is more than {PRIOR_SCALE_RATIO:.0e} times the "
+            f"transition noise scale the prior expects (std {noise:.3g}, from prior.q_w); the prior cannot fit "
+            f"this scale and the learned dynamics may be meaningless (e.g. A close to 0). Rescale the data to unit "
+            f"scale, or build the prior for it: make_prior(d, m, w_mean=np.eye(d) / scale**2).",
+            UserWarning, stacklevel=3)
+
+
 # =============================================================================================
 # The expected LDS as an ordinary LDS with per-step potentials (jitted internals, one sequence)
 # =============================================================================================
@@ -246,7 +293,7 @@ def _model(q_ab: MvNormal, q_w: Wishart) -> _Model:
     w = q_w.mean()
     h = tr.expected_ab(q_ab, d, n)
     psi = tr.quadratic_correction(q_ab, w, d, n)
-    c_w = 0.5 * q_w.expected_logdet() - 0.5 * chol_logdet(jnp.linalg.cholesky(w))
+    c_w = 0.5 * q_w.expected_logdet() - 0.5 * _logdet(w)
     return _Model(h[:, :d], h[:, d:], w, psi, c_w)
 
 
@@ -259,18 +306,18 @@ def _obs_potentials(mu, lam, diag: bool):
         lam = lam[..., :, None] * jnp.eye(lam.shape[-1])
     else:
         zero = jnp.all(lam == 0, axis=-1)
-        logdet = chol_logdet(jnp.linalg.cholesky(lam + zero[..., None] * jnp.eye(lam.shape[-1])))
+        logdet = _logdet(lam + zero[..., None] * jnp.eye(lam.shape[-1]))
         rank = lam.shape[-1] - jnp.sum(zero, -1)
     xi = jnp.einsum("...ij,...j->...i", lam, mu)
     g = -0.5 * rank * LOG2PI + 0.5 * logdet - 0.5 * jnp.einsum("...i,...i->...", xi, mu)
     return g, xi, lam
 
 
-def _potentials(mu, lam, diag, u, mask, mdl: _Model):
-    """Per-step potentials (g, ξ, Λ) on z_t: observation (valid steps) + Ψ term (steps with an
-    outgoing transition); trans[t] = 1 where z_t → z_{t+1} exists."""
-    d = mu.shape[-1]
-    g, xi, prec = _obs_potentials(mu, lam, diag)
+def _potentials(obs, u, mask, mdl: _Model):
+    """Per-step potentials (g, ξ, Λ) on z_t: observation potentials ``obs`` (valid steps) + Ψ term
+    (steps with an outgoing transition); trans[t] = 1 where z_t → z_{t+1} exists."""
+    g, xi, prec = obs
+    d = xi.shape[-1]
     trans = mask * jnp.concatenate([mask[1:], jnp.zeros(1)])
     psi_zz, psi_zu, psi_uu = mdl.psi[:d, :d], mdl.psi[:d, d:], mdl.psi[d:, d:]
     g_t = mdl.c_w - 0.5 * jnp.einsum("ti,ij,tj->t", u, psi_uu, u)
@@ -281,17 +328,29 @@ def _potentials(mu, lam, diag, u, mask, mdl: _Model):
     return g, xi, prec, trans
 
 
+# All linear algebra inside the jitted smoothers goes through ``spd_inverse_logdet`` and
+# ``inverse_pivoted`` (fused elementwise code, no LAPACK custom call): two of jaxlib's batched LAPACK
+# kernels running at once can deadlock XLA's CPU thread pool (docs/lgssm.md, "The parallel-smoother hang").
+def _logdet(m):
+    """log|M| for symmetric positive-definite M (..., d, d)."""
+    return spd_inverse_logdet(symmetrize(m), inverse=False)[1]
+
+
+def _inverse(m):
+    """M⁻¹ for symmetric positive-definite M (..., d, d)."""
+    return spd_inverse_logdet(symmetrize(m))[0]
+
+
 def _canon_lognorm(g, xi, prec):
     """log ∫ exp(g + ξᵀz − ½zᵀΛz) dz for Λ positive definite."""
-    chol = jnp.linalg.cholesky(symmetrize(prec))
-    m = chol_solve(chol, xi[..., None])[..., 0]
-    return g + 0.5 * jnp.sum(xi * m, -1) - 0.5 * chol_logdet(chol) + 0.5 * xi.shape[-1] * LOG2PI
+    cov, logdet = spd_inverse_logdet(symmetrize(prec))
+    m = jnp.einsum("...ij,...j->...i", cov, xi)
+    return g + 0.5 * jnp.sum(xi * m, -1) - 0.5 * logdet + 0.5 * xi.shape[-1] * LOG2PI
 
 
 def _moments(xi, prec):
-    chol = jnp.linalg.cholesky(symmetrize(prec))
-    eye = jnp.broadcast_to(jnp.eye(xi.shape[-1]), prec.shape)
-    return chol_solve(chol, xi[..., None])[..., 0], symmetrize(chol_solve(chol, eye)), chol
+    cov = _inverse(prec)
+    return jnp.einsum("...ij,...j->...i", cov, xi), cov
 
 
 def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
@@ -333,20 +392,21 @@ def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
     prec_last = aug[last, :d, :d] - ata                                    # filtered belief at the end
     xi_last = a_vec[last] + awc[last]
     # log Z̃: prior and potential constants + per-transition Gaussian integrals + final integral
-    _, logdet_w = jnp.linalg.slogdet(mdl.w)
-    g0 = -0.5 * d * LOG2PI + 0.5 * chol_logdet(jnp.linalg.cholesky(init.precision)) \
+    logdet_w = _logdet(mdl.w)
+    g0 = -0.5 * d * LOG2PI + 0.5 * _logdet(init.precision) \
         - 0.5 * jnp.sum(init.xi * init.mean)
     per_step = 0.5 * logdet_w - 0.5 * jnp.sum(c * wc, -1) + 0.5 * a_k - 0.5 * logdet_p
     log_z = g0 + jnp.sum(mask * g) + jnp.sum(trans * per_step) + _canon_lognorm(0.0, xi_last, prec_last)
     # backward elements: z_t | z_{t+1} ~ N(G_t z_{t+1} + k_t, P_t⁻¹); the filtered belief at the last step
     has_next = trans > 0
-    mf, sf, _ = _moments(xi_last, prec_last)
+    mf, sf = _moments(xi_last, prec_last)
     e_el = jnp.where(has_next[:, None, None], gain, 0.0)
     g_el = jnp.where(has_next[:, None], k, mf)
     l_el = jnp.where(has_next[:, None, None], pinv, sf)
     _, m, s = jax.lax.associative_scan(_smooth_op, (e_el, g_el, l_el), reverse=True)
     cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(e_el, -1, -2)   # S_{t+1} G_tᵀ
-    return m, s, cross, l_el, log_z
+    filtered = lambda: _moments(a_vec + awc, aug[:, :d, :d] - ata)          # noqa: E731 (computed on request)
+    return m, s, cross, l_el, log_z, filtered
 
 
 # ----- parallel-in-time version ---------------------------------------------------------------
@@ -354,10 +414,9 @@ def _filter_op(ei, ej):
     """Associative combination of filtering elements (A, b, C, η, J) (Särkkä & García-Fernández)."""
     ai, bi, ci, etai, ji = ei
     aj, bj, cj, etaj, jj = ej
-    eye = jnp.eye(ai.shape[-1])
-    x = eye + ci @ jj                                                      # I + C_i J_j
-    aj_m = jnp.swapaxes(jnp.linalg.solve(jnp.swapaxes(x, -1, -2), jnp.swapaxes(aj, -1, -2)), -1, -2)
-    ai_y = jnp.swapaxes(jnp.linalg.solve(x, ai), -1, -2)                   # A_iᵀ(I + J_j C_i)⁻¹
+    inv = inverse_pivoted(jnp.eye(ai.shape[-1]) + ci @ jj)                # (I + C_i J_j)⁻¹
+    aj_m = aj @ inv                                                        # A_j(I + C_i J_j)⁻¹
+    ai_y = jnp.swapaxes(inv @ ai, -1, -2)                                  # A_iᵀ(I + J_j C_i)⁻¹
     a = aj_m @ ai
     b = (aj_m @ (bi + (ci @ etaj[..., None])[..., 0])[..., None])[..., 0] + bj
     c = symmetrize(aj_m @ ci @ jnp.swapaxes(aj, -1, -2) + cj)
@@ -380,14 +439,14 @@ def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
     c = u @ mdl.b.T
     c_prev = jnp.concatenate([jnp.zeros((1, d)), c[:-1]])                 # input of the transition into t
     w = mdl.w
-    cmat = jax.vmap(lambda p: spd_inverse(w + p))(prec)                    # (W̄ + Λ_t)⁻¹
+    cmat = _inverse(w + prec)                                              # (W̄ + Λ_t)⁻¹
     a_el = cmat @ (w @ mdl.a)
     b_el = jnp.einsum("tij,tj->ti", cmat, c_prev @ w + xi)
     jy = symmetrize(w - w @ cmat @ w)
     etay = jnp.einsum("ij,tjk,tk->ti", w, cmat, xi)
     j_el = symmetrize(mdl.a.T @ jy @ mdl.a)
     eta_el = (etay - jnp.einsum("tij,tj->ti", jy, c_prev)) @ mdl.a
-    c0 = spd_inverse(init.precision + prec[0])
+    c0 = _inverse(init.precision + prec[0])
     first = (jnp.zeros((d, d)), c0 @ (init.xi + xi[0]), c0, jnp.zeros(d), jnp.zeros((d, d)))
     valid = mask > 0
     ident = (eye, jnp.zeros(d), jnp.zeros((d, d)), jnp.zeros(d), jnp.zeros((d, d)))
@@ -398,9 +457,9 @@ def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
         elems.append(jnp.where(sel, x, xid))
     _, mf, sf, _, _ = jax.lax.associative_scan(_filter_op, tuple(elems))
     # backward elements from the filtered moments
-    q = spd_inverse(w)
+    q = _inverse(w)
     pred = symmetrize(mdl.a @ sf @ mdl.a.T + q)                            # Ā P Āᵀ + W̄⁻¹
-    e_el = jnp.swapaxes(jnp.linalg.solve(pred, mdl.a @ sf), -1, -2)        # P Āᵀ pred⁻¹
+    e_el = sf @ mdl.a.T @ _inverse(pred)                                   # P Āᵀ pred⁻¹
     g_el = mf - jnp.einsum("tij,tj->ti", e_el, mf @ mdl.a.T + c)
     l_el = symmetrize(sf - e_el @ mdl.a @ sf)
     has_next = trans[:, None] > 0
@@ -414,7 +473,7 @@ def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
     _, m, s = jax.lax.associative_scan(_smooth_op, (e_el, g_el, l_el), reverse=True)
     cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(e_el, -1, -2)
     log_z = _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, l_el)
-    return m, s, cross, l_el, log_z
+    return m, s, cross, l_el, log_z, lambda: (mf, sf)
 
 
 def _expected_potential(g, xi, prec, m, s):
@@ -427,7 +486,7 @@ def _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, cond_cov):
     """log Z = E_q[log p̃(z)] + H[q], H[q] = Σ_t H(z_t | z_{t+1}) (reverse Markov chain)."""
     g, xi, prec, trans = pots
     d = m.shape[-1]
-    e_prior = _expected_potential(-0.5 * d * LOG2PI + 0.5 * chol_logdet(jnp.linalg.cholesky(init.precision))
+    e_prior = _expected_potential(-0.5 * d * LOG2PI + 0.5 * _logdet(init.precision)
                                   - 0.5 * jnp.sum(init.xi * init.mean), init.xi, init.precision, m[0], s[0])
     e_pots = jnp.sum(mask * _expected_potential(g, xi, prec, m, s))
     # E log N(z_{t+1} | Ā z_t + c_t, W̄⁻¹)
@@ -436,30 +495,35 @@ def _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, cond_cov):
     e = m_next - m @ a.T - c
     ac = a @ jnp.swapaxes(cross, -1, -2)                                   # Ā Cov(z_t, z_{t+1})
     r = s_next - ac - jnp.swapaxes(ac, -1, -2) + a @ s @ a.T + e[:, :, None] * e[:, None, :]
-    _, logdet_w = jnp.linalg.slogdet(mdl.w)
+    logdet_w = _logdet(mdl.w)
     e_trans = jnp.sum(trans * (-0.5 * d * LOG2PI + 0.5 * logdet_w - 0.5 * jnp.einsum("ij,tji->t", mdl.w, r)))
-    ent = jnp.sum(mask * (0.5 * d * (1.0 + LOG2PI) + 0.5 * jnp.linalg.slogdet(
-        cond_cov + (1.0 - mask)[:, None, None] * jnp.eye(d))[1]))
+    ent = jnp.sum(mask * (0.5 * d * (1.0 + LOG2PI) + 0.5 * _logdet(
+        cond_cov + (1.0 - mask)[:, None, None] * jnp.eye(d))))
     return e_prior + e_pots + e_trans + ent
 
 
-def _smooth_one(mu, lam, u, mask, q_ab, q_w, init, diag: bool, method: str):
+def _smooth_one(obs, u, mask, q_ab, q_w, init, method: str, filtered: bool = False):
+    """One sequence from its observation potentials obs = (g, ξ, Λ) (T, …)."""
     mdl = _model(q_ab, q_w)
-    pots = _potentials(mu, lam, diag, u, mask, mdl)
+    pots = _potentials(obs, u, mask, mdl)
     run = _sequential if method == "sequential" else _parallel
-    m, s, cross, _, log_z = run(pots, u, mask, init, mdl)
-    d = mu.shape[-1]
+    m, s, cross, _, log_z, filt = run(pots, u, mask, init, mdl)
+    d = obs[1].shape[-1]
     valid = mask[:, None] > 0
     trans = pots[3]
     m = jnp.where(valid, m, 0.0)
     s = jnp.where(valid[..., None], s, jnp.eye(d))
     cross = jnp.where(trans[:, None, None] > 0, cross, 0.0)
     # cavity = smoothed / observation message (natural parameters subtract)
-    _, obs_xi, obs_prec = _obs_potentials(mu, lam, diag)
-    s_prec = spd_inverse_logdet(s)[0]
+    _, obs_xi, obs_prec = obs
+    s_prec = _inverse(s)
     cav = MvNormal(jnp.where(valid, jnp.einsum("tij,tj->ti", s_prec, m) - obs_xi, 0.0),
                    jnp.where(valid[..., None], symmetrize(s_prec - obs_prec), 0.0))
-    return SmootherResult(m, s, cross, cav, log_z)
+    if not filtered:
+        return SmootherResult(m, s, cross, cav, log_z)
+    mf, sf = filt()
+    return SmootherResult(m, s, cross, cav, log_z, jnp.where(valid, mf, 0.0),
+                          jnp.where(valid[..., None], sf, jnp.eye(d)))
 
 
 def _over_sequences(fn, *xs):
@@ -471,8 +535,18 @@ def _over_sequences(fn, *xs):
 
 
 def _smooth_seqs(mu, lam, u, mask, q_ab, q_w, init, diag, method):
-    return _over_sequences(partial(_smooth_one, q_ab=q_ab, q_w=q_w, init=init, diag=diag, method=method),
-                           mu, lam, u, mask)
+    return _smooth_seqs_info(_obs_potentials(mu, lam, diag), u, mask, q_ab, q_w, init, method)
+
+
+def _smooth_seqs_info(obs, u, mask, q_ab, q_w, init, method, filtered=False):
+    fn = partial(_smooth_one, q_ab=q_ab, q_w=q_w, init=init, method=method, filtered=filtered)
+    return _over_sequences(lambda g, xi, prec, u_, m_: fn((g, xi, prec), u_, m_), *obs, u, mask)
+
+
+@partial(jax.jit, static_argnames=("method", "filtered", "squeeze"))
+def _smooth_info_batch(g, xi, prec, u, mask, q_ab, q_w, init, method, filtered, squeeze=False):
+    res = _smooth_seqs_info((g, xi, prec), u, mask, q_ab, q_w, init, method, filtered)
+    return jax.tree_util.tree_map(lambda x: x[0], res) if squeeze else res
 
 
 @partial(jax.jit, static_argnames=("diag", "method", "squeeze"))
@@ -500,7 +574,49 @@ def smooth(obs_mean, obs_precision, controls, q_ab: MvNormal, q_w: Wishart, init
         raise ValueError(f"controls: expected m = {m} columns (from q_ab of length d*(d+m) = {q_ab.xi.shape[-1]}),"
                          f" got {u.shape[-1]}")
     _check_init(init, d)
+    _check_precision_range(lam, diag, q_w, init)
     return _smooth_batch(mu, lam, u, msk, q_ab, q_w, init, diag, method, squeeze=not batched)
+
+
+def smooth_information(obs_log_const, obs_xi, obs_precision, controls, q_ab: MvNormal, q_w: Wishart,
+                       init: MvNormal, mask=None, method: str = "sequential",
+                       filtered: bool = False) -> SmootherResult:
+    """:func:`smooth` with the observation of each z_t given as a Gaussian potential in information
+    form, exp(c_t + ξ_tᵀz − ½zᵀΛ_t z): obs_log_const c (…, T), obs_xi ξ (…, T, d), obs_precision
+    Λ (…, T, d, d) symmetric positive semi-definite (any rank, e.g. HᵀR⁻¹H of an emission model with
+    fewer outputs than states; all zero = no observation). log_normalizer is then
+    log ∫ p(z_0) Π_t exp(c_t + ξ_tᵀz_t − ½z_tᵀΛ_t z_t) Π exp E log N(z_{t+1}|Hx_t, W⁻¹) dz, the marginal
+    likelihood when the potentials are exact likelihoods. ``filtered=True`` also returns the
+    filtered moments."""
+    V.check_choice("method", method, ("sequential", "parallel"))
+    if is_traced(obs_log_const, obs_xi, obs_precision, controls, mask):
+        xi = jnp.asarray(obs_xi, jnp.float64)
+        batched = xi.ndim == 3
+        f = (lambda x: x) if batched else (lambda x: x[None])
+        xi, prec, g = f(xi), f(jnp.asarray(obs_precision, jnp.float64)), f(jnp.asarray(obs_log_const, jnp.float64))
+        u = jnp.zeros(xi.shape[:2] + (0,)) if controls is None else f(jnp.asarray(controls, jnp.float64))
+        msk = jnp.ones(xi.shape[:2]) if mask is None else f(jnp.asarray(mask, jnp.float64))
+    else:
+        xi_np = V.as_float_array("obs_xi", obs_xi)
+        if xi_np.ndim not in (2, 3):
+            raise ValueError(f"obs_xi: expected shape (T, d) or (N, T, d), got {xi_np.shape}")
+        lead = xi_np.shape[:-1]
+        prec_np = V.as_float_array("obs_precision", obs_precision, shape=lead + (xi_np.shape[-1],) * 2)
+        V.check_symmetric("obs_precision", prec_np)
+        if np.any(np.linalg.eigvalsh(prec_np) < -1e-8 * (1.0 + np.abs(prec_np).max())):
+            raise ValueError("obs_precision: expected positive semi-definite matrices")
+        V.as_float_array("obs_log_const", obs_log_const, shape=lead)
+        # validated like smooth()'s data (controls, mask); the precision-range check uses Λ's diagonal
+        _, _, _, u, msk, batched = _prepare(xi_np, np.ones(xi_np.shape), controls, mask)
+        f = (lambda x: x) if batched else (lambda x: x[None])
+        xi, prec, g = (jnp.asarray(f(x)) for x in (xi_np, prec_np, np.asarray(obs_log_const, np.float64)))
+    d = xi.shape[-1]
+    _, m = _check_q("q_ab", q_ab, "q_w", q_w, d)
+    if u.shape[-1] != m:
+        raise ValueError(f"controls: expected m = {m} columns (from q_ab), got {u.shape[-1]}")
+    _check_init(init, d)
+    _check_precision_range(prec, False, q_w, init)
+    return _smooth_info_batch(g, xi, prec, u, msk, q_ab, q_w, init, method, bool(filtered), squeeze=not batched)
 
 
 def _stats_one(mean, cov, cross, u, mask, weight=None) -> tr.TransitionStats:
@@ -652,4 +768,6 @@ def vb_em(obs_mean, obs_precision, controls, prior: DynamicsPosterior, init: MvN
     if u.shape[-1] != m:
         raise ValueError(f"controls: expected m = {m} columns (from prior.q_ab), got {u.shape[-1]}")
     _check_init(init, d)
+    _check_precision_range(lam, diag, posterior.q_w, init)
+    _warn_prior_scale(mu, msk, prior)
     return _vb_em(mu, lam, u, msk, init, prior, posterior, diag, method, int(num_iters))

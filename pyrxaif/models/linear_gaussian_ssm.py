@@ -1,0 +1,280 @@
+"""A linear-Gaussian state-space model in dynamax's conventions, on pyrxaif's LDS core.
+
+    z_0 ~ N(initial_mean, initial_covariance)
+    z_t = A z_{t-1} + B u_t + b + N(0, Q)        A dynamics_weights, B dynamics_input_weights, b dynamics_bias
+    y_t = H z_t + D u_t + d + N(0, R)            H emission_weights, D emission_input_weights, d emission_bias
+
+Inputs have shape (T, input_dim) and u_t acts at time t: it enters y_t and the step z_{t-1} -> z_t
+(u_0 only enters y_0). This is dynamax's convention (its filter predicts z_{t+1} with inputs[t+1]).
+The core :mod:`pyrxaif.inference.lgssm` indexes a control by the step it starts (controls[t] drives
+z_t -> z_{t+1}), so the model passes it controls[t] = [u_{t+1}; 1]. A row of ``emissions``
+containing NaN is a missing observation. Leading batch axes (N, T, ...) run N sequences.
+
+Each emission becomes a Gaussian potential on z_t in information form (HᵀR⁻¹H, HᵀR⁻¹(y − Du − d) and
+the log-normaliser −½p log 2π − ½log|R| − ½ rᵀR⁻¹r), which :func:`pyrxaif.inference.lgssm.smooth_information`
+combines with the dynamics; its log-normaliser is then the marginal log-likelihood. Known dynamics
+enter the core as q([A B b]) q(Q⁻¹) concentrated on the given values (precision and degrees of freedom
+``CERTAINTY``; relative effect ~1e-12). The VAE's latent messages are the special case H = I.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pyrxaif import _validation as V
+from pyrxaif.distributions import MvNormal, Wishart
+from pyrxaif.inference import lgssm
+
+LOG2PI = float(np.log(2.0 * np.pi))
+CERTAINTY = 1e12
+
+__all__ = ["LinearGaussianSSM", "ParamsLGSSM", "PosteriorGSSMFiltered", "PosteriorGSSMSmoothed", "FitResult"]
+
+
+class ParamsLGSSM(NamedTuple):
+    """Parameters, named as dynamax's ``initialize`` keywords (shapes for D states, P emissions, U inputs)."""
+
+    initial_mean: jax.Array            # (D,)
+    initial_covariance: jax.Array      # (D, D)
+    dynamics_weights: jax.Array        # (D, D)
+    dynamics_input_weights: jax.Array  # (D, U)
+    dynamics_bias: jax.Array           # (D,)
+    dynamics_covariance: jax.Array     # (D, D)
+    emission_weights: jax.Array        # (P, D)
+    emission_input_weights: jax.Array  # (P, U)
+    emission_bias: jax.Array           # (P,)
+    emission_covariance: jax.Array     # (P, P)
+
+
+class PosteriorGSSMFiltered(NamedTuple):
+    marginal_loglik: jax.Array         # () or (N,)
+    filtered_means: jax.Array          # (T, D)
+    filtered_covariances: jax.Array    # (T, D, D)
+
+
+class PosteriorGSSMSmoothed(NamedTuple):
+    marginal_loglik: jax.Array
+    filtered_means: jax.Array
+    filtered_covariances: jax.Array
+    smoothed_means: jax.Array          # (T, D)
+    smoothed_covariances: jax.Array    # (T, D, D)
+    smoothed_cross_covariances: jax.Array   # (T-1, D, D): E[z_t z_{t+1}ᵀ | all emissions] (a second moment, as dynamax)
+
+
+class FitResult(NamedTuple):
+    params: ParamsLGSSM                # posterior means of the dynamics, point estimates of the emission model
+    dynamics_posterior: lgssm.DynamicsPosterior   # q([A B b]) q(Q⁻¹)
+    elbo: np.ndarray                   # (num_iters,) ELBO before each update (non-decreasing)
+
+
+def _emission_potentials(params: ParamsLGSSM, y, u):
+    """(c, ξ, Λ) per step on z_t from y_t (NaN rows: zero potential)."""
+    missing = jnp.any(jnp.isnan(y), -1)
+    r = jnp.where(missing[..., None], 0.0, y) - u @ params.emission_input_weights.T - params.emission_bias
+    chol = jnp.linalg.cholesky(params.emission_covariance)
+    hw = jax.scipy.linalg.cho_solve((chol, True), params.emission_weights).T          # HᵀR⁻¹ (D, P)
+    rr = jax.scipy.linalg.cho_solve((chol, True), r[..., None])[..., 0]               # R⁻¹ r
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
+    keep = (~missing).astype(y.dtype)
+    c = keep * (-0.5 * y.shape[-1] * LOG2PI - 0.5 * logdet - 0.5 * jnp.sum(r * rr, -1))
+    xi = keep[..., None] * (rr @ params.emission_weights)
+    prec = keep[..., None, None] * (hw @ params.emission_weights)
+    return c, xi, prec
+
+
+def _core_controls(u):
+    """Core controls c_t = [u_{t+1}; 1] for the step z_t -> z_{t+1} (the dynamics bias is the weight of
+    a constant input; the last row, which the core does not use, repeats the constant)."""
+    shifted = jnp.concatenate([u[..., 1:, :], jnp.zeros(u.shape[:-2] + (1, u.shape[-1]), u.dtype)], -2)
+    return jnp.concatenate([shifted, jnp.ones(u.shape[:-1] + (1,), u.dtype)], -1)
+
+
+def _point_dynamics(params: ParamsLGSSM) -> lgssm.DynamicsPosterior:
+    ab = jnp.concatenate([params.dynamics_weights, params.dynamics_input_weights, params.dynamics_bias[:, None]], 1)
+    q_ab = MvNormal.from_mean_precision(ab.reshape(-1), CERTAINTY * jnp.eye(ab.size))
+    q_w = Wishart.from_mean(jnp.linalg.inv(params.dynamics_covariance), CERTAINTY)
+    return lgssm.DynamicsPosterior(q_ab, q_w)
+
+
+@partial(jax.jit, static_argnames=("method",))
+def _posterior(params: ParamsLGSSM, y, u, dynamics, method: str):
+    """The core smoother on the emission potentials, all in one compiled program (the core skips its
+    Python-side validation for traced arguments; the model validated its inputs already)."""
+    dyn = _point_dynamics(params) if dynamics is None else dynamics
+    c, xi, prec = _emission_potentials(params, y, u)
+    init = MvNormal.from_mean_cov(params.initial_mean, params.initial_covariance)
+    return lgssm.smooth_information(c, xi, prec, _core_controls(u), dyn.q_ab, dyn.q_w, init,
+                                    method=method, filtered=True)
+
+
+class LinearGaussianSSM:
+    """Linear-Gaussian SSM with dynamax's API: ``initialize``, ``filter``, ``smoother``, ``sample``,
+    and variational-Bayes learning (``fit_vb``).
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from pyrxaif.models import LinearGaussianSSM
+    >>> model = LinearGaussianSSM(state_dim=2, emission_dim=3)
+    >>> params = model.initialize(jax.random.PRNGKey(0))
+    >>> states, emissions = model.sample(params, jax.random.PRNGKey(1), num_timesteps=50)
+    >>> post = model.smoother(params, emissions)
+    >>> post.smoothed_means.shape
+    (50, 2)
+    """
+
+    def __init__(self, state_dim: int, emission_dim: int, input_dim: int = 0):
+        for name, v, low in (("state_dim", state_dim, 1), ("emission_dim", emission_dim, 1), ("input_dim", input_dim, 0)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+                raise ValueError(f"{name}: expected an integer >= {low}, got {v!r}")
+        self.state_dim, self.emission_dim, self.input_dim = int(state_dim), int(emission_dim), int(input_dim)
+
+    # ------------------------------------------------------------------ parameters
+    def initialize(self, key=None, *, initial_mean=None, initial_covariance=None, dynamics_weights=None,
+                   dynamics_input_weights=None, dynamics_bias=None, dynamics_covariance=None,
+                   emission_weights=None, emission_input_weights=None, emission_bias=None,
+                   emission_covariance=None) -> ParamsLGSSM:
+        """Parameters with dynamax's defaults for those not given (initial N(0, I), A = 0.99 I,
+        Q = 0.1 I, H ~ N(0, 1) from ``key``, R = 0.1 I, zero input weights and biases)."""
+        D, P, U = self.state_dim, self.emission_dim, self.input_dim
+        if emission_weights is None:
+            emission_weights = jax.random.normal(jax.random.PRNGKey(0) if key is None else key, (P, D))
+        given = dict(initial_mean=(initial_mean, np.zeros(D), (D,)),
+                     initial_covariance=(initial_covariance, np.eye(D), (D, D)),
+                     dynamics_weights=(dynamics_weights, 0.99 * np.eye(D), (D, D)),
+                     dynamics_input_weights=(dynamics_input_weights, np.zeros((D, U)), (D, U)),
+                     dynamics_bias=(dynamics_bias, np.zeros(D), (D,)),
+                     dynamics_covariance=(dynamics_covariance, 0.1 * np.eye(D), (D, D)),
+                     emission_weights=(emission_weights, None, (P, D)),
+                     emission_input_weights=(emission_input_weights, np.zeros((P, U)), (P, U)),
+                     emission_bias=(emission_bias, np.zeros(P), (P,)),
+                     emission_covariance=(emission_covariance, 0.1 * np.eye(P), (P, P)))
+        out = {}
+        for name, (value, default, shape) in given.items():
+            arr = V.as_float_array(name, default if value is None else value, shape=shape)
+            if name.endswith("covariance"):
+                V.check_positive_definite(name, arr)
+            out[name] = jnp.asarray(arr)
+        return ParamsLGSSM(**out)
+
+    # ------------------------------------------------------------------ data
+    def _data(self, params, emissions, inputs):
+        if not isinstance(params, ParamsLGSSM):
+            raise TypeError(f"params: expected ParamsLGSSM (from initialize), got {type(params).__name__}")
+        y = V.as_float_array("emissions", emissions, finite=False)
+        if y.ndim not in (2, 3) or y.shape[-1] != self.emission_dim:
+            raise ValueError(f"emissions: expected shape (T, {self.emission_dim}) or (N, T, {self.emission_dim}), got {y.shape}")
+        if np.any(np.isinf(y)):
+            raise ValueError("emissions: expected finite values or NaN (missing), found inf")
+        if inputs is None:
+            if self.input_dim:
+                raise ValueError(f"inputs: expected shape {y.shape[:-1] + (self.input_dim,)}, got None")
+            u = np.zeros(y.shape[:-1] + (0,))
+        else:
+            u = V.as_float_array("inputs", inputs, shape=y.shape[:-1] + (self.input_dim,))
+        return jnp.asarray(y), jnp.asarray(u)
+
+    def _run(self, params, emissions, inputs, method, dynamics=None):
+        V.check_choice("method", method, ("sequential", "parallel"))
+        y, u = self._data(params, emissions, inputs)
+        return _posterior(params, y, u, dynamics, method)
+
+    def filter(self, params: ParamsLGSSM, emissions, inputs=None, method: str = "sequential") -> PosteriorGSSMFiltered:
+        """Filtered moments q(z_t | y_0..t) and the marginal log-likelihood log p(y)."""
+        res = self._run(params, emissions, inputs, method)
+        return PosteriorGSSMFiltered(res.log_normalizer, res.filtered_mean, res.filtered_cov)
+
+    def smoother(self, params: ParamsLGSSM, emissions, inputs=None, method: str = "sequential") -> PosteriorGSSMSmoothed:
+        """Filtered and smoothed moments, lag-one cross-covariances, marginal log-likelihood;
+        ``method`` "sequential" (filter + RTS) or "parallel" (associative scans)."""
+        res = self._run(params, emissions, inputs, method)
+        m = res.mean
+        cross = jnp.swapaxes(res.cross_cov[..., :-1, :, :], -1, -2) + m[..., :-1, :, None] * m[..., 1:, None, :]
+        return PosteriorGSSMSmoothed(res.log_normalizer, res.filtered_mean, res.filtered_cov, m, res.cov, cross)
+
+    def marginal_log_prob(self, params: ParamsLGSSM, emissions, inputs=None):
+        return self.filter(params, emissions, inputs).marginal_loglik
+
+    def sample(self, params: ParamsLGSSM, key, num_timesteps: int, inputs=None):
+        """(states (T, D), emissions (T, P)) drawn from the model."""
+        if not isinstance(num_timesteps, (int, np.integer)) or num_timesteps < 1:
+            raise ValueError(f"num_timesteps: expected a positive integer, got {num_timesteps!r}")
+        u = jnp.zeros((num_timesteps, self.input_dim)) if inputs is None else jnp.asarray(
+            V.as_float_array("inputs", inputs, shape=(num_timesteps, self.input_dim)))
+        k0, k1, k2 = jax.random.split(key, 3)
+        D, P = self.state_dim, self.emission_dim
+        lq = jnp.linalg.cholesky(params.dynamics_covariance)
+        lr = jnp.linalg.cholesky(params.emission_covariance)
+        z0 = params.initial_mean + jnp.linalg.cholesky(params.initial_covariance) @ jax.random.normal(k0, (D,))
+
+        def step(z, inp):
+            u_t, e = inp
+            z_next = params.dynamics_weights @ z + params.dynamics_input_weights @ u_t + params.dynamics_bias + lq @ e
+            return z_next, z
+
+        _, states = jax.lax.scan(step, z0, (jnp.concatenate([u[1:], jnp.zeros((1, self.input_dim))]),
+                                            jax.random.normal(k1, (num_timesteps, D))))
+        noise = jax.random.normal(k2, (num_timesteps, P)) @ lr.T
+        emissions = states @ params.emission_weights.T + u @ params.emission_input_weights.T + params.emission_bias + noise
+        return states, emissions
+
+    # ------------------------------------------------------------------ learning
+    def fit_vb(self, params: ParamsLGSSM, emissions, inputs=None, num_iters: int = 50,
+               prior: lgssm.DynamicsPosterior | None = None, fit_emissions: bool = True,
+               method: str = "sequential") -> FitResult:
+        """Variational Bayes for the dynamics q([A B b]) q(Q⁻¹) (prior ``prior``, default
+        ``lgssm.make_prior(D, U + 1)``) and, with ``fit_emissions``, maximum-likelihood point estimates
+        of H, D, d, R (closed-form M-step from the smoothed moments); the initial state stays at
+        ``params``. Each iteration: smooth under the current q, record the ELBO, update the emission
+        model, then q([A B b]) and q(Q⁻¹). Returns the posterior-mean parameters, the posterior and
+        the ELBO trace."""
+        if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
+            raise ValueError(f"num_iters: expected a positive integer, got {num_iters!r}")
+        y, u = self._data(params, emissions, inputs)
+        D, U = self.state_dim, self.input_dim
+        if prior is None:
+            prior = lgssm.make_prior(D, U + 1)
+        elif not isinstance(prior, lgssm.DynamicsPosterior) or prior.dims != (D, U + 1):
+            raise ValueError(f"prior: expected a DynamicsPosterior with dims (d, m) = {(D, U + 1)} "
+                             f"(the dynamics bias is an extra constant input), got {getattr(prior, 'dims', prior)}")
+        post = prior
+        trace = []
+        ua = _core_controls(u)
+        for _ in range(int(num_iters)):
+            res = self._run(params, y, u if U else None, method, dynamics=post)
+            trace.append(float(lgssm.elbo(res, post, prior)))
+            if fit_emissions:
+                params = _emission_m_step(params, y, u, res)
+            stats = lgssm.sufficient_statistics(res, ua)
+            post = lgssm.update_dynamics(stats, prior, post)
+        ab = np.asarray(post.q_ab.mean).reshape(D, D + U + 1)
+        params = params._replace(dynamics_weights=jnp.asarray(ab[:, :D]), dynamics_input_weights=jnp.asarray(ab[:, D:D + U]),
+                                 dynamics_bias=jnp.asarray(ab[:, D + U]),
+                                 dynamics_covariance=jnp.linalg.inv(post.q_w.mean()))
+        return FitResult(params, post, np.asarray(trace))
+
+
+def _emission_m_step(params: ParamsLGSSM, y, u, res) -> ParamsLGSSM:
+    """argmax over (H, D, d, R) of Σ_t E log N(y_t | H z_t + D u_t + d, R) over observed rows."""
+    n_rows = int(np.prod(y.shape[:-1]))
+    y, u = np.asarray(y).reshape(n_rows, y.shape[-1]), np.asarray(u).reshape(n_rows, u.shape[-1])
+    m = np.asarray(res.mean).reshape(-1, res.mean.shape[-1])
+    s = np.asarray(res.cov).reshape((-1,) + res.cov.shape[-2:])
+    keep = ~np.any(np.isnan(y), -1)
+    y, u, m, s = y[keep], u[keep], m[keep], s[keep]
+    D = m.shape[1]
+    x = np.concatenate([m, u, np.ones((len(m), 1))], 1)                     # E[x_t], x = [z; u; 1]
+    sxx = x.T @ x
+    sxx[:D, :D] += s.sum(0)
+    syx = y.T @ x
+    c = np.linalg.solve(sxx, syx.T).T                                        # [H D d]
+    resid = y.T @ y - c @ syx.T - syx @ c.T + c @ sxx @ c.T
+    r = 0.5 * (resid + resid.T) / len(y)
+    U = u.shape[1]
+    return params._replace(emission_weights=jnp.asarray(c[:, :D]), emission_input_weights=jnp.asarray(c[:, D:D + U]),
+                           emission_bias=jnp.asarray(c[:, D + U]), emission_covariance=jnp.asarray(r))
