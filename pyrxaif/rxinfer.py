@@ -101,7 +101,26 @@ def infer(model: str, data: Mapping[str, Any] | None = None, *, name: str | None
     the model's module. ``returnvars`` defaults to ``KeepLast()`` for every variable, also with
     ``iterations`` (RxInfer's own default there is ``KeepEach()``: one posterior per iteration; pass
     ``returnvars="KeepEach()"`` to get it, the iterations then come stacked along the first axis).
-    ``model_kwargs`` are the model's non-data arguments."""
+    ``model_kwargs`` are the model's non-data arguments.
+
+    Examples
+    --------
+    A Beta–Bernoulli coin in RxInfer's own language (needs Julia: the example is not run where the
+    Julia engine is unavailable; ``examples/rxinfer_coin.py`` says why and exits 0 there):
+
+    >>> import numpy as np
+    >>> from pyrxaif.rxinfer import infer
+    >>> coin = '''
+    ... @model function coin(y, a, b)
+    ...     θ ~ Beta(a, b)
+    ...     y .~ Bernoulli(θ)
+    ... end
+    ... '''
+    >>> res = infer(coin, data={"y": np.array([1.0, 0.0, 1.0, 1.0])}, model_kwargs={"a": 2.0, "b": 3.0},
+    ...             free_energy=True)  # doctest: +SKIP
+    >>> res["posteriors"]["θ"]["mean"]   # Beta(2 + 3, 3 + 1)  # doctest: +SKIP
+    0.5555...
+    """
     fname, source = model_name(model, name)
     data = {} if data is None else dict(data)
     for key in list(data) + list(model_kwargs or {}):

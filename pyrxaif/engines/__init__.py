@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 import os
 
-from pyrxaif.engines.julia_runtime import JuliaStatus, find_julia_executable, julia_status
+from pyrxaif.engines.julia_runtime import (JuliaPackageLoadError, JuliaStatus, JuliaUnavailableError,
+                                           find_julia_executable, julia_status)
 
 ENGINES = ("jax", "julia")
 DEFAULT_ENGINE = "jax"
@@ -21,7 +22,7 @@ ENV_VAR = "PYRXAIF_ENGINE"
 _ENGINE_CLASSES = {"jax": ("pyrxaif.engines.jax", "JaxEngine"), "julia": ("pyrxaif.engines.julia", "JuliaEngine")}
 
 __all__ = ["ENGINES", "DEFAULT_ENGINE", "engine", "resolve_engine", "require_engine", "get_engine", "julia_status",
-           "JuliaStatus", "find_julia_executable"]
+           "JuliaStatus", "find_julia_executable", "JuliaUnavailableError", "JuliaPackageLoadError"]
 
 
 def resolve_engine(engine: str | None = None) -> str:
@@ -43,7 +44,19 @@ def engine(name: str | None = None, *, start: bool = False):
 
     ``start=True`` starts it now (for ``"julia"``: Julia and the RxInfer/PyRxAIF packages), raising
     ``JuliaUnavailableError`` with the reason when it cannot start; there is no silent fallback to
-    JAX. Importing an engine never starts Julia."""
+    JAX. Importing an engine never starts Julia.
+
+    Examples
+    --------
+    >>> from pyrxaif.engines import engine
+    >>> eng = engine("jax")
+    >>> eng.name, eng.available()[0]
+    ('jax', True)
+    >>> engine("torch")
+    Traceback (most recent call last):
+    ...
+    ValueError: engine: unknown engine 'torch'; valid engines are 'jax', 'julia'
+    """
     module, cls = _ENGINE_CLASSES[resolve_engine(name)]
     obj = getattr(importlib.import_module(module), cls)()
     if start:

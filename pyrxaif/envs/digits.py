@@ -37,7 +37,21 @@ def rotate_image(img: np.ndarray, angle: float) -> np.ndarray:
 
 
 class RotatingDigits(gym.Env):
-    """See the module docstring. ``images`` may be given directly (N, 28, 28) in [0, 1]."""
+    """See the module docstring. ``images`` may be given directly (N, 28, 28) in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyrxaif.envs.digits import RotatingDigits
+    >>> env = RotatingDigits(images=np.zeros((1, 28, 28)) + np.eye(28)[None])
+    >>> frame, info = env.reset(seed=0, options={"angle": 0.0})
+    >>> frame.shape, info["angle"]
+    ((28, 28), 0.0)
+    >>> env.reset(options={"angle": float("nan")})
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 

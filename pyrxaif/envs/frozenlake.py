@@ -108,7 +108,19 @@ def build_spec(n: int = 4, n_layouts: int = 8, n_holes: int = 3, slip: float = D
 
 
 class EpistemicFrozenLake(GridworldEnv):
-    """Frozen Lake with K unknown hole layouts; see the module docstring for the rules."""
+    """Frozen Lake with K unknown hole layouts; see the module docstring for the rules.
+
+    Examples
+    --------
+    >>> from pyrxaif.envs.frozenlake import EpistemicFrozenLake
+    >>> env = EpistemicFrozenLake()
+    >>> obs, info = env.reset(seed=0)
+    >>> env.action_space, obs.shape, sorted(info)
+    (Discrete(5), (17,), ['layout', 'state'])
+    >>> model = env.pomdp                 # the agent's model: a pyrxaif.DiscretePOMDP
+    >>> type(model).__name__
+    'DiscretePOMDP'
+    """
 
     def __init__(self, render_mode: str | None = None, size: int = 4, n_layouts: int = 8, n_holes: int = 3,
                  slip: float = DEFAULT_SLIP, sensor_range: float = 1.0, max_steps: int = 30, layout_seed: int = 0,

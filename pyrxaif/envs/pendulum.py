@@ -67,7 +67,19 @@ def render_pendulum(theta, size: int = SIZE) -> np.ndarray:
 
 
 class PixelPendulum(gym.Env):
-    """Torque-controlled pendulum whose observation is a 28×28 frame; see the module docstring."""
+    """Torque-controlled pendulum whose observation is a 28×28 frame; see the module docstring.
+
+    Examples
+    --------
+    >>> from pyrxaif.envs.pendulum import PixelPendulum
+    >>> env = PixelPendulum()
+    >>> frame, info = env.reset(seed=0, options={"theta": 0.0, "omega": 0.0})    # hanging, at rest
+    >>> frame.shape, frame.dtype, info["theta"]
+    ((28, 28), dtype('float32'), 0.0)
+    >>> frame, reward, terminated, truncated, info = env.step([1.0])              # torque 1
+    >>> info["omega"] > 0
+    True
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 

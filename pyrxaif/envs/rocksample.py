@@ -104,7 +104,19 @@ def build_spec(n: int = 4, k: int = 3, rocks: tuple | None = None, sense_half: f
 
 
 class RockSample(GridworldEnv):
-    """RockSample[n, k] with unknown rock qualities; see the module docstring for the rules."""
+    """RockSample[n, k] with unknown rock qualities; see the module docstring for the rules.
+
+    Examples
+    --------
+    >>> from pyrxaif.envs.rocksample import RockSample
+    >>> env = RockSample()
+    >>> obs, info = env.reset(seed=0)
+    >>> env.action_space, obs.shape, sorted(info)
+    (Discrete(7), (4,), ['layout', 'state'])
+    >>> model = env.pomdp                 # the agent's model: a pyrxaif.DiscretePOMDP
+    >>> type(model).__name__
+    'DiscretePOMDP'
+    """
 
     def __init__(self, render_mode: str | None = None, n: int = 4, k: int = 3, rocks: tuple | None = None,
                  max_steps: int = 30, **kwargs):

@@ -111,6 +111,17 @@ class TMaze(gym.Env):
     """Gymnasium T-maze: two moves per episode, observation = index in 0..15, reward 1 on RW.
 
     ``info`` holds the position, the hidden reward side and the outcome name.
+
+    Examples
+    --------
+    >>> from pyrxaif.envs.tmaze import TMaze
+    >>> env = TMaze()
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, sorted(info)[:2]
+    (0, ['outcome', 'position'])
+    >>> obs, reward, terminated, truncated, info = env.step(3)        # go to the cue
+    >>> info["position"], terminated
+    ('Cue', False)
     """
 
     metadata = {"render_modes": []}

@@ -118,7 +118,19 @@ def build_spec(n: int = 5, n_layouts: int = 16, n_pits: int = 2, pos_acc: float 
 
 
 class WumpusWorld(GridworldEnv):
-    """Simplified Wumpus World with K unknown layouts; see the module docstring for the rules."""
+    """Simplified Wumpus World with K unknown layouts; see the module docstring for the rules.
+
+    Examples
+    --------
+    >>> from pyrxaif.envs.wumpus import WumpusWorld
+    >>> env = WumpusWorld()
+    >>> obs, info = env.reset(seed=0)
+    >>> env.action_space, obs.shape, sorted(info)
+    (Discrete(5), (4,), ['layout', 'state'])
+    >>> model = env.pomdp                 # the agent's model: a pyrxaif.DiscretePOMDP
+    >>> type(model).__name__
+    'DiscretePOMDP'
+    """
 
     def __init__(self, render_mode: str | None = None, size: int = 5, n_layouts: int = 16, n_pits: int = 2,
                  max_steps: int = 30, layout_seed: int = 0, **kwargs):

@@ -144,6 +144,22 @@ class DiscretePOMDP:
     B_dependencies : list of lists of factor indices (pymdp's name), or None (each factor on itself).
     parameter_factors : factors fixed during an episode (one control, identity transition).
     max_states : limit on the flattened product state.
+
+    Examples
+    --------
+    A two-state world sensed through one noisy modality; action 0 stays, action 1 swaps the state:
+
+    >>> import numpy as np
+    >>> from pyrxaif.models.discrete_pomdp import DiscretePOMDP
+    >>> A = [np.array([[0.9, 0.2], [0.1, 0.8]])]                  # A[0][o, s]
+    >>> B = [np.stack([np.eye(2), np.eye(2)[::-1]], axis=-1)]      # B[0][s', s, u]
+    >>> model = DiscretePOMDP(A, B, C=[np.array([0.0, 2.0])], D=[np.array([0.5, 0.5])])
+    >>> model.num_states, model.num_controls, model.num_obs
+    ([2], [2], [2])
+    >>> DiscretePOMDP([np.array([[0.9, 0.2], [0.2, 0.8]])], B)     # columns must sum to one
+    Traceback (most recent call last):
+    ...
+    ValueError: A[0]: ...
     """
 
     def __init__(self, A, B, C=None, D=None, *, E=None, C_states=None, B_dependencies=None,
