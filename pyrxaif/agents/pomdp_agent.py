@@ -123,20 +123,26 @@ def _plan_batch_impl(model, log_b, cfg, horizon):
 _plan_batch = jax.jit(_plan_batch_impl, static_argnames=("cfg", "horizon"))
 
 
-def _gfe_scores(key, setup: _GfeSetup, A_param, log_b0, actions, obs, tau, *, objective, learn_A,
+def _gfe_scores(key, setup: _GfeSetup, A_param, log_b0, actions, obs, tau, *, width, objective, learn_A,
                 iterations, burn_in, num_samples):
-    """G (P,) of every policy for one agent at step ``tau`` (static): the first ``tau`` observations clamped."""
+    """G (P,) of every policy for one agent at step ``tau`` (static): the first ``tau`` observations clamped.
+
+    Only the policies that continue the executed actions are evaluated (``width``, static: the most
+    policies of the set that share a prefix of length ``tau``; the valid ones first, padded with
+    invalid ones); the others get G = inf. Each policy's evaluation is independent of the others (the
+    importance-sampling noise is per step, shared), so this is the same G for the valid policies."""
     P, H = setup.policies.shape
     O = setup.A_joint.shape[0]
-    trans = setup.B_joint[setup.policies]                                   # (P,H,n,n)
+    valid = jnp.all((setup.policies[:, :tau] == actions[None, :tau]), axis=1) if tau else jnp.ones(P, bool)
+    idx = jnp.argsort(~valid, stable=True)[:width] if width < P else jnp.arange(P)
+    trans = setup.B_joint[setup.policies[idx]]                              # (width,H,n,n)
     x = jax.nn.one_hot(obs[:H], O) * (jnp.arange(H) < tau)[:, None]
     observed = tuple(t < tau for t in range(H))
-    r = evaluate_policies_jit(key, jnp.broadcast_to(log_b0, (P,) + log_b0.shape), trans,
-                              jnp.broadcast_to(setup.log_c, (P, H, O)), A_param, x, observed,
+    r = evaluate_policies_jit(key, jnp.broadcast_to(log_b0, (width,) + log_b0.shape), trans,
+                              jnp.broadcast_to(setup.log_c, (width, H, O)), A_param, x, observed,
                               objective=objective, learn_A=learn_A, iterations=iterations, burn_in=burn_in,
                               num_samples=num_samples)
-    valid = jnp.all((setup.policies[:, :tau] == actions[None, :tau]), axis=1) if tau else jnp.ones(P, bool)
-    return r.G, valid
+    return jnp.full(P, jnp.inf, r.G.dtype).at[idx].set(r.G), valid
 
 
 def _gfe_batch_impl(keys, setup, A_param, log_b0, actions, obs, tau, **kw):
@@ -144,8 +150,14 @@ def _gfe_batch_impl(keys, setup, A_param, log_b0, actions, obs, tau, **kw):
         keys, A_param, log_b0, actions, obs)
 
 
-_gfe_batch = jax.jit(_gfe_batch_impl, static_argnames=("tau", "objective", "learn_A", "iterations", "burn_in",
-                                                        "num_samples"))
+_gfe_batch = jax.jit(_gfe_batch_impl, static_argnames=("tau", "width", "objective", "learn_A", "iterations",
+                                                        "burn_in", "num_samples"))
+
+
+def _prefix_widths(policies: np.ndarray) -> tuple:
+    """Per step τ, the most policies of the set that share one prefix of length τ (the valid ones at τ)."""
+    return tuple(max(np.unique(policies[:, :tau], axis=0, return_counts=True)[1]) if tau else len(policies)
+                 for tau in range(policies.shape[1]))
 
 
 def _learn_impl(key, setup, A_param, log_b0, actions, obs, tau, *, objective, iterations, burn_in, num_samples):
@@ -274,6 +286,11 @@ class Agent:
         self._obs_strides = np.cumprod([1] + model.num_obs[::-1][:-1])[::-1]
         self._A_known = jnp.broadcast_to(self._setup.A_joint, (self._N, O, n))
         self._policies_host = np.asarray(pol, np.int32)
+        # GFE: evaluate only the policies that continue the executed actions (the same G, checked bit for bit).
+        # Bethe: always the whole set, because its score on a symmetric fixed point (docs/models.md, known
+        # limitation) depends on how XLA fuses the call, and a smaller batch fuses differently.
+        self._widths = (_prefix_widths(self._policies_host) if self.method == "gfe"
+                        else (len(self._policies_host),) * H)
 
     def _A_param(self) -> jax.Array:
         """(N, O, n): each agent's Dirichlet concentrations of A when learned, else the known A."""
@@ -340,7 +357,8 @@ class Agent:
                 raise RuntimeError(f"infer_policies: the episode has reached the horizon ({self.horizon} steps)")
             self._key, keys = _split_batch(self._key, self._N)
             G, valid = jax.device_get(_gfe_batch(keys, self._setup, self._A_param(), self._log_b0, self._actions,
-                                                 self._obs, self._t, learn_A=self.pA is not None, **self._eval_kw))
+                                                 self._obs, self._t, width=int(self._widths[self._t]),
+                                                 learn_A=self.pA is not None, **self._eval_kw))
             G = np.where(valid, G, np.inf)
             if np.any(np.isnan(G)):
                 raise FloatingPointError("infer_policies: a policy score G is NaN")
