@@ -8,7 +8,7 @@ import pytest
 
 import pyrxaif  # noqa: F401  (float64)
 from pyrxaif.envs import tmaze
-from pyrxaif.models.discrete_pomdp import MAX_STATES, DiscretePOMDP, check_action, check_observation
+from pyrxaif.models.discrete_pomdp import MAX_STATES, DiscretePOMDP, check_action, check_actions, check_observation
 
 
 def _stochastic(rng, shape, conc=1.0):
@@ -185,3 +185,20 @@ def test_check_action_and_observation():
         check_observation([1.0, 0.0], [2, 3])
     with pytest.raises(ValueError, match="obs: expected shape"):
         check_observation([1], [2, 3])
+
+
+def test_check_actions_vectorised_and_elementwise_paths_agree():
+    # integer arrays take the vectorised path, lists/object arrays the element-wise one: same results, same errors
+    for acts in (np.array([0, 2, 1]), np.array([0, 2, 1], np.uint8), [0, np.int64(2), 1]):
+        out = check_actions(acts, 3, 3)
+        assert out.dtype == np.int32 and out.tolist() == [0, 2, 1]
+    for bad in (np.array([0, 3, 1]), [0, 3, 1], np.array([-1, 0, 0]), [-1, 0, 0]):
+        with pytest.raises(ValueError, match=r"action: expected an integer in \[0, 3\)"):
+            check_actions(bad, 3, 3)
+    for bad in (np.array([0.0, 2.0, 1.0]), np.array([True, False, True]), [0, 2.7, 1]):
+        with pytest.raises(TypeError, match="action"):
+            check_actions(bad, 3, 3)
+    with pytest.raises(ValueError, match="action: expected 3 actions"):
+        check_actions(np.array([0, 1]), 3, 3)
+    with pytest.raises(ValueError, match="action: expected 3 actions"):
+        check_actions(np.zeros((3, 1), int), 3, 3)

@@ -231,6 +231,36 @@ def test_layout_independent_group_channels_run_once(method):
                                np.exp(np.asarray(b.channels.log_r_y[0][:, :, :, 1])), atol=1e-10)
 
 
+@pytest.mark.parametrize("method", ["rm-mp", "aif-mp"])
+def test_trivial_modality_in_a_mixed_group_and_single_successor_dynamics_are_skipped_exactly(method):
+    """Two shortcuts of the planner that must not change the plan: (1) a deterministic, θ-independent
+    modality grouped with an informative one of the same size is dropped from the planning groups
+    (its observation message is 1); (2) with one successor per (x, u) (J = 1) the dynamics channel is
+    exactly 1 and is skipped. Reference: the same model with the trivial modality in its own group
+    (the first release's pruning) and with a padded second successor of probability 0 (J = 2, so
+    the dynamics channel is computed)."""
+    rng = np.random.default_rng(11)
+    succ1 = rng.integers(0, S, size=(S, U, 1))
+    B1 = np.ones((S, U, 1, K))
+    A_info = rng.dirichlet(np.ones(Y), size=(S, K))                                # θ-dependent (S,K,Y)
+    pos = np.broadcast_to(np.eye(Y)[np.arange(S) % Y][:, None, :], (S, K, Y))           # deterministic, θ-free
+    _, _, _, log_C, E, b0 = tiny_model(2)
+    mixed = rollout_model(succ1, B1, [A_info, pos], log_C, E)
+    assert [g.shape[0] for g in mixed.log_A] == [2] and [g.shape[0] for g in mixed.log_A_plan] == [1]
+    np.testing.assert_array_equal(np.asarray(mixed.log_A_plan[0][0]), np.log(A_info))
+    succ2 = np.concatenate([succ1, (succ1 + 1) % S], axis=2)
+    B2 = np.concatenate([B1, np.zeros_like(B1)], axis=2)
+    cfg = method_config(method, damping=0.5, n_iter=12)
+    a = plan(mixed, np.log(b0), cfg, H)
+    ref_model = rollout_model(succ2, B2, [A_info, pos], log_C, E)
+    full = ref_model._replace(log_A_plan=ref_model.log_A, log_A_chan=ref_model.log_A)   # nothing skipped
+    b = plan(full, np.log(b0), cfg, H)
+    np.testing.assert_allclose(np.asarray(a.log_q_u0), np.asarray(b.log_q_u0), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(a.free_energy), np.asarray(b.free_energy), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(a.log_single), np.asarray(b.log_single), atol=1e-12)
+    assert np.allclose(np.exp(np.asarray(b.channels.log_r_x[..., 0])), 1.0, atol=1e-12)   # the skipped channel
+
+
 def test_deprecated_make_model_with_the_old_letters_equals_rollout_model():
     """``make_model(succ, T, B, log_C, pi)`` (T transitions, B padded observations) warns and builds the
     same model as ``rollout_model(succ, B, A, log_C, E)``; the old attribute names alias the new ones."""

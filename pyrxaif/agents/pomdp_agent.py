@@ -40,7 +40,7 @@ from jax.scipy.special import logsumexp
 
 from pyrxaif.inference import rollout as ro
 from pyrxaif.inference.policy import OBJECTIVES, choose_policy, evaluate_policies_jit
-from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action, check_observation
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_actions, check_observation
 
 __all__ = ["Agent", "METHODS", "MAX_POLICIES"]
 
@@ -71,8 +71,49 @@ def _filter_step(model: ro.RolloutModel, log_D, log_b, u, loglik, first):
     return post - norm, norm
 
 
-_filter_batch = jax.jit(jax.vmap(_filter_step, in_axes=(None, None, 0, 0, 0, None)))
-_loglik_batch = jax.jit(jax.vmap(ro.observation_loglik, in_axes=(None, 0)))
+def _observe_batch_impl(model, log_D, log_b, u, y, first):
+    """One filter step of every agent from its observation vector ``y`` (N, M) (the model's factorised A)."""
+    loglik = jax.vmap(ro.observation_loglik, in_axes=(None, 0))(model, y)
+    return jax.vmap(_filter_step, in_axes=(None, None, 0, 0, 0, None))(model, log_D, log_b, u, loglik, first)
+
+
+def _joint_loglik(A_param, y_joint, learned: bool):
+    """log p(o | z) (n,) of one agent's joint observation under its A (the mean of q(A) when ``learned``)."""
+    A = A_param / jnp.sum(A_param, axis=0, keepdims=True) if learned else A_param
+    return jnp.log(A[y_joint])
+
+
+def _observe_joint_batch_impl(model, log_D, log_b, u, A_param, y_joint, first, learned):
+    """One filter step of every agent from its joint observation index (GFE/Bethe: A may be learned, (N, O, n))."""
+    N, S, K = log_b.shape
+    loglik = jax.vmap(lambda a, y: _joint_loglik(a, y, learned).reshape(S, K))(A_param, y_joint)
+    return jax.vmap(_filter_step, in_axes=(None, None, 0, 0, 0, None))(model, log_D, log_b, u, loglik, first)
+
+
+# One jitted call per step and batch (the likelihood, the prediction and the update fused; the host
+# transfers the posterior and the evidence once).
+_observe_batch = jax.jit(_observe_batch_impl)
+_observe_joint_batch = jax.jit(_observe_joint_batch_impl, static_argnames=("learned",))
+
+
+def _split_batch_impl(key, n):
+    """The agent's next key and ``n`` subkeys (``key, k = split(key); split(k, n)``) in one call."""
+    key, k = jax.random.split(key)
+    return key, jax.random.split(k, n)
+
+
+_split_batch = jax.jit(_split_batch_impl, static_argnums=1)
+
+
+def _choose_batch_impl(keys, scores, method, gamma):
+    """Each agent's choice: a policy index from its G (method "argmin"/"sample", GFE/Bethe) or an action
+    sampled from its q(u_0) (method "categorical", EFE planners)."""
+    if method == "categorical":
+        return jax.vmap(lambda k, q: jax.random.categorical(k, jnp.log(q)))(keys, scores)
+    return jax.vmap(lambda k, g: choose_policy(k, g, jnp.isfinite(g), method, gamma))(keys, scores)
+
+
+_choose_batch = jax.jit(_choose_batch_impl, static_argnames=("method", "gamma"))
 
 
 def _plan_batch_impl(model, log_b, cfg, horizon):
@@ -82,20 +123,26 @@ def _plan_batch_impl(model, log_b, cfg, horizon):
 _plan_batch = jax.jit(_plan_batch_impl, static_argnames=("cfg", "horizon"))
 
 
-def _gfe_scores(key, setup: _GfeSetup, A_param, log_b0, actions, obs, tau, *, objective, learn_A,
+def _gfe_scores(key, setup: _GfeSetup, A_param, log_b0, actions, obs, tau, *, width, objective, learn_A,
                 iterations, burn_in, num_samples):
-    """G (P,) of every policy for one agent at step ``tau`` (static): the first ``tau`` observations clamped."""
+    """G (P,) of every policy for one agent at step ``tau`` (static): the first ``tau`` observations clamped.
+
+    Only the policies that continue the executed actions are evaluated (``width``, static: the most
+    policies of the set that share a prefix of length ``tau``; the valid ones first, padded with
+    invalid ones); the others get G = inf. Each policy's evaluation is independent of the others (the
+    importance-sampling noise is per step, shared), so this is the same G for the valid policies."""
     P, H = setup.policies.shape
     O = setup.A_joint.shape[0]
-    trans = setup.B_joint[setup.policies]                                   # (P,H,n,n)
+    valid = jnp.all((setup.policies[:, :tau] == actions[None, :tau]), axis=1) if tau else jnp.ones(P, bool)
+    idx = jnp.argsort(~valid, stable=True)[:width] if width < P else jnp.arange(P)
+    trans = setup.B_joint[setup.policies[idx]]                              # (width,H,n,n)
     x = jax.nn.one_hot(obs[:H], O) * (jnp.arange(H) < tau)[:, None]
     observed = tuple(t < tau for t in range(H))
-    r = evaluate_policies_jit(key, jnp.broadcast_to(log_b0, (P,) + log_b0.shape), trans,
-                              jnp.broadcast_to(setup.log_c, (P, H, O)), A_param, x, observed,
+    r = evaluate_policies_jit(key, jnp.broadcast_to(log_b0, (width,) + log_b0.shape), trans,
+                              jnp.broadcast_to(setup.log_c, (width, H, O)), A_param, x, observed,
                               objective=objective, learn_A=learn_A, iterations=iterations, burn_in=burn_in,
                               num_samples=num_samples)
-    valid = jnp.all((setup.policies[:, :tau] == actions[None, :tau]), axis=1) if tau else jnp.ones(P, bool)
-    return r.G, valid
+    return jnp.full(P, jnp.inf, r.G.dtype).at[idx].set(r.G), valid
 
 
 def _gfe_batch_impl(keys, setup, A_param, log_b0, actions, obs, tau, **kw):
@@ -103,8 +150,14 @@ def _gfe_batch_impl(keys, setup, A_param, log_b0, actions, obs, tau, **kw):
         keys, A_param, log_b0, actions, obs)
 
 
-_gfe_batch = jax.jit(_gfe_batch_impl, static_argnames=("tau", "objective", "learn_A", "iterations", "burn_in",
-                                                        "num_samples"))
+_gfe_batch = jax.jit(_gfe_batch_impl, static_argnames=("tau", "width", "objective", "learn_A", "iterations",
+                                                        "burn_in", "num_samples"))
+
+
+def _prefix_widths(policies: np.ndarray) -> tuple:
+    """Per step τ, the most policies of the set that share one prefix of length τ (the valid ones at τ)."""
+    return tuple(max(np.unique(policies[:, :tau], axis=0, return_counts=True)[1]) if tau else len(policies)
+                 for tau in range(policies.shape[1]))
 
 
 def _learn_impl(key, setup, A_param, log_b0, actions, obs, tau, *, objective, iterations, burn_in, num_samples):
@@ -147,7 +200,7 @@ class Agent:
     Examples
     --------
     >>> import numpy as np
-    >>> from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action, check_observation
+    >>> from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_actions, check_observation
     >>> from pyrxaif.agents.pomdp_agent import Agent
     >>> A = [np.array([[0.9, 0.1], [0.1, 0.9]])]
     >>> B = [np.stack([np.eye(2), np.eye(2)[::-1]], axis=-1)]      # action 0 stays, 1 swaps
@@ -231,17 +284,17 @@ class Agent:
                              num_samples=int(num_samples))
         self._filter_model = model.rollout_model()
         self._obs_strides = np.cumprod([1] + model.num_obs[::-1][:-1])[::-1]
+        self._A_known = jnp.broadcast_to(self._setup.A_joint, (self._N, O, n))
+        self._policies_host = np.asarray(pol, np.int32)
+        # GFE: evaluate only the policies that continue the executed actions (the same G, checked bit for bit).
+        # Bethe: always the whole set, because its score on a symmetric fixed point (docs/models.md, known
+        # limitation) depends on how XLA fuses the call, and a smaller batch fuses differently.
+        self._widths = (_prefix_widths(self._policies_host) if self.method == "gfe"
+                        else (len(self._policies_host),) * H)
 
-    def _joint_loglik(self, y_joint) -> jax.Array:
-        """log p(o | x, θ) (N,S,K) of each agent's joint observation under its A (the mean of q(A) if learned)."""
-        S, K = self.model.flat_sizes
-        if self.pA is None:
-            rows = self._setup.A_joint[y_joint]                                  # (N, n)
-        else:
-            mean = self.pA / jnp.sum(self.pA, axis=1, keepdims=True)
-            rows = jnp.take_along_axis(mean, jnp.asarray(y_joint)[:, None, None], axis=1)[:, 0]
-        with np.errstate(divide="ignore"):
-            return jnp.log(rows).reshape(-1, S, K)
+    def _A_param(self) -> jax.Array:
+        """(N, O, n): each agent's Dirichlet concentrations of A when learned, else the known A."""
+        return self._A_known if self.pA is None else self.pA
 
     # -- the loop ---------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -263,18 +316,20 @@ class Agent:
         Y = y if self.batch_size is not None else y[None]
         if not self._first and self._last_action is None:
             raise RuntimeError("infer_states: call sample_action() before the next observation (or reset())")
+        u = np.zeros(self._N, np.int32) if self._first else self._last_action
         if self.gfe:
             yj = (Y * self._obs_strides).sum(axis=1)
             if not self._first and self._t >= self.horizon:
                 raise RuntimeError(f"infer_states: the episode has reached the horizon ({self.horizon} "
                                    "steps) of the GFE/Bethe agent; call learn() and/or reset()")
-            loglik = self._joint_loglik(jnp.asarray(yj, jnp.int32))
+            log_b, log_norm = _observe_joint_batch(self._filter_model, self._log_D, self._log_b, u, self._A_param(),
+                                                   yj.astype(np.int32), self._first, learned=self.pA is not None)
         else:
-            loglik = _loglik_batch(self._filter_model, jnp.asarray(Y, jnp.int32))
-        u = jnp.zeros(self._N, jnp.int32) if self._first else jnp.asarray(self._last_action, jnp.int32)
-        log_b, log_norm = _filter_batch(self._filter_model, self._log_D, self._log_b, u, loglik, self._first)
-        if not np.all(np.isfinite(np.asarray(log_norm))):
-            bad = np.flatnonzero(~np.isfinite(np.asarray(log_norm)))
+            log_b, log_norm = _observe_batch(self._filter_model, self._log_D, self._log_b, u, Y.astype(np.int32),
+                                             self._first)
+        b_host, log_norm = jax.device_get((log_b, log_norm))
+        if not np.all(np.isfinite(log_norm)):
+            bad = np.flatnonzero(~np.isfinite(log_norm))
             raise ValueError(f"obs: observation {Y[bad[0]].tolist()} has probability zero under the model's "
                              f"prediction (agent {int(bad[0])}); the belief is left unchanged")
         if self.gfe and self._first:
@@ -284,7 +339,7 @@ class Agent:
             self._t += 1
         self._log_b, self._first, self._last_action = log_b, False, None
         self.q_u = self.G = self.q_pi = None
-        marg = self.model.state_marginals(np.exp(np.asarray(log_b)))
+        marg = self.model.state_marginals(np.exp(b_host))
         return marg if self.batch_size is not None else [m[0] for m in marg]
 
     @property
@@ -300,12 +355,11 @@ class Agent:
         if self.gfe:
             if self._t >= self.horizon:
                 raise RuntimeError(f"infer_policies: the episode has reached the horizon ({self.horizon} steps)")
-            self._key, k = jax.random.split(self._key)
-            keys = jax.random.split(k, self._N)
-            A_param = self._setup.A_joint[None].repeat(self._N, 0) if self.pA is None else self.pA
-            G, valid = _gfe_batch(keys, self._setup, A_param, self._log_b0, jnp.asarray(self._actions),
-                                  jnp.asarray(self._obs), self._t, learn_A=self.pA is not None, **self._eval_kw)
-            G = np.where(np.asarray(valid), np.asarray(G), np.inf)
+            self._key, keys = _split_batch(self._key, self._N)
+            G, valid = jax.device_get(_gfe_batch(keys, self._setup, self._A_param(), self._log_b0, self._actions,
+                                                 self._obs, self._t, width=int(self._widths[self._t]),
+                                                 learn_A=self.pA is not None, **self._eval_kw))
+            G = np.where(valid, G, np.inf)
             if np.any(np.isnan(G)):
                 raise FloatingPointError("infer_policies: a policy score G is NaN")
             if not np.all(np.any(np.isfinite(G), axis=1)):
@@ -323,18 +377,16 @@ class Agent:
         """The next action (joint index; (N,) for a batch) from the last ``infer_policies``."""
         if self.q_u is None and self.q_pi is None:
             raise RuntimeError("sample_action: call infer_policies() first")
-        self._key, k = jax.random.split(self._key)
-        keys = jax.random.split(k, self._N)
+        self._key, keys = _split_batch(self._key, self._N)
         if self.gfe:
             method = "argmin" if self.action_selection == "deterministic" else "sample"
-            G = jnp.asarray(self.G)
-            idx = np.asarray(jax.vmap(lambda kk, g: choose_policy(kk, g, jnp.isfinite(g), method, self.gamma))(keys, G))
-            u = np.asarray(self._setup.policies)[idx, self._t]
+            idx = np.asarray(_choose_batch(keys, self.G, method=method, gamma=self.gamma))
+            u = self._policies_host[idx, self._t]
             self._actions[:, self._t] = u
         elif self.action_selection == "deterministic":
             u = np.argmax(self.q_u, axis=1)
         else:
-            u = np.asarray(jax.vmap(lambda kk, q: jax.random.categorical(kk, jnp.log(q)))(keys, jnp.asarray(self.q_u)))
+            u = np.asarray(_choose_batch(keys, self.q_u, method="categorical", gamma=self.gamma))
         self._last_action = u.astype(np.int32)
         self.q_u = self.q_pi = None
         return self._last_action.copy() if self.batch_size is not None else int(self._last_action[0])
@@ -344,10 +396,7 @@ class Agent:
         external control); the next ``infer_states`` predicts through it."""
         if self._first:
             raise RuntimeError("take_action: call infer_states(obs) first")
-        acts = np.atleast_1d(np.asarray(action, dtype=object)) if self.batch_size is not None else [action]
-        if len(acts) != self._N:
-            raise ValueError(f"action: expected {self._N} actions, got {len(acts)}")
-        u = np.array([check_action(a, self.model.num_actions) for a in acts], np.int32)
+        u = check_actions(action if self.batch_size is not None else [action], self.model.num_actions, self._N)
         if self.gfe:
             if self._t >= self.horizon:
                 raise RuntimeError(f"take_action: the episode has reached the horizon ({self.horizon} steps)")
@@ -361,10 +410,9 @@ class Agent:
             raise RuntimeError("learn: only a GFE/Bethe agent constructed with pA learns A")
         if self._t == 0:
             raise RuntimeError("learn: no step of this episode has been observed yet")
-        self._key, k = jax.random.split(self._key)
-        keys = jax.random.split(k, self._N)
-        self.pA = _learn_batch(keys, self._setup, self.pA, self._log_b0, jnp.asarray(self._actions),
-                               jnp.asarray(self._obs), self._t, **self._eval_kw)
+        self._key, keys = _split_batch(self._key, self._N)
+        self.pA = _learn_batch(keys, self._setup, self.pA, self._log_b0, self._actions, self._obs, self._t,
+                               **self._eval_kw)
         return np.asarray(self.pA) if self.batch_size is not None else np.asarray(self.pA[0])
 
 

@@ -60,9 +60,9 @@ class RolloutModel(NamedTuple):
     log_A  tuple of (M_g,S,K,Y_g)  log A_k(y | x, θ), contiguous modalities of equal size grouped
     log_C  (S,K)        log preference C(x, θ) (unnormalised)
     log_E  (U,)         log action prior E(u)
-    log_A_plan          the groups of log_A that can carry epistemic value (all but the groups that are
-                        deterministic and layout-independent, whose observation message is exactly 1);
-                        planning uses these, filtering uses log_A
+    log_A_plan          the modalities of log_A that can carry epistemic value (all but those that are
+                        deterministic and layout-independent, whose observation message is exactly 1,
+                        dropped one by one from their group); planning uses these, filtering uses log_A
     log_A_chan          log_A_plan with the θ axis collapsed to size 1 in the groups whose likelihood does
                         not depend on θ: their observation channels are then θ-independent as well
                         (r(y|x,θ) = ρ(y|x) at every iteration), so the planner updates them once instead
@@ -183,11 +183,16 @@ def rollout_model(succ, B, A, log_C, E) -> RolloutModel:
     sizes = [m.shape[2] for m in mods]
     with np.errstate(divide="ignore"):
         groups = [np.stack(mods[a:b]) for a, b, _ in _groups(sizes)]
-        shared = [bool(np.all(g == g[:, :, :1])) for g in groups]          # likelihood independent of θ
-        trivial = [s and bool(np.all((g == 0) | (g == 1))) for g, s in zip(groups, shared)]
         log_A = tuple(jnp.asarray(np.log(g)) for g in groups)
-        log_A_plan = tuple(lA for lA, t in zip(log_A, trivial) if not t)
-        log_A_chan = tuple(lA[:, :, :1] if s else lA for lA, s, t in zip(log_A, shared, trivial) if not t)
+        log_A_plan, log_A_chan = [], []
+        for g in groups:
+            shared = np.all(g == g[:, :, :1], axis=(1, 2, 3))                # per modality: independent of θ
+            keep = ~(shared & np.all((g == 0) | (g == 1), axis=(1, 2, 3)))   # drop the trivial modalities
+            if keep.any():
+                lA = np.log(g[keep])
+                log_A_plan.append(jnp.asarray(lA))
+                log_A_chan.append(jnp.asarray(lA[:, :, :1] if shared[keep].all() else lA))
+        log_A_plan, log_A_chan = tuple(log_A_plan), tuple(log_A_chan)
         return RolloutModel(jnp.asarray(succ_arr, jnp.int32), jnp.asarray(np.log(B)), log_A,
                             jnp.asarray(np.broadcast_to(log_C, (S, K)).copy()), jnp.asarray(np.log(E)),
                             log_A_plan, log_A_chan)
@@ -322,10 +327,18 @@ def _init_channels(model: RolloutModel, horizon: int) -> Channels:
                     tuple(r_y), tuple(rho))
 
 
+def _dynamics_channel_active(model: RolloutModel, cfg: MethodConfig) -> bool:
+    """Whether the dynamics channel r(x'|x,u) can differ from 1: with one successor per (x, u) (J = 1) it
+    is the conditional of a single entry, exactly log 1 = 0 at every iteration (its fallback too), so the
+    planner skips it; the kernels and beliefs are the same numbers."""
+    return cfg.dynamics and model.succ.shape[2] > 1
+
+
 def _kernels(model: RolloutModel, cfg: MethodConfig, chans: Channels):
+    dynamics = _dynamics_channel_active(model, cfg)
     k_fn = lambda ru, rx: ch.dynamics_log_kernel(model.log_B, model.log_E,
                                                   ru if cfg.planning else None,
-                                                  rx if cfg.dynamics else None)
+                                                  rx if dynamics else None)
     log_K = jax.vmap(k_fn)(chans.log_r_u, chans.log_r_x)
     obs = jnp.zeros((chans.log_r_u.shape[0],) + model.log_C.shape)
     for lA, lry, lrho in zip(_chan_groups(model), chans.log_r_y, chans.log_rho):
@@ -359,7 +372,7 @@ def plan_unchecked(model: RolloutModel, log_b0, cfg: MethodConfig, horizon: int)
         if cfg.planning:
             r_u = ch.damp(chans.log_r_u, jax.vmap(ch.planning_channel)(reg), lam)
             change = jnp.maximum(change, _max_change(r_u, chans.log_r_u))
-        if cfg.dynamics:
+        if _dynamics_channel_active(model, cfg):
             r_x = ch.damp(chans.log_r_x, jax.vmap(lambda b: ch.dynamics_channel(b, model.log_B))(reg), lam)
             change = jnp.maximum(change, _max_change(r_x, chans.log_r_x))
         if cfg.observation != "none":

@@ -55,7 +55,7 @@ import numpy as np
 
 from pyrxaif import _validation as V
 
-__all__ = ["DiscretePOMDP", "JointTensors", "check_action", "check_observation", "MAX_STATES", "MAX_TRANSITION_ENTRIES", "MAX_JOINT_OBSERVATIONS"]
+__all__ = ["DiscretePOMDP", "JointTensors", "check_action", "check_actions", "check_observation", "MAX_STATES", "MAX_TRANSITION_ENTRIES", "MAX_JOINT_OBSERVATIONS"]
 
 #: Default limit on the flattened product state (all factors, parameters included).
 MAX_STATES = 2 ** 15
@@ -92,6 +92,22 @@ def check_action(action, num_actions: int, name: str = "action") -> int:
     if not 0 <= a < num_actions:
         raise ValueError(f"{name}: expected an integer in [0, {num_actions}), got {action!r}")
     return a
+
+
+def check_actions(actions, num_actions: int, count: int, name: str = "action") -> np.ndarray:
+    """``count`` actions, each as :func:`check_action` accepts it, as an int32 array (count,). An integer
+    numpy array is checked in one vectorised pass (the agents' batched hot path), anything else
+    element by element."""
+    arr = actions if isinstance(actions, np.ndarray) else np.asarray(actions, dtype=object)
+    arr = np.atleast_1d(arr)
+    if arr.ndim != 1 or len(arr) != count:
+        raise ValueError(f"{name}: expected {count} actions, got shape {arr.shape}")
+    if arr.dtype.kind in "iu":
+        bad = np.flatnonzero((arr < 0) | (arr >= num_actions))
+        if bad.size:
+            raise ValueError(f"{name}: expected an integer in [0, {num_actions}), got {arr[bad[0]]!r}")
+        return arr.astype(np.int32)
+    return np.array([check_action(a, num_actions, name) for a in arr], np.int32)
 
 
 def check_observation(obs, sizes, name: str = "obs", batch: int | None = None) -> np.ndarray:
