@@ -161,9 +161,7 @@ class PendulumTask(PixelTask):
 
     ``exploration_goal_fraction``: share of the exploration trajectories that start near upright (an
     unstable equilibrium random torques from random starts visit only at speed; this uses the
-    simulator's reset, the controller itself sees only frames); ``exploration_rest_fraction``: share
-    that starts near hanging (|θ| < 0.5: the low-energy states a swing-up starts from, rare when the
-    random reset's angle is uniform; also the simulator's reset)."""
+    simulator's reset, the controller itself sees only frames)."""
 
     name: ClassVar[str] = "pendulum"
     state_key: ClassVar[str] = "theta"
@@ -180,27 +178,21 @@ class PendulumTask(PixelTask):
     max_speed: float = 8.0
     inertia: str = "point"
     exploration_goal_fraction: float = 0.25
-    exploration_rest_fraction: float = 0.0
 
     def __post_init__(self):
         for name in ("max_torque", "g", "m", "l", "dt", "max_speed"):
             V.check_positive(name, getattr(self, name))
         V.check_choice("inertia", self.inertia, INERTIA)
-        for name in ("exploration_goal_fraction", "exploration_rest_fraction"):
-            f = getattr(self, name)
-            if not (np.isfinite(f) and 0.0 <= f <= 1.0):
-                raise ValueError(f"{name}: expected a number in [0, 1], got {f!r}")
-        if self.exploration_goal_fraction + self.exploration_rest_fraction > 1.0:
-            raise ValueError("exploration_rest_fraction: expected at most 1 − exploration_goal_fraction = "
-                             f"{1.0 - self.exploration_goal_fraction}, got {self.exploration_rest_fraction!r}")
+        f = self.exploration_goal_fraction
+        if not (np.isfinite(f) and 0.0 <= f <= 1.0):
+            raise ValueError(f"exploration_goal_fraction: expected a number in [0, 1], got {f!r}")
 
     @classmethod
     def preset(cls, name: str) -> "PendulumTask":
         """``reference``: the reference project's pendulum (point mass, g = 9.81, |τ| ≤ 50: lifted straight
-        up); ``underactuated``: gymnasium Pendulum-v1's physics (rod, g = 10, |τ| ≤ 2: needs pumping), with a
-        quarter of the exploration trajectories starting near hanging (``exploration_rest_fraction``)."""
+        up); ``underactuated``: gymnasium Pendulum-v1's physics (rod, g = 10, |τ| ≤ 2: needs pumping)."""
         V.check_choice("preset", name, PENDULUM_PRESETS)
-        return cls() if name == "reference" else cls(**UNDERACTUATED, exploration_rest_fraction=0.25)
+        return cls() if name == "reference" else cls(**UNDERACTUATED)
 
     @classmethod
     def add_arguments(cls, parser):
@@ -226,10 +218,7 @@ class PendulumTask(PixelTask):
 
     def exploration_start(self, rng, index, n_traj):
         n_goal = int(round(self.exploration_goal_fraction * n_traj))
-        n_rest = int(round(self.exploration_rest_fraction * n_traj))
-        if index < n_goal:
-            return {"theta": float(np.pi + rng.uniform(-0.5, 0.5))}
-        return {"theta": float(rng.uniform(-0.5, 0.5))} if index < n_goal + n_rest else None
+        return {"theta": float(np.pi + rng.uniform(-0.5, 0.5))} if index < n_goal else None
 
     def closed_loop_episode(self, rng):
         goal = float(np.pi)
