@@ -207,3 +207,60 @@ def test_cli_digits_quick(tmp_path, capsys):
     model, _ = pc.load(os.path.join(out, "model.msgpack"), task="digits")
     assert model.config.learning.a_prior_precision == 1e6 and model.config.task.digit == 7
     assert rep["protocols"] == {}          # the digits task has no benchmark protocol
+
+
+def _one_expert(A, B):
+    d, m = B.shape
+    return em.LocalLDS(np.zeros((1, d)), np.asarray(1.0), A[None], B[None], np.zeros((1, d)), np.eye(d)[None])
+
+
+def _oscillator(rng, growth=1.0, S=4, T=40):
+    """A lightly driven 2-d oscillator (a linearised pendulum: rotation by 0.2 rad per step) and its
+    noiseless trajectories; the model's rotation is scaled by ``growth``."""
+    a = 0.2
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    B = np.array([[0.0], [0.1]])
+    u = rng.uniform(-1, 1, (S, T - 1, 1))
+    z = np.zeros((S, T, 2))
+    z[:, 0] = rng.normal(size=(S, 2))
+    for t in range(T - 1):
+        z[:, t + 1] = z[:, t] @ R.T + u[:, t] @ B.T
+    return z, u, _one_expert(growth * R, B)
+
+
+def test_open_loop_nmse_matches_brute_force_and_is_zero_for_the_true_model():
+    rng = np.random.default_rng(3)
+    z, u, true_model = _oscillator(rng)
+    assert pc.open_loop_nmse(true_model, z, u, 10) < 1e-20
+    _, _, model = _oscillator(rng, growth=1.03)
+    A, B = np.asarray(model.A[0]), np.asarray(model.B[0])
+    k = 7
+    errs = []
+    for s in range(z.shape[0]):
+        for t in range(z.shape[1] - k):
+            y = z[s, t]
+            for j in range(k):
+                y = A @ y + B @ u[s, t + j]
+            errs.append(np.sum((y - z[s, t + k]) ** 2))
+    spread = np.mean(np.sum((z - z.mean((0, 1))) ** 2, -1))
+    np.testing.assert_allclose(pc.open_loop_nmse(model, z, u, k), np.median(errs) / spread, rtol=1e-10)
+
+
+def test_open_loop_error_exposes_a_drift_that_one_step_error_hides():
+    """An oscillator model whose rotation grows 5 % per step predicts one step almost perfectly
+    but drifts over a 14-step horizon; the bar on the horizon error refuses it and says why."""
+    z, u, model = _oscillator(np.random.default_rng(0), growth=1.05)
+    one, horizon = pc.open_loop_nmse(model, z, u, 1), pc.open_loop_nmse(model, z, u, 14)
+    assert one < 0.01 and horizon > 0.5
+    metrics = {"pred_nmse": one, "recon_mse": 0.0, "horizon_nmse": horizon}
+    assert pc.validation_failures(pc.ValidationBar(), metrics) == []          # reported, not enforced by default
+    bad = pc.validation_failures(pc.ValidationBar(max_horizon_nmse=0.5), metrics)
+    assert len(bad) == 1 and "planning horizon" in bad[0] and "drift" in bad[0]
+    with pytest.raises(ValueError, match="steps"):
+        pc.open_loop_nmse(model, z, u, z.shape[1])
+    with pytest.raises(ValueError, match="mu"):
+        pc.open_loop_nmse(model, z[0], u, 3)
+    with pytest.raises(ValueError, match="actions"):
+        pc.open_loop_nmse(model, z, u[:, :-1], 3)
+    with pytest.raises(ValueError, match="max_horizon_nmse"):
+        pc.ValidationBar(max_horizon_nmse=0.0)

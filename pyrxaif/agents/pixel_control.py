@@ -28,7 +28,7 @@ from pyrxaif.nn import vae
 
 __all__ = ["DataConfig", "ModelConfig", "LearningConfig", "PlannerConfig", "ValidationBar", "PixelControlConfig",
            "PixelControlModel", "ValidationRefused", "validation_failures", "default_config", "collect",
-           "windows_of", "train", "closed_loop_data", "validate", "check", "save", "load", "goal_window", "planner",
+           "windows_of", "train", "closed_loop_data", "open_loop_nmse", "validate", "check", "save", "load", "goal_window", "planner",
            "run_episode", "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask",
            "DigitsTask"]
 
@@ -147,13 +147,15 @@ class PlannerConfig:
 
 @dataclass
 class ValidationBar:
-    """The held-out bar a model must meet before it plans: normalised one-step latent prediction error and
-    per-pixel reconstruction MSE (``inf``: report, do not refuse)."""
+    """The held-out bar a model must meet before it plans: normalised one-step latent prediction error,
+    per-pixel reconstruction MSE and the normalised open-loop prediction error over the planning horizon
+    (:func:`open_loop_nmse`; ``inf``: report, do not refuse)."""
     max_pred_nmse: float = 0.5
     max_recon_mse: float = 0.02
+    max_horizon_nmse: float = np.inf
 
     def __post_init__(self):
-        for name in ("max_pred_nmse", "max_recon_mse"):
+        for name in ("max_pred_nmse", "max_recon_mse", "max_horizon_nmse"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float, np.number)) and not np.isnan(v) and v > 0):
                 raise ValueError(f"{name}: expected a positive number (inf: no bar), got {v!r}")
@@ -392,10 +394,36 @@ def closed_loop_data(model: PixelControlModel, episodes: int, seed: int, images=
 
 # ----------------------------------------------------------------------------- validation, checkpoints
 
+def open_loop_nmse(local: em.LocalLDS, mu, actions, steps: int) -> float:
+    """Median normalised error of ``steps``-step open-loop predictions: from every encoded latent
+    mu[s, t] (t + steps within the sequence) roll z ← f(z, u) through the actions actions[s, t:t+steps]
+    and compare with the encoding mu[s, t+steps]; squared error over the latents' spread (mean squared
+    distance from their mean). What a plan over that many steps relies on, judged in the agent's own
+    latent space: a model can predict one step well (:func:`validate`'s ``pred_nmse``) and still drift
+    over a horizon. A roll-out that overflows counts as infinite error.
+
+    mu (S, T, d) latents, actions (S, T−1, m), ``steps`` ≥ 1 and < T."""
+    mu = V.as_float_array("mu", mu, ndim=3)
+    S, T, d = mu.shape
+    actions = V.as_float_array("actions", actions, ndim=3, shape=(S, T - 1, None))
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or not 1 <= steps < T:
+        raise ValueError(f"steps: expected an integer in [1, {T - 1}], got {steps!r}")
+    n0 = T - steps
+    z = jnp.asarray(mu[:, :n0].reshape(-1, d))
+    step = jax.jit(jax.vmap(lambda z, u: em.local_mean(local, z, u)))
+    for j in range(steps):
+        z = step(z, jnp.asarray(actions[:, j:j + n0].reshape(-1, actions.shape[-1])))
+    err = np.sum((np.asarray(z) - mu[:, steps:].reshape(-1, d)) ** 2, -1)
+    spread = np.mean(np.sum((mu - mu.mean((0, 1))) ** 2, -1))
+    return float(np.median(np.where(np.isfinite(err), err, np.inf)) / spread)
+
+
 def validate(model: PixelControlModel, frames, actions) -> dict:
     """Held-out figures on encoder means: normalised one-step latent prediction error (1 − R²) of the
     planning model z_{t+1} ≈ f(z_t, u_t) (``pred_nmse``) and of the global LDS A z_t + B u_t
-    (``pred_nmse_global``), and per-pixel reconstruction MSE of the newest frame."""
+    (``pred_nmse_global``), the planning model's open-loop error over the planner's horizon
+    (``horizon_nmse``: :func:`open_loop_nmse` over H − 1 steps) and per-pixel reconstruction MSE of
+    the newest frame."""
     cfg = model.config
     K = cfg.model.frames
     frames = V.as_float_array("frames", frames, ndim=4, dtype=np.float32)
@@ -411,7 +439,9 @@ def validate(model: PixelControlModel, frames, actions) -> dict:
     nmse = lambda p: float(np.mean(np.sum((mu[:, 1:] - p) ** 2, -1)) / spread)  # noqa: E731
     flat = wins.reshape(-1, *wins.shape[2:])
     rec = np.asarray(vae.decode(model.params, mu.reshape(-1, cfg.model.latent_dim)))
+    steps = min(cfg.planner.horizon - 1, mu.shape[1] - 1)
     return {"pred_nmse": nmse(pred), "pred_nmse_global": nmse(pred_global),
+            "horizon_nmse": open_loop_nmse(model.planning_model(), mu, acts, steps),
             "recon_mse": float(np.mean((rec - flat[:, -1]) ** 2))}
 
 
@@ -426,6 +456,9 @@ def validation_failures(bar: ValidationBar, metrics: dict) -> list[str]:
         bad.append(f"latent one-step prediction error {metrics['pred_nmse']:.3f} > {bar.max_pred_nmse}")
     if not metrics["recon_mse"] <= bar.max_recon_mse:
         bad.append(f"reconstruction MSE {metrics['recon_mse']:.4f} > {bar.max_recon_mse}")
+    if not metrics.get("horizon_nmse", 0.0) <= bar.max_horizon_nmse:
+        bad.append(f"open-loop prediction error over the planning horizon {metrics['horizon_nmse']:.3f} > "
+                   f"{bar.max_horizon_nmse} (the model's roll-outs drift: a plan would follow a wrong prediction)")
     return bad
 
 

@@ -129,8 +129,8 @@ def _run(args, task, model, folder, engine):
     cfg = model.config
     held = pc.collect(cfg, args.seed + 1000, n_traj=max(3, cfg.data.n_traj // 5), images=test_images)
     metrics = pc.validate(model, held[0], held[1])
-    print(f"held-out validation: latent one-step NMSE {metrics['pred_nmse']:.3f}, "
-          f"reconstruction MSE {metrics['recon_mse']:.4f}")
+    print(f"held-out validation: latent one-step NMSE {metrics['pred_nmse']:.3f}, open-loop over the planning "
+          f"horizon {metrics['horizon_nmse']:.3f}, reconstruction MSE {metrics['recon_mse']:.4f}")
     failures = pc.validation_failures(cfg.bar, metrics)
     validation = {"passed": not failures, "metrics": metrics, "bar": {k: float(v) for k, v in vars(cfg.bar).items()},
                   "failures": failures, "enforced": not args.no_validate}
