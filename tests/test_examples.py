@@ -1,5 +1,5 @@
-"""The pixel and RxInfer examples run from a fresh process and print the figures their docstrings promise
-(the discrete and LDS examples have their own test modules)."""
+"""Every script in examples/ runs from a fresh process at a small size and prints the figures its
+docstring promises."""
 
 import os
 import re
@@ -19,6 +19,35 @@ def _run(script, *args, timeout=600):
                          text=True, timeout=timeout, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
+
+
+def test_pomdp_aif_vs_bp_example():
+    """AIF-MP tests before treating in every episode and collects more preference than BP, which acts blind."""
+    out = _run("pomdp_aif_vs_bp.py", "--episodes", "6")
+    rows = {m: (float(a), float(b)) for m, a, b in
+            re.findall(r"^(\S+)\s+tests first: ([\d.]+)\s+mean preference collected: ([+-][\d.]+)", out, re.M)}
+    assert set(rows) == {"aif-mp", "bp"}, out
+    assert rows["aif-mp"][0] == 1.0 and rows["bp"][0] == 0.0
+    assert rows["aif-mp"][1] > 2.0 > rows["bp"][1]
+
+
+def test_tmaze_gfe_agent_example():
+    """The learning GFE agent visits the cue first and is rewarded more often than chance (0.5)."""
+    out = _run("tmaze_gfe_agent.py", "--runs", "8", "--trials", "4")
+    lines = out.splitlines()
+    cue = [float(v) for v in re.findall(r"trials [\d-]+: ([\d.]+)", lines[0])]
+    win = [float(v) for v in re.findall(r"trials [\d-]+: ([\d.]+)", lines[1])]
+    assert lines[0].startswith("cue visited first") and len(cue) == 2 and len(win) == 2, out
+    assert min(cue) >= 0.75
+    assert win[1] > 0.5
+
+
+def test_lds_system_identification_example_recovers_the_eigenvalues():
+    out = _run("lds_system_identification.py", "--timesteps", "300", "--iters", "20", timeout=400)
+    gap = float(re.search(r"max eigenvalue error: ([0-9.]+)", out).group(1))
+    start, learned, true = map(float, re.search(r"start / learned / true: (\S+) / (\S+) / (\S+)", out).groups())
+    assert gap < 0.05
+    assert learned > start + 100 and learned > true - 10
 
 
 def test_pixel_pendulum_example_quick_budget():
