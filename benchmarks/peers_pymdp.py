@@ -49,6 +49,17 @@ def make_data(n_agents: int, steps: int, seed: int = 0) -> dict:
     return {"obs": obs, "act": act, "start": start}
 
 
+def _timed(one_pass, repeats: int):
+    """(result of a warm-up pass, median seconds of ``repeats`` further passes)."""
+    post = one_pass()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        one_pass()
+        times.append(time.perf_counter() - t0)
+    return post, float(np.median(times))
+
+
 def worker_pyrxaif(data: dict, repeats: int, method: str):
     import pyrxaif  # noqa: F401,PLC0415
     from pyrxaif.agents.pomdp_agent import Agent  # noqa: PLC0415
@@ -71,13 +82,7 @@ def worker_pyrxaif(data: dict, repeats: int, method: str):
             agent.take_action(act[:, t])
         return post
 
-    post = one_pass()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        one_pass()
-        times.append(time.perf_counter() - t0)
-    return post, float(np.median(times))
+    return _timed(one_pass, repeats)
 
 
 def worker_pymdp(data: dict, repeats: int):
@@ -114,13 +119,7 @@ def worker_pymdp(data: dict, repeats: int):
         jax.block_until_ready(prior)
         return post
 
-    post = one_pass()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        one_pass()
-        times.append(time.perf_counter() - t0)
-    return post, float(np.median(times))
+    return _timed(one_pass, repeats)
 
 
 def _spawn(which: str, data_path: str, repeats: int, method: str) -> dict:

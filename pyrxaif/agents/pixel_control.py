@@ -23,7 +23,7 @@ from pyrxaif import checkpoint as ckpt
 from pyrxaif.agents.pixel_tasks import TASKS, DigitsTask, PendulumTask, PixelTask, task_from_dict
 from pyrxaif.engines import engine as select_engine
 from pyrxaif.inference import em
-from pyrxaif.inference.planning import nominal_starts, plan_local
+from pyrxaif.inference.planning import goal_mask, nominal_starts, plan_local
 from pyrxaif.nn import vae
 
 __all__ = ["DataConfig", "ModelConfig", "LearningConfig", "PlannerConfig", "ValidationBar", "PixelControlConfig",
@@ -543,12 +543,7 @@ def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, step
     zg, _ = model.encode(goal_window(cfg, goal, task.episode_image(env))[None])
     hist = [obs] * K
     goal_steps = pc.goal_steps if goal_steps is None else goal_steps
-    V.check_choice("goal_steps", goal_steps, ("final", "all"))
-    mask = np.zeros(H)
-    if goal_steps == "final":
-        mask[-1] = 1.0
-    else:
-        mask[1:] = 1.0
+    mask = goal_mask(H, goal_steps)
     u_prec = np.full(model.lds.B.shape[1], 1.0 / pc.prior_scale ** 2)
     goal_prec = np.full(d, 1.0 / pc.goal_var)
     scale = task.action_scale

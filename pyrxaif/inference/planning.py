@@ -93,6 +93,17 @@ def smoother(m1, P1, F, Q, offsets, obs_mean, obs_prec):
     return Smoothed(mean, cov, cross, logz)
 
 
+def goal_mask(horizon: int, goal_steps: str) -> np.ndarray:
+    """(H,) weights of the goal prior per planned state: ``"final"`` the last one, ``"all"`` every one after the start."""
+    V.check_choice("goal_steps", goal_steps, ("final", "all"))
+    mask = np.zeros(horizon)
+    if goal_steps == "final":
+        mask[-1] = 1.0
+    else:
+        mask[1:] = 1.0
+    return mask
+
+
 class PlanResult(NamedTuple):
     actions: jax.Array      # (H, m) posterior means of u_t
     action_cov: jax.Array   # (H, m, m)
@@ -134,12 +145,7 @@ def plan(A, B, W_cov, z_start, z_goal, *, goal_var, u_max, horizon: int, goal_st
     V.check_positive("prior_scale", prior_scale)
     if not isinstance(horizon, (int, np.integer)) or horizon < 2:
         raise ValueError(f"horizon: expected an integer >= 2, got {horizon!r}")
-    V.check_choice("goal_steps", goal_steps, ("final", "all"))
-    mask = np.zeros(horizon)
-    if goal_steps == "final":
-        mask[-1] = 1.0
-    else:
-        mask[1:] = 1.0
+    mask = goal_mask(horizon, goal_steps)
     u_prec = np.full(B.shape[1], 1.0 / (prior_scale * u_max) ** 2)
     res = plan_actions(A, B, W_cov, z_start, z_goal, 1.0 / goal_var, u_prec, mask)
     return res._replace(actions=jnp.clip(res.actions, -u_max, u_max))
