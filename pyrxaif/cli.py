@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -73,5 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         return X.INTERRUPTED
 
 
+def console_main() -> None:
+    """The ``pyrxaif`` executable: ``main()``'s code as the exit status. After Ctrl-C the interrupted
+    JAX computation may still be running on XLA's worker threads, and interpreter finalisation under
+    them crashed the process (SIGSEGV instead of 130, seen in the SIGINT test); the run folder is
+    already marked interrupted and nothing else needs cleaning up, so such a process ends at once."""
+    code = main()
+    if code == 130:     # exit_codes.INTERRUPTED
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()
