@@ -20,14 +20,51 @@ from pyrxaif.distributions._util import solve_pivoted, spd_solve
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import lapack_audit as audit  # noqa: E402
 
-SLOW_TO_COMPILE = {"tmaze_trial_gfe", "tmaze_trial_bethe", "plan_local_pixel"}
 
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_TO_COMPILE else n
-                                  for n in audit.PROGRAMS])
+@pytest.mark.slow                      # 10 s to minutes of compilation each; fast variants below
+@pytest.mark.parametrize("name", list(audit.PROGRAMS))
 def test_compiled_program_has_no_batched_lapack_call(name):
     hlo = audit.PROGRAMS[name]()
     assert audit.batched_lapack_calls(hlo) == [], audit.batched_lapack_calls(hlo)
+
+
+def test_planner_smoother_vmapped_over_nominals_is_lapack_free():
+    # fast variant of plan_local_pixel: the smoother of plan_linearised / plan_objective, vmapped
+    from pyrxaif.inference import planning
+    n, T, N = 7, 8, 4
+    rng = np.random.default_rng(0)
+    F = np.eye(n) + 0.1 * rng.normal(size=(N, T - 1, n, n))
+    fn = jax.jit(jax.vmap(lambda F: planning.smoother(jnp.zeros(n), jnp.eye(n), F, 0.1 * jnp.eye(n),
+                                                      jnp.zeros((T - 1, n)), jnp.ones((T, n)), jnp.ones((T, n)))))
+    assert audit.lapack_calls(audit.compiled_text(fn, jnp.asarray(F))) == []
+
+
+def test_vae_kl_and_its_gradient_are_lapack_free():
+    # fast variant of vae_train_step
+    from pyrxaif.nn import vae
+    n, d = 64, 4
+    rng = np.random.default_rng(0)
+    L = rng.normal(size=(n, d, d))
+    args = (jnp.asarray(rng.normal(size=(n, d))), jnp.asarray(rng.uniform(0.5, 1, (n, d))),
+            jnp.zeros((n, d)), jnp.asarray(L @ np.swapaxes(L, -1, -2) + np.eye(d)))
+    fn = jax.jit(jax.value_and_grad(lambda mu, var, m, P: jnp.sum(vae.kl_diag_full(mu, var, m, P))))
+    assert audit.lapack_calls(audit.compiled_text(fn, *args)) == []
+
+
+def test_traced_gaussian_and_wishart_moments_are_lapack_free():
+    # fast variant of em_fit_local: q([A B c]) mean and covariance and E[W] of 64 experts in one program
+    from pyrxaif.distributions import MvNormal, Wishart
+    rng = np.random.default_rng(0)
+    a, w = rng.normal(size=(64, 7, 7)), rng.normal(size=(64, 3, 3))
+    prec, inv_scale = a @ np.swapaxes(a, -1, -2) + np.eye(7), w @ np.swapaxes(w, -1, -2) + np.eye(3)
+    fn = jax.jit(lambda x, p, s: (MvNormal(x, p).mean_cov(), Wishart(jnp.full(64, 5.0), s).mean()))
+    args = jnp.asarray(rng.normal(size=(64, 7))), jnp.asarray(prec), jnp.asarray(inv_scale)
+    assert audit.lapack_calls(audit.compiled_text(fn, *args)) == []
+    (mean, cov), w_mean = fn(*args)
+    np.testing.assert_allclose(cov, np.linalg.inv(prec), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mean, np.linalg.solve(prec, np.asarray(args[0])[..., None])[..., 0], rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_allclose(w_mean, 5.0 * np.linalg.inv(inv_scale), rtol=1e-9, atol=1e-12)
 
 
 def test_newton_solve_of_the_policy_scorer_is_lapack_free_when_vmapped():
