@@ -80,7 +80,7 @@ class MvNormal(NamedTuple):
     # ----- moments (proper beliefs only) -----
     @property
     def mean(self) -> jax.Array:
-        """μ = Λ⁻¹ξ (Cholesky solve)."""
+        """μ = Λ⁻¹ξ (``spd_solve``: Cholesky eagerly, the sweep operator under a trace)."""
         return spd_solve(symmetrize(self.precision), self.xi[..., None])[..., 0]
 
     @property
