@@ -8,7 +8,6 @@ matrices is left in any compiled smoother / EM program) and behaviourally (repea
 T >= 1000 in fresh processes under a timeout)."""
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,8 @@ from pyrxaif.inference import lgssm
 
 ROOT = Path(__file__).resolve().parents[1]
 REPRO = ROOT / "tools" / "repro_parallel_hang.py"
+sys.path.insert(0, str(ROOT / "tools"))
+from lapack_audit import batched_lapack_calls, compiled_text  # noqa: E402
 
 
 def _problem(T, d, m, n_seq=None):
@@ -36,17 +37,6 @@ def _problem(T, d, m, n_seq=None):
     return mu, lam, u, q_ab, q_w, init
 
 
-def _lapack_calls(hlo: str):
-    """(target, result shape) of every LAPACK custom call in compiled HLO text."""
-    out = []
-    for line in hlo.splitlines():
-        target = re.search(r'custom_call_target="(lapack_[a-z_]+)"', line)
-        if target:
-            shape = re.search(r"= \(?(?:f64|f32)\[([0-9,]*)\]", line)             # result shape
-            out.append((target.group(1), shape.group(1) if shape else line))
-    return out
-
-
 @pytest.mark.parametrize("method, d, n_seq", [
     ("sequential", 3, None), ("parallel", 3, None), ("parallel", 3, 4),
     pytest.param("sequential", 14, None, marks=pytest.mark.slow),       # d = 14 > the unrolled-Cholesky limit
@@ -54,8 +44,7 @@ def _lapack_calls(hlo: str):
 def test_compiled_smoother_has_no_batched_lapack_call(method, d, n_seq):
     mu, lam, u, q_ab, q_w, init = _problem(40, d, 1, n_seq)
     fn = jax.jit(lambda a, b, c: lgssm.smooth(a, b, c, q_ab, q_w, init, method=method))
-    calls = _lapack_calls(fn.lower(jnp.asarray(mu), jnp.asarray(lam), jnp.asarray(u)).compile().as_text())
-    batched = [(t, s) for t, s in calls if s.count(",") != 1]              # anything but one (r, c) matrix
+    batched = batched_lapack_calls(compiled_text(fn, jnp.asarray(mu), jnp.asarray(lam), jnp.asarray(u)))
     assert batched == [], f"batched LAPACK calls can deadlock XLA's CPU pool: {batched}"
 
 
@@ -63,8 +52,7 @@ def test_compiled_vb_em_has_no_batched_lapack_call():
     mu, lam, u, q_ab, q_w, init = _problem(40, 2, 1, 4)
     prior = lgssm.make_prior(2, 1)
     fn = jax.jit(lambda a, b, c: lgssm.vb_em(a, b, c, prior, init, num_iters=2, method="parallel"))
-    calls = _lapack_calls(fn.lower(jnp.asarray(mu), jnp.asarray(lam), jnp.asarray(u)).compile().as_text())
-    assert [(t, s) for t, s in calls if s.count(",") != 1] == []
+    assert batched_lapack_calls(compiled_text(fn, jnp.asarray(mu), jnp.asarray(lam), jnp.asarray(u))) == []
 
 
 def _run_repro(n_proc, args, timeout):

@@ -25,8 +25,29 @@ def chol_solve(chol, b):
     return jax.scipy.linalg.cho_solve((chol, True), b)
 
 
+def spd_solve(m, b):
+    """M⁻¹B for symmetric positive-definite M (..., n, n) and B (..., n, k): a LAPACK Cholesky solve
+    when called eagerly; under a trace the sweep operator on [[M, B], [Bᵀ, 0]] (no LAPACK call, see
+    :func:`spd_inverse`)."""
+    if not is_traced(m, b):
+        return chol_solve(jnp.linalg.cholesky(m), b)
+    n = m.shape[-1]
+    shape = jnp.broadcast_shapes(m.shape[:-2], b.shape[:-2])
+    b = jnp.broadcast_to(b, shape + b.shape[-2:])
+    top = jnp.concatenate([jnp.broadcast_to(m, shape + m.shape[-2:]), b], -1)
+    bottom = jnp.concatenate([jnp.swapaxes(b, -1, -2), jnp.zeros(shape + (b.shape[-1],) * 2, m.dtype)], -1)
+    return sweep(jnp.concatenate([top, bottom], -2), n)[..., :n, n:]
+
+
 def spd_inverse(m):
-    """M^{-1} for symmetric positive-definite M via Cholesky (used only where a covariance is asked for)."""
+    """M^{-1} for symmetric positive-definite M via Cholesky (used only where a covariance is asked for).
+
+    Under a trace (inside a compiled program, which may hold other LAPACK calls) without LAPACK, by
+    :func:`spd_inverse_logdet`: the covariance and the mean (a LAPACK Cholesky solve) of one
+    MvNormal would otherwise be two independent batched LAPACK calls, which can deadlock XLA's CPU
+    thread pool (docs/lgssm.md). Called eagerly, each LAPACK call is a program of its own."""
+    if is_traced(m):
+        return symmetrize(spd_inverse_logdet(m)[0])
     chol = jnp.linalg.cholesky(m)
     eye = jnp.broadcast_to(jnp.eye(m.shape[-1], dtype=m.dtype), m.shape)
     return symmetrize(chol_solve(chol, eye))
@@ -122,25 +143,34 @@ def sweep(a, p: int, with_logdet: bool = False):
     return (a, logdet) if with_logdet else a
 
 
-def inverse_pivoted(a):
-    """A⁻¹ for square matrices a (..., n, n) by Gauss–Jordan elimination with partial pivoting: a
-    ``lax.fori_loop`` over the n pivots, each step one set of fused elementwise operations over the
-    batch axes (no LAPACK call, see :func:`spd_inverse_logdet` for why; the rolled loop keeps the
-    compiled program small where this sits inside an associative scan). For general well-posed A."""
-    n = a.shape[-1]
+def solve_pivoted(a, b):
+    """A⁻¹B for square matrices a (..., n, n) and right-hand sides b (..., n, k) by Gauss–Jordan
+    elimination with partial pivoting on [A | B]: a ``lax.fori_loop`` over the n pivots, each step one
+    set of fused elementwise operations over the batch axes (no LAPACK call, see
+    :func:`spd_inverse_logdet` for why; the rolled loop keeps the compiled program small where this
+    sits inside a scan). For general well-posed A."""
+    n, k = a.shape[-1], b.shape[-1]
     rows = jnp.arange(n)
-    aug = jnp.concatenate([a, jnp.broadcast_to(jnp.eye(n, dtype=a.dtype), a.shape)], -1)
+    shape = jnp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    aug = jnp.concatenate([jnp.broadcast_to(a, shape + a.shape[-2:]),
+                           jnp.broadcast_to(b, shape + b.shape[-2:]).astype(a.dtype)], -1)
+    col_onehots = jnp.eye(n, n + k, dtype=a.dtype)                        # row j: one-hot column j of [A | B]
 
-    def step(k, aug):
-        at_k = (rows == k).astype(a.dtype)[:, None]                         # one-hot row k (n, 1)
-        col_k = jnp.concatenate([at_k[:, 0], jnp.zeros(n, a.dtype)])        # one-hot column k (2n,)
-        score = jnp.where(rows >= k, jnp.abs(jnp.sum(aug * col_k, -1)), -1.0)
+    def step(j, aug):
+        at_j = (rows == j).astype(a.dtype)[:, None]                         # one-hot row j (n, 1)
+        col_j = col_onehots[j]
+        score = jnp.where(rows >= j, jnp.abs(jnp.sum(aug * col_j, -1)), -1.0)
         at_p = (rows == jnp.argmax(score, -1)[..., None]).astype(a.dtype)[..., :, None]   # pivot row
         row_p = jnp.sum(at_p * aug, -2, keepdims=True)
-        row_k = jnp.sum(at_k * aug, -2, keepdims=True)
-        aug = aug + at_k * (row_p - row_k) + at_p * (1.0 - at_k) * (row_k - row_p)   # swap rows k, p
-        col = jnp.sum(aug * col_k, -1)[..., :, None]
-        pivot_row = row_p / jnp.sum(at_k * col, -2, keepdims=True)
-        return aug - col * pivot_row + at_k * pivot_row
+        row_j = jnp.sum(at_j * aug, -2, keepdims=True)
+        aug = aug + at_j * (row_p - row_j) + at_p * (1.0 - at_j) * (row_j - row_p)   # swap rows j, p
+        col = jnp.sum(aug * col_j, -1)[..., :, None]
+        pivot_row = row_p / jnp.sum(at_j * col, -2, keepdims=True)
+        return aug - col * pivot_row + at_j * pivot_row
 
     return jax.lax.fori_loop(0, n, step, aug)[..., n:]
+
+
+def inverse_pivoted(a):
+    """A⁻¹ for square matrices a (..., n, n): :func:`solve_pivoted` with B = I."""
+    return solve_pivoted(a, jnp.eye(a.shape[-1], dtype=a.dtype))

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pyrxaif import _validation as V
-from pyrxaif.distributions._util import chol_logdet, chol_solve, is_traced, spd_inverse, symmetrize
+from pyrxaif.distributions._util import chol_logdet, is_traced, spd_inverse, spd_solve, symmetrize
 
 LOG2PI = float(np.log(2.0 * np.pi))
 
@@ -80,8 +80,8 @@ class MvNormal(NamedTuple):
     # ----- moments (proper beliefs only) -----
     @property
     def mean(self) -> jax.Array:
-        """μ = Λ⁻¹ξ (Cholesky solve)."""
-        return chol_solve(self._chol(), self.xi[..., None])[..., 0]
+        """μ = Λ⁻¹ξ (``spd_solve``: Cholesky eagerly, the sweep operator under a trace)."""
+        return spd_solve(symmetrize(self.precision), self.xi[..., None])[..., 0]
 
     @property
     def cov(self) -> jax.Array:
@@ -89,9 +89,7 @@ class MvNormal(NamedTuple):
         return spd_inverse(symmetrize(self.precision))
 
     def mean_cov(self):
-        chol = self._chol()
-        eye = jnp.broadcast_to(jnp.eye(self.dim), self.precision.shape)
-        return chol_solve(chol, self.xi[..., None])[..., 0], symmetrize(chol_solve(chol, eye))
+        return self.mean, self.cov
 
     def second_moment(self) -> jax.Array:
         """E[x xᵀ] = Σ + μμᵀ."""

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pyrxaif import _validation as V
-from pyrxaif.distributions._util import chol_logdet, chol_solve, is_traced, multidigamma, multigammaln, symmetrize
+from pyrxaif.distributions._util import chol_logdet, is_traced, multidigamma, multigammaln, spd_inverse, symmetrize
 
 LOG2 = float(np.log(2.0))
 
@@ -42,9 +42,7 @@ class Wishart(NamedTuple):
         if not is_traced(mean, df):
             V.check_positive_definite("mean", V.as_float_array("mean", mean))
         mean = jnp.asarray(mean, jnp.float64)
-        chol = jnp.linalg.cholesky(mean)
-        eye = jnp.broadcast_to(jnp.eye(mean.shape[-1]), mean.shape)
-        return cls.create(df, symmetrize(jnp.asarray(df)[..., None, None] * chol_solve(chol, eye)))
+        return cls.create(df, symmetrize(jnp.asarray(df)[..., None, None] * spd_inverse(mean)))
 
     @property
     def dim(self) -> int:
@@ -55,8 +53,7 @@ class Wishart(NamedTuple):
 
     def mean(self) -> jax.Array:
         """E[W] = ν S."""
-        eye = jnp.broadcast_to(jnp.eye(self.dim), self.inv_scale.shape)
-        return symmetrize(jnp.asarray(self.df)[..., None, None] * chol_solve(self._chol(), eye))
+        return symmetrize(jnp.asarray(self.df)[..., None, None] * spd_inverse(symmetrize(self.inv_scale)))
 
     def expected_logdet(self) -> jax.Array:
         """E[log|W|] = Σ_{j=0}^{d−1} ψ((ν − j)/2) + d log 2 − log|S⁻¹|."""

@@ -22,9 +22,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import cho_factor, cho_solve
 
 from pyrxaif import _validation as V
+from pyrxaif.distributions._util import solve_pivoted, spd_inverse_logdet
 
 LOG2PI = float(np.log(2 * np.pi))
 
@@ -44,14 +44,14 @@ def _update(m, P, mu, lam):
     """Product with an observation message N(μ, diag Λ⁻¹): P' = (I + PΛ)⁻¹P, m' = (I + PΛ)⁻¹(m + PΛμ)."""
     n = m.shape[0]
     M = jnp.eye(n) + P * lam[None, :]
-    Pn = _sym(jnp.linalg.solve(M, P))
-    mn = jnp.linalg.solve(M, m + P @ (lam * mu))
+    sol = solve_pivoted(M, jnp.concatenate([P, (m + P @ (lam * mu))[:, None]], -1))   # no LAPACK (docs/lgssm.md)
+    Pn, mn = _sym(sol[:, :n]), sol[:, n]
     obs = lam > 0
     r = jnp.where(obs, 1.0 / jnp.where(obs, lam, 1.0), 0.0)
     S = P + jnp.diag(r) + jnp.diag(jnp.where(obs, 0.0, 1.0))
-    cf = cho_factor(S, lower=True)
+    S_inv, logdet_S = spd_inverse_logdet(S)
     d = jnp.where(obs, mu - m, 0.0)
-    logz = -0.5 * (d @ cho_solve(cf, d) + 2 * jnp.sum(jnp.log(jnp.diag(cf[0]))) + jnp.sum(obs) * LOG2PI)
+    logz = -0.5 * (d @ S_inv @ d + logdet_S + jnp.sum(obs) * LOG2PI)
     return mn, Pn, logz
 
 
@@ -81,8 +81,7 @@ def smoother(m1, P1, F, Q, offsets, obs_mean, obs_prec):
     def bwd(carry, inp):
         ms, Ps = carry
         mf, Pf, mp, Pp, Ft = inp
-        cf = cho_factor(Pp, lower=True)
-        G = cho_solve(cf, Ft @ Pf).T                    # G = P_f Fᵀ P_pred⁻¹
+        G = (spd_inverse_logdet(Pp)[0] @ (Ft @ Pf)).T   # G = P_f Fᵀ P_pred⁻¹
         m_new = mf + G @ (ms - mp)
         P_new = _sym(Pf + G @ (Ps - Pp) @ G.T)
         return (m_new, P_new), (m_new, P_new, Ps @ G.T)

@@ -26,6 +26,7 @@ import numpy as np
 import optax
 
 from pyrxaif import _validation as V
+from pyrxaif.distributions._util import spd_inverse_logdet
 
 
 class Encoder(nn.Module):
@@ -131,13 +132,15 @@ def bernoulli_nll(logits, x):
 
 
 def kl_diag_full(mu, var, m, P):
-    """KL(N(μ, diag var) ‖ N(m, P)) for batched μ, var (N,d), m (N,d), P (N,d,d) (Cholesky of P)."""
-    L = jnp.linalg.cholesky(P)
+    """KL(N(μ, diag var) ‖ N(m, P)) for batched μ, var (N,d), m (N,d), P (N,d,d).
+
+    P⁻¹ and log|P| from ``spd_inverse_logdet`` (unrolled Cholesky, no LAPACK call: jaxlib's batched
+    LAPACK kernels can deadlock XLA's CPU thread pool, docs/lgssm.md)."""
+    Pinv, logdet_P = spd_inverse_logdet(P)
     d = mu.shape[-1]
-    Pinv_diag = jnp.diagonal(jax.vmap(lambda l: jax.scipy.linalg.cho_solve((l, True), jnp.eye(d)))(L), axis1=-2, axis2=-1)
     diff = m - mu
-    maha = jnp.sum(diff * jax.vmap(lambda l, b: jax.scipy.linalg.cho_solve((l, True), b))(L, diff), -1)
-    logdet_P = 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
+    maha = jnp.einsum("...i,...ij,...j->...", diff, Pinv, diff)
+    Pinv_diag = jnp.diagonal(Pinv, axis1=-2, axis2=-1)
     return 0.5 * (jnp.sum(Pinv_diag * var, -1) + maha - d + logdet_P - jnp.sum(jnp.log(var), -1))
 
 

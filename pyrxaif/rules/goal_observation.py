@@ -34,7 +34,7 @@ from jax.scipy.special import gammaln, logsumexp, xlogy
 
 from pyrxaif import _validation as V
 from pyrxaif.distributions import Categorical, Dirichlet, MatrixDirichlet
-from pyrxaif.distributions._util import is_traced
+from pyrxaif.distributions._util import is_traced, solve_pivoted
 
 #: Floor on log-probabilities of point-mass matrices with zeros (log 0 = −inf would make 0·log 0 NaN).
 LOG_FLOOR = -30.0
@@ -268,7 +268,7 @@ def gfe_marginal_z_newton(log_d, s0, A_bar, h_bar, log_c, iterations: int = 20, 
 
     def body(state):
         i, u, s, p, log_q, g = state
-        u_new = u - jnp.linalg.solve(_newton_jacobian(s, p, jnp.exp(log_q), A_bar), g)
+        u_new = u - solve_pivoted(_newton_jacobian(s, p, jnp.exp(log_q), A_bar), g[:, None])[:, 0]
         u_new = jnp.where(jnp.all(jnp.isfinite(u_new)), u_new, u)
         u_new = jax.nn.log_softmax(jnp.maximum(u_new, 2 * LOG_FLOOR))
         return (i + 1, u_new) + residual(u_new)
