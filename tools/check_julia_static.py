@@ -183,12 +183,11 @@ def collect_definitions(root) -> set[str]:
                     if c.type == "do_parameter_list":
                         for cc in js.named_children(c):
                             defs.update(pattern_names(cc))
-        elif t in ("struct_definition", "abstract_definition", "primitive_definition"):
+        elif t in js.TYPE_DEFINITIONS:
             head = next((c for c in n.children if c.type == "type_head"), None)
             if head is not None:
-                m = re.match(r"\s*([^\s{<]+)", js.text(head))
-                if m:
-                    defs.add(m.group(1))
+                if js.type_name(n):
+                    defs.add(js.type_name(n))
                 for c in js.walk(head):
                     if c.type == "curly_expression":
                         for it in js.named_children(c):

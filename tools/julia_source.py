@@ -83,6 +83,18 @@ def export_names(root) -> list[str]:
     return out
 
 
+TYPE_DEFINITIONS = ("struct_definition", "abstract_definition", "primitive_definition")
+
+
+def type_name(node) -> str | None:
+    """The name a struct/abstract/primitive type definition introduces (``Foo`` of ``struct Foo{T} <: Bar``)."""
+    head = next((c for c in node.children if c.type == "type_head"), None)
+    if head is None:
+        return None
+    m = re.match(r"\s*([^\s{<]+)", text(head))
+    return m.group(1) if m else None
+
+
 def struct_fields(node) -> tuple[str, list[str]] | None:
     """(name, field names) of a struct_definition."""
     head = next((c for c in node.children if c.type == "type_head"), None)

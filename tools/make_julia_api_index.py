@@ -117,12 +117,9 @@ def defined_names(root) -> set[str]:
                 out.add(js.text(js.named_children(lhs)[0]).rsplit(".", 1)[-1].split("{")[0])
             elif lhs.type == "identifier":
                 out.add(js.text(lhs))
-        elif t in ("struct_definition", "abstract_definition", "primitive_definition"):
-            head = next((c for c in n.children if c.type == "type_head"), None)
-            if head is not None:
-                m = re.match(r"\s*([^\s{<]+)", js.text(head))
-                if m:
-                    out.add(m.group(1))
+        elif t in js.TYPE_DEFINITIONS:
+            if js.type_name(n):
+                out.add(js.type_name(n))
         elif t == "module_definition":
             out.add(js.text(js.named_children(n)[0]))
     return out
