@@ -23,7 +23,7 @@ import struct
 
 import numpy as np
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 
 SOURCES = ("mnist_5k", "sklearn")
 

@@ -183,7 +183,7 @@ def test_matrix_dirichlet_columns():
 
 
 def test_small_spd_inverse_logdet_and_sweep_match_numpy():
-    from pyrxaif.distributions._util import UNROLL_MAX_DIM, spd_inverse_logdet, sweep
+    from pyrxaif.distributions.linalg import UNROLL_MAX_DIM, spd_inverse_logdet, sweep
     rng = np.random.default_rng(7)
     for d in (1, 3, 8, UNROLL_MAX_DIM + 2):                               # unrolled and LAPACK paths
         x = rng.normal(size=(4, d, d))

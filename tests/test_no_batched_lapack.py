@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pyrxaif  # noqa: F401  (float64)
-from pyrxaif.distributions._util import solve_pivoted, spd_solve
+from pyrxaif.distributions.linalg import solve_pivoted, spd_solve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import lapack_audit as audit  # noqa: E402

@@ -41,3 +41,27 @@ def test_import_is_light_and_never_starts_julia():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_no_private_name_is_imported_across_modules():
+    """Private helpers stay private to their module: no ``from pyrxaif.x import _y``, no ``import
+    pyrxaif._x``, no private module of pyrxaif imported elsewhere (``_julia`` is package data)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(rx.__file__).resolve().parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pyrxaif"):
+                parts = node.module.split(".") + [a.name for a in node.names]
+                names = [p for p in parts if p.startswith("_") and not p.startswith("__")]
+            elif isinstance(node, ast.Import):
+                names = [p for a in node.names if a.name.startswith("pyrxaif") for p in a.name.split(".")
+                         if p.startswith("_") and not p.startswith("__")]
+            else:
+                continue
+            if names:
+                offenders.append(f"{path.relative_to(root.parent)}:{node.lineno}: {', '.join(names)}")
+    assert offenders == []

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.agents.tmaze import AgentConfig, Beliefs, World, trial
 from pyrxaif.engines import resolve_engine
 from pyrxaif.envs import tmaze as env

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.engines import engine as select_engine
-from pyrxaif.envs._gridworld_common import GridSpec, GridworldEnv
+from pyrxaif.envs.gridworld_base import GridSpec, GridworldEnv
 from pyrxaif.models.discrete_pomdp import check_action, check_observation
 from pyrxaif.inference.rollout import (MethodConfig, RolloutModel, bayes_filter, check_log_belief, filter_posterior,
                                        method_config, observation_loglik, plan, plan_unchecked, sample_observation)

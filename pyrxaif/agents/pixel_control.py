@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif import checkpoint as ckpt
 from pyrxaif.agents.pixel_tasks import TASKS, DigitsTask, PendulumTask, PixelTask, task_from_dict
 from pyrxaif.engines import engine as select_engine

@@ -20,7 +20,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.envs.digits import RotatingDigits, rotate_image
 from pyrxaif.envs.pendulum import INERTIA, UNDERACTUATED, PixelPendulum, render_pendulum, wrap_angle
 

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.engines import engine as select_engine, resolve_engine
 from pyrxaif.envs import tmaze as env
 from pyrxaif.inference.policy import OBJECTIVES, SELECTIONS, choose_policy, evaluate_policies_jit

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln, logsumexp, xlogy
 
-from pyrxaif import _validation as V
-from pyrxaif.distributions._util import is_traced
+from pyrxaif import checks as V
+from pyrxaif.distributions.linalg import is_traced
 
 
 class Categorical(NamedTuple):

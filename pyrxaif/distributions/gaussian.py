@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pyrxaif import _validation as V
-from pyrxaif.distributions._util import chol_logdet, is_traced, spd_inverse, spd_solve, symmetrize
+from pyrxaif import checks as V
+from pyrxaif.distributions.linalg import chol_logdet, is_traced, spd_inverse, spd_solve, symmetrize
 
 LOG2PI = float(np.log(2.0 * np.pi))
 

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pyrxaif import _validation as V
-from pyrxaif.distributions._util import chol_logdet, is_traced, multidigamma, multigammaln, spd_inverse, symmetrize
+from pyrxaif import checks as V
+from pyrxaif.distributions.linalg import chol_logdet, is_traced, multidigamma, multigammaln, spd_inverse, symmetrize
 
 LOG2 = float(np.log(2.0))
 

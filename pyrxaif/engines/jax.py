@@ -53,7 +53,7 @@ class JaxEngine:
                           iterations: int = 50, burn_in: int = 10, newton_iterations: int = 20, key=None):
         import jax  # noqa: PLC0415
 
-        from pyrxaif import _validation as V  # noqa: PLC0415
+        from pyrxaif import checks as V  # noqa: PLC0415
         from pyrxaif.inference import policy  # noqa: PLC0415
 
         tr = V.as_float_array("trans", trans, ndim=4)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.engines.julia_layout import (ab_to_julia_vec, from_julia_cov_sequence, from_julia_sequence,
                                           mvnormal_sequence, result_array, to_julia_cov_sequence, to_julia_matrix,
                                           to_julia_sequence)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 
 __all__ = ["covariance_sequence", "check_lds_arguments", "check_lds_prior"]
 

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.data import load_digits
 
 

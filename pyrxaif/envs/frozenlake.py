@@ -19,8 +19,8 @@ from collections import deque
 
 import numpy as np
 
-from pyrxaif import _validation as V
-from pyrxaif.envs._gridworld_common import (GridSpec, GridworldEnv, binary_modality, dense_transitions, manhattan, move,
+from pyrxaif import checks as V
+from pyrxaif.envs.gridworld_base import (GridSpec, GridworldEnv, binary_modality, dense_transitions, manhattan, move,
                                             grid_spec)
 
 SCAN = 4

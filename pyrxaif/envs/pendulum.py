@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 
 SIZE = 28
 INERTIA = ("point", "rod")

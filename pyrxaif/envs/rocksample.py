@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyrxaif.envs._gridworld_common import (GridSpec, GridworldEnv, binary_modality, move, grid_spec,
+from pyrxaif.envs.gridworld_base import (GridSpec, GridworldEnv, binary_modality, move, grid_spec,
                                             dense_transitions)
 
 SENSE, SAMPLE, EXIT = 4, 5, 6

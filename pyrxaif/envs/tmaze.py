@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from gymnasium import spaces
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action
 
 POSITIONS = ("O", "L", "R", "Cue")

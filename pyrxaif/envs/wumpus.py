@@ -23,7 +23,7 @@ from collections import deque
 
 import numpy as np
 
-from pyrxaif.envs._gridworld_common import (GridworldEnv, binary_modality, move, neighbours,
+from pyrxaif.envs.gridworld_base import (GridworldEnv, binary_modality, move, neighbours,
                                             grid_spec, dense_transitions)
 
 SENSE = 4

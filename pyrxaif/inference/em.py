@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pyrxaif.distributions import MvNormal, Wishart
-from pyrxaif.distributions._util import spd_inverse_logdet, symmetrize
+from pyrxaif.distributions.linalg import spd_inverse_logdet, symmetrize
 from pyrxaif.inference import lgssm
 
 # weak priors of the latent dynamics, in latent units (the VAE's pre-training prior is N(0, I)):

@@ -42,9 +42,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.distributions import MvNormal, Wishart, check_precision
-from pyrxaif.distributions._util import inverse_pivoted, is_traced, spd_inverse_logdet, sweep, symmetrize
+from pyrxaif.distributions.linalg import inverse_pivoted, is_traced, spd_inverse_logdet, sweep, symmetrize
 from pyrxaif.rules import transition as tr
 
 LOG2PI = tr.LOG2PI

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pyrxaif import _validation as V
-from pyrxaif.distributions._util import solve_pivoted, spd_inverse_logdet
+from pyrxaif import checks as V
+from pyrxaif.distributions.linalg import solve_pivoted, spd_inverse_logdet
 
 LOG2PI = float(np.log(2 * np.pi))
 

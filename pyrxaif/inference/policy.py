@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.distributions import Dirichlet, MatrixDirichlet
 from pyrxaif.rules import goal_observation as go
 

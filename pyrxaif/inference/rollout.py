@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.rules import channels as ch
 
 METHODS = ("bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp")

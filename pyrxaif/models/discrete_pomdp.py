@@ -53,7 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 
 __all__ = ["DiscretePOMDP", "JointTensors", "check_action", "check_actions", "check_observation", "MAX_STATES", "MAX_TRANSITION_ENTRIES", "MAX_JOINT_OBSERVATIONS"]
 

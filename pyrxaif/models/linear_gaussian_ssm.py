@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.distributions import MvNormal, Wishart
 from pyrxaif.inference import lgssm
 

@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pyrxaif import _validation as V
-from pyrxaif.distributions._util import spd_inverse_logdet
+from pyrxaif import checks as V
+from pyrxaif.distributions.linalg import spd_inverse_logdet
 
 
 class Encoder(nn.Module):

@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.distributions import Categorical, MatrixDirichlet
-from pyrxaif.distributions._util import is_traced
+from pyrxaif.distributions.linalg import is_traced
 
 
 def _check(log_m, log_B, axis):

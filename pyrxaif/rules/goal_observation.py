@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln, logsumexp, xlogy
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.distributions import Categorical, Dirichlet, MatrixDirichlet
-from pyrxaif.distributions._util import is_traced, solve_pivoted
+from pyrxaif.distributions.linalg import is_traced, solve_pivoted
 
 #: Floor on log-probabilities of point-mass matrices with zeros (log 0 = −inf would make 0·log 0 NaN).
 LOG_FLOOR = -30.0

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pyrxaif.distributions import MvNormal, Wishart
-from pyrxaif.distributions._util import chol_solve, symmetrize
+from pyrxaif.distributions.linalg import chol_solve, symmetrize
 
 LOG2PI = float(np.log(2.0 * np.pi))
 

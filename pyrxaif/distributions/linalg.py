@@ -1,4 +1,6 @@
-"""Helpers shared by the distribution types."""
+"""Linear algebra shared by the distributions, rules and inference schedules: SPD inverses and solves,
+log-determinants, pivoted solves that make no LAPACK call inside jit (docs/lgssm.md, "The
+parallel-smoother hang"), symmetrisation, multivariate gamma functions."""
 
 from __future__ import annotations
 

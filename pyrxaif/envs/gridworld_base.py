@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from pyrxaif import _validation as V
+from pyrxaif import checks as V
 from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_action
 
 # Cardinal moves in (row, col) with gymnasium's FrozenLake numbering: LEFT, DOWN, RIGHT, UP.
