@@ -29,7 +29,7 @@ numerical results); names are resolved per unit, not per scope, so a misspelled 
 is also defined elsewhere in the unit is not reported.
 
 Usage: python tools/check_julia_static.py [JULIA_DIR [PYTHON_DIR]]   (defaults: julia/, pyrxaif/).
-Exit status 0 when clean, 1 with findings.
+Exit status 0 when clean, 1 with findings, 2 when it cannot run (a folder missing, no Julia parser installed).
 """
 
 from __future__ import annotations
@@ -944,7 +944,12 @@ def main(argv=None) -> int:
         if not d.is_dir():
             print(f"{label}: {d} is not a directory", file=sys.stderr)
             return 2
-    findings = check(julia_dir, python_dir=python_dir)
+    try:
+        findings = check(julia_dir, python_dir=python_dir)
+    except ImportError as exc:     # the parser comes with the dev extra
+        print(f"check_julia_static: cannot parse Julia here ({exc}); install the dev extra: "
+              "pip install -e '.[dev]' (tree-sitter, tree-sitter-julia)", file=sys.stderr)
+        return 2
     for f in findings:
         print(f)
     return 1 if findings else 0
