@@ -43,7 +43,7 @@ def test_engine_resolver_returns_protocol_objects(monkeypatch):
     assert julia_engine.name == "julia" and isinstance(julia_engine, Engine)
     assert julia_engine.available() == tuple(julia_status())
     monkeypatch.setenv("PYRXAIF_ENGINE", "julia")
-    assert engines.engine().name == "julia" and engines.get_engine().name == "julia"
+    assert engines.engine().name == "julia"
     assert engines.require_engine("jax") == "jax"
     with pytest.raises(ValueError, match="unknown engine"):
         engines.engine("tensorflow")

@@ -21,7 +21,7 @@ DEFAULT_ENGINE = "jax"
 ENV_VAR = "PYRXAIF_ENGINE"
 _ENGINE_CLASSES = {"jax": ("pyrxaif.engines.jax", "JaxEngine"), "julia": ("pyrxaif.engines.julia", "JuliaEngine")}
 
-__all__ = ["ENGINES", "DEFAULT_ENGINE", "engine", "resolve_engine", "require_engine", "get_engine", "julia_status",
+__all__ = ["ENGINES", "DEFAULT_ENGINE", "engine", "resolve_engine", "require_engine", "julia_status",
            "JuliaStatus", "find_julia_executable", "JuliaUnavailableError", "JuliaPackageLoadError"]
 
 
@@ -68,7 +68,3 @@ def require_engine(engine_name: str | None = None) -> str:
     """The resolved engine name, with the engine started (``engine(name, start=True).name``)."""
     return engine(engine_name, start=True).name
 
-
-def get_engine(engine_name: str | None = None):
-    """``engine(name)`` without starting it."""
-    return engine(engine_name)
