@@ -27,18 +27,24 @@ no_julia = pytest.mark.skipif(_JULIA_OK, reason="Julia is available here; this c
 
 # ----------------------------------------------------------------------------------- host loops
 def test_tmaze_host_loop_reproduces_the_jitted_agent():
-    # the settings and shapes of test_tmaze's short runs, so the jitted trials compile once per session
-    cfg = ag.AgentConfig("gfe", "A", "sample", 10.0, 20, 5, 20).validate()
-    world = ag.tmaze_world()
-    b0 = ag.initial_beliefs(world, "A")
-    beliefs = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (4,) + a.shape), b0)
-    keys = jax.random.split(jax.random.PRNGKey(3), 4)
-    _, rj = ag._trials(cfg, world, beliefs, keys, 0, 8)
-    first = jax.tree_util.tree_map(lambda a: a[:1], beliefs)
-    _, rh = ag._trials_eager(cfg, world, first, keys[:1], 0, 2, evaluate=ag._evaluate)
-    for a, b in zip(jax.tree_util.tree_leaves(rj), jax.tree_util.tree_leaves(rh)):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a)[:1, :2], rtol=1e-9, atol=1e-12)
-    assert np.asarray(rh.actions).shape == (1, 2, 2)
+    """The T-maze agent with an engine object scoring on the host (the path the Julia engine takes, here
+    with the JAX engine's ``evaluate_policies``) reproduces the jitted, vmapped scoring: the same
+    trials and the same learned A from the same keys."""
+    from pyrxaif.engines import engine
+    kw = dict(iterations=20, burn_in=5, num_samples=20)
+    jitted, host = ag.tmaze_agent(2, **kw), ag.tmaze_agent(2, engine=engine("jax"), **kw)
+    assert host._engine is not None and jitted._engine is None
+    jt = jitted.model.joint_tensors()
+    A_env, d0 = jnp.asarray(jt.A), jnp.asarray(np.exp(jt.log_D))
+    run_keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    for t in range(2):
+        keys = ag._trial_keys(run_keys, t)
+        rj, rh = ag.trial(jitted, A_env, d0, keys), ag.trial(host, A_env, d0, keys)
+        for a, b in zip(rj, rh):
+            np.testing.assert_allclose(np.asarray(b, float), np.asarray(a, float), rtol=1e-9, atol=1e-12)
+    assert np.asarray(rh.actions).shape == (2, 2)
+    np.testing.assert_allclose(np.asarray(host.pA), np.asarray(jitted.pA), rtol=1e-9)
+    assert float(np.asarray(host.pA).sum()) > float(ag.env.observation_prior(0.1).sum()) * 2   # it learned
 
 
 def test_gridworld_host_loop_reproduces_the_jitted_episodes():

@@ -99,8 +99,8 @@ def test_goal_observation_golden_against_numpy():
 def test_channels_golden_against_numpy():
     doc = _stored("channels")
     i, o = _case(doc, "kernel_full")
-    expect = i["log_T"] + i["log_pi"][None, :, None, None] + i["log_r_u"][:, :, None, None] - i["log_r_x"][..., None]
-    expect = np.where(np.isfinite(i["log_T"]), expect, -np.inf)
+    expect = i["log_B"] + i["log_E"][None, :, None, None] + i["log_r_u"][:, :, None, None] - i["log_r_x"][..., None]
+    expect = np.where(np.isfinite(i["log_B"]), expect, -np.inf)
     np.testing.assert_array_equal(np.isfinite(o["K"]), np.isfinite(expect))
     np.testing.assert_allclose(o["K"][np.isfinite(expect)], expect[np.isfinite(expect)], rtol=1e-12)
     i, o = _case(doc, "planning_channel")
@@ -125,16 +125,16 @@ def test_rollout_golden_bp_against_brute_force_enumeration():
     doc = _stored("rollout")
     i, o = _case(doc, "bp")
     succ = i["succ"].astype(int)
-    S, A, J, K = i["log_T"].shape
+    S, A, J, K = i["log_B"].shape
     H = int(next(c for c in doc["cases"] if c["name"] == "bp")["params"]["horizon"])
-    T, C, pi, b0 = np.exp(i["log_T"]), np.exp(i["log_C"]), np.exp(i["log_pi"]), np.exp(i["log_b0"])
+    B, C, E, b0 = np.exp(i["log_B"]), np.exp(i["log_C"]), np.exp(i["log_E"]), np.exp(i["log_b0"])
     q_u0, Z = np.zeros(A), 0.0
     for x0, th in itertools.product(range(S), range(K)):
         for steps in itertools.product(range(A), range(J), repeat=H):
             w, x = b0[x0, th], x0
             for t in range(H):
                 u, j = steps[2 * t], steps[2 * t + 1]
-                w *= pi[u] * T[x, u, j, th]
+                w *= E[u] * B[x, u, j, th]
                 x = succ[x, u, j]
                 w *= C[x, th]
             q_u0[steps[0]] += w

@@ -264,3 +264,29 @@ def test_open_loop_error_exposes_a_drift_that_one_step_error_hides():
         pc.open_loop_nmse(model, z, u[:, :-1], 3)
     with pytest.raises(ValueError, match="max_horizon_nmse"):
         pc.ValidationBar(max_horizon_nmse=0.0)
+
+
+def test_a_new_pixel_task_brings_its_settings_in_its_class():
+    """default_config reads the task class's default_settings (no per-task switch): a subclass that changes
+    them gets them, the other sections keep the library's defaults, and unknown sections are refused."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    @dataclass(frozen=True)
+    class LongPendulum(PendulumTask):
+        default_settings: ClassVar[dict] = {"data": {"n_traj": 12, "traj_len": 30}, "planner": {"horizon": 5}}
+
+    cfg = pc.default_config(LongPendulum())
+    assert (cfg.data.n_traj, cfg.data.traj_len, cfg.planner.horizon) == (12, 30, 5)
+    assert cfg.learning == pc.LearningConfig() and cfg.model == pc.ModelConfig() and cfg.bar == pc.ValidationBar()
+    assert pc.default_config(LongPendulum(), quick=True).data.n_traj == 800 // 30
+    assert pc.default_config("pendulum").data.n_traj == 40               # the parent's settings are untouched
+
+    @dataclass(frozen=True)
+    class Misnamed(PendulumTask):
+        default_settings: ClassVar[dict] = {"optimiser": {"lr": 1e-3}}
+
+    with pytest.raises(ValueError, match=r"default_settings: Misnamed names unknown config sections \['optimiser'\]"):
+        pc.default_config(Misnamed())
+    with pytest.raises(TypeError, match="task: expected a PixelTask"):
+        pc.default_config(3)

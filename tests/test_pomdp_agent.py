@@ -4,6 +4,7 @@ GridworldAgent equal to the Agent, and bad input refused by name."""
 
 import warnings
 
+import jax
 import numpy as np
 import pytest
 
@@ -244,3 +245,98 @@ def test_agent_scores_the_tmaze_policies_as_the_laif_trial_does(objective):
     want = np.asarray(rec.G2)[0, 0][tm.FIRST_POLICIES[cont, 1]]
     np.testing.assert_allclose(G2[cont], want, atol=1e-9)
     assert np.all(np.isinf(np.delete(G2, cont)))
+
+
+def test_gfe_agent_learns_goals_by_dirichlet_counts():
+    """With pC (and the known A) learn() adds one count per step at the observed outcome of that step
+    (LAIF §7.2's conjugate rule; the goal's observation node is clamped), and the next episode scores
+    with the learned goals."""
+    pC = np.full((2, 16), 0.1)
+    agent = Agent(tmaze.tmaze_pomdp(), method="gfe", horizon=2, pC=pC, **GFE_FAST)
+    agent.infer_states([0, 0])
+    _, G_before = agent.infer_policies()
+    agent.take_action(tmaze.CUE)
+    agent.infer_states([3, 1])                      # x = 13
+    agent.take_action(tmaze.R)
+    agent.infer_states([2, 2])                      # x = 10 (reward on the right)
+    post = agent.learn()
+    want = pC.copy()
+    want[0, 13] += 1.0
+    want[1, 10] += 1.0
+    np.testing.assert_allclose(post, want, atol=1e-9)
+    assert agent.pA is None
+    agent.reset()
+    agent.infer_states([0, 0])
+    _, G_after = agent.infer_policies()
+    assert not np.allclose(G_after, G_before)       # the goals changed, so do the scores
+
+
+def test_episode_may_start_without_an_observation():
+    """infer_states(None) at the start: the belief is D (no update); a GFE agent then scores the policies
+    with z_0 ~ D (equal to starting from an observation that is uninformative about z_0)."""
+    model = tmaze.tmaze_pomdp()
+    agent = Agent(model, method="gfe", horizon=2, policies=np.array([[3, 1], [3, 2], [0, 0]]), **GFE_FAST)
+    qs = agent.infer_states(None)
+    np.testing.assert_allclose(qs[0], [1, 0, 0, 0])
+    np.testing.assert_allclose(qs[1], [0.5, 0.5])
+    _, G_none = agent.infer_policies(key=np.asarray(jax.random.PRNGKey(1)))
+    agent.reset()
+    agent.infer_states([0, 0])                      # at O: CL with probability ½ on either side
+    _, G_obs = agent.infer_policies(key=np.asarray(jax.random.PRNGKey(1)))
+    np.testing.assert_allclose(G_none, G_obs, atol=1e-9)
+    with pytest.raises(ValueError, match="obs: None"):
+        agent.infer_states(None)                    # only before the first action
+    bp = Agent(model, method="bp", horizon=2)
+    np.testing.assert_allclose(bp.infer_states(None)[1], [0.5, 0.5])
+
+
+def test_explicit_keys_replay_the_agents_random_numbers():
+    """Keys passed to infer_policies / sample_action / learn replace the agent's own stream: agents with
+    different seeds given the same keys score, choose and learn identically; bad keys are refused."""
+    pA = tmaze.observation_prior(0.1)
+    a, b = (Agent(tmaze.tmaze_pomdp(), method="gfe", horizon=2, pA=pA, action_selection="stochastic",
+                  gamma=0.5, batch_size=3, seed=s, **GFE_FAST) for s in (0, 7))
+    keys = np.asarray(jax.random.split(jax.random.PRNGKey(5), 3))
+    for ag in (a, b):
+        ag.infer_states(np.zeros((3, 2), int))
+    np.testing.assert_array_equal(a.infer_policies(key=keys)[1], b.infer_policies(key=keys)[1])
+    np.testing.assert_array_equal(a.sample_action(key=keys), b.sample_action(key=keys))
+    for ag in (a, b):
+        ag.infer_states(np.array([[3, 0], [3, 1], [0, 0]]))
+    np.testing.assert_array_equal(a.learn(key=keys), b.learn(key=keys))
+    with pytest.raises(ValueError, match=r"key: expected uint32 PRNG keys of shape \(3, 2\)"):
+        a.infer_policies(key=keys[0])
+
+
+def test_gfe_choice_is_drawn_among_the_continuing_policies_with_q_pi():
+    """After the first move the stochastic choice is among the policies that continue it, with the
+    probabilities q(π) that infer_policies returns (400 agents in lockstep, one draw each)."""
+    N = 400
+    agent = Agent(tmaze.tmaze_pomdp(), method="gfe", horizon=2, action_selection="stochastic", gamma=0.3,
+                  batch_size=N, **GFE_FAST)
+    agent.infer_states(np.zeros((N, 2), int))
+    agent.infer_policies()
+    agent.take_action(np.full(N, tmaze.O))
+    agent.infer_states(np.zeros((N, 2), int))
+    q, G = agent.infer_policies()
+    assert np.all(np.isinf(G[:, 4:])) and np.all(np.isfinite(G[:, :4]))      # policies (O, u) come first
+    u = agent.sample_action()
+    freq = np.bincount(u, minlength=4) / N
+    p = q[0, :4]
+    assert np.all(np.abs(freq - p) <= 4 * np.sqrt(p * (1 - p) / N) + 1e-12), (freq, p)
+    assert p.min() > 0.05                                                     # a real spread to test
+
+
+def test_learned_goals_and_engine_are_validated_by_name():
+    model = tmaze.tmaze_pomdp()
+    with pytest.raises(ValueError, match=r"pC: expected positive finite Dirichlet concentrations of shape \(2, 16\)"):
+        Agent(model, method="gfe", horizon=2, pC=np.ones(16))
+    with pytest.raises(ValueError, match="pC: only the GFE/Bethe"):
+        Agent(model, method="bp", horizon=2, pC=np.ones((2, 16)))
+    with pytest.raises(ValueError, match="engine: only the GFE/Bethe"):
+        Agent(model, method="aif-mp", horizon=2, engine="julia")
+    from pyrxaif.engines import engine
+    with pytest.raises(ValueError, match="engine: the 'jax' engine scores policies with a learned A"):
+        Agent(model, method="gfe", horizon=2, engine=engine("jax"))
+    with pytest.raises(TypeError, match="engine: expected an engine name or an engine object"):
+        Agent(model, method="gfe", horizon=2, engine=3)

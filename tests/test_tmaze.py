@@ -103,20 +103,20 @@ FAST = dict(iterations=20, burn_in=5, progress=False)
 
 def test_gfe_agent_learns_to_visit_the_cue():
     key = jax.random.PRNGKey(0)
-    b, rec = ag.simulate(key, n_runs=4, n_trials=8, chunk=8, **FAST)
+    b, rec = ag.simulate(key, n_runs=4, n_trials=8, **FAST)
     cue = np.asarray(rec.cue_first, float)
     assert cue[:, 3:].mean() >= 0.7
     # learned A: the cue column for the true side got confident counts
     A = np.asarray(b.A_conc).mean(0)
     assert A[12, 6] > 2 and A[13, 7] > 2
     # deterministic given the key
-    _, rec2 = ag.simulate(key, n_runs=4, n_trials=8, chunk=8, **FAST)
+    _, rec2 = ag.simulate(key, n_runs=4, n_trials=8, **FAST)
     np.testing.assert_array_equal(np.asarray(rec.actions), np.asarray(rec2.actions))
 
 
 @pytest.mark.slow
 def test_bethe_agent_does_not_visit_the_cue_short():
-    _, rb = ag.simulate(jax.random.PRNGKey(0), n_runs=4, n_trials=8, chunk=8, objective="bethe", **FAST)
+    _, rb = ag.simulate(jax.random.PRNGKey(0), n_runs=4, n_trials=8, objective="bethe", **FAST)
     assert np.asarray(rb.cue_first, float)[:, 3:].mean() <= 0.2
 
 
@@ -124,7 +124,7 @@ def test_bethe_agent_does_not_visit_the_cue_short():
 def test_goal_learning_and_bargaining_short():
     """Fast variants of the extensions: goal statistics count what was observed; the seller's
     matrix counts acceptances of its offers."""
-    b, rec = ag.simulate(jax.random.PRNGKey(1), n_runs=2, n_trials=3, chunk=3, learn="goals", **FAST)
+    b, rec = ag.simulate(jax.random.PRNGKey(1), n_runs=2, n_trials=3, learn="goals", **FAST)
     x = np.asarray(rec.observations)
     C0 = ag.goal_prior()
     for r in range(2):
@@ -168,7 +168,7 @@ def test_trials_unchanged_by_the_discrete_pomdp_refactor():
     import jax
     from pyrxaif.agents import tmaze as tm
     _, rec = tm.simulate(jax.random.PRNGKey(3), n_runs=2, n_trials=3, objective="gfe", iterations=8, burn_in=2,
-                         num_samples=4, progress=False, chunk=3)
+                         num_samples=4, progress=False)
     assert np.asarray(rec.actions).tolist() == [[[3, 2], [3, 1], [3, 1]], [[3, 1], [3, 2], [3, 0]]]
     assert np.asarray(rec.observations).tolist() == [[[13, 10], [12, 6], [12, 6]], [[13, 7], [12, 11], [12, 0]]]
     np.testing.assert_allclose(np.asarray(rec.G1)[0, 0], [9.907885, 9.096549, 8.616842, 8.895075, 9.096558,

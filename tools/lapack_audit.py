@@ -124,18 +124,37 @@ def plan_local_pixel():
 
 
 def _tmaze_trials(objective):
+    """The three policy scorings of a T-maze trial as ``tmaze.simulate`` runs them (``Agent`` with LAIF's
+    ten policies and a learned A), vmapped over 100 runs: the ten policies with nothing observed, four
+    continuations with the first observation clamped, the executed policy with both clamped."""
     from pyrxaif.agents import tmaze
-    cfg = tmaze.AgentConfig(objective=objective)
-    world = tmaze.tmaze_world()
+    from pyrxaif.envs.tmaze import observation_prior, tmaze_pomdp
+    from pyrxaif.inference.policy import evaluate_policies_jit
+    jt = tmaze_pomdp().joint_tensors()
+    B, log_D, log_c = jnp.asarray(jt.B), jnp.asarray(jt.log_D), jnp.asarray(jt.log_c)
+    O = log_c.shape[0]
+    pols = jnp.asarray(tmaze.FIRST_POLICIES)
+
+    def scores(key, pA, trans, x, observed):
+        P = trans.shape[0]
+        return evaluate_policies_jit(key, jnp.broadcast_to(log_D, (P,) + log_D.shape), trans,
+                                     jnp.broadcast_to(log_c, (P, 2, O)), pA, x, observed, objective=objective,
+                                     learn_A=True)
+
+    def one_run(key, pA):
+        k1, k2, k3 = jax.random.split(key, 3)
+        x = jax.nn.one_hot(jnp.array([13, 10]), O)
+        return (scores(k1, pA, B[pols], jnp.zeros((2, O)), (False, False)).G,
+                scores(k2, pA, B[pols[6:]], x * jnp.array([[1.0], [0.0]]), (True, False)).G,
+                scores(k3, pA, B[pols[7:8]], x, (True, True)).A_posterior)
     n_runs = 100
-    beliefs = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n_runs,) + a.shape),
-                                     tmaze.initial_beliefs(world))
-    fn = jax.jit(jax.vmap(lambda b, k: tmaze.trial(cfg, world, b, k)))
-    return compiled_text(fn, beliefs, jax.random.split(jax.random.PRNGKey(0), n_runs))
+    pA = jnp.broadcast_to(jnp.asarray(observation_prior(0.1)), (n_runs, O, 8))
+    return compiled_text(jax.jit(jax.vmap(one_run)), jax.random.split(jax.random.PRNGKey(0), n_runs), pA)
 
 
 def tmaze_trial_gfe():
-    """One T-maze trial of the generalised (gfe) agent vmapped over 100 runs (as tmaze.simulate runs it)."""
+    """One T-maze trial's policy scorings of the generalised (gfe) agent vmapped over 100 runs (as
+    ``tmaze.simulate`` runs them through ``Agent``)."""
     return _tmaze_trials("gfe")
 
 

@@ -182,22 +182,24 @@ def _log_normalise(x, axis):
 
 
 def family_channels(rng) -> list[dict]:
+    """Inputs in the library's letters (``RolloutModel``): log_B transitions over the successors, log_E the
+    action prior, log_A the observation likelihoods (M, S, K, Y)."""
     S, A, J, K, M, Y = 4, 3, 2, 2, 2, 3
-    log_T = _log_normalise(rng.normal(size=(S, A, J, K)), 2)
-    log_T[0, 0, 1, :] = -np.inf                                     # sparse padding: one successor only
-    log_T[0, 0, 0, :] = 0.0
-    log_pi = _log_normalise(rng.normal(size=A), 0)
+    log_B = _log_normalise(rng.normal(size=(S, A, J, K)), 2)
+    log_B[0, 0, 1, :] = -np.inf                                     # sparse padding: one successor only
+    log_B[0, 0, 0, :] = 0.0
+    log_E = _log_normalise(rng.normal(size=A), 0)
     log_r_u = _log_normalise(rng.normal(size=(S, A)), 1)
     log_r_x = _log_normalise(rng.normal(size=(S, A, J)), 2)
-    log_B = _log_normalise(rng.normal(size=(M, S, K, Y)), 3)
-    log_B[1, :, :, 2] = -np.inf                                     # modality 1 has two values (padded)
-    log_B[1] = _log_normalise(log_B[1], 2)
+    log_A = _log_normalise(rng.normal(size=(M, S, K, Y)), 3)
+    log_A[1, :, :, 2] = -np.inf                                     # modality 1 has two values (padded)
+    log_A[1] = _log_normalise(log_A[1], 2)
     log_r_y = _log_normalise(rng.normal(size=(M, S, K, Y)), 3)
     log_rho = _log_normalise(rng.normal(size=(M, S, Y)), 2)
     log_q = _log_normalise(rng.normal(size=(S, K)).reshape(-1), 0).reshape(S, K)
     log_b = _log_normalise(rng.normal(size=(S, A, J, K)).reshape(-1), 0).reshape(S, A, J, K)
     log_b[1] = -np.inf                                              # a state without belief mass
-    inputs = {"log_T": log_T, "log_pi": log_pi, "log_r_u": log_r_u, "log_r_x": log_r_x, "log_B": log_B,
+    inputs = {"log_B": log_B, "log_E": log_E, "log_r_u": log_r_u, "log_r_x": log_r_x, "log_A": log_A,
               "log_r_y": log_r_y, "log_rho": log_rho, "log_q": log_q, "log_b": log_b}
     o = _channel_outputs(inputs)
     return [
@@ -219,14 +221,14 @@ def _channel_outputs(inputs):
     from pyrxaif.rules import channels as ch  # noqa: PLC0415
 
     def run(i):
-        r_y, rho = ch.observation_channels(i["log_B"], i["log_r_y"], i["log_rho"], i["log_q"])
+        r_y, rho = ch.observation_channels(i["log_A"], i["log_r_y"], i["log_rho"], i["log_q"])
         flipped = i["log_r_u"][:, ::-1]
         flipped = flipped - jax.scipy.special.logsumexp(flipped, axis=1, keepdims=True)
-        return {"kernel_bp": ch.dynamics_log_kernel(i["log_T"], i["log_pi"]),
-                "kernel_full": ch.dynamics_log_kernel(i["log_T"], i["log_pi"], i["log_r_u"], i["log_r_x"]),
-                "obs": ch.observation_log_message(i["log_B"], i["log_r_y"], i["log_rho"]),
-                "epi": ch.epistemic_log_prior(i["log_B"], i["log_rho"]),
-                "plan": ch.planning_channel(i["log_b"]), "dyn": ch.dynamics_channel(i["log_b"], i["log_T"]),
+        return {"kernel_bp": ch.dynamics_log_kernel(i["log_B"], i["log_E"]),
+                "kernel_full": ch.dynamics_log_kernel(i["log_B"], i["log_E"], i["log_r_u"], i["log_r_x"]),
+                "obs": ch.observation_log_message(i["log_A"], i["log_r_y"], i["log_rho"]),
+                "epi": ch.epistemic_log_prior(i["log_A"], i["log_rho"]),
+                "plan": ch.planning_channel(i["log_b"]), "dyn": ch.dynamics_channel(i["log_b"], i["log_B"]),
                 "r_y": r_y, "rho": rho, "damp": ch.damp(i["log_r_u"], flipped, 0.3)}
 
     return jax.jit(run)(inputs)
@@ -278,7 +280,8 @@ def family_discrete_transition(rng) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------
-# family: rollout (pyrxaif.inference.rollout.plan: the whole planner, every method, on a tiny model)
+# family: rollout (pyrxaif.inference.rollout.plan: the whole planner, every method, on a tiny model built
+# with rollout.rollout_model in the library's letters: B transitions, A observations, E action prior)
 # ---------------------------------------------------------------------------------------------
 ROLLOUT_METHODS = ("bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp")
 
@@ -288,23 +291,22 @@ def family_rollout(rng) -> list[dict]:
 
     S, A, J, K, H = 4, 2, 2, 2, 3
     succ = rng.integers(0, S, size=(S, A, J))
-    T = rng.dirichlet(np.ones(J), size=(S, A, K)).transpose(0, 1, 3, 2)      # (S,A,J,K), Σ_j = 1
-    T[0, 1, :, :] = np.array([[1.0, 1.0], [0.0, 0.0]])                       # a deterministic move
-    B = np.zeros((3, S, K, 3))                                              # sizes 3, 3, 2: two groups
-    B[:2] = rng.dirichlet(np.ones(3), size=(2, S, K))
-    B[2, :, :, :2] = rng.dirichlet(np.ones(2), size=(S, K))
+    B = rng.dirichlet(np.ones(J), size=(S, A, K)).transpose(0, 1, 3, 2)      # (S,A,J,K), Σ_j = 1
+    B[0, 1, :, :] = np.array([[1.0, 1.0], [0.0, 0.0]])                       # a deterministic move
+    A_obs = list(rng.dirichlet(np.ones(3), size=(2, S, K)))                 # sizes 3, 3, 2: two groups
+    A_obs.append(rng.dirichlet(np.ones(2), size=(S, K)))
     log_C = rng.normal(size=(S, K))
-    pi = rng.dirichlet(np.ones(A))
-    model = ro.make_model(succ, T, B, log_C, pi, obs_sizes=[3, 3, 2])
+    E = rng.dirichlet(np.ones(A))
+    model = ro.rollout_model(succ, B, A_obs, log_C, E)
     b0 = rng.dirichlet(np.ones(S * K)).reshape(S, K)
     b0[3] = 0.0
     b0 /= b0.sum()
     with np.errstate(divide="ignore"):
         log_b0 = np.log(b0)
-    inputs = {"succ": succ, "log_T": np.asarray(model.log_B), "log_C": np.asarray(model.log_C),
-              "log_pi": np.asarray(model.log_E), "log_b0": log_b0}
-    for g, lb in enumerate(model.log_A_plan):
-        inputs[f"log_B_{g}"] = np.asarray(lb)
+    inputs = {"succ": succ, "log_B": np.asarray(model.log_B), "log_C": np.asarray(model.log_C),
+              "log_E": np.asarray(model.log_E), "log_b0": log_b0}
+    for g, la in enumerate(model.log_A_plan):
+        inputs[f"log_A_{g}"] = np.asarray(la)
     cases = []
     for method in ROLLOUT_METHODS:
         cfg = ro.method_config(method, n_iter=6, obs_weight=0.7)

@@ -149,19 +149,19 @@ agrees(a::Real, b::Real, doc) = isapprox(a, b; rtol = doc.rtol, atol = doc.atol 
             f = c.function
             @testset "$(c.name)" begin
                 if f == "dynamics_log_kernel"
-                    K = c.params.variant == "bp" ? P.dynamics_log_kernel(i["log_T"], i["log_pi"]) :
-                        P.dynamics_log_kernel(i["log_T"], i["log_pi"]; log_r_u = i["log_r_u"], log_r_x = i["log_r_x"])
+                    K = c.params.variant == "bp" ? P.dynamics_log_kernel(i["log_B"], i["log_E"]) :
+                        P.dynamics_log_kernel(i["log_B"], i["log_E"]; log_r_u = i["log_r_u"], log_r_x = i["log_r_x"])
                     @test agrees(K, o["K"], doc)
                 elseif f == "observation_log_message"
-                    @test agrees(P.observation_log_message(i["log_B"], i["log_r_y"], i["log_rho"]), o["l"], doc)
+                    @test agrees(P.observation_log_message(i["log_A"], i["log_r_y"], i["log_rho"]), o["l"], doc)
                 elseif f == "epistemic_log_prior"
-                    @test agrees(P.epistemic_log_prior(i["log_B"], i["log_rho"]), o["p"], doc)
+                    @test agrees(P.epistemic_log_prior(i["log_A"], i["log_rho"]), o["p"], doc)
                 elseif f == "planning_channel"
                     @test agrees(P.planning_channel(i["log_b"]), o["r"], doc)
                 elseif f == "dynamics_channel"
-                    @test agrees(P.dynamics_channel(i["log_b"], i["log_T"]), o["r"], doc)
+                    @test agrees(P.dynamics_channel(i["log_b"], i["log_B"]), o["r"], doc)
                 elseif f == "observation_channels"
-                    r, rho = P.observation_channels(i["log_B"], i["log_r_y"], i["log_rho"], i["log_q"])
+                    r, rho = P.observation_channels(i["log_A"], i["log_r_y"], i["log_rho"], i["log_q"])
                     @test agrees(r, o["r_y"], doc) && agrees(rho, o["rho"], doc)
                 elseif f == "damp"
                     new = i["log_r_u"][:, end:-1:1]
@@ -261,8 +261,8 @@ agrees(a::Real, b::Real, doc) = isapprox(a, b; rtol = doc.rtol, atol = doc.atol 
         for c in doc.cases
             i, o = inputs(c), outputs(c)
             @testset "$(c.name)" begin
-                groups = [i["log_B_$(g)"] for g in 0:(Int(c.params.groups) - 1)]
-                spec = RolloutSpec(Int.(i["succ"]) .+ 1, i["log_T"], groups, i["log_C"], i["log_pi"])
+                groups = [i["log_A_$(g)"] for g in 0:(Int(c.params.groups) - 1)]
+                spec = RolloutSpec(Int.(i["succ"]) .+ 1, i["log_B"], groups, i["log_C"], i["log_E"])
                 method = rollout_method(String(c.params.method); damping = c.params.damping,
                     n_iter = Int(c.params.n_iter), obs_weight = c.params.obs_weight)
                 r = plan_rollout(spec, i["log_b0"], method, Int(c.params.horizon))

@@ -15,6 +15,7 @@ and updates its matrix by the conjugate rule.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -23,13 +24,48 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pyrxaif import checks as V
-from pyrxaif.agents.tmaze import AgentConfig, Beliefs, World, trial
+from pyrxaif.agents.tmaze import FIRST_POLICIES
 from pyrxaif.engines import resolve_engine
 from pyrxaif.envs import tmaze as env
-from pyrxaif.inference.policy import choose_policy, evaluate_policies_jit
+from pyrxaif.inference.policy import SELECTIONS, choose_policy, evaluate_policies_jit
 from pyrxaif.rules import goal_observation as go
 
 OFFERS = np.array([0.8, 0.85, 0.9, 0.95, 1.0])
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Policy selection and evaluation settings of both agents (hashable: a jit static argument)."""
+
+    selection: str = "sample"       # "sample" from softmax(−γG) or "argmin"
+    gamma: float = 10.0             # policy precision on G in bits
+    iterations: int = 50
+    burn_in: int = 10
+    num_samples: int = 20
+
+    def validate(self):
+        V.check_choice("selection", self.selection, SELECTIONS)
+        if not np.isfinite(self.gamma) or self.gamma <= 0:
+            raise ValueError(f"gamma: expected a positive finite precision, got {self.gamma}")
+        for name in ("iterations", "num_samples"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if not 0 <= self.burn_in < self.iterations:
+            raise ValueError(f"burn_in: expected 0 <= burn_in < iterations, got {self.burn_in}")
+        return self
+
+    def policy_kwargs(self, learn_A: bool):
+        return dict(objective="gfe", learn_A=learn_A, iterations=self.iterations, burn_in=self.burn_in,
+                    num_samples=self.num_samples)
+
+
+class World(NamedTuple):
+    """The buyer's T-maze under one offer (a pytree; n states, m observations; the buyer knows A)."""
+
+    trans: jax.Array        # (4, n, n) B_u[z', z]
+    log_d0: jax.Array       # (n,) initial-state log prior (also the environment's)
+    A: jax.Array            # (m, n) observation matrix (the buyer's and the environment's)
+    log_c: jax.Array        # (2, m) goal log-probabilities per step
 
 
 def buyer_observation_matrix(alpha):
@@ -67,8 +103,7 @@ def buyer_world(alpha, c: float = 2.0) -> World:
     with np.errstate(divide="ignore"):
         log_d0 = np.log(d0)
     log_c = env.goal_log_probs(c)
-    return World(jnp.asarray(buyer_transitions()), jnp.asarray(log_d0), jnp.asarray(d0), A, A,
-                 jnp.asarray(np.stack([log_c, log_c])))
+    return World(jnp.asarray(buyer_transitions()), jnp.asarray(log_d0), A, jnp.asarray(np.stack([log_c, log_c])))
 
 
 class BargainRecord(NamedTuple):
@@ -85,22 +120,52 @@ def seller_goal_log_probs(c: float = 2.0) -> np.ndarray:
     return (v - np.log(np.sum(np.exp(v), axis=1, keepdims=True)))[:, None, :]
 
 
-def bargain_trial(cfg_seller: AgentConfig, cfg_buyer: AgentConfig, c, seller_conc, key):
+def buyer_trial(s: Settings, world: World, key):
+    """The buyer's two moves (pure; jit/vmap-safe: the world is traced, it depends on the offer): LAIF's
+    ten policies scored with nothing observed, one picked; the continuations of the first move scored
+    with its observation clamped, one picked. Returns (actions (2,), rewarded). Fixed A and goals, so
+    nothing is learned; the keys are split as the T-maze trial's (``tmaze._trial_keys``)."""
+    m = world.A.shape[0]
+    k_env, k_o1, k_o2, k_p1, k_p2, _, k_s1, k_s2 = jax.random.split(key, 8)
+    z0 = jax.random.categorical(k_env, world.log_d0)
+
+    def env_step(k, z, a):
+        z_new = jnp.argmax(world.trans[a][:, z])
+        return z_new, jax.random.categorical(k, jnp.log(world.A[:, z_new]))
+
+    def scores(k, trans_pol, x, observed):
+        P = trans_pol.shape[0]
+        return evaluate_policies_jit(k, jnp.broadcast_to(world.log_d0, (P,) + world.log_d0.shape), trans_pol,
+                                     jnp.broadcast_to(world.log_c, (P,) + world.log_c.shape), world.A, x, observed,
+                                     **s.policy_kwargs(learn_A=False)).G
+
+    pols = jnp.asarray(FIRST_POLICIES)
+    G1 = scores(k_p1, world.trans[pols], jnp.zeros((2, m)), (False, False))
+    a1 = pols[choose_policy(k_s1, G1, jnp.ones(len(FIRST_POLICIES), bool), s.selection, s.gamma), 0]
+    z1, x1 = env_step(k_o1, z0, a1)
+    x1h = jax.nn.one_hot(x1, m)
+    cont = jnp.stack([jnp.full(4, a1), jnp.arange(4)], axis=1)
+    valid2 = jnp.where((a1 == env.L) | (a1 == env.R), jnp.arange(4) == env.O, True)
+    G2 = scores(k_p2, world.trans[cont], jnp.stack([x1h, jnp.zeros(m)]), (True, False))
+    a2 = choose_policy(k_s2, G2, valid2, s.selection, s.gamma)
+    _, x2 = env_step(k_o2, z1, a2)
+    return jnp.stack([a1, a2]), (x1 % 4 == env.RW) | (x2 % 4 == env.RW)
+
+
+def bargain_trial(s: Settings, c, seller_conc, key):
     k_eval, k_sel, k_buyer = jax.random.split(key, 3)
     L = len(OFFERS)
     log_d0 = jnp.where(jnp.eye(L) > 0, 0.0, -jnp.inf)
     trans = jnp.broadcast_to(jnp.eye(L), (L, 1, L, L))
     goal = _seller_goal(c)
     r = evaluate_policies_jit(k_eval, log_d0, trans, goal, seller_conc, jnp.zeros((1, 2)), (False,),
-                              **cfg_seller.policy_kwargs())
-    i = choose_policy(k_sel, r.G, jnp.ones(L, bool), cfg_seller.selection, cfg_seller.gamma)
-    world = buyer_world_jax(jnp.asarray(OFFERS)[i], c)
-    dummy = Beliefs(jnp.ones((16, 16)), jnp.ones((2, 16)))
-    _, rec = trial(cfg_buyer, world, dummy, k_buyer)
-    accepted = jnp.any(rec.actions == env.CUE)
+                              **s.policy_kwargs(learn_A=True))
+    i = choose_policy(k_sel, r.G, jnp.ones(L, bool), s.selection, s.gamma)
+    actions, win = buyer_trial(s, buyer_world_jax(jnp.asarray(OFFERS)[i], c), k_buyer)
+    accepted = jnp.any(actions == env.CUE)
     x = jax.nn.one_hot(jnp.where(accepted, 0, 1), 2)
     seller_conc = seller_conc + go.observed_message_A(x, jax.nn.one_hot(i, L)).concentration - 1.0
-    return seller_conc, BargainRecord(i, accepted, r.G, rec.win, rec.actions)
+    return seller_conc, BargainRecord(i, accepted, r.G, win, actions)
 
 
 def _seller_goal(c):
@@ -114,18 +179,18 @@ def buyer_world_jax(alpha, c):
     d0 = jnp.zeros(16).at[jnp.array([1, 3])].set(0.5)
     v = jnp.kron(jnp.ones(4), jnp.stack([0.0, 0.0, c, -c]))
     log_c = jax.nn.log_softmax(v)
-    return World(jnp.asarray(buyer_transitions()), jnp.log(d0), d0, A, A, jnp.stack([log_c, log_c]))
+    return World(jnp.asarray(buyer_transitions()), jnp.log(d0), A, jnp.stack([log_c, log_c]))
 
 
-def _runs_impl(cfg_seller, cfg_buyer, c, conc, run_keys, start, count):
+def _runs_impl(s, c, conc, run_keys, start, count):
     def one_run(cc, rk):
         def body(b, t):
-            return bargain_trial(cfg_seller, cfg_buyer, c, b, jax.random.fold_in(rk, t))
+            return bargain_trial(s, c, b, jax.random.fold_in(rk, t))
         return jax.lax.scan(body, cc, start + jnp.arange(count))
     return jax.vmap(one_run)(conc, run_keys)
 
 
-_runs = jax.jit(_runs_impl, static_argnums=(0, 1, 6))
+_runs = jax.jit(_runs_impl, static_argnums=(0, 5))
 
 
 def simulate_bargaining(key, n_runs: int = 1, n_trials: int = 30, *, c: float = 2.0, eps: float = 0.1,
@@ -140,15 +205,14 @@ def simulate_bargaining(key, n_runs: int = 1, n_trials: int = 30, *, c: float = 
         if int(val) < 1:
             raise ValueError(f"{name}: expected a positive integer, got {val}")
     V.check_positive("eps", eps)
-    seller = AgentConfig("gfe", "A", selection, float(gamma), int(iterations), int(burn_in), int(num_samples)).validate()
-    buyer = AgentConfig("gfe", "none", selection, float(gamma), int(iterations), int(burn_in), int(num_samples)).validate()
+    settings = Settings(selection, float(gamma), int(iterations), int(burn_in), int(num_samples)).validate()
     conc = jnp.full((n_runs, 2, len(OFFERS)), float(eps))
     run_keys = jax.random.split(key, n_runs)
     recs, t = [], 0
     bar = tqdm(total=n_trials, desc="bargaining", disable=not progress, unit="trial")
     while t < n_trials:
         cnt = min(int(chunk), n_trials - t)
-        conc, rec = _runs(seller, buyer, jnp.asarray(float(c)), conc, run_keys, t, cnt)
+        conc, rec = _runs(settings, jnp.asarray(float(c)), conc, run_keys, t, cnt)
         jax.block_until_ready(rec)
         recs.append(rec)
         t += cnt

@@ -207,25 +207,18 @@ class PixelControlConfig:
 
 def default_config(task: PixelTask | str = "pendulum", quick: bool = False) -> PixelControlConfig:
     """The settings of ``pyrxaif pendulum`` / ``pyrxaif digits`` for ``task`` (a task object, or its
-    name for the task's default settings); ``quick``: about 800 frames, 3 + 2 epochs, no validation bar."""
+    name for the task's default settings): the library's defaults with the task's
+    :attr:`~PixelTask.default_settings`; ``quick``: about 800 frames, 3 + 2 epochs, no validation bar."""
     if isinstance(task, str):
         V.check_choice("task", task, tuple(TASKS))
         task = TASKS[task]()
-    if isinstance(task, PendulumTask):
-        # closed-loop refit: the experts learn the top of the swing from the controller's own episodes
-        cfg = PixelControlConfig(task=task, data=DataConfig(n_traj=40, action_scale=0.5),
-                                 learning=LearningConfig(pretrain_epochs=15, em_iters=4, vae_epochs_per_em=4,
-                                                         refit_episodes=8))
-    elif isinstance(task, DigitsTask):
-        # single-frame encoder (the digit's angle has no velocity to carry); an integrator latent
-        # z' = z + B u + noise (A pinned to I); experts local in the state-action space
-        cfg = PixelControlConfig(
-            task=task, data=DataConfig(n_traj=120, traj_len=20, action_scale=1.0, scale_spread=0.0),
-            model=ModelConfig(latent_dim=6, frames=1, n_local=64, gate_action_weight=2.0),
-            learning=LearningConfig(pretrain_epochs=15, em_iters=4, vae_epochs_per_em=3, a_prior_precision=1e6),
-            planner=PlannerConfig(horizon=8, noise_scale=1e-3), bar=ValidationBar(max_recon_mse=0.06))
-    else:
-        raise TypeError(f"task: no default settings for {type(task).__name__}")
+    if not isinstance(task, PixelTask):
+        raise TypeError(f"task: expected a PixelTask or one of {sorted(TASKS)}, got {type(task).__name__}")
+    settings = task.default_settings
+    if set(settings) - set(_SECTIONS):
+        raise ValueError(f"default_settings: {type(task).__name__} names unknown config sections "
+                         f"{sorted(set(settings) - set(_SECTIONS))}; expected some of {sorted(_SECTIONS)}")
+    cfg = PixelControlConfig(task=task, **{name: _SECTIONS[name](**kw) for name, kw in settings.items()})
     if quick:
         cfg = replace(cfg, data=replace(cfg.data, n_traj=800 // cfg.data.traj_len),
                       learning=replace(cfg.learning, pretrain_epochs=3, em_iters=2, vae_epochs_per_em=1,

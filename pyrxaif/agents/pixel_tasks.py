@@ -45,6 +45,10 @@ class PixelTask(ABC):
     error_band: ClassVar[float]
     action_label: ClassVar[str]
     score_labels: ClassVar[dict] = {}   # benchmark figures' keys → printed names
+    #: The settings ``pyrxaif <name>`` trains with, where they depart from the library's defaults:
+    #: config section ("data", "model", "learning", "planner", "bar") → {setting: value}
+    #: (``pixel_control.default_config`` builds the configuration from it).
+    default_settings: ClassVar[dict] = {}
 
     @property
     @abstractmethod
@@ -169,6 +173,10 @@ class PendulumTask(PixelTask):
     error_band: ClassVar[float] = 0.3
     action_label: ClassVar[str] = "torque"
     score_labels: ClassVar[dict] = {"within_pi_6_pct": "within π/6 of upright", "within_8deg_pct": "within 8°"}
+    # closed-loop refit: the experts learn the top of the swing from the controller's own episodes
+    default_settings: ClassVar[dict] = {
+        "data": {"n_traj": 40, "action_scale": 0.5},
+        "learning": {"pretrain_epochs": 15, "em_iters": 4, "vae_epochs_per_em": 4, "refit_episodes": 8}}
 
     max_torque: float = 50.0
     g: float = 9.81
@@ -287,6 +295,14 @@ class DigitsTask(PixelTask):
     error_label: ClassVar[str] = "|angle − goal| (deg)"
     error_band: ClassVar[float] = 15.0
     action_label: ClassVar[str] = "angular velocity (rad/step)"
+    # single-frame encoder (the digit's angle has no velocity to carry); an integrator latent
+    # z' = z + B u + noise (A pinned to I); experts local in the state-action space
+    default_settings: ClassVar[dict] = {
+        "data": {"n_traj": 120, "traj_len": 20, "action_scale": 1.0, "scale_spread": 0.0},
+        "model": {"latent_dim": 6, "frames": 1, "n_local": 64, "gate_action_weight": 2.0},
+        "learning": {"pretrain_epochs": 15, "em_iters": 4, "vae_epochs_per_em": 3, "a_prior_precision": 1e6},
+        "planner": {"horizon": 8, "noise_scale": 1e-3},
+        "bar": {"max_recon_mse": 0.06}}
 
     max_speed: float = float(np.pi / 8)
     digit: int = 7

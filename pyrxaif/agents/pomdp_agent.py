@@ -21,7 +21,16 @@ Methods.
   (the first observation is folded into the prior of z_0); ``infer_policies`` returns the scores G (bits)
   and q(π) = softmax(−γG). With ``pA`` (Dirichlet concentrations of the joint observation matrix) A is
   learned: ``learn()`` at the end of an episode replaces ``pA`` by the posterior of the executed episode
-  with all its observations clamped (LAIF's rule; the next episode starts from it).
+  with all its observations clamped (LAIF's rule; the next episode starts from it). With ``pC`` (Dirichlet
+  concentrations of the goal per step) the goals are learned the same way (LAIF §7.2). The choice at step τ
+  is drawn among the policies that continue the executed actions (in the set's order). An episode may
+  start without an observation (``infer_states(None)``: the belief over z_0 is D; LAIF's T-maze observes
+  first after its first move). ``engine="julia"`` scores the policies with RxInfer on the host (PyRxAIF's
+  T-maze model: learned A, fixed goals); the belief, the choice and the carried ``pA`` are the same code.
+
+Random keys. ``infer_policies``, ``sample_action`` and ``learn`` draw from the agent's stream (``seed``), or
+from per-agent keys passed as ``key=`` ((N, 2) for a batch): an outer loop that owns its random numbers
+(LAIF's T-maze simulation) replays them exactly.
 
 Batches. ``batch_size=N`` runs N independent agents in lockstep: ``infer_states`` takes (N, M)
 observations, returns (N, num_states[f]) marginals, ``sample_action`` returns (N,) actions. Every step
@@ -123,31 +132,50 @@ def _plan_batch_impl(model, log_b, cfg, horizon):
 _plan_batch = jax.jit(_plan_batch_impl, static_argnames=("cfg", "horizon"))
 
 
-def _gfe_scores(key, setup: _GfeSetup, A_param, log_b0, actions, obs, tau, *, width, objective, learn_A,
+def _gfe_scores(key, setup: _GfeSetup, A_param, pC, log_b0, actions, obs, tau, *, width, objective, learn_A,
                 iterations, burn_in, num_samples):
     """G (P,) of every policy for one agent at step ``tau`` (static): the first ``tau`` observations clamped.
 
     Only the policies that continue the executed actions are evaluated (``width``, static: the most
     policies of the set that share a prefix of length ``tau``; the valid ones first, padded with
     invalid ones); the others get G = inf. Each policy's evaluation is independent of the others (the
-    importance-sampling noise is per step, shared), so this is the same G for the valid policies."""
+    importance-sampling noise is per step, shared), so this is the same G for the valid policies.
+    ``pC`` (H, O): the agent's goal concentrations (learned goals), or None (the model's C)."""
     P, H = setup.policies.shape
-    O = setup.A_joint.shape[0]
-    valid = jnp.all((setup.policies[:, :tau] == actions[None, :tau]), axis=1) if tau else jnp.ones(P, bool)
+    valid = _continues(setup.policies, actions, tau)
     idx = jnp.argsort(~valid, stable=True)[:width] if width < P else jnp.arange(P)
     trans = setup.B_joint[setup.policies[idx]]                              # (width,H,n,n)
-    x = jax.nn.one_hot(obs[:H], O) * (jnp.arange(H) < tau)[:, None]
-    observed = tuple(t < tau for t in range(H))
+    x, observed = _clamped(setup, obs, tau, H)
     r = evaluate_policies_jit(key, jnp.broadcast_to(log_b0, (width,) + log_b0.shape), trans,
-                              jnp.broadcast_to(setup.log_c, (width, H, O)), A_param, x, observed,
-                              objective=objective, learn_A=learn_A, iterations=iterations, burn_in=burn_in,
+                              _goal(setup, pC, H, width), A_param, x, observed, objective=objective,
+                              learn_A=learn_A, learn_goals=pC is not None, iterations=iterations, burn_in=burn_in,
                               num_samples=num_samples)
     return jnp.full(P, jnp.inf, r.G.dtype).at[idx].set(r.G), valid
 
 
-def _gfe_batch_impl(keys, setup, A_param, log_b0, actions, obs, tau, **kw):
-    return jax.vmap(lambda k, a, b, u, o: _gfe_scores(k, setup, a, b, u, o, tau, **kw))(
-        keys, A_param, log_b0, actions, obs)
+def _continues(policies, actions, tau):
+    """(P,) which policies continue the first ``tau`` (static) executed ``actions``."""
+    return (jnp.all(policies[:, :tau] == actions[None, :tau], axis=1) if tau
+            else jnp.ones(policies.shape[0], bool))
+
+
+def _clamped(setup, obs, tau, T):
+    """One-hot observations (T, O) of an episode's first ``T`` steps with the first ``tau`` clamped, and
+    the static observed pattern."""
+    x = jax.nn.one_hot(obs[:T], setup.A_joint.shape[0]) * (jnp.arange(T) < tau)[:, None]
+    return x, tuple(t < tau for t in range(T))
+
+
+def _goal(setup, pC, T, P):
+    """The goal argument of the policy evaluation for ``P`` policies of length ``T``: the model's log C
+    (fixed goals) or the agent's first ``T`` goal concentrations ``pC`` (learned goals)."""
+    goal = jnp.broadcast_to(setup.log_c, (T, setup.log_c.shape[0])) if pC is None else pC[:T]
+    return jnp.broadcast_to(goal, (P,) + goal.shape)
+
+
+def _gfe_batch_impl(keys, setup, A_param, pC, log_b0, actions, obs, tau, **kw):
+    return jax.vmap(lambda k, a, c, b, u, o: _gfe_scores(k, setup, a, c, b, u, o, tau, **kw))(
+        keys, A_param, pC, log_b0, actions, obs)
 
 
 _gfe_batch = jax.jit(_gfe_batch_impl, static_argnames=("tau", "width", "objective", "learn_A", "iterations",
@@ -160,24 +188,32 @@ def _prefix_widths(policies: np.ndarray) -> tuple:
                  for tau in range(policies.shape[1]))
 
 
-def _learn_impl(key, setup, A_param, log_b0, actions, obs, tau, *, objective, iterations, burn_in, num_samples):
-    """Posterior Dirichlet concentrations of the joint A after an episode of ``tau`` steps, all observed."""
-    O = setup.A_joint.shape[0]
+def _learn_impl(key, setup, A_param, pC, log_b0, actions, obs, tau, *, objective, learn_A, iterations, burn_in,
+                num_samples):
+    """Posterior Dirichlet concentrations after an episode of ``tau`` steps, all observed: of the joint A
+    (``learn_A``; else the known A comes back) and of the goals (``pC`` given; else None)."""
     trans = setup.B_joint[actions[:tau]][None]
-    x = jax.nn.one_hot(obs[:tau], O)
-    r = evaluate_policies_jit(key, log_b0[None], trans, jnp.broadcast_to(setup.log_c, (1, tau, O)), A_param, x,
-                              (True,) * tau, objective=objective, learn_A=True, iterations=iterations,
-                              burn_in=burn_in, num_samples=num_samples)
-    return r.A_posterior[0]
+    x, observed = _clamped(setup, obs, tau, tau)
+    r = evaluate_policies_jit(key, log_b0[None], trans, _goal(setup, pC, tau, 1), A_param, x, observed,
+                              objective=objective, learn_A=learn_A, learn_goals=pC is not None,
+                              iterations=iterations, burn_in=burn_in, num_samples=num_samples)
+    new_pC = None if pC is None else pC.at[:tau].set(r.goal_posterior[0])
+    return (r.A_posterior[0] if learn_A else A_param), new_pC
 
 
-def _learn_batch_impl(keys, setup, A_param, log_b0, actions, obs, tau, **kw):
-    return jax.vmap(lambda k, a, b, u, o: _learn_impl(k, setup, a, b, u, o, tau, **kw))(keys, A_param, log_b0,
-                                                                                         actions, obs)
+def _learn_batch_impl(keys, setup, A_param, pC, log_b0, actions, obs, tau, **kw):
+    return jax.vmap(lambda k, a, c, b, u, o: _learn_impl(k, setup, a, c, b, u, o, tau, **kw))(
+        keys, A_param, pC, log_b0, actions, obs)
 
 
-_learn_batch = jax.jit(_learn_batch_impl, static_argnames=("tau", "objective", "iterations", "burn_in",
+_learn_batch = jax.jit(_learn_batch_impl, static_argnames=("tau", "objective", "learn_A", "iterations", "burn_in",
                                                             "num_samples"))
+
+
+def _candidates(G, width):
+    """(N, width) per agent the indices of its scored policies (finite G) in the set's order, padded with
+    unscored ones: the choice at a step is drawn among the policies that continue the executed actions."""
+    return np.argsort(~np.isfinite(G), axis=1, kind="stable")[:, :width]
 
 
 class Agent:
@@ -193,6 +229,11 @@ class Agent:
     n_iter, damping, obs_weight : planner settings (``rollout.method_config``).
     policies : (P, horizon) joint-action sequences for GFE/Bethe (default: all U^horizon, at most MAX_POLICIES).
     pA : (O, n) Dirichlet concentrations of the joint observation matrix (GFE/Bethe only): learn A.
+    pC : (horizon, O) Dirichlet concentrations of the goal over joint observations per step (GFE/Bethe
+        only): learn the goals (they replace C in the scoring).
+    engine : "jax" (jitted, vmapped scoring) or another engine's name or object (``pyrxaif.engines``):
+        GFE/Bethe with ``pA`` and fixed goals only; the engine's ``evaluate_policies`` scores each agent's
+        policies on the host.
     iterations, burn_in, num_samples : policy-evaluation settings (``policy.evaluate_policies``).
     batch_size : None (one agent) or N agents in lockstep.
     seed : seed of the agent's random stream (stochastic selection, importance sampling).
@@ -213,9 +254,9 @@ class Agent:
 
     def __init__(self, model: DiscretePOMDP, method: str = "aif-mp", horizon: int = 8, *,
                  action_selection: str = "deterministic", gamma: float = 10.0, n_iter: int = 16,
-                 damping: float | None = None, obs_weight: float = 1.0, policies=None, pA=None,
+                 damping: float | None = None, obs_weight: float = 1.0, policies=None, pA=None, pC=None,
                  iterations: int = 50, burn_in: int = 10, num_samples: int = 20, batch_size: int | None = None,
-                 seed: int = 0):
+                 seed: int = 0, engine="jax"):
         if not isinstance(model, DiscretePOMDP):
             raise TypeError(f"model: expected a DiscretePOMDP, got {type(model).__name__}")
         if not isinstance(method, str) or method not in METHODS:
@@ -240,17 +281,21 @@ class Agent:
         self._log_D = jnp.asarray(_log(model.initial_prior()))
         self.gfe = method in OBJECTIVES
         if self.gfe:
-            self._setup_gfe(policies, pA, iterations, burn_in, num_samples)
+            self._setup_gfe(policies, pA, pC, iterations, burn_in, num_samples)
+            self._engine = _policy_engine(engine, self.pA is not None and self.pC is None)
         else:
-            if policies is not None or pA is not None:
-                raise ValueError(f"policies, pA: only the GFE/Bethe agents take a policy set or learn A, "
-                                 f"not method {method!r}")
+            if policies is not None or pA is not None or pC is not None:
+                raise ValueError(f"policies, pA, pC: only the GFE/Bethe agents take a policy set or learn A or "
+                                 f"goals, not method {method!r}")
+            if engine != "jax":
+                raise ValueError(f"engine: only the GFE/Bethe agents score policies with another engine, not "
+                                 f"method {method!r}; expected 'jax'")
             self.config = ro.method_config(method, damping=damping, n_iter=n_iter, obs_weight=obs_weight)
             self._filter_model = model.rollout_model()
         self.reset()
 
     # -- set-up -----------------------------------------------------------------------------------
-    def _setup_gfe(self, policies, pA, iterations, burn_in, num_samples):
+    def _setup_gfe(self, policies, pA, pC, iterations, burn_in, num_samples):
         model, H = self.model, self.horizon
         U = model.num_actions
         if policies is None:
@@ -275,6 +320,14 @@ class Agent:
             self.pA = jnp.broadcast_to(jnp.asarray(pA), (self._N, O, n))
         else:
             self.pA = None
+        if pC is not None:
+            pC = np.asarray(pC, dtype=np.float64)
+            if pC.shape != (H, O) or not np.all(np.isfinite(pC)) or np.any(pC <= 0):
+                raise ValueError(f"pC: expected positive finite Dirichlet concentrations of shape ({H}, {O}) "
+                                 f"(step × joint observation), got shape {pC.shape}")
+            self.pC = jnp.broadcast_to(jnp.asarray(pC), (self._N, H, O))
+        else:
+            self.pC = None
         for name, val in (("iterations", iterations), ("num_samples", num_samples)):
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {val!r}")
@@ -289,8 +342,8 @@ class Agent:
         # GFE: evaluate only the policies that continue the executed actions (the same G, checked bit for bit).
         # Bethe: always the whole set, because its score on a symmetric fixed point (docs/models.md, known
         # limitation) depends on how XLA fuses the call, and a smaller batch fuses differently.
-        self._widths = (_prefix_widths(self._policies_host) if self.method == "gfe"
-                        else (len(self._policies_host),) * H)
+        self._choice_widths = _prefix_widths(self._policies_host)
+        self._widths = self._choice_widths if self.method == "gfe" else (len(self._policies_host),) * H
 
     def _A_param(self) -> jax.Array:
         """(N, O, n): each agent's Dirichlet concentrations of A when learned, else the known A."""
@@ -311,7 +364,12 @@ class Agent:
         self.q_u = self.G = self.q_pi = None
 
     def infer_states(self, obs) -> list[np.ndarray]:
-        """Filter with ``obs`` (one index per modality; (N, M) for a batch); per-factor posteriors."""
+        """Filter with ``obs`` (one index per modality; (N, M) for a batch); per-factor posteriors.
+
+        ``obs=None`` at the start of an episode: nothing is observed before the first action (the belief
+        over z_0 is the prior D)."""
+        if obs is None:
+            return self._start_unobserved()
         y = check_observation(obs, self.model.num_obs, batch=self.batch_size)
         Y = y if self.batch_size is not None else y[None]
         if not self._first and self._last_action is None:
@@ -339,8 +397,36 @@ class Agent:
             self._t += 1
         self._log_b, self._first, self._last_action = log_b, False, None
         self.q_u = self.G = self.q_pi = None
-        marg = self.model.state_marginals(np.exp(b_host))
+        return self._marginals(b_host)
+
+    def _marginals(self, log_b) -> list[np.ndarray]:
+        """Per-factor posteriors from the joint log-belief (N, S, K) (without the batch axis for one agent)."""
+        marg = self.model.state_marginals(np.exp(log_b))
         return marg if self.batch_size is not None else [m[0] for m in marg]
+
+    def _start_unobserved(self) -> list[np.ndarray]:
+        if not self._first:
+            raise ValueError("obs: None (nothing observed) is accepted only at the start of an episode, "
+                             "before the first action; expected one index per modality")
+        log_b = jnp.broadcast_to(self._log_D, self._log_b.shape)
+        if self.gfe:
+            self._log_b0 = log_b.reshape(self._N, -1)
+        self._log_b, self._first, self._last_action = log_b, False, None
+        self.q_u = self.G = self.q_pi = None
+        return self._marginals(np.asarray(log_b))
+
+    def _keys(self, key):
+        """(N, 2) per-agent keys: ``key`` ((N, 2) for a batch, (2,) for one agent) or the next of the
+        agent's own stream."""
+        if key is None:
+            self._key, keys = _split_batch(self._key, self._N)
+            return keys
+        want = (self._N, 2) if self.batch_size is not None else (2,)
+        k = np.asarray(key)
+        if k.shape != want or k.dtype != np.uint32:
+            raise ValueError(f"key: expected uint32 PRNG keys of shape {want} (jax.random.PRNGKey), got "
+                             f"{k.dtype} {k.shape}")
+        return jnp.asarray(k.reshape(self._N, 2))
 
     @property
     def belief(self) -> np.ndarray:
@@ -348,17 +434,22 @@ class Agent:
         b = np.exp(np.asarray(self._log_b))
         return b if self.batch_size is not None else b[0]
 
-    def infer_policies(self):
-        """EFE planners: q(u_0) (U,) (or (N, U)); GFE/Bethe: (q(π), G) over the policy set (invalid: 0, inf)."""
+    def infer_policies(self, key=None):
+        """EFE planners: q(u_0) (U,) (or (N, U)); GFE/Bethe: (q(π), G) over the policy set (invalid: 0, inf).
+        ``key``: the per-agent keys of the scoring's importance sampling (GFE/Bethe; see ``_keys``)."""
         if self._first:
             raise RuntimeError("infer_policies: call infer_states(obs) first")
         if self.gfe:
             if self._t >= self.horizon:
                 raise RuntimeError(f"infer_policies: the episode has reached the horizon ({self.horizon} steps)")
-            self._key, keys = _split_batch(self._key, self._N)
-            G, valid = jax.device_get(_gfe_batch(keys, self._setup, self._A_param(), self._log_b0, self._actions,
-                                                 self._obs, self._t, width=int(self._widths[self._t]),
-                                                 learn_A=self.pA is not None, **self._eval_kw))
+            keys = self._keys(key)
+            if self._engine is None:
+                G, valid = jax.device_get(_gfe_batch(keys, self._setup, self._A_param(), self.pC, self._log_b0,
+                                                     self._actions, self._obs, self._t,
+                                                     width=int(self._widths[self._t]), learn_A=self.pA is not None,
+                                                     **self._eval_kw))
+            else:
+                G, valid = self._engine_scores(keys)
             G = np.where(valid, G, np.inf)
             if np.any(np.isnan(G)):
                 raise FloatingPointError("infer_policies: a policy score G is NaN")
@@ -373,14 +464,18 @@ class Agent:
         self.q_u = np.exp(np.asarray(log_q))
         return self.q_u if self.batch_size is not None else self.q_u[0]
 
-    def sample_action(self):
-        """The next action (joint index; (N,) for a batch) from the last ``infer_policies``."""
+    def sample_action(self, key=None):
+        """The next action (joint index; (N,) for a batch) from the last ``infer_policies``; ``key``: the
+        per-agent keys of a stochastic choice (see ``_keys``)."""
         if self.q_u is None and self.q_pi is None:
             raise RuntimeError("sample_action: call infer_policies() first")
-        self._key, keys = _split_batch(self._key, self._N)
+        keys = self._keys(key)
         if self.gfe:
             method = "argmin" if self.action_selection == "deterministic" else "sample"
-            idx = np.asarray(_choose_batch(keys, self.G, method=method, gamma=self.gamma))
+            cand = _candidates(self.G, int(self._choice_widths[self._t]))
+            pick = np.asarray(_choose_batch(keys, np.take_along_axis(self.G, cand, axis=1), method=method,
+                                            gamma=self.gamma))
+            idx = np.take_along_axis(cand, pick[:, None], axis=1)[:, 0]
             u = self._policies_host[idx, self._t]
             self._actions[:, self._t] = u
         elif self.action_selection == "deterministic":
@@ -404,16 +499,69 @@ class Agent:
         self._last_action = u
         self.q_u = self.q_pi = None
 
-    def learn(self):
-        """GFE/Bethe with ``pA``: q(A) after the episode so far (all observations clamped) becomes ``pA``."""
-        if not self.gfe or self.pA is None:
-            raise RuntimeError("learn: only a GFE/Bethe agent constructed with pA learns A")
+    def learn(self, key=None):
+        """GFE/Bethe with ``pA`` and/or ``pC``: q(A) and q(goals) after the episode so far (all observations
+        clamped) become ``pA`` and ``pC`` (the goals of the steps observed). Returns the new ``pA`` (the new
+        ``pC`` when only the goals are learned); ``key``: the per-agent keys (see ``_keys``)."""
+        if not self.gfe or (self.pA is None and self.pC is None):
+            raise RuntimeError("learn: only a GFE/Bethe agent constructed with pA or pC learns A or goals")
         if self._t == 0:
             raise RuntimeError("learn: no step of this episode has been observed yet")
-        self._key, keys = _split_batch(self._key, self._N)
-        self.pA = _learn_batch(keys, self._setup, self.pA, self._log_b0, self._actions, self._obs, self._t,
-                               **self._eval_kw)
-        return np.asarray(self.pA) if self.batch_size is not None else np.asarray(self.pA[0])
+        keys = self._keys(key)
+        if self._engine is None:
+            pA, self.pC = _learn_batch(keys, self._setup, self._A_param(), self.pC, self._log_b0, self._actions,
+                                       self._obs, self._t, learn_A=self.pA is not None, **self._eval_kw)
+        else:
+            pA = self._engine_learn(keys)
+        self.pA = None if self.pA is None else pA
+        new = self.pA if self.pA is not None else self.pC
+        return np.asarray(new) if self.batch_size is not None else np.asarray(new[0])
+
+    # -- another engine's policy scoring (host loop over agents) ------------------------------------
+    def _engine_call(self, n, key, trans, tau, T):
+        """Agent ``n``'s policies ``trans`` (P, T, n, n) scored by the engine with its first ``tau`` of ``T``
+        observations clamped: (G (P,), q(A) (P, O, n))."""
+        x, observed = _clamped(self._setup, jnp.asarray(self._obs[n]), tau, T)
+        log_c = np.broadcast_to(np.asarray(self._setup.log_c), (T, self._setup.log_c.shape[0]))
+        return self._engine.evaluate_policies(
+            np.asarray(self.pA[n]), log_c, np.exp(np.asarray(self._log_b0[n])), trans, np.asarray(x), observed,
+            objective=self.method, iterations=self._eval_kw["iterations"], burn_in=self._eval_kw["burn_in"],
+            key=key)
+
+    def _engine_scores(self, keys):
+        """``_gfe_batch`` by the engine: each agent's continuing policies (the same widths) scored on the host."""
+        P, H = self._policies_host.shape
+        B = np.asarray(self._setup.B_joint)
+        G, valid = np.full((self._N, P), np.inf), np.zeros((self._N, P), bool)
+        for n in range(self._N):
+            valid[n] = np.asarray(_continues(self._policies_host, self._actions[n], self._t))
+            idx = np.argsort(~valid[n], kind="stable")[:int(self._widths[self._t])]
+            G[n, idx] = self._engine_call(n, keys[n], B[self._policies_host[idx]], self._t, H)[0]
+        return G, valid
+
+    def _engine_learn(self, keys):
+        """``_learn_batch`` by the engine: q(A) of each agent's executed episode."""
+        B = np.asarray(self._setup.B_joint)
+        return jnp.stack([jnp.asarray(self._engine_call(n, keys[n], B[self._actions[n, :self._t]][None], self._t,
+                                                        self._t)[1][0]) for n in range(self._N)])
+
+
+def _policy_engine(engine, learns_A_only: bool):
+    """None for the JAX engine (jitted scoring), else the started engine object scoring on the host."""
+    if engine == "jax":
+        return None
+    if not isinstance(engine, str) and not callable(getattr(engine, "evaluate_policies", None)):
+        raise TypeError(f"engine: expected an engine name or an engine object with evaluate_policies, got "
+                        f"{type(engine).__name__}")
+    if not learns_A_only:
+        name = engine if isinstance(engine, str) else engine.name
+        raise ValueError(f"engine: the {name!r} engine scores policies with a learned A and fixed goals "
+                         "only; pass pA (and no pC) or use engine='jax'")
+    if isinstance(engine, str):
+        from pyrxaif.engines import engine as select_engine  # noqa: PLC0415
+
+        engine = select_engine(engine, start=True)   # started now, or JuliaUnavailableError says why
+    return engine
 
 
 def _log(p):
