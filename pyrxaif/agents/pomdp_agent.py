@@ -15,6 +15,11 @@ sampled action; the posterior is returned as its marginal per state factor.
 Methods.
 * ``bp``, ``vbp``, ``rm-mp``, ``aif-mp``, ``nuijten-mp``: receding-horizon EFE planning by rollout message
   passing (``pyrxaif.inference.rollout``) from the current belief; ``infer_policies`` returns q(u_0).
+* ``efe``: pymdp's policy inference: every policy of length ``horizon`` (default every action sequence, or
+  ``policies=``) scored from the current belief by the closed-form expected free energy
+  G(π) = Σ_τ [E_q(s_τ|π) H[A(·|s_τ)] − Σ_m H[q(o_m,τ|π)] − Σ_m E_q(o_m,τ|π) C[m]] (ambiguity + risk up to a
+  constant; nats), q(π) = softmax(−γG + ln E(π)); ``infer_policies`` returns (q(π), G) and the action is
+  taken from the marginal q(u_0) (receding horizon, as pymdp's ``sample_action``).
 * ``gfe``, ``bethe``: LAIF's policy evaluation (``pyrxaif.inference.policy``) over a set of policies
   of length ``horizon`` (default every action sequence) covering one episode: at step τ the policies whose
   first τ actions are the executed ones are scored, with the τ observations since ``reset()`` clamped
@@ -26,6 +31,11 @@ Methods.
 Batches. ``batch_size=N`` runs N independent agents in lockstep: ``infer_states`` takes (N, M)
 observations, returns (N, num_states[f]) marginals, ``sample_action`` returns (N,) actions. Every step
 is one jitted, ``vmap``-ed call.
+
+Fused step. ``agent.step(obs)`` does ``infer_states`` → ``infer_policies`` → ``sample_action`` (or, with
+``action=``, ``take_action``) in ONE compiled call for the EFE planners and ``efe`` (the same functions as
+the three calls, the same random stream, the same results), with one device→host transfer at the end;
+the GFE/Bethe agents run the three calls in turn (their policy evaluation dominates the step).
 """
 
 from __future__ import annotations
@@ -36,15 +46,17 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import logsumexp
+from jax.scipy.special import logsumexp, xlogy
 
 from pyrxaif.inference import rollout as ro
 from pyrxaif.inference.policy import OBJECTIVES, choose_policy, evaluate_policies_jit
 from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_actions, check_observation
 
-__all__ = ["Agent", "METHODS", "MAX_POLICIES"]
+__all__ = ["Agent", "AgentStep", "METHODS", "MAX_POLICIES"]
 
-METHODS = ro.METHODS + OBJECTIVES
+#: pymdp's closed-form expected free energy over enumerated policies.
+EFE = "efe"
+METHODS = ro.METHODS + (EFE,) + OBJECTIVES
 SELECTIONS = ("deterministic", "stochastic")
 #: Largest enumerated policy set of the GFE/Bethe agent (U^horizon).
 MAX_POLICIES = 4096
@@ -58,6 +70,34 @@ class _GfeSetup(NamedTuple):
     log_c: jax.Array         # (O,)
     log_D: jax.Array         # (n,)
     policies: jax.Array      # (P, H) joint actions
+
+
+class _EfeSetup(NamedTuple):
+    """What pymdp's expected free energy of enumerated policies needs (arrays; a pytree)."""
+
+    B: jax.Array             # (U, S', S, K) p(x' | x, θ, u)
+    A: jax.Array             # (S, K, Y) every modality's p(o_m | x, θ) side by side (Y = Σ_m num_obs[m])
+    C: jax.Array             # (Y,) every modality's log-preferences side by side
+    state_cost: jax.Array    # (S, K) Σ_m H[A_m(· | x, θ)] − C_states(x, θ): ambiguity less state preferences
+    policies: jax.Array      # (P, H) joint actions
+    log_E: jax.Array         # (P,) log prior of each policy, Σ_τ log E(u_τ)
+    first_action: jax.Array  # (P, U) one-hot of each policy's first action
+
+
+class _PlanSpec(NamedTuple):
+    """The static part of policy inference: a rollout planner's config (None: ``efe``), horizon, γ."""
+
+    cfg: ro.MethodConfig | None
+    horizon: int
+    gamma: float
+
+
+class AgentStep(NamedTuple):
+    """What :meth:`Agent.step` returns: the three calls' results."""
+
+    qs: list            # per-factor posteriors, as ``infer_states`` returns them
+    policies: object    # as ``infer_policies`` returns it: q(u_0), or (q(π), G)
+    action: object      # the action taken (int, or (N,) for a batch)
 
 
 # -- jitted cores (pure; vmapped over agents) ---------------------------------------------------
@@ -107,20 +147,91 @@ _split_batch = jax.jit(_split_batch_impl, static_argnums=1)
 
 def _choose_batch_impl(keys, scores, method, gamma):
     """Each agent's choice: a policy index from its G (method "argmin"/"sample", GFE/Bethe) or an action
-    sampled from its q(u_0) (method "categorical", EFE planners)."""
+    from its q(u_0) (method "argmax" or "categorical", EFE planners and ``efe``)."""
+    if method == "argmax":
+        return jnp.argmax(scores, axis=1).astype(jnp.int32)
     if method == "categorical":
-        return jax.vmap(lambda k, q: jax.random.categorical(k, jnp.log(q)))(keys, scores)
+        return jax.vmap(lambda k, q: jax.random.categorical(k, jnp.log(q)))(keys, scores).astype(jnp.int32)
     return jax.vmap(lambda k, g: choose_policy(k, g, jnp.isfinite(g), method, gamma))(keys, scores)
 
 
 _choose_batch = jax.jit(_choose_batch_impl, static_argnames=("method", "gamma"))
 
 
-def _plan_batch_impl(model, log_b, cfg, horizon):
-    return jax.vmap(lambda b: ro.plan_unchecked(model, b, cfg, horizon).log_q_u0)(log_b)
+def _efe_scores(setup: _EfeSetup, log_b):
+    """G (P,) of every policy from one agent's log-belief ``log_b`` (S, K): pymdp's expected free energy
+    (``control.compute_neg_efe_policy`` with utility and state information gain, sign flipped), on the
+    joint state (x, θ). The prediction is one contraction per step (policy × (action, state) against the
+    transitions: a matrix product, not a gather of P transition matrices)."""
+    q = jnp.exp(log_b)
+    P, H = setup.policies.shape
+    q = jnp.broadcast_to(q, (P,) + q.shape)
+    G = jnp.zeros(P, q.dtype)
+    for t in range(H):
+        pick = jax.nn.one_hot(setup.policies[:, t], setup.B.shape[0], dtype=q.dtype)       # (P, U)
+        q = jnp.einsum("pusk,uxsk->pxk", pick[:, :, None, None] * q[:, None], setup.B)
+        qo = jnp.einsum("psk,sky->py", q, setup.A)
+        G = G + jnp.einsum("psk,sk->p", q, setup.state_cost) + jnp.sum(xlogy(qo, qo) - qo * setup.C, axis=1)
+    return G
 
 
-_plan_batch = jax.jit(_plan_batch_impl, static_argnames=("cfg", "horizon"))
+def _policies_batch_impl(arrays, log_b, spec: _PlanSpec):
+    """Policy inference of every agent from its log-belief (N, S, K): (q(u_0) (N, U), q(π), G) with
+    q(π), G = None for the rollout planners (``arrays``: their RolloutModel; for ``efe`` an _EfeSetup)."""
+    if spec.cfg is not None:
+        log_q = jax.vmap(lambda b: ro.plan_unchecked(arrays, b, spec.cfg, spec.horizon).log_q_u0)(log_b)
+        return jnp.exp(log_q), None, None
+    G = jax.vmap(lambda b: _efe_scores(arrays, b))(log_b)
+    logits = arrays.log_E - spec.gamma * G
+    q_pi = jnp.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    return q_pi @ arrays.first_action, q_pi, G
+
+
+_policies_batch = jax.jit(_policies_batch_impl, static_argnames=("spec",))
+
+
+def _step_batch_impl(filter_model, log_D, log_b, u_prev, y, first, key, arrays, given, *, spec, selection):
+    """One whole agent step of every agent, fused: the filter step (``_observe_batch_impl``), policy
+    inference (``_policies_batch_impl``), and the choice (``_split_batch_impl``, ``_choose_batch_impl``)
+    unless the actions are ``given`` (then the key is not used). The next step's prediction through the
+    chosen action is the start of the next call's filter step, as in the three-call loop."""
+    log_b, log_norm = _observe_batch_impl(filter_model, log_D, log_b, u_prev, y, first)
+    q_u, q_pi, G = _policies_batch_impl(arrays, log_b, spec)
+    if given is None:
+        key, keys = _split_batch_impl(key, log_b.shape[0])
+        given = _choose_batch_impl(keys, q_u, selection, spec.gamma)
+    return log_b, log_norm, q_u, q_pi, G, given, key
+
+
+_step_batch = jax.jit(_step_batch_impl, static_argnames=("spec", "selection"))
+
+
+def _policy_set(num_actions: int, horizon: int, policies) -> np.ndarray:
+    """(P, horizon) int32 policies: every action sequence when ``policies`` is None (at most MAX_POLICIES),
+    else the given set, checked."""
+    U, H = num_actions, horizon
+    if policies is None:
+        if U ** H > MAX_POLICIES:
+            raise ValueError(f"horizon: {U}^{H} = {U ** H} policies exceed MAX_POLICIES = {MAX_POLICIES}; "
+                             "pass a policy set (policies=...) or a shorter horizon")
+        return np.array(list(itertools.product(range(U), repeat=H)), np.int32).reshape(-1, H)
+    pol = np.asarray(policies)
+    if (pol.ndim != 2 or pol.shape[1] != H or pol.shape[0] == 0 or not np.issubdtype(pol.dtype, np.integer)
+            or np.any(pol < 0) or np.any(pol >= U)):
+        raise ValueError(f"policies: expected a non-empty (P, {H}) integer array of actions in [0, {U}), "
+                         f"got {pol.dtype} {pol.shape}")
+    return pol.astype(np.int32)
+
+
+def _efe_setup(model: DiscretePOMDP, policies: np.ndarray) -> _EfeSetup:
+    """The tensors of ``_efe_scores`` for ``model`` and a checked policy set."""
+    A = jnp.asarray(np.concatenate(model.flat_observations(), axis=-1))        # (S, K, Y)
+    ambiguity = -jnp.sum(xlogy(A, A), axis=-1)             # Σ_m H[A_m(· | x, θ)]: the entropies add up
+    log_E = np.sum(_log(model.E)[policies], axis=1)
+    first = np.eye(model.num_actions)[policies[:, 0]]
+    return _EfeSetup(jnp.asarray(np.transpose(model.dense_transitions(), (3, 0, 1, 2))), A,
+                     jnp.asarray(np.concatenate(model.C)), ambiguity - jnp.asarray(model.flat_state_preferences()),
+                     jnp.asarray(policies), jnp.asarray(log_E), jnp.asarray(first))
 
 
 def _gfe_scores(key, setup: _GfeSetup, A_param, log_b0, actions, obs, tau, *, width, objective, learn_A,
@@ -186,12 +297,14 @@ class Agent:
     Parameters
     ----------
     model : DiscretePOMDP
-    method : one of ``METHODS``: "bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp", "gfe", "bethe".
-    horizon : planning horizon (EFE planners) or policy length = episode length (GFE/Bethe).
+    method : one of ``METHODS``: "bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp", "efe", "gfe", "bethe".
+    horizon : planning horizon (EFE planners, ``efe``: receding) or policy length = episode length (GFE/Bethe).
     action_selection : "deterministic" (argmax q(u_0) / argmin G) or "stochastic" (sample q).
-    gamma : policy precision of q(π) = softmax(−γG) (GFE/Bethe, G in bits).
+    gamma : policy precision of q(π) = softmax(−γG) (``efe``: G in nats, as pymdp's ``gamma``; GFE/Bethe:
+        G in bits).
     n_iter, damping, obs_weight : planner settings (``rollout.method_config``).
-    policies : (P, horizon) joint-action sequences for GFE/Bethe (default: all U^horizon, at most MAX_POLICIES).
+    policies : (P, horizon) joint-action sequences for efe/GFE/Bethe (default: all U^horizon, at most
+        MAX_POLICIES).
     pA : (O, n) Dirichlet concentrations of the joint observation matrix (GFE/Bethe only): learn A.
     iterations, burn_in, num_samples : policy-evaluation settings (``policy.evaluate_policies``).
     batch_size : None (one agent) or N agents in lockstep.
@@ -241,28 +354,26 @@ class Agent:
         self.gfe = method in OBJECTIVES
         if self.gfe:
             self._setup_gfe(policies, pA, iterations, burn_in, num_samples)
+        elif method == EFE:
+            if pA is not None:
+                raise ValueError("pA: only the GFE/Bethe agents learn A, not method 'efe'")
+            self._plan_arrays = _efe_setup(model, _policy_set(model.num_actions, self.horizon, policies))
+            self._spec = _PlanSpec(None, self.horizon, self.gamma)
+            self._filter_model = model.rollout_model()
         else:
             if policies is not None or pA is not None:
-                raise ValueError(f"policies, pA: only the GFE/Bethe agents take a policy set or learn A, "
-                                 f"not method {method!r}")
+                raise ValueError(f"policies, pA: only the efe/GFE/Bethe agents take a policy set and only "
+                                 f"GFE/Bethe learn A, not method {method!r}")
             self.config = ro.method_config(method, damping=damping, n_iter=n_iter, obs_weight=obs_weight)
             self._filter_model = model.rollout_model()
+            self._plan_arrays = self._filter_model
+            self._spec = _PlanSpec(self.config, self.horizon, self.gamma)
         self.reset()
 
     # -- set-up -----------------------------------------------------------------------------------
     def _setup_gfe(self, policies, pA, iterations, burn_in, num_samples):
         model, H = self.model, self.horizon
-        U = model.num_actions
-        if policies is None:
-            if U ** H > MAX_POLICIES:
-                raise ValueError(f"horizon: {U}^{H} = {U ** H} policies exceed MAX_POLICIES = {MAX_POLICIES}; "
-                                 "pass a policy set (policies=...) or a shorter horizon")
-            policies = np.array(list(itertools.product(range(U), repeat=H)), np.int32)
-        pol = np.asarray(policies)
-        if (pol.ndim != 2 or pol.shape[1] != H or pol.shape[0] == 0 or not np.issubdtype(pol.dtype, np.integer)
-                or np.any(pol < 0) or np.any(pol >= U)):
-            raise ValueError(f"policies: expected a non-empty (P, {H}) integer array of actions in [0, {U}), "
-                             f"got {pol.dtype} {pol.shape}")
+        pol = _policy_set(model.num_actions, H, policies)
         jt = model.joint_tensors()
         self._setup = _GfeSetup(jnp.asarray(jt.A), jnp.asarray(jt.B), jnp.asarray(jt.log_c), jnp.asarray(jt.log_D),
                                 jnp.asarray(pol, jnp.int32))
@@ -310,13 +421,28 @@ class Agent:
         self._log_b0 = None
         self.q_u = self.G = self.q_pi = None
 
-    def infer_states(self, obs) -> list[np.ndarray]:
-        """Filter with ``obs`` (one index per modality; (N, M) for a batch); per-factor posteriors."""
+    def _filter_inputs(self, obs, caller: str):
+        """The checked observations (N, M) and the action to predict through (N,) of the next filter step."""
         y = check_observation(obs, self.model.num_obs, batch=self.batch_size)
         Y = y if self.batch_size is not None else y[None]
         if not self._first and self._last_action is None:
-            raise RuntimeError("infer_states: call sample_action() before the next observation (or reset())")
-        u = np.zeros(self._N, np.int32) if self._first else self._last_action
+            raise RuntimeError(f"{caller}: call sample_action() before the next observation (or reset())")
+        return Y, (np.zeros(self._N, np.int32) if self._first else self._last_action)
+
+    def _check_evidence(self, Y, log_norm) -> None:
+        """Refuse (before the belief changes) an observation of probability zero under the prediction."""
+        if not np.all(np.isfinite(log_norm)):
+            bad = np.flatnonzero(~np.isfinite(log_norm))
+            raise ValueError(f"obs: observation {Y[bad[0]].tolist()} has probability zero under the model's "
+                             f"prediction (agent {int(bad[0])}); the belief is left unchanged")
+
+    def _marginals(self, b_host) -> list[np.ndarray]:
+        marg = self.model.state_marginals(np.exp(b_host))
+        return marg if self.batch_size is not None else [m[0] for m in marg]
+
+    def infer_states(self, obs) -> list[np.ndarray]:
+        """Filter with ``obs`` (one index per modality; (N, M) for a batch); per-factor posteriors."""
+        Y, u = self._filter_inputs(obs, "infer_states")
         if self.gfe:
             yj = (Y * self._obs_strides).sum(axis=1)
             if not self._first and self._t >= self.horizon:
@@ -328,10 +454,7 @@ class Agent:
             log_b, log_norm = _observe_batch(self._filter_model, self._log_D, self._log_b, u, Y.astype(np.int32),
                                              self._first)
         b_host, log_norm = jax.device_get((log_b, log_norm))
-        if not np.all(np.isfinite(log_norm)):
-            bad = np.flatnonzero(~np.isfinite(log_norm))
-            raise ValueError(f"obs: observation {Y[bad[0]].tolist()} has probability zero under the model's "
-                             f"prediction (agent {int(bad[0])}); the belief is left unchanged")
+        self._check_evidence(Y, log_norm)
         if self.gfe and self._first:
             self._log_b0 = log_b.reshape(self._N, -1)
         elif self.gfe:
@@ -339,8 +462,7 @@ class Agent:
             self._t += 1
         self._log_b, self._first, self._last_action = log_b, False, None
         self.q_u = self.G = self.q_pi = None
-        marg = self.model.state_marginals(np.exp(b_host))
-        return marg if self.batch_size is not None else [m[0] for m in marg]
+        return self._marginals(b_host)
 
     @property
     def belief(self) -> np.ndarray:
@@ -349,7 +471,8 @@ class Agent:
         return b if self.batch_size is not None else b[0]
 
     def infer_policies(self):
-        """EFE planners: q(u_0) (U,) (or (N, U)); GFE/Bethe: (q(π), G) over the policy set (invalid: 0, inf)."""
+        """EFE planners: q(u_0) (U,) (or (N, U)); efe: (q(π), G) over the policy set (G in nats, pymdp's
+        −neg_efe); GFE/Bethe: (q(π), G) over the policy set (invalid: 0, inf)."""
         if self._first:
             raise RuntimeError("infer_policies: call infer_states(obs) first")
         if self.gfe:
@@ -369,9 +492,20 @@ class Agent:
             q = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
             self.G, self.q_pi = G, q
             return (q, G) if self.batch_size is not None else (q[0], G[0])
-        log_q = _plan_batch(self._filter_model, self._log_b, self.config, self.horizon)
-        self.q_u = np.exp(np.asarray(log_q))
-        return self.q_u if self.batch_size is not None else self.q_u[0]
+        return self._policies_result(*jax.device_get(_policies_batch(self._plan_arrays, self._log_b,
+                                                                     spec=self._spec)))
+
+    def _policies_result(self, q_u, q_pi, G):
+        """Keep policy inference's (host) results for ``sample_action``; return them as ``infer_policies`` does."""
+        self.q_u, self.q_pi, self.G = q_u, q_pi, G
+        out = q_u if q_pi is None else (q_pi, G)
+        if self.batch_size is None:
+            out = q_u[0] if q_pi is None else (q_pi[0], G[0])
+        return out
+
+    def _selection(self) -> str:
+        """How ``_choose_batch_impl`` picks from q(u_0) (EFE planners, efe)."""
+        return "argmax" if self.action_selection == "deterministic" else "categorical"
 
     def sample_action(self):
         """The next action (joint index; (N,) for a batch) from the last ``infer_policies``."""
@@ -383,13 +517,40 @@ class Agent:
             idx = np.asarray(_choose_batch(keys, self.G, method=method, gamma=self.gamma))
             u = self._policies_host[idx, self._t]
             self._actions[:, self._t] = u
-        elif self.action_selection == "deterministic":
-            u = np.argmax(self.q_u, axis=1)
         else:
-            u = np.asarray(_choose_batch(keys, self.q_u, method="categorical", gamma=self.gamma))
+            u = np.asarray(_choose_batch(keys, self.q_u, method=self._selection(), gamma=self.gamma))
         self._last_action = u.astype(np.int32)
         self.q_u = self.q_pi = None
         return self._last_action.copy() if self.batch_size is not None else int(self._last_action[0])
+
+    def step(self, obs, action=None) -> AgentStep:
+        """``infer_states(obs)`` → ``infer_policies()`` → ``sample_action()`` (or ``take_action(action)`` when
+        ``action`` is given: a replay; policy inference still runs) as one call; returns what the three
+        return. For the EFE planners and ``efe`` this is ONE compiled call of the same functions (the same
+        numbers and random stream as the three calls) with one device→host transfer at the end; the
+        GFE/Bethe agents make the three calls in turn."""
+        if self.gfe:
+            qs = self.infer_states(obs)
+            pol = self.infer_policies()
+            if action is None:
+                return AgentStep(qs, pol, self.sample_action())
+            self.take_action(action)
+            return AgentStep(qs, pol, int(self._last_action[0]) if self.batch_size is None
+                             else self._last_action.copy())
+        Y, u = self._filter_inputs(obs, "step")
+        given = None if action is None else check_actions(action if self.batch_size is not None else [action],
+                                                          self.model.num_actions, self._N)
+        log_b, log_norm, q_u, q_pi, G, act, key = _step_batch(
+            self._filter_model, self._log_D, self._log_b, u, Y.astype(np.int32), self._first, self._key,
+            self._plan_arrays, given, spec=self._spec, selection=self._selection())
+        b_host, log_norm, q_u, q_pi, G, act = jax.device_get((log_b, log_norm, q_u, q_pi, G, act))
+        self._check_evidence(Y, log_norm)
+        self._log_b, self._first, self._key = log_b, False, key
+        self._last_action = np.asarray(act, np.int32)
+        pol = self._policies_result(q_u, q_pi, G)
+        self.q_u = self.q_pi = None
+        act = self._last_action.copy() if self.batch_size is not None else int(self._last_action[0])
+        return AgentStep(self._marginals(b_host), pol, act)
 
     def take_action(self, action) -> None:
         """Record that ``action`` (joint index; (N,) for a batch) was taken instead of a sampled one (replays,

@@ -347,10 +347,13 @@ class DiscretePOMDP:
         """Per-modality likelihoods p(o_m | x, θ) as (S, K, num_obs[m]) arrays."""
         return [np.moveaxis(self._to_xk(a, lead=1), 0, -1) for a in self.A]
 
+    def flat_state_preferences(self) -> np.ndarray:
+        """``C_states`` over (x, θ) as an (S, K) array (zeros when the model has none)."""
+        return np.zeros(self.flat_sizes) if self.C_states is None else self._to_xk(self.C_states)
+
     def state_log_preferences(self) -> np.ndarray:
         """log C(x, θ) (S, K) for the EFE planners: C_states + Σ_m Σ_o A[m](o|x,θ) C[m](o)."""
-        S, K = self.flat_sizes
-        out = np.zeros((S, K)) if self.C_states is None else self._to_xk(self.C_states)
+        out = self.flat_state_preferences()
         for a, c in zip(self.flat_observations(), self.C):
             out = out + a @ c
         return out
