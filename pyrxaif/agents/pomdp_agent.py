@@ -40,6 +40,7 @@ the GFE/Bethe agents run the three calls in turn (their policy evaluation domina
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import NamedTuple
 
@@ -50,7 +51,7 @@ from jax.scipy.special import logsumexp, xlogy
 
 from pyrxaif.inference import rollout as ro
 from pyrxaif.inference.policy import OBJECTIVES, choose_policy, evaluate_policies_jit
-from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_actions, check_observation
+from pyrxaif.models.discrete_pomdp import MAX_TRANSITION_ENTRIES, DiscretePOMDP, check_actions, check_observation
 
 __all__ = ["Agent", "AgentStep", "METHODS", "MAX_POLICIES"]
 
@@ -73,13 +74,16 @@ class _GfeSetup(NamedTuple):
 
 
 class _EfeSetup(NamedTuple):
-    """What pymdp's expected free energy of enumerated policies needs (arrays; a pytree)."""
+    """What pymdp's expected free energy of a policy set needs (arrays; a pytree), over the full state
+    z = x·K + θ (n values). The policies are scored on their tree of prefixes: the distinct prefixes of
+    length τ + 1 (M_τ of them) are level τ, each the expansion of a level-(τ − 1) prefix by one action."""
 
-    B: jax.Array             # (U, S', S, K) p(x' | x, θ, u)
-    A: jax.Array             # (S, K, Y) every modality's p(o_m | x, θ) side by side (Y = Σ_m num_obs[m])
+    B: jax.Array             # (n, U·n) [z, u·n + z'] = p(z' | z, u): every action's prediction in one product
+    A: jax.Array             # (n, Y) every modality's p(o_m | z) side by side (Y = Σ_m num_obs[m])
     C: jax.Array             # (Y,) every modality's log-preferences side by side
-    state_cost: jax.Array    # (S, K) Σ_m H[A_m(· | x, θ)] − C_states(x, θ): ambiguity less state preferences
-    policies: jax.Array      # (P, H) joint actions
+    state_cost: jax.Array    # (n,) Σ_m H[A_m(· | z)] − C_states(z): ambiguity less state preferences
+    expand: tuple            # per level τ: (M_τ,) rows of the previous level's (M_{τ−1}·U) expansion
+    prefix: tuple            # per level τ: (P,) each policy's prefix on level τ
     log_E: jax.Array         # (P,) log prior of each policy, Σ_τ log E(u_τ)
     first_action: jax.Array  # (P, U) one-hot of each policy's first action
 
@@ -160,18 +164,17 @@ _choose_batch = jax.jit(_choose_batch_impl, static_argnames=("method", "gamma"))
 
 def _efe_scores(setup: _EfeSetup, log_b):
     """G (P,) of every policy from one agent's log-belief ``log_b`` (S, K): pymdp's expected free energy
-    (``control.compute_neg_efe_policy`` with utility and state information gain, sign flipped), on the
-    joint state (x, θ). The prediction is one contraction per step (policy × (action, state) against the
-    transitions: a matrix product, not a gather of P transition matrices)."""
-    q = jnp.exp(log_b)
-    P, H = setup.policies.shape
-    q = jnp.broadcast_to(q, (P,) + q.shape)
-    G = jnp.zeros(P, q.dtype)
-    for t in range(H):
-        pick = jax.nn.one_hot(setup.policies[:, t], setup.B.shape[0], dtype=q.dtype)       # (P, U)
-        q = jnp.einsum("pusk,uxsk->pxk", pick[:, :, None, None] * q[:, None], setup.B)
-        qo = jnp.einsum("psk,sky->py", q, setup.A)
-        G = G + jnp.einsum("psk,sk->p", q, setup.state_cost) + jnp.sum(xlogy(qo, qo) - qo * setup.C, axis=1)
+    (``control.compute_neg_efe_policy`` with utility and state information gain, sign flipped) on the
+    joint state, G(π) = Σ_τ [q_τ·state_cost + Σ_y q(y) log q(y) − q(y) C(y)] with q_τ = q(z_τ | π) and
+    q(y) = A q_τ. Each distinct prefix is predicted once, level by level: a matrix product with every
+    action's transition, then the rows of the prefixes of the set (the full tree for all U^H policies)."""
+    n = setup.A.shape[0]
+    q = jnp.exp(log_b).reshape(1, n)
+    G = jnp.zeros(setup.log_E.shape, q.dtype)
+    for expand, prefix in zip(setup.expand, setup.prefix):
+        q = (q @ setup.B).reshape(-1, n)[expand]                                  # (M_τ, n)
+        qo = q @ setup.A
+        G = G + (q @ setup.state_cost + jnp.sum(xlogy(qo, qo) - qo * setup.C, axis=1))[prefix]
     return G
 
 
@@ -194,13 +197,20 @@ def _step_batch_impl(filter_model, log_D, log_b, u_prev, y, first, key, arrays, 
     """One whole agent step of every agent, fused: the filter step (``_observe_batch_impl``), policy
     inference (``_policies_batch_impl``), and the choice (``_split_batch_impl``, ``_choose_batch_impl``)
     unless the actions are ``given`` (then the key is not used). The next step's prediction through the
-    chosen action is the start of the next call's filter step, as in the three-call loop."""
+    chosen action is the start of the next call's filter step, as in the three-call loop.
+
+    Returns the new log-belief and key (they stay on the device) and, for the host, every agent's
+    results packed side by side in one (N, ·) float array (``_step_widths`` gives the layout): one
+    device→host transfer instead of one per array."""
     log_b, log_norm = _observe_batch_impl(filter_model, log_D, log_b, u_prev, y, first)
     q_u, q_pi, G = _policies_batch_impl(arrays, log_b, spec)
     if given is None:
         key, keys = _split_batch_impl(key, log_b.shape[0])
         given = _choose_batch_impl(keys, q_u, selection, spec.gamma)
-    return log_b, log_norm, q_u, q_pi, G, given, key
+    parts = (log_b, log_norm, q_u, q_pi, G, given)
+    N = log_b.shape[0]
+    packed = jnp.concatenate([p.reshape(N, -1).astype(log_b.dtype) for p in parts if p is not None], axis=1)
+    return log_b, key, packed
 
 
 _step_batch = jax.jit(_step_batch_impl, static_argnames=("spec", "selection"))
@@ -223,15 +233,35 @@ def _policy_set(num_actions: int, horizon: int, policies) -> np.ndarray:
     return pol.astype(np.int32)
 
 
+def _prefix_tree(policies: np.ndarray, num_actions: int) -> tuple[tuple, tuple]:
+    """Per level τ: the rows of the distinct prefixes of length τ + 1 in the (M_{τ−1}·U) expansion of
+    level τ − 1 (parent row · U + action), and each policy's prefix row on level τ."""
+    expand, prefix = [], []
+    parent = np.zeros(len(policies), np.int64)            # each policy's row on the previous level
+    for t in range(policies.shape[1]):
+        rows, inverse = np.unique(parent * num_actions + policies[:, t], return_inverse=True)
+        expand.append(rows.astype(np.int32))
+        prefix.append(inverse.reshape(-1).astype(np.int32))
+        parent = inverse.reshape(-1)
+    return tuple(expand), tuple(prefix)
+
+
 def _efe_setup(model: DiscretePOMDP, policies: np.ndarray) -> _EfeSetup:
     """The tensors of ``_efe_scores`` for ``model`` and a checked policy set."""
-    A = jnp.asarray(np.concatenate(model.flat_observations(), axis=-1))        # (S, K, Y)
-    ambiguity = -jnp.sum(xlogy(A, A), axis=-1)             # Σ_m H[A_m(· | x, θ)]: the entropies add up
-    log_E = np.sum(_log(model.E)[policies], axis=1)
-    first = np.eye(model.num_actions)[policies[:, 0]]
-    return _EfeSetup(jnp.asarray(np.transpose(model.dense_transitions(), (3, 0, 1, 2))), A,
-                     jnp.asarray(np.concatenate(model.C)), ambiguity - jnp.asarray(model.flat_state_preferences()),
-                     jnp.asarray(policies), jnp.asarray(log_E), jnp.asarray(first))
+    S, K = model.flat_sizes
+    n, U = S * K, model.num_actions
+    if U * n * n > MAX_TRANSITION_ENTRIES:
+        raise ValueError(f"method: 'efe' keeps the dense joint transition over (x, θ), {U}·{n}·{n} = {U * n * n} "
+                         f"entries, above {MAX_TRANSITION_ENTRIES}; use a smaller model or a rollout planner")
+    A = np.concatenate(model.flat_observations(), axis=-1).reshape(n, -1)     # (n, Y)
+    ambiguity = -np.sum(A * _log(np.where(A > 0, A, 1.0)), axis=1)          # Σ_m H[A_m(· | z)]: entropies add up
+    B = np.transpose(model.joint_transitions(), (2, 0, 1)).reshape(n, U * n)
+    expand, prefix = _prefix_tree(policies, U)
+    return _EfeSetup(jnp.asarray(B), jnp.asarray(A), jnp.asarray(np.concatenate(model.C)),
+                     jnp.asarray(ambiguity - model.flat_state_preferences().reshape(n)),
+                     tuple(map(jnp.asarray, expand)), tuple(map(jnp.asarray, prefix)),
+                     jnp.asarray(np.sum(_log(model.E)[policies], axis=1)),
+                     jnp.asarray(np.eye(U)[policies[:, 0]]))
 
 
 def _gfe_scores(key, setup: _GfeSetup, A_param, log_b0, actions, obs, tau, *, width, objective, learn_A,
@@ -351,6 +381,7 @@ class Agent:
         self._key = jax.random.PRNGKey(int(seed))
         S, K = model.flat_sizes
         self._log_D = jnp.asarray(_log(model.initial_prior()))
+        self._log_b_initial = jnp.broadcast_to(self._log_D, (self._N, S, K))    # reset()'s, made once
         self.gfe = method in OBJECTIVES
         if self.gfe:
             self._setup_gfe(policies, pA, iterations, burn_in, num_samples)
@@ -410,8 +441,7 @@ class Agent:
     # -- the loop ---------------------------------------------------------------------------------
     def reset(self) -> None:
         """Start a new episode: the next ``infer_states`` uses the prior D."""
-        S, K = self.model.flat_sizes
-        self._log_b = jnp.broadcast_to(self._log_D, (self._N, S, K))
+        self._log_b = self._log_b_initial
         self._first = True
         self._last_action = None
         self._t = 0
@@ -540,17 +570,27 @@ class Agent:
         Y, u = self._filter_inputs(obs, "step")
         given = None if action is None else check_actions(action if self.batch_size is not None else [action],
                                                           self.model.num_actions, self._N)
-        log_b, log_norm, q_u, q_pi, G, act, key = _step_batch(
+        log_b, key, packed = _step_batch(
             self._filter_model, self._log_D, self._log_b, u, Y.astype(np.int32), self._first, self._key,
             self._plan_arrays, given, spec=self._spec, selection=self._selection())
-        b_host, log_norm, q_u, q_pi, G, act = jax.device_get((log_b, log_norm, q_u, q_pi, G, act))
-        self._check_evidence(Y, log_norm)
+        packed = np.asarray(packed)
+        b_host, log_norm, q_u, *pol_G, act = (packed[:, i:j] for i, j in self._step_columns)
+        self._check_evidence(Y, log_norm[:, 0])
         self._log_b, self._first, self._key = log_b, False, key
-        self._last_action = np.asarray(act, np.int32)
-        pol = self._policies_result(q_u, q_pi, G)
+        self._last_action = act[:, 0].astype(np.int32)
+        pol = self._policies_result(q_u, *(pol_G or (None, None)))
         self.q_u = self.q_pi = None
         act = self._last_action.copy() if self.batch_size is not None else int(self._last_action[0])
-        return AgentStep(self._marginals(b_host), pol, act)
+        return AgentStep(self._marginals(b_host.reshape(self._log_b.shape)), pol, act)
+
+    @functools.cached_property
+    def _step_columns(self) -> list[tuple[int, int]]:
+        """Column ranges of ``_step_batch``'s packed results: log-belief, log-evidence, q(u_0), [q(π), G,]
+        action."""
+        S, K = self.model.flat_sizes
+        P = [] if self._spec.cfg is not None else [self._plan_arrays.log_E.shape[0]] * 2
+        ends = np.cumsum([S * K, 1, self.model.num_actions] + P + [1]).tolist()
+        return list(zip([0] + ends[:-1], ends))
 
     def take_action(self, action) -> None:
         """Record that ``action`` (joint index; (N,) for a batch) was taken instead of a sampled one (replays,

@@ -401,11 +401,6 @@ class DiscretePOMDP:
         A = np.ones((1, n))
         for a in self.flat_observations():
             A = (A[:, None, :] * a.reshape(n, -1).T[None, :, :]).reshape(-1, n)
-        dense = self.dense_transitions()                     # (S', S, K, U)
-        # z' = x'·K + θ' with θ' = θ
-        Bz = np.zeros((self.num_actions, S, K, S, K))
-        for k in range(K):
-            Bz[:, :, k, :, k] = np.transpose(dense[:, :, k, :], (2, 0, 1))
         c = np.zeros(())
         for cm in self.C:
             c = np.add.outer(c, cm)
@@ -413,7 +408,16 @@ class DiscretePOMDP:
         log_c = c - np.logaddexp.reduce(c)
         with np.errstate(divide="ignore"):
             log_D = np.log(self.initial_prior().reshape(n))
-        return JointTensors(A, Bz.reshape(self.num_actions, n, n), log_c, log_D)
+        return JointTensors(A, self.joint_transitions(), log_c, log_D)
+
+    def joint_transitions(self) -> np.ndarray:
+        """p(z' | z, u) over the full state z = x·K + θ as a dense (U, n, n) array (θ' = θ)."""
+        S, K = self.flat_sizes
+        dense = self.dense_transitions()                     # (S', S, K, U)
+        Bz = np.zeros((self.num_actions, S, K, S, K))
+        for k in range(K):
+            Bz[:, :, k, :, k] = np.transpose(dense[:, :, k, :], (2, 0, 1))
+        return Bz.reshape(self.num_actions, S * K, S * K)
 
     def __repr__(self) -> str:
         return (f"DiscretePOMDP(num_obs={self.num_obs}, num_states={self.num_states}, "
