@@ -29,10 +29,10 @@ def test_peer_workers_agree_on_the_tmaze_posteriors():
         (post, q_pi), t_ours = mod.worker_pyrxaif(data, repeats=1, method=method, api=api)
         ours[method, api] = post, q_pi
         err, err_pi = mod.max_differences({"post": post, "q_pi": q_pi}, {"post": ref, "q_pi": ref_pi}, method)
-        assert err < 1e-6 and t_ours > 0, (method, api)
+        assert err < 1e-6 and min(t_ours) > 0, (method, api)
         assert err_pi < 1e-6 if method == "efe" else np.isnan(err_pi)
     # the fused step and the three calls give the same numbers
     np.testing.assert_array_equal(ours["efe", "step"][1], ours["efe", "calls"][1])
     cued = data["obs"][:, :, 0] == 3                  # at the cue the side is known exactly
     assert np.all(np.isclose(ours["bp", "step"][0][cued].max(axis=-1), 1.0))
-    assert np.all(np.isclose(ref_pi.sum(axis=-1), 1.0)) and np.ptp(ref_pi) > 0.01 and t_ref > 0
+    assert np.all(np.isclose(ref_pi.sum(axis=-1), 1.0)) and np.ptp(ref_pi) > 0.01 and min(t_ref) > 0

@@ -352,6 +352,12 @@ class Agent:
     [array([0.9, 0.1])]
     >>> _ = agent.infer_policies(); agent.sample_action()
     1
+    >>> step = agent.step([1])          # infer_states → infer_policies → sample_action, one compiled call
+    >>> step.action, np.round(step.qs[0], 3)
+    (0, array([0.012, 0.988]))
+    >>> efe = Agent(DiscretePOMDP(A, B, C=[np.array([0.0, 3.0])]), method="efe", horizon=2)
+    >>> np.round(efe.step([0]).policies[1], 3)         # pymdp's G of the 4 policies (nats)
+    array([-1.373, -3.293, -5.213, -3.293])
     """
 
     def __init__(self, model: DiscretePOMDP, method: str = "aif-mp", horizon: int = 8, *,
