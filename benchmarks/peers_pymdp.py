@@ -13,13 +13,15 @@ either ``agent.step(obs, action)`` — the three fused into one compiled call (`
 or ``infer_states`` → ``infer_policies`` → ``take_action`` as three calls (``--api calls``)). The
 posteriors of both are checked equal (to 1e-6) before any timing is reported, and for ``efe`` (pymdp's
 algorithm, ``gamma`` = pymdp's default 1) the policy posteriors q(π) too; the other methods' policy
-inference differs by design (docs/models.md), so only its cost is compared. Timing: one warm-up pass over the data, then the median and the fastest of
-``--repeats`` passes (the fastest is the least disturbed by other jobs on a shared host); agent-steps/s
-= N·T / seconds; pymdp is run again for every row, so both columns of a row are measured back to back. Float64 in both (pyrxaif's default; pymdp
+inference differs by design (docs/models.md), so only its cost is compared. Timing: one warm-up pass
+over the data, then the median and the fastest of ``--repeats`` passes (the fastest is the least
+disturbed by other jobs on a shared host); agent-steps/s = N·T / seconds; pymdp is run again for every
+row, so both columns of a row are measured back to back. Float64 in both (pyrxaif's default; pymdp
 runs in the same process setting). Each row prints the host's 1-minute load average: on a shared
-host, compare rows taken at similar load. What the two libraries compute per step differs (closed-form
-EFE of 16 policies vs 16 message-passing sweeps or LAIF's fixed-point evaluation; the GFE agent skips
-policy inference at the last step of each episode): see docs/models.md.
+host, compare rows taken at similar load. ``efe`` computes what pymdp computes (closed-form EFE of the
+16 policies); for ``aif-mp`` and ``gfe`` the work per step differs (16 message-passing sweeps, or LAIF's
+fixed-point evaluation; the GFE agent skips policy inference at the last step of each episode, and its
+``step`` is the three calls): see docs/models.md.
 """
 
 from __future__ import annotations
@@ -206,7 +208,8 @@ def main(argv=None) -> int:
                     rows.append(row)
                     print(f"N={n:5d} {method:7s} {api:5s} |Δq|={err:.1e} |Δq(π)|={err_pi:.1e}  agent-steps/s "
                           f"median: pymdp {row['pymdp_agent_steps_per_s_median']:9.0f} pyrxaif "
-                          f"{row['pyrxaif_agent_steps_per_s_median']:9.0f} ({row['ratio_pyrxaif_over_pymdp_median']:.2f}x)"
+                          f"{row['pyrxaif_agent_steps_per_s_median']:9.0f} "
+                          f"({row['ratio_pyrxaif_over_pymdp_median']:.2f}x)"
                           f"  best: pymdp {row['pymdp_agent_steps_per_s_best']:9.0f} pyrxaif "
                           f"{row['pyrxaif_agent_steps_per_s_best']:9.0f} ({row['ratio_pyrxaif_over_pymdp_best']:.2f}x)"
                           f"  (load {row['load_average_1min']:.1f})", flush=True)

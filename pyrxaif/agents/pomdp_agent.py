@@ -200,7 +200,7 @@ def _step_batch_impl(filter_model, log_D, log_b, u_prev, y, first, key, arrays, 
     chosen action is the start of the next call's filter step, as in the three-call loop.
 
     Returns the new log-belief and key (they stay on the device) and, for the host, every agent's
-    results packed side by side in one (N, ·) float array (``_step_widths`` gives the layout): one
+    results packed side by side in one (N, ·) float array (``Agent._step_columns`` gives the layout): one
     device→host transfer instead of one per array."""
     log_b, log_norm = _observe_batch_impl(filter_model, log_D, log_b, u_prev, y, first)
     q_u, q_pi, G = _policies_batch_impl(arrays, log_b, spec)
