@@ -5,7 +5,8 @@ The planners' objectives differ (docs/models.md): pymdp scores enumerated polici
 energy (risk over observations + ambiguity, softmax with precision γ); pyrxaif's EFE planners run message
 passing on the rollout graph (AIF-MP's observation channels reproduce the ambiguity and information-gain
 terms with preferences over states), and its GFE agent scores policies by the generalised free energy.
-So only behaviour is compared for planning."""
+So only behaviour is compared for those planners; the Agent's ``efe`` method is pymdp's algorithm,
+and its G, q(π) and q(u_0) are compared with pymdp's."""
 
 import numpy as np
 import pytest
@@ -141,3 +142,21 @@ def test_efe_policy_posterior_equals_pymdp_on_a_random_pomdp():
     agent.infer_states(steps[0][0])
     q_pi, G = agent.infer_policies()
     assert q_pi.shape == (27,) and q_pi.max() > 2 * q_pi.min() and np.isclose(q_pi.sum(), 1.0)
+
+
+def test_efe_policy_posterior_equals_pymdp_with_two_controlled_factors():
+    """Two state factors with 2 and 3 controls (pymdp's policies are its product over factors and steps,
+    ours over joint actions: the same order), each modality sensing one factor, so the exact posterior
+    factorises and pymdp's mean-field state inference is exact: G and q(π) as pymdp's over 36 policies."""
+    rng = np.random.default_rng(5)
+    ns, nu = (3, 2), (2, 3)
+    B = [rng.gamma(0.7, size=(n, n, u)) for n, u in zip(ns, nu)]
+    A0 = rng.gamma(0.7, size=(4, 3))
+    A1 = rng.gamma(0.7, size=(3, 2))
+    A = [np.broadcast_to((A0 / A0.sum(0))[:, :, None], (4, 3, 2)).copy(),
+         np.broadcast_to((A1 / A1.sum(0))[:, None, :], (3, 3, 2)).copy()]
+    C = [rng.normal(size=4), rng.normal(size=3)]
+    model = DiscretePOMDP(A, [b / b.sum(0) for b in B], C)
+    steps = [([int(rng.integers(4)), int(rng.integers(3))], int(rng.integers(6))) for _ in range(3)]
+    worst = _compare_efe(model, steps, horizon=2, gamma=1.0)
+    assert np.all(worst < 1e-6), worst
