@@ -5,7 +5,7 @@ The public face::
     import pyrxaif as rx
 
     model = rx.DiscretePOMDP(A, B, C, D)                      # pymdp's letters
-    agent = rx.Agent(model, method="aif-mp", horizon=4)       # bp, vbp, rm-mp, aif-mp, nuijten-mp, gfe, bethe
+    agent = rx.Agent(model, method="aif-mp", horizon=4)       # bp, vbp, rm-mp, aif-mp, nuijten-mp, efe, gfe, bethe
     qs = agent.infer_states(obs); agent.infer_policies(); u = agent.sample_action()
 
     lds = rx.LinearGaussianSSM(state_dim=2, emission_dim=3, input_dim=1)   # dynamax's names

@@ -1,6 +1,7 @@
 """Agent: pymdp's loop on a DiscretePOMDP. State inference against brute-force Bayes, behaviour of the
 planners on the T-maze, batches equal single agents, Dirichlet learning of A, the deprecated
-GridworldAgent equal to the Agent, and bad input refused by name."""
+GridworldAgent equal to the Agent, the fused step equal to the three calls, the ``efe`` scores against a
+brute-force expected free energy, and bad input refused by name."""
 
 import warnings
 
@@ -83,7 +84,7 @@ def test_tmaze_epistemic_methods_visit_the_cue_first_and_bp_does_not():
     assert _run_tmaze("bethe", **GFE_FAST)[0][0] != tmaze.CUE
 
 
-@pytest.mark.parametrize("method", ["aif-mp", "gfe"])
+@pytest.mark.parametrize("method", ["aif-mp", "efe", "gfe"])
 def test_batch_equals_single_agents(method):
     model = tmaze.tmaze_pomdp()
     kw = GFE_FAST if method == "gfe" else {}
@@ -182,8 +183,10 @@ def test_agent_refuses_bad_input_by_name():
         Agent(model, method="gfe", horizon=2, policies=np.array([[0, 5]]))
     with pytest.raises(ValueError, match="pA"):
         Agent(model, method="gfe", horizon=2, pA=-np.ones((16, 8)))
-    with pytest.raises(ValueError, match="policies, pA"):
+    with pytest.raises(ValueError, match="pA, pC: only the GFE/Bethe"):
         Agent(model, method="bp", pA=np.ones((16, 8)))
+    with pytest.raises(ValueError, match="policies: only the efe/GFE/Bethe"):
+        Agent(model, method="bp", policies=np.array([[0, 1]]))
     agent = Agent(model, method="bp", horizon=2)
     with pytest.raises(RuntimeError, match="infer_states"):
         agent.infer_policies()
@@ -197,7 +200,7 @@ def test_agent_refuses_bad_input_by_name():
     np.testing.assert_allclose(qs[1], [0.5, 0.5])
     with pytest.raises(RuntimeError, match="sample_action"):
         agent.sample_action()
-    assert set(METHODS) == {"bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp", "gfe", "bethe"}
+    assert set(METHODS) == {"bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp", "efe", "gfe", "bethe"}
     gfe = Agent(model, method="gfe", horizon=2, policies=np.array([[3, 1], [3, 2]]), **GFE_FAST)
     gfe.infer_states([0, 0])
     gfe.take_action(tmaze.L)                        # not the first action of any policy in the set
@@ -340,3 +343,111 @@ def test_learned_goals_and_engine_are_validated_by_name():
         Agent(model, method="gfe", horizon=2, engine=engine("jax"))
     with pytest.raises(TypeError, match="engine: expected an engine name or an engine object"):
         Agent(model, method="gfe", horizon=2, engine=3)
+
+
+# -- the fused step and the "efe" method ------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["bp", "efe", "gfe",
+                                    pytest.param("aif-mp", marks=pytest.mark.slow)])   # aif-mp: bp's code path
+def test_step_equals_the_three_calls(method):
+    """Agent.step(obs) gives the numbers, actions and random stream of infer_states → infer_policies →
+    sample_action (stochastic selection: the key is used), and step(obs, action) those of take_action."""
+    if method == "gfe":        # the T-maze (compiled for the other GFE tests); one episode: O, then the cue
+        model, kw = tmaze.tmaze_pomdp(), dict(GFE_FAST)
+        obs = np.array([[[0, 0]] * 3, [[3, 0], [3, 1], [3, 0]]])     # 3 agents: the batch test's compile
+        replays = [None, np.full(3, tmaze.CUE)]
+    else:                      # every A entry is positive: any observation is possible
+        model, kw = random_pomdp(4)[0], {}
+        rng = np.random.default_rng(0)
+        obs = rng.integers(0, [4, 2], size=(3, 3, 2))
+        replays = [None, rng.integers(0, model.num_actions, size=3), None]
+    fused, calls = (Agent(model, method=method, horizon=2, batch_size=3, action_selection="stochastic",
+                          gamma=3.0, seed=7, **kw) for _ in range(2))
+    for t, replay in enumerate(replays):
+        got = fused.step(obs[t], replay)
+        qs = calls.infer_states(obs[t])
+        pol = calls.infer_policies()
+        if replay is None:
+            u = calls.sample_action()
+        else:
+            calls.take_action(replay)
+            u = replay
+        np.testing.assert_array_equal(got.action, u)
+        for a, b in zip(got.qs, qs):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-15)
+        for a, b in zip(*((p,) if method in ("bp", "aif-mp") else p for p in (got.policies, pol))):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    single = Agent(model, method=method, horizon=2, **kw)
+    step = single.step(obs[0, 0])
+    assert isinstance(step.action, int) and np.isclose(step.qs[0].sum(), 1.0)
+
+
+def _efe_brute_force(model, belief, policy):
+    """pymdp's expected free energy of one policy, by hand on the dense joint: predict through B, then
+    Σ_τ [ambiguity − entropy of the predicted outcomes − their expected preference − expected C_states]."""
+    dense = model.dense_transitions()                                  # (S', S, K, U)
+    flat = model.flat_observations()                                   # (S, K, Y_m)
+    c_states = model.flat_state_preferences()
+    q, G = belief, 0.0
+    for u in policy:
+        q = np.einsum("tsk,sk->tk", dense[..., u], q)
+        for a, c in zip(flat, model.C):
+            qo = np.einsum("sky,sk->y", a, q)
+            G += np.sum(q * -np.sum(a * np.log(a), axis=-1)) + np.sum(qo * np.log(qo)) - qo @ c
+        G -= np.sum(q * c_states)
+    return G
+
+
+def test_efe_scores_equal_a_brute_force_expected_free_energy():
+    """Two controlled factors with a cross dependency, a parameter factor, two modalities, state
+    preferences, a non-uniform action prior; the whole policy set and a subset of it (the prefix tree of
+    an uneven set)."""
+    model, (A, B, C, D, ns) = random_pomdp(2)
+    rng = np.random.default_rng(2)
+    c_states = rng.normal(size=ns)
+    E = rng.gamma(2.0, size=model.num_actions)
+    model = DiscretePOMDP(A, B, C, D, E=E / E.sum(), C_states=c_states, B_dependencies=model.B_dependencies,
+                          parameter_factors=model.parameter_factors)
+    agent = Agent(model, method="efe", horizon=2, gamma=1.5)
+    agent.infer_states([1, 0])
+    q_pi, G = agent.infer_policies()
+    policies = np.array([(a, b) for a in range(6) for b in range(6)])
+    want = np.array([_efe_brute_force(model, agent.belief, p) for p in policies])
+    np.testing.assert_allclose(G, want, rtol=0, atol=1e-12)
+    logits = -1.5 * want + np.log(model.E)[policies].sum(axis=1)
+    np.testing.assert_allclose(q_pi, np.exp(logits - np.logaddexp.reduce(logits)), atol=1e-12)
+    q_u = np.bincount(policies[:, 0], weights=q_pi, minlength=6)
+    assert agent.sample_action() == int(np.argmax(q_u)) and np.ptp(G) > 0.1
+    subset = policies[rng.choice(len(policies), size=9, replace=False)][:, ::-1]       # uneven prefixes
+    sub = Agent(model, method="efe", horizon=2, gamma=1.5, policies=subset)
+    sub.infer_states([1, 0])
+    np.testing.assert_allclose(sub.infer_policies()[1],
+                               [_efe_brute_force(model, sub.belief, p) for p in subset], rtol=0, atol=1e-12)
+
+
+def test_step_and_efe_refuse_bad_input_by_name(monkeypatch):
+    model = tmaze.tmaze_pomdp()
+    with pytest.raises(ValueError, match="pA"):
+        Agent(model, method="efe", horizon=2, pA=np.ones((16, 8)))
+    with pytest.raises(ValueError, match="policies"):
+        Agent(model, method="efe", horizon=2, policies=np.array([[0, 4]]))
+    with pytest.raises(ValueError, match="horizon: 4\\^7"):
+        Agent(model, method="efe", horizon=7)
+    from pyrxaif.agents import pomdp_agent
+    monkeypatch.setattr(pomdp_agent, "MAX_TRANSITION_ENTRIES", 100)
+    with pytest.raises(ValueError, match="method: 'efe' keeps the dense joint transition"):
+        Agent(model, method="efe", horizon=1)
+    monkeypatch.undo()
+    for method in ("efe", "bp"):                     # the two kinds of fused policy inference
+        agent = Agent(model, method=method, horizon=2)
+        with pytest.raises(ValueError, match="obs: expected indices below"):
+            agent.step([4, 0])
+        with pytest.raises(TypeError, match="action"):
+            agent.step([0, 0], 2.5)
+        with pytest.raises(ValueError, match="probability zero"):
+            agent.step([0, 2])                       # RW at O never happens
+        step = agent.step([0, 0], tmaze.CUE)         # the belief was left unchanged: still the prior
+        np.testing.assert_allclose(step.qs[1], [0.5, 0.5])
+        assert step.action == tmaze.CUE
+        with pytest.raises(ValueError, match="probability zero"):
+            agent.step([1, 0])                       # after Cue the agent is at the cue, not at L

@@ -15,6 +15,11 @@ sampled action; the posterior is returned as its marginal per state factor.
 Methods.
 * ``bp``, ``vbp``, ``rm-mp``, ``aif-mp``, ``nuijten-mp``: receding-horizon EFE planning by rollout message
   passing (``pyrxaif.inference.rollout``) from the current belief; ``infer_policies`` returns q(u_0).
+* ``efe``: pymdp's policy inference: every policy of length ``horizon`` (default every action sequence, or
+  ``policies=``) scored from the current belief by the closed-form expected free energy
+  G(π) = Σ_τ [E_q(s_τ|π) H[A(·|s_τ)] − Σ_m H[q(o_m,τ|π)] − Σ_m E_q(o_m,τ|π) C[m]] (ambiguity + risk up to a
+  constant; nats), q(π) = softmax(−γG + ln E(π)); ``infer_policies`` returns (q(π), G) and the action is
+  taken from the marginal q(u_0) (receding horizon, as pymdp's ``sample_action``).
 * ``gfe``, ``bethe``: LAIF's policy evaluation (``pyrxaif.inference.policy``) over a set of policies
   of length ``horizon`` (default every action sequence) covering one episode: at step τ the policies whose
   first τ actions are the executed ones are scored, with the τ observations since ``reset()`` clamped
@@ -35,25 +40,33 @@ from per-agent keys passed as ``key=`` ((N, 2) for a batch): an outer loop that 
 Batches. ``batch_size=N`` runs N independent agents in lockstep: ``infer_states`` takes (N, M)
 observations, returns (N, num_states[f]) marginals, ``sample_action`` returns (N,) actions. Every step
 is one jitted, ``vmap``-ed call.
+
+Fused step. ``agent.step(obs)`` does ``infer_states`` → ``infer_policies`` → ``sample_action`` (or, with
+``action=``, ``take_action``) in ONE compiled call for the EFE planners and ``efe`` (the same functions as
+the three calls, the same random stream, the same results), with one device→host transfer at the end;
+the GFE/Bethe agents run the three calls in turn (their policy evaluation dominates the step).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import logsumexp
+from jax.scipy.special import logsumexp, xlogy
 
 from pyrxaif.inference import rollout as ro
 from pyrxaif.inference.policy import OBJECTIVES, choose_policy, evaluate_policies_jit
-from pyrxaif.models.discrete_pomdp import DiscretePOMDP, check_actions, check_observation
+from pyrxaif.models.discrete_pomdp import MAX_TRANSITION_ENTRIES, DiscretePOMDP, check_actions, check_observation
 
-__all__ = ["Agent", "METHODS", "MAX_POLICIES"]
+__all__ = ["Agent", "AgentStep", "METHODS", "MAX_POLICIES"]
 
-METHODS = ro.METHODS + OBJECTIVES
+#: pymdp's closed-form expected free energy over enumerated policies.
+EFE = "efe"
+METHODS = ro.METHODS + (EFE,) + OBJECTIVES
 SELECTIONS = ("deterministic", "stochastic")
 #: Largest enumerated policy set of the GFE/Bethe agent (U^horizon).
 MAX_POLICIES = 4096
@@ -67,6 +80,37 @@ class _GfeSetup(NamedTuple):
     log_c: jax.Array         # (O,)
     log_D: jax.Array         # (n,)
     policies: jax.Array      # (P, H) joint actions
+
+
+class _EfeSetup(NamedTuple):
+    """What pymdp's expected free energy of a policy set needs (arrays; a pytree), over the full state
+    z = x·K + θ (n values). The policies are scored on their tree of prefixes: the distinct prefixes of
+    length τ + 1 (M_τ of them) are level τ, each the expansion of a level-(τ − 1) prefix by one action."""
+
+    B: jax.Array             # (n, U·n) [z, u·n + z'] = p(z' | z, u): every action's prediction in one product
+    A: jax.Array             # (n, Y) every modality's p(o_m | z) side by side (Y = Σ_m num_obs[m])
+    C: jax.Array             # (Y,) every modality's log-preferences side by side
+    state_cost: jax.Array    # (n,) Σ_m H[A_m(· | z)] − C_states(z): ambiguity less state preferences
+    expand: tuple            # per level τ: (M_τ,) rows of the previous level's (M_{τ−1}·U) expansion
+    prefix: tuple            # per level τ: (P,) each policy's prefix on level τ
+    log_E: jax.Array         # (P,) log prior of each policy, Σ_τ log E(u_τ)
+    first_action: jax.Array  # (P, U) one-hot of each policy's first action
+
+
+class _PlanSpec(NamedTuple):
+    """The static part of policy inference: a rollout planner's config (None: ``efe``), horizon, γ."""
+
+    cfg: ro.MethodConfig | None
+    horizon: int
+    gamma: float
+
+
+class AgentStep(NamedTuple):
+    """What :meth:`Agent.step` returns: the three calls' results."""
+
+    qs: list            # per-factor posteriors, as ``infer_states`` returns them
+    policies: object    # as ``infer_policies`` returns it: q(u_0), or (q(π), G)
+    action: object      # the action taken (int, or (N,) for a batch)
 
 
 # -- jitted cores (pure; vmapped over agents) ---------------------------------------------------
@@ -116,20 +160,117 @@ _split_batch = jax.jit(_split_batch_impl, static_argnums=1)
 
 def _choose_batch_impl(keys, scores, method, gamma):
     """Each agent's choice: a policy index from its G (method "argmin"/"sample", GFE/Bethe) or an action
-    sampled from its q(u_0) (method "categorical", EFE planners)."""
+    from its q(u_0) (method "argmax" or "categorical", EFE planners and ``efe``)."""
+    if method == "argmax":
+        return jnp.argmax(scores, axis=1).astype(jnp.int32)
     if method == "categorical":
-        return jax.vmap(lambda k, q: jax.random.categorical(k, jnp.log(q)))(keys, scores)
+        return jax.vmap(lambda k, q: jax.random.categorical(k, jnp.log(q)))(keys, scores).astype(jnp.int32)
     return jax.vmap(lambda k, g: choose_policy(k, g, jnp.isfinite(g), method, gamma))(keys, scores)
 
 
 _choose_batch = jax.jit(_choose_batch_impl, static_argnames=("method", "gamma"))
 
 
-def _plan_batch_impl(model, log_b, cfg, horizon):
-    return jax.vmap(lambda b: ro.plan_unchecked(model, b, cfg, horizon).log_q_u0)(log_b)
+def _efe_scores(setup: _EfeSetup, log_b):
+    """G (P,) of every policy from one agent's log-belief ``log_b`` (S, K): pymdp's expected free energy
+    (``control.compute_neg_efe_policy`` with utility and state information gain, sign flipped) on the
+    joint state, G(π) = Σ_τ [q_τ·state_cost + Σ_y q(y) log q(y) − q(y) C(y)] with q_τ = q(z_τ | π) and
+    q(y) = A q_τ. Each distinct prefix is predicted once, level by level: a matrix product with every
+    action's transition, then the rows of the prefixes of the set (the full tree for all U^H policies)."""
+    n = setup.A.shape[0]
+    q = jnp.exp(log_b).reshape(1, n)
+    G = jnp.zeros(setup.log_E.shape, q.dtype)
+    for expand, prefix in zip(setup.expand, setup.prefix):
+        q = (q @ setup.B).reshape(-1, n)[expand]                                  # (M_τ, n)
+        qo = q @ setup.A
+        G = G + (q @ setup.state_cost + jnp.sum(xlogy(qo, qo) - qo * setup.C, axis=1))[prefix]
+    return G
 
 
-_plan_batch = jax.jit(_plan_batch_impl, static_argnames=("cfg", "horizon"))
+def _policies_batch_impl(arrays, log_b, spec: _PlanSpec):
+    """Policy inference of every agent from its log-belief (N, S, K): (q(u_0) (N, U), q(π), G) with
+    q(π), G = None for the rollout planners (``arrays``: their RolloutModel; for ``efe`` an _EfeSetup)."""
+    if spec.cfg is not None:
+        log_q = jax.vmap(lambda b: ro.plan_unchecked(arrays, b, spec.cfg, spec.horizon).log_q_u0)(log_b)
+        return jnp.exp(log_q), None, None
+    G = jax.vmap(lambda b: _efe_scores(arrays, b))(log_b)
+    logits = arrays.log_E - spec.gamma * G
+    q_pi = jnp.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    return q_pi @ arrays.first_action, q_pi, G
+
+
+_policies_batch = jax.jit(_policies_batch_impl, static_argnames=("spec",))
+
+
+def _step_batch_impl(filter_model, log_D, log_b, u_prev, y, first, key, arrays, given, *, spec, selection):
+    """One whole agent step of every agent, fused: the filter step (``_observe_batch_impl``), policy
+    inference (``_policies_batch_impl``), and the choice (``_split_batch_impl``, ``_choose_batch_impl``)
+    unless the actions are ``given`` (then the key is not used). The next step's prediction through the
+    chosen action is the start of the next call's filter step, as in the three-call loop.
+
+    Returns the new log-belief and key (they stay on the device) and, for the host, every agent's
+    results packed side by side in one (N, ·) float array (``Agent._step_columns`` gives the layout): one
+    device→host transfer instead of one per array."""
+    log_b, log_norm = _observe_batch_impl(filter_model, log_D, log_b, u_prev, y, first)
+    q_u, q_pi, G = _policies_batch_impl(arrays, log_b, spec)
+    if given is None:
+        key, keys = _split_batch_impl(key, log_b.shape[0])
+        given = _choose_batch_impl(keys, q_u, selection, spec.gamma)
+    parts = (log_b, log_norm, q_u, q_pi, G, given)
+    N = log_b.shape[0]
+    packed = jnp.concatenate([p.reshape(N, -1).astype(log_b.dtype) for p in parts if p is not None], axis=1)
+    return log_b, key, packed
+
+
+_step_batch = jax.jit(_step_batch_impl, static_argnames=("spec", "selection"))
+
+
+def _policy_set(num_actions: int, horizon: int, policies) -> np.ndarray:
+    """(P, horizon) int32 policies: every action sequence when ``policies`` is None (at most MAX_POLICIES),
+    else the given set, checked."""
+    U, H = num_actions, horizon
+    if policies is None:
+        if U ** H > MAX_POLICIES:
+            raise ValueError(f"horizon: {U}^{H} = {U ** H} policies exceed MAX_POLICIES = {MAX_POLICIES}; "
+                             "pass a policy set (policies=...) or a shorter horizon")
+        return np.array(list(itertools.product(range(U), repeat=H)), np.int32).reshape(-1, H)
+    pol = np.asarray(policies)
+    if (pol.ndim != 2 or pol.shape[1] != H or pol.shape[0] == 0 or not np.issubdtype(pol.dtype, np.integer)
+            or np.any(pol < 0) or np.any(pol >= U)):
+        raise ValueError(f"policies: expected a non-empty (P, {H}) integer array of actions in [0, {U}), "
+                         f"got {pol.dtype} {pol.shape}")
+    return pol.astype(np.int32)
+
+
+def _prefix_tree(policies: np.ndarray, num_actions: int) -> tuple[tuple, tuple]:
+    """Per level τ: the rows of the distinct prefixes of length τ + 1 in the (M_{τ−1}·U) expansion of
+    level τ − 1 (parent row · U + action), and each policy's prefix row on level τ."""
+    expand, prefix = [], []
+    parent = np.zeros(len(policies), np.int64)            # each policy's row on the previous level
+    for t in range(policies.shape[1]):
+        rows, inverse = np.unique(parent * num_actions + policies[:, t], return_inverse=True)
+        expand.append(rows.astype(np.int32))
+        prefix.append(inverse.reshape(-1).astype(np.int32))
+        parent = inverse.reshape(-1)
+    return tuple(expand), tuple(prefix)
+
+
+def _efe_setup(model: DiscretePOMDP, policies: np.ndarray) -> _EfeSetup:
+    """The tensors of ``_efe_scores`` for ``model`` and a checked policy set."""
+    S, K = model.flat_sizes
+    n, U = S * K, model.num_actions
+    if U * n * n > MAX_TRANSITION_ENTRIES:
+        raise ValueError(f"method: 'efe' keeps the dense joint transition over (x, θ), {U}·{n}·{n} = {U * n * n} "
+                         f"entries, above {MAX_TRANSITION_ENTRIES}; use a smaller model or a rollout planner")
+    A = np.concatenate(model.flat_observations(), axis=-1).reshape(n, -1)     # (n, Y)
+    ambiguity = -np.sum(A * _log(np.where(A > 0, A, 1.0)), axis=1)          # Σ_m H[A_m(· | z)]: entropies add up
+    B = np.transpose(model.joint_transitions(), (2, 0, 1)).reshape(n, U * n)
+    expand, prefix = _prefix_tree(policies, U)
+    return _EfeSetup(jnp.asarray(B), jnp.asarray(A), jnp.asarray(np.concatenate(model.C)),
+                     jnp.asarray(ambiguity - model.flat_state_preferences().reshape(n)),
+                     tuple(map(jnp.asarray, expand)), tuple(map(jnp.asarray, prefix)),
+                     jnp.asarray(np.sum(_log(model.E)[policies], axis=1)),
+                     jnp.asarray(np.eye(U)[policies[:, 0]]))
 
 
 def _gfe_scores(key, setup: _GfeSetup, A_param, pC, log_b0, actions, obs, tau, *, width, objective, learn_A,
@@ -222,12 +363,14 @@ class Agent:
     Parameters
     ----------
     model : DiscretePOMDP
-    method : one of ``METHODS``: "bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp", "gfe", "bethe".
-    horizon : planning horizon (EFE planners) or policy length = episode length (GFE/Bethe).
+    method : one of ``METHODS``: "bp", "vbp", "rm-mp", "aif-mp", "nuijten-mp", "efe", "gfe", "bethe".
+    horizon : planning horizon (EFE planners, ``efe``: receding) or policy length = episode length (GFE/Bethe).
     action_selection : "deterministic" (argmax q(u_0) / argmin G) or "stochastic" (sample q).
-    gamma : policy precision of q(π) = softmax(−γG) (GFE/Bethe, G in bits).
+    gamma : policy precision of q(π) = softmax(−γG) (``efe``: G in nats, as pymdp's ``gamma``; GFE/Bethe:
+        G in bits).
     n_iter, damping, obs_weight : planner settings (``rollout.method_config``).
-    policies : (P, horizon) joint-action sequences for GFE/Bethe (default: all U^horizon, at most MAX_POLICIES).
+    policies : (P, horizon) joint-action sequences for efe/GFE/Bethe (default: all U^horizon, at most
+        MAX_POLICIES).
     pA : (O, n) Dirichlet concentrations of the joint observation matrix (GFE/Bethe only): learn A.
     pC : (horizon, O) Dirichlet concentrations of the goal over joint observations per step (GFE/Bethe
         only): learn the goals (they replace C in the scoring).
@@ -250,6 +393,12 @@ class Agent:
     [array([0.9, 0.1])]
     >>> _ = agent.infer_policies(); agent.sample_action()
     1
+    >>> step = agent.step([1])          # infer_states → infer_policies → sample_action, one compiled call
+    >>> step.action, np.round(step.qs[0], 3)
+    (0, array([0.012, 0.988]))
+    >>> efe = Agent(DiscretePOMDP(A, B, C=[np.array([0.0, 3.0])]), method="efe", horizon=2)
+    >>> np.round(efe.step([0]).policies[1], 3)         # pymdp's G of the 4 policies (nats)
+    array([-1.373, -3.293, -5.213, -3.293])
     """
 
     def __init__(self, model: DiscretePOMDP, method: str = "aif-mp", horizon: int = 8, *,
@@ -279,35 +428,34 @@ class Agent:
         self._key = jax.random.PRNGKey(int(seed))
         S, K = model.flat_sizes
         self._log_D = jnp.asarray(_log(model.initial_prior()))
+        self._log_b_initial = jnp.broadcast_to(self._log_D, (self._N, S, K))    # reset()'s, made once
         self.gfe = method in OBJECTIVES
         if self.gfe:
             self._setup_gfe(policies, pA, pC, iterations, burn_in, num_samples)
             self._engine = _policy_engine(engine, self.pA is not None and self.pC is None)
         else:
-            if policies is not None or pA is not None or pC is not None:
-                raise ValueError(f"policies, pA, pC: only the GFE/Bethe agents take a policy set or learn A or "
-                                 f"goals, not method {method!r}")
             if engine != "jax":
                 raise ValueError(f"engine: only the GFE/Bethe agents score policies with another engine, not "
                                  f"method {method!r}; expected 'jax'")
+            if pA is not None or pC is not None:
+                raise ValueError(f"pA, pC: only the GFE/Bethe agents learn A or goals, not method {method!r}")
+        if method == EFE:
+            self._plan_arrays = _efe_setup(model, _policy_set(model.num_actions, self.horizon, policies))
+            self._spec = _PlanSpec(None, self.horizon, self.gamma)
+            self._filter_model = model.rollout_model()
+        elif not self.gfe:
+            if policies is not None:
+                raise ValueError(f"policies: only the efe/GFE/Bethe agents take a policy set, not method {method!r}")
             self.config = ro.method_config(method, damping=damping, n_iter=n_iter, obs_weight=obs_weight)
             self._filter_model = model.rollout_model()
+            self._plan_arrays = self._filter_model
+            self._spec = _PlanSpec(self.config, self.horizon, self.gamma)
         self.reset()
 
     # -- set-up -----------------------------------------------------------------------------------
     def _setup_gfe(self, policies, pA, pC, iterations, burn_in, num_samples):
         model, H = self.model, self.horizon
-        U = model.num_actions
-        if policies is None:
-            if U ** H > MAX_POLICIES:
-                raise ValueError(f"horizon: {U}^{H} = {U ** H} policies exceed MAX_POLICIES = {MAX_POLICIES}; "
-                                 "pass a policy set (policies=...) or a shorter horizon")
-            policies = np.array(list(itertools.product(range(U), repeat=H)), np.int32)
-        pol = np.asarray(policies)
-        if (pol.ndim != 2 or pol.shape[1] != H or pol.shape[0] == 0 or not np.issubdtype(pol.dtype, np.integer)
-                or np.any(pol < 0) or np.any(pol >= U)):
-            raise ValueError(f"policies: expected a non-empty (P, {H}) integer array of actions in [0, {U}), "
-                             f"got {pol.dtype} {pol.shape}")
+        pol = _policy_set(model.num_actions, H, policies)
         jt = model.joint_tensors()
         self._setup = _GfeSetup(jnp.asarray(jt.A), jnp.asarray(jt.B), jnp.asarray(jt.log_c), jnp.asarray(jt.log_D),
                                 jnp.asarray(pol, jnp.int32))
@@ -352,8 +500,7 @@ class Agent:
     # -- the loop ---------------------------------------------------------------------------------
     def reset(self) -> None:
         """Start a new episode: the next ``infer_states`` uses the prior D."""
-        S, K = self.model.flat_sizes
-        self._log_b = jnp.broadcast_to(self._log_D, (self._N, S, K))
+        self._log_b = self._log_b_initial
         self._first = True
         self._last_action = None
         self._t = 0
@@ -363,6 +510,25 @@ class Agent:
         self._log_b0 = None
         self.q_u = self.G = self.q_pi = None
 
+    def _filter_inputs(self, obs, caller: str):
+        """The checked observations (N, M) and the action to predict through (N,) of the next filter step."""
+        y = check_observation(obs, self.model.num_obs, batch=self.batch_size)
+        Y = y if self.batch_size is not None else y[None]
+        if not self._first and self._last_action is None:
+            raise RuntimeError(f"{caller}: call sample_action() before the next observation (or reset())")
+        return Y, (np.zeros(self._N, np.int32) if self._first else self._last_action)
+
+    def _check_evidence(self, Y, log_norm) -> None:
+        """Refuse (before the belief changes) an observation of probability zero under the prediction."""
+        if not np.all(np.isfinite(log_norm)):
+            bad = np.flatnonzero(~np.isfinite(log_norm))
+            raise ValueError(f"obs: observation {Y[bad[0]].tolist()} has probability zero under the model's "
+                             f"prediction (agent {int(bad[0])}); the belief is left unchanged")
+
+    def _marginals(self, b_host) -> list[np.ndarray]:
+        marg = self.model.state_marginals(np.exp(b_host))
+        return marg if self.batch_size is not None else [m[0] for m in marg]
+
     def infer_states(self, obs) -> list[np.ndarray]:
         """Filter with ``obs`` (one index per modality; (N, M) for a batch); per-factor posteriors.
 
@@ -370,11 +536,7 @@ class Agent:
         over z_0 is the prior D)."""
         if obs is None:
             return self._start_unobserved()
-        y = check_observation(obs, self.model.num_obs, batch=self.batch_size)
-        Y = y if self.batch_size is not None else y[None]
-        if not self._first and self._last_action is None:
-            raise RuntimeError("infer_states: call sample_action() before the next observation (or reset())")
-        u = np.zeros(self._N, np.int32) if self._first else self._last_action
+        Y, u = self._filter_inputs(obs, "infer_states")
         if self.gfe:
             yj = (Y * self._obs_strides).sum(axis=1)
             if not self._first and self._t >= self.horizon:
@@ -386,10 +548,7 @@ class Agent:
             log_b, log_norm = _observe_batch(self._filter_model, self._log_D, self._log_b, u, Y.astype(np.int32),
                                              self._first)
         b_host, log_norm = jax.device_get((log_b, log_norm))
-        if not np.all(np.isfinite(log_norm)):
-            bad = np.flatnonzero(~np.isfinite(log_norm))
-            raise ValueError(f"obs: observation {Y[bad[0]].tolist()} has probability zero under the model's "
-                             f"prediction (agent {int(bad[0])}); the belief is left unchanged")
+        self._check_evidence(Y, log_norm)
         if self.gfe and self._first:
             self._log_b0 = log_b.reshape(self._N, -1)
         elif self.gfe:
@@ -398,11 +557,6 @@ class Agent:
         self._log_b, self._first, self._last_action = log_b, False, None
         self.q_u = self.G = self.q_pi = None
         return self._marginals(b_host)
-
-    def _marginals(self, log_b) -> list[np.ndarray]:
-        """Per-factor posteriors from the joint log-belief (N, S, K) (without the batch axis for one agent)."""
-        marg = self.model.state_marginals(np.exp(log_b))
-        return marg if self.batch_size is not None else [m[0] for m in marg]
 
     def _start_unobserved(self) -> list[np.ndarray]:
         if not self._first:
@@ -435,8 +589,9 @@ class Agent:
         return b if self.batch_size is not None else b[0]
 
     def infer_policies(self, key=None):
-        """EFE planners: q(u_0) (U,) (or (N, U)); GFE/Bethe: (q(π), G) over the policy set (invalid: 0, inf).
-        ``key``: the per-agent keys of the scoring's importance sampling (GFE/Bethe; see ``_keys``)."""
+        """EFE planners: q(u_0) (U,) (or (N, U)); efe: (q(π), G) over the policy set (G in nats, pymdp's
+        −neg_efe); GFE/Bethe: (q(π), G) over the policy set (invalid: 0, inf). ``key``: the per-agent keys
+        of the scoring's importance sampling (GFE/Bethe; see ``_keys``)."""
         if self._first:
             raise RuntimeError("infer_policies: call infer_states(obs) first")
         if self.gfe:
@@ -460,9 +615,20 @@ class Agent:
             q = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
             self.G, self.q_pi = G, q
             return (q, G) if self.batch_size is not None else (q[0], G[0])
-        log_q = _plan_batch(self._filter_model, self._log_b, self.config, self.horizon)
-        self.q_u = np.exp(np.asarray(log_q))
-        return self.q_u if self.batch_size is not None else self.q_u[0]
+        return self._policies_result(*jax.device_get(_policies_batch(self._plan_arrays, self._log_b,
+                                                                     spec=self._spec)))
+
+    def _policies_result(self, q_u, q_pi, G):
+        """Keep policy inference's (host) results for ``sample_action``; return them as ``infer_policies`` does."""
+        self.q_u, self.q_pi, self.G = q_u, q_pi, G
+        out = q_u if q_pi is None else (q_pi, G)
+        if self.batch_size is None:
+            out = q_u[0] if q_pi is None else (q_pi[0], G[0])
+        return out
+
+    def _selection(self) -> str:
+        """How ``_choose_batch_impl`` picks from q(u_0) (EFE planners, efe)."""
+        return "argmax" if self.action_selection == "deterministic" else "categorical"
 
     def sample_action(self, key=None):
         """The next action (joint index; (N,) for a batch) from the last ``infer_policies``; ``key``: the
@@ -478,13 +644,50 @@ class Agent:
             idx = np.take_along_axis(cand, pick[:, None], axis=1)[:, 0]
             u = self._policies_host[idx, self._t]
             self._actions[:, self._t] = u
-        elif self.action_selection == "deterministic":
-            u = np.argmax(self.q_u, axis=1)
         else:
-            u = np.asarray(_choose_batch(keys, self.q_u, method="categorical", gamma=self.gamma))
+            u = np.asarray(_choose_batch(keys, self.q_u, method=self._selection(), gamma=self.gamma))
         self._last_action = u.astype(np.int32)
         self.q_u = self.q_pi = None
         return self._last_action.copy() if self.batch_size is not None else int(self._last_action[0])
+
+    def step(self, obs, action=None) -> AgentStep:
+        """``infer_states(obs)`` → ``infer_policies()`` → ``sample_action()`` (or ``take_action(action)`` when
+        ``action`` is given: a replay; policy inference still runs) as one call; returns what the three
+        return. For the EFE planners and ``efe`` this is ONE compiled call of the same functions (the same
+        numbers and random stream as the three calls) with one device→host transfer at the end; the
+        GFE/Bethe agents make the three calls in turn."""
+        if self.gfe:
+            qs = self.infer_states(obs)
+            pol = self.infer_policies()
+            if action is None:
+                return AgentStep(qs, pol, self.sample_action())
+            self.take_action(action)
+            return AgentStep(qs, pol, int(self._last_action[0]) if self.batch_size is None
+                             else self._last_action.copy())
+        Y, u = self._filter_inputs(obs, "step")
+        given = None if action is None else check_actions(action if self.batch_size is not None else [action],
+                                                          self.model.num_actions, self._N)
+        log_b, key, packed = _step_batch(
+            self._filter_model, self._log_D, self._log_b, u, Y.astype(np.int32), self._first, self._key,
+            self._plan_arrays, given, spec=self._spec, selection=self._selection())
+        packed = np.asarray(packed)
+        b_host, log_norm, q_u, *pol_G, act = (packed[:, i:j] for i, j in self._step_columns)
+        self._check_evidence(Y, log_norm[:, 0])
+        self._log_b, self._first, self._key = log_b, False, key
+        self._last_action = act[:, 0].astype(np.int32)
+        pol = self._policies_result(q_u, *(pol_G or (None, None)))
+        self.q_u = self.q_pi = None
+        act = self._last_action.copy() if self.batch_size is not None else int(self._last_action[0])
+        return AgentStep(self._marginals(b_host.reshape(self._log_b.shape)), pol, act)
+
+    @functools.cached_property
+    def _step_columns(self) -> list[tuple[int, int]]:
+        """Column ranges of ``_step_batch``'s packed results: log-belief, log-evidence, q(u_0), [q(π), G,]
+        action."""
+        S, K = self.model.flat_sizes
+        P = [] if self._spec.cfg is not None else [self._plan_arrays.log_E.shape[0]] * 2
+        ends = np.cumsum([S * K, 1, self.model.num_actions] + P + [1]).tolist()
+        return list(zip([0] + ends[:-1], ends))
 
     def take_action(self, action) -> None:
         """Record that ``action`` (joint index; (N,) for a batch) was taken instead of a sampled one (replays,

@@ -347,10 +347,13 @@ class DiscretePOMDP:
         """Per-modality likelihoods p(o_m | x, θ) as (S, K, num_obs[m]) arrays."""
         return [np.moveaxis(self._to_xk(a, lead=1), 0, -1) for a in self.A]
 
+    def flat_state_preferences(self) -> np.ndarray:
+        """``C_states`` over (x, θ) as an (S, K) array (zeros when the model has none)."""
+        return np.zeros(self.flat_sizes) if self.C_states is None else self._to_xk(self.C_states)
+
     def state_log_preferences(self) -> np.ndarray:
         """log C(x, θ) (S, K) for the EFE planners: C_states + Σ_m Σ_o A[m](o|x,θ) C[m](o)."""
-        S, K = self.flat_sizes
-        out = np.zeros((S, K)) if self.C_states is None else self._to_xk(self.C_states)
+        out = self.flat_state_preferences()
         for a, c in zip(self.flat_observations(), self.C):
             out = out + a @ c
         return out
@@ -398,11 +401,6 @@ class DiscretePOMDP:
         A = np.ones((1, n))
         for a in self.flat_observations():
             A = (A[:, None, :] * a.reshape(n, -1).T[None, :, :]).reshape(-1, n)
-        dense = self.dense_transitions()                     # (S', S, K, U)
-        # z' = x'·K + θ' with θ' = θ
-        Bz = np.zeros((self.num_actions, S, K, S, K))
-        for k in range(K):
-            Bz[:, :, k, :, k] = np.transpose(dense[:, :, k, :], (2, 0, 1))
         c = np.zeros(())
         for cm in self.C:
             c = np.add.outer(c, cm)
@@ -410,7 +408,16 @@ class DiscretePOMDP:
         log_c = c - np.logaddexp.reduce(c)
         with np.errstate(divide="ignore"):
             log_D = np.log(self.initial_prior().reshape(n))
-        return JointTensors(A, Bz.reshape(self.num_actions, n, n), log_c, log_D)
+        return JointTensors(A, self.joint_transitions(), log_c, log_D)
+
+    def joint_transitions(self) -> np.ndarray:
+        """p(z' | z, u) over the full state z = x·K + θ as a dense (U, n, n) array (θ' = θ)."""
+        S, K = self.flat_sizes
+        dense = self.dense_transitions()                     # (S', S, K, U)
+        Bz = np.zeros((self.num_actions, S, K, S, K))
+        for k in range(K):
+            Bz[:, :, k, :, k] = np.transpose(dense[:, :, k, :], (2, 0, 1))
+        return Bz.reshape(self.num_actions, S * K, S * K)
 
     def __repr__(self) -> str:
         return (f"DiscretePOMDP(num_obs={self.num_obs}, num_states={self.num_states}, "
