@@ -95,9 +95,14 @@ def _core_controls(u):
 
 
 def _point_dynamics(params: ParamsLGSSM) -> lgssm.DynamicsPosterior:
+    """q([A B b]) q(Q⁻¹) concentrated on the given values. q([A B b]) is matrix-normal with row covariance
+    Q / CERTAINTY (precision CERTAINTY · Q⁻¹ ⊗ I over the row-major vec), so its correction to the
+    transition, E[HᵀQ⁻¹H] − H̄ᵀQ⁻¹H̄ = (D / CERTAINTY) I, is relative to Q whatever Q's scale (an isotropic
+    precision made it ~Q⁻¹ / CERTAINTY: the log-likelihood was off by O(T) at Q = 1e-10 I)."""
     ab = jnp.concatenate([params.dynamics_weights, params.dynamics_input_weights, params.dynamics_bias[:, None]], 1)
-    q_ab = MvNormal.from_mean_precision(ab.reshape(-1), CERTAINTY * jnp.eye(ab.size))
-    q_w = Wishart.from_mean(jnp.linalg.inv(params.dynamics_covariance), CERTAINTY)
+    w = jnp.linalg.inv(params.dynamics_covariance)
+    q_ab = MvNormal.from_mean_precision(ab.reshape(-1), CERTAINTY * jnp.kron(w, jnp.eye(ab.shape[1])))
+    q_w = Wishart.from_mean(w, CERTAINTY)
     return lgssm.DynamicsPosterior(q_ab, q_w)
 
 
