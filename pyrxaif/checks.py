@@ -18,9 +18,12 @@ def as_float_array(name: str, x, *, ndim: int | None = None, shape: Sequence[int
     if x is None:
         raise TypeError(f"{name}: expected an array, got None")
     try:
+        kind = np.asarray(x).dtype.kind
+        if kind in "cUS":                   # complex would lose its imaginary part, text would be parsed
+            raise TypeError(f"{'complex' if kind == 'c' else 'text'} values")
         arr = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected a numeric array, got {type(x).__name__} ({exc})") from None
+        raise TypeError(f"{name}: expected a real numeric array, got {type(x).__name__} ({exc})") from None
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
     if shape is not None:
@@ -82,3 +85,24 @@ def check_probability_vectors(name: str, p, axis: int = -1, atol: float = 1e-6) 
         raise ValueError(f"{name}: expected probabilities summing to 1 along axis {axis}, "
                          f"got sums in [{float(s.min()):.6g}, {float(s.max()):.6g}]")
     return arr
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """An integer (not a bool, not a float) >= ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return int(value)
+
+
+def check_key(name: str, key):
+    """A JAX PRNG key: a typed key array of shape () or a raw uint32 key of shape (2,) (``jax.random.PRNGKey``)."""
+    import jax  # noqa: PLC0415  (checks stays importable without initialising JAX)
+
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape == ():
+            return key
+    elif isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32 and key.shape == (2,):
+        return key
+    raise TypeError(f"{name}: expected a JAX PRNG key (jax.random.PRNGKey(seed) or jax.random.key(seed)), "
+                    f"got {type(key).__name__} {getattr(key, 'shape', '')}".rstrip())
