@@ -36,15 +36,20 @@ anything = st.one_of(st.integers(-5, 20), st.floats(allow_nan=True), st.booleans
                      st.none(), st.lists(st.integers(0, 3), max_size=3))
 
 
+def is_count(n):
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 1
+
+
 def named(exc, *names):
     """The error message names one of ``names``."""
     assert any(n in str(exc) for n in names), f"{type(exc).__name__} does not name {names}: {exc}"
 
 
 # ============================================================================ dense Gaussian oracle
-def dense_posterior(params, y, u):
-    """Log-likelihood of the observed rows of y (T, P) (NaN rows missing), filtered and smoothed means of
-    the LinearGaussianSSM by conditioning the joint Gaussian of (z_0..z_{T-1}, y_0..y_{T-1}) directly."""
+def dense_posterior(params, y, u, per_entry=False):
+    """Log-likelihood of the observed rows of y (T, P) (NaN rows missing; ``per_entry``: NaN entries
+    missing), filtered and smoothed means of the LinearGaussianSSM by conditioning the joint Gaussian of
+    (z_0..z_{T-1}, y_0..y_{T-1}) directly."""
     m0, P0, A, B, b, Q, H, Dm, d, R = (np.asarray(x, np.float64) for x in params)
     n_t, n_s = len(y), len(m0)
     mean = np.zeros((n_t, n_s))
@@ -61,8 +66,7 @@ def dense_posterior(params, y, u):
     ym = (mean @ H.T + u @ Dm.T + d).reshape(-1)
     sy = hb @ sz @ hb.T + np.kron(np.eye(n_t), R)
     szy = sz @ hb.T
-    observed = ~np.any(np.isnan(y), -1)
-    rows = np.repeat(observed, y.shape[1])
+    rows = ~np.isnan(y).reshape(-1) if per_entry else np.repeat(~np.any(np.isnan(y), -1), y.shape[1])
 
     def condition(keep):
         idx = np.flatnonzero(keep)
@@ -174,7 +178,7 @@ def emissions_with_gaps(draw, shape=(T, P)):
 def test_smoother_agrees_with_dense_conditioning_or_refuses_by_name(ssm, kw, y, u, method):
     try:
         params = ssm.initialize(**kw)
-        post = ssm.smoother(params, y, u, method=method)
+        post = ssm.smoother(params, y, u)
     except NAMED as e:
         named(e, *COVARIANCES, "emissions")
         assert not str(e).startswith("emissions") or np.any(np.abs(y) > 1e100)
@@ -202,3 +206,85 @@ def test_small_dynamics_noise_keeps_the_log_likelihood_exact(ssm):
         post = ssm.smoother(params, y, u)
         assert float(post.marginal_loglik) == pytest.approx(ll, rel=1e-7)
         np.testing.assert_allclose(np.asarray(post.smoothed_means), smooth, atol=1e-6)
+
+
+counts = st.one_of(st.sampled_from([1, T]), st.integers(-3, 0), st.floats(allow_nan=True), st.booleans(),
+                   st.text(max_size=2), st.none())
+keys = st.sampled_from([jax.random.PRNGKey(1), jax.random.key(1), 3, "key", None, np.zeros(3, np.uint32)])
+
+
+@SETTINGS
+@given(num_timesteps=counts, key=keys, inputs=st.one_of(st.none(), hnp.arrays(np.float64, st.sampled_from(
+    [(T, U), (1, U), (T, U + 1), (T,)]), elements=st.one_of(small, special))))
+def test_sample_follows_the_noiseless_recursion_or_refuses_by_name(ssm, num_timesteps, key, inputs):
+    """All covariances 1e-60: the draw is the deterministic recursion z_t = A z_{t-1} + B u_t + b,
+    y_t = H z_t + D u_t + d, up to noise of 1e-30."""
+    rng = np.random.default_rng(0)
+    params = ssm.initialize(initial_mean=rng.normal(size=D), initial_covariance=1e-60 * np.eye(D),
+                            dynamics_weights=0.5 * rng.normal(size=(D, D)), dynamics_input_weights=rng.normal(size=(D, U)),
+                            dynamics_bias=rng.normal(size=D), dynamics_covariance=1e-60 * np.eye(D),
+                            emission_weights=rng.normal(size=(P, D)), emission_input_weights=rng.normal(size=(P, U)),
+                            emission_bias=rng.normal(size=P), emission_covariance=1e-60 * np.eye(P))
+    try:
+        states, ys = ssm.sample(params, key, num_timesteps, inputs=inputs)
+    except NAMED as e:
+        named(e, "num_timesteps", "key", "inputs")
+        return
+    n = num_timesteps
+    assert is_count(n)
+    u = np.zeros((n, U)) if inputs is None else np.asarray(inputs)
+    assert u.shape == (n, U) and np.all(np.isfinite(u))
+    m0, _, A, B, b, _, H, Dm, d, _ = (np.asarray(x) for x in params)
+    z = [m0]
+    for t in range(1, n):
+        z.append(A @ z[-1] + B @ u[t] + b)
+    z = np.array(z)
+    np.testing.assert_allclose(np.asarray(states), z, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(ys), z @ H.T + u @ Dm.T + d, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def sampled():
+    """A model and 4 × T emissions drawn from it, with every third row missing."""
+    model = LinearGaussianSSM(D, P, U)
+    params = model.initialize(jax.random.PRNGKey(0), dynamics_weights=np.array([[0.9, 0.1], [-0.1, 0.9]]),
+                              dynamics_input_weights=np.ones((D, U)))
+    u = np.random.default_rng(1).normal(size=(4, T, U))
+    ys = np.stack([np.asarray(model.sample(params, jax.random.PRNGKey(i), T, inputs=u[i])[1]) for i in range(4)])
+    ys.reshape(-1, P)[::3] = np.nan
+    return model, params, ys, u
+
+
+@settings(SETTINGS, max_examples=15)
+@given(num_iters=counts, prior=st.sampled_from(["default", "ok", "wrong dims", "text", "nan"]),
+       fit_emissions=st.booleans())
+def test_fit_vb_raises_the_elbo_or_refuses_by_name(sampled, num_iters, prior, fit_emissions):
+    model, params, ys, u = sampled
+    priors = {"default": None, "ok": lgssm.make_prior(D, U + 1, ab_precision=0.5), "wrong dims": lgssm.make_prior(D, U),
+              "text": "prior", "nan": lgssm.make_prior(D, U + 1)._replace(q_w=Wishart(np.nan * np.eye(D), 4.0))}
+    try:
+        fit = model.fit_vb(params, ys, u, num_iters=num_iters, prior=priors[prior], fit_emissions=fit_emissions)
+    except NAMED as e:
+        named(e, "num_iters", "prior")
+        assert prior in ("wrong dims", "text", "nan") or not is_count(num_iters)
+        return
+    assert prior in ("default", "ok") and len(fit.elbo) == num_iters
+    assert np.all(np.isfinite(fit.elbo)) and np.all(np.diff(fit.elbo) >= -1e-6 * np.abs(fit.elbo[1:]))
+    model.smoother(fit.params, ys[0], u[0])          # the fitted parameters pass every check of the model
+
+
+@settings(SETTINGS, max_examples=10)
+@given(y=emissions_with_gaps((2, T, P)))
+def test_a_batch_is_its_sequences_one_by_one(ssm, y):
+    params = ssm.initialize(jax.random.PRNGKey(2))
+    u = np.ones((2, T, U))
+    try:
+        post = ssm.smoother(params, y, u)
+    except NAMED as e:
+        named(e, "emissions")
+        assert np.any(np.abs(y) > 1e100)
+        return
+    for i in range(2):
+        one = ssm.smoother(params, y[i], u[i])
+        for a, b in zip(post, one):
+            np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b), rtol=1e-9, atol=1e-9)
