@@ -61,6 +61,14 @@ def check_positive_definite(name: str, m: np.ndarray) -> None:
         ) from None
 
 
+def check_eigenvalue_range(name: str, m: np.ndarray, bounds: tuple[float, float]) -> None:
+    """Symmetric ``m`` whose eigenvalues lie in [low, high] (what float64 can invert and multiply)."""
+    ev = np.linalg.eigvalsh(np.asarray(m, np.float64))
+    low, high = bounds
+    if ev.size and not (low <= ev.min() and ev.max() <= high):
+        raise ValueError(f"{name}: expected eigenvalues in [{low:.0e}, {high:.0e}], got [{ev.min():.3g}, {ev.max():.3g}]")
+
+
 def check_positive(name: str, x, *, strict: bool = True) -> np.ndarray:
     arr = as_float_array(name, x)
     ok = arr > 0 if strict else arr >= 0

@@ -11,7 +11,7 @@ import os
 import jax
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -288,3 +288,111 @@ def test_a_batch_is_its_sequences_one_by_one(ssm, y):
         one = ssm.smoother(params, y[i], u[i])
         for a, b in zip(post, one):
             np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b), rtol=1e-9, atol=1e-9)
+
+
+# ============================================================================ pyrxaif.inference.lgssm
+def point_dynamics(a, b, q):
+    """q([A B]) q(W) concentrated on (A, B) and W = Q⁻¹ (matrix-normal around them, as the model does)."""
+    ab = np.concatenate([a, b], 1)
+    w = np.linalg.inv(q)
+    return (MvNormal.from_mean_precision(ab.reshape(-1), 1e150 * np.kron(w, np.eye(ab.shape[1]))),
+            Wishart.from_mean(w, 1e12))
+
+
+@SETTINGS
+@given(mu=hnp.arrays(np.float64, (T, D), elements=small) | hnp.arrays(np.float64, (T, D), elements=st.one_of(small, special)),
+       lam_scale=st.one_of(near_scales, scales, st.sampled_from([0.0, -1.0, np.nan, np.inf])),
+       zero_dims=hnp.arrays(np.bool_, (T, D)),
+       controls_len=st.sampled_from([T, T, T - 1, T + 1]), method=st.sampled_from(["sequential", "parallel"]))
+def test_smooth_is_the_lds_posterior_or_refuses_by_name(mu, lam_scale, zero_dims, controls_len, method):
+    """Concentrated q([A B]) q(W): smooth's pseudo-likelihood model is the LDS with identity emissions
+    and R = diag(1/λ) (λ = 0: that entry unobserved), whose dense conditioning is the oracle."""
+    rng = np.random.default_rng(3)
+    a, b, q = 0.5 * rng.normal(size=(D, D)), rng.normal(size=(D, U)), 0.2 * np.eye(D)
+    q_ab, q_w = point_dynamics(a, b, q)
+    init = MvNormal.from_mean_cov(np.zeros(D), np.eye(D))
+    lam = np.where(zero_dims, 0.0, lam_scale)
+    controls = rng.normal(size=(controls_len, U))
+    try:
+        res = lgssm.smooth(mu, lam, controls, q_ab, q_w, init, method=method)
+    except NAMED as e:
+        named(e, "obs_mean", "obs_precision", "controls")
+        assert not np.all(np.isfinite(mu)) or not np.all(np.isfinite(lam)) or np.any(lam < 0) \
+            or controls_len != T or lam.max() > lgssm.MAX_PRECISION_RATIO * 5.0
+        return
+    event("accepted")
+    assert controls_len == T and np.all(lam >= 0) and np.all(np.isfinite(mu))
+    fields = [np.asarray(res.mean), np.asarray(res.cov), np.asarray(res.log_normalizer)]
+    assert all(np.all(np.isfinite(x)) for x in fields), "non-finite result"
+    observed = lam > 0
+    r = 1.0 / lam_scale if lam_scale > 0 else 1.0
+    assume(r < 1e100)                                  # beyond, the dense oracle itself overflows
+    params = ParamsLGSSM(np.zeros(D), np.eye(D), a, b, np.zeros(D), q, np.eye(D), np.zeros((D, U)), np.zeros(D),
+                         r * np.eye(D))
+    u_model = np.concatenate([np.zeros((1, U)), controls[:-1]])   # the model's u_t drives z_{t-1} -> z_t
+    ll, _, smooth = dense_posterior(params, np.where(observed, mu, np.nan), u_model, per_entry=True)
+    np.testing.assert_allclose(np.asarray(res.mean), smooth, atol=1e-6 * (1 + np.abs(smooth).max()))
+    assert float(res.log_normalizer) == pytest.approx(ll, rel=1e-6, abs=1e-6)
+
+
+@st.composite
+def prior_keywords(draw):
+    name = draw(st.sampled_from(["d", "m", "ab_mean", "ab_precision", "w_df", "w_mean"]))
+    good = {"d": D, "m": U, "ab_mean": np.ones((D, D + U)), "ab_precision": 2.0, "w_df": D + 1.5,
+            "w_mean": 2.0 * np.eye(D)}[name]
+    value = draw(st.one_of(st.just(good), anything, scales, special,
+                           hnp.arrays(np.float64, st.sampled_from([(D, D), (D, D + U), (D * (D + U),) * 2, (3,)]),
+                                      elements=st.one_of(small, special))))
+    return name, value
+
+
+@SETTINGS
+@given(keyword=prior_keywords())
+def test_make_prior_sets_each_keyword_or_refuses_it_by_name(keyword):
+    name, value = keyword
+    kw = {"d": D, "m": U, name: value}
+    try:
+        prior = lgssm.make_prior(kw.pop("d"), kw.pop("m"), **kw)
+    except NAMED as e:
+        named(e, name)
+        return
+    d, m = (value, U) if name == "d" else (D, value) if name == "m" else (D, U)
+    default = value is None and name in ("ab_mean", "w_df", "w_mean")
+    assert prior.dims == (d, m) and is_count(d) and isinstance(m, int) and not isinstance(m, bool) and m >= 0
+    mean_ab, w_mean = np.asarray(prior.q_ab.mean), np.asarray(prior.q_w.mean())
+    assert np.all(np.isfinite(mean_ab)) and np.all(np.isfinite(w_mean)) and np.all(np.linalg.eigvalsh(w_mean) > 0)
+    if default:
+        return
+    if name == "ab_mean":
+        np.testing.assert_allclose(mean_ab, np.asarray(value).reshape(-1), rtol=1e-9)
+    if name == "w_mean":
+        np.testing.assert_allclose(w_mean, value, rtol=1e-9)
+    if name == "w_df":
+        assert float(prior.q_w.df) == float(value) and float(value) > D - 1
+    if name == "ab_precision" and np.ndim(value) == 0:
+        np.testing.assert_allclose(np.asarray(prior.q_ab.precision), float(value) * np.eye(D * (D + U)))
+
+
+@settings(SETTINGS, max_examples=15)
+@given(num_iters=counts, data_scale=st.sampled_from([1.0, 1e6]), controls_len=st.sampled_from([T, T - 1]))
+def test_vb_em_raises_the_elbo_warns_about_scale_or_refuses_by_name(num_iters, data_scale, controls_len):
+    rng = np.random.default_rng(4)
+    mu = data_scale * np.cumsum(rng.normal(size=(T, D)), 0)
+    prior, init = lgssm.make_prior(D, U), MvNormal.from_mean_cov(np.zeros(D), np.eye(D))
+    import warnings  # noqa: PLC0415
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            post, trace = lgssm.vb_em(mu, np.ones((T, D)), rng.normal(size=(controls_len, U)), prior, init,
+                                      num_iters=num_iters)
+        except NAMED as e:
+            named(e, "num_iters", "controls")
+            assert not is_count(num_iters) or controls_len != T
+            return
+    assert is_count(num_iters) and controls_len == T
+    assert any("obs_mean" in str(w.message) for w in caught) == (data_scale > 1)
+    trace = np.asarray(trace)
+    assert len(trace) == num_iters and np.all(np.isfinite(trace))
+    assert np.all(np.diff(trace) >= -1e-6 * np.abs(trace[1:]))
+    assert np.all(np.isfinite(np.asarray(post.q_ab.mean))) and np.all(np.isfinite(np.asarray(post.q_w.mean())))

@@ -94,10 +94,7 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
     """Gaussian prior on vec [A B] (mean ``ab_mean`` (d, d+m), default 0; isotropic precision
     ``ab_precision`` or a full (d(d+m))² matrix) and Wishart prior on W with E[W] = ``w_mean``
     (default I) and ``w_df`` degrees of freedom (default d + 2)."""
-    if not isinstance(d, (int, np.integer)) or d < 1:
-        raise ValueError(f"d: expected a positive integer, got {d!r}")
-    if not isinstance(m, (int, np.integer)) or m < 0:
-        raise ValueError(f"m: expected a non-negative integer, got {m!r}")
+    d, m = V.check_count("d", d), V.check_count("m", m, minimum=0)
     n = d + m
     mean = np.zeros((d, n)) if ab_mean is None else V.as_float_array("ab_mean", ab_mean, shape=(d, n))
     prec = V.as_float_array("ab_precision", ab_precision)
@@ -108,6 +105,7 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
     elif prec.shape != (d * n, d * n):
         raise ValueError(f"ab_precision: expected a scalar or shape {(d * n, d * n)}, got {prec.shape}")
     V.check_positive_definite("ab_precision", prec)
+    V.check_eigenvalue_range("ab_precision", prec, PRIOR_RANGE)
     q_ab = MvNormal(jnp.asarray(prec @ mean.reshape(-1)), jnp.asarray(prec))
     if w_df is None:
         df = float(d + 2)
@@ -116,6 +114,8 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
         if not df > d - 1:
             raise ValueError(f"w_df: expected degrees of freedom > d - 1 = {d - 1}, got {w_df!r}")
     wm = np.eye(d) if w_mean is None else V.as_float_array("w_mean", w_mean, shape=(d, d))
+    V.check_positive_definite("w_mean", wm)
+    V.check_eigenvalue_range("w_mean", wm, PRIOR_RANGE)
     return DynamicsPosterior(q_ab, Wishart.from_mean(wm, df))
 
 
@@ -237,6 +237,8 @@ def _prepare(obs_mean, obs_precision, controls, mask):
     return (jnp.asarray(mu), jnp.asarray(lam), diag, jnp.asarray(u), jnp.asarray(msk), batched)
 
 
+# eigenvalues of a prior's precision / E[W] that float64 can invert and multiply by data
+PRIOR_RANGE = (1e-100, 1e100)
 # float64 carries ~16 digits: an observation precision more than this many times the model's own
 # (log Z of the two smoothers agrees to ~1e-5 at 1e10, to 5e-3 at 1e12, is garbage from ~1e16)
 # precisions (E[W], the initial state's) swamps them in every sum of the filter (results would be garbage)
