@@ -78,6 +78,18 @@ def check_positive(name: str, x, *, strict: bool = True) -> np.ndarray:
     return arr
 
 
+def check_options(options, known: Sequence[str]) -> dict:
+    """An environment's ``reset`` options: None (no options) or a dict whose keys are among ``known``."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options: expected a dict (or None), got {type(options).__name__}")
+    unknown = sorted(map(repr, set(options) - set(known)))
+    if unknown:
+        raise ValueError(f"options: unknown keys {', '.join(unknown)}; expected some of {', '.join(map(repr, known)) or 'none'}")
+    return options
+
+
 def check_choice(name: str, value, choices: Sequence) -> None:
     if value not in choices:
         raise ValueError(f"{name}: unknown value {value!r}; expected one of {', '.join(map(repr, choices))}")

@@ -396,3 +396,305 @@ def test_vb_em_raises_the_elbo_warns_about_scale_or_refuses_by_name(num_iters, d
     assert len(trace) == num_iters and np.all(np.isfinite(trace))
     assert np.all(np.diff(trace) >= -1e-6 * np.abs(trace[1:]))
     assert np.all(np.isfinite(np.asarray(post.q_ab.mean))) and np.all(np.isfinite(np.asarray(post.q_w.mean())))
+
+
+# ============================================================================ pixel environments
+from pyrxaif.envs.digits import RotatingDigits, rotate_image  # noqa: E402
+from pyrxaif.envs.pendulum import PixelPendulum, pendulum_step, render_pendulum, wrap_angle  # noqa: E402
+
+option_values = st.one_of(small, st.floats(-20.0, 20.0), special, st.integers(-3, 5), st.booleans(), st.text(max_size=2),
+                          st.none(), st.lists(small, max_size=2), st.just(1 + 1j), st.just(1e300))
+actions = st.one_of(small, st.floats(-100.0, 100.0), special, st.text(max_size=2), st.none(),
+                    hnp.arrays(np.float64, st.sampled_from([(1,), (2,), (), (1, 1), (0,)]),
+                               elements=st.one_of(small, special)))
+
+
+def reset_options(keys):
+    return st.one_of(st.none(), st.dictionaries(st.sampled_from(keys + ("other",)), option_values, max_size=3),
+                     st.lists(small, max_size=2), st.text(max_size=2), st.integers())
+
+
+def finite_real(v):
+    return (isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and np.isfinite(v)) \
+        or isinstance(v, bool)
+
+
+@pytest.fixture(scope="module")
+def pendulum():
+    return PixelPendulum()
+
+
+@SETTINGS
+@given(options=reset_options(("theta", "omega")), steps=st.lists(actions, max_size=3))
+def test_pendulum_resets_and_steps_by_its_physics_or_refuses_by_name(pendulum, options, steps):
+    env = pendulum
+    try:
+        frame, info = env.reset(seed=0, options=options)
+    except NAMED as e:
+        named(e, "options")
+        assert not isinstance(options, dict) or "other" in options \
+            or not all(finite_real(v) for v in options.values()) or abs(options.get("omega", 0.0)) > env.max_speed
+        return
+    assert options is None or (isinstance(options, dict) and "other" not in options)
+    options = options or {}
+    if "theta" in options:
+        assert info["theta"] == pytest.approx(float(wrap_angle(float(options["theta"]))), abs=1e-12)
+    if "omega" in options:
+        assert info["omega"] == float(options["omega"])
+    np.testing.assert_allclose(frame, render_pendulum(info["theta"]))
+    for a in steps:
+        before = (info["theta"], info["omega"])
+        try:
+            frame, reward, term, trunc, info = env.step(a)
+        except NAMED as e:
+            named(e, "action")
+            arr = np.asarray(a) if not isinstance(a, str) and a is not None else None
+            assert arr is None or arr.size != 1 or not np.all(np.isfinite(arr))
+            continue
+        torque = float(np.clip(np.asarray(a, float).reshape(-1)[0], -env.max_torque, env.max_torque))
+        theta, omega = pendulum_step(*before, torque)
+        assert info["torque"] == torque and info["theta"] == pytest.approx(float(theta), abs=1e-12)
+        assert info["omega"] == pytest.approx(float(omega), abs=1e-12)
+        assert env.observation_space.contains(frame) and np.isfinite(reward) and not term and not trunc
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images = np.zeros((3, 28, 28), np.float32)
+    images[:, 10:18, 12:16] = np.array([0.5, 0.8, 1.0], np.float32)[:, None, None]
+    return RotatingDigits(images=images)
+
+
+@SETTINGS
+@given(options=reset_options(("index", "angle")), steps=st.lists(actions, max_size=3))
+def test_rotating_digits_reset_and_step_or_refuse_by_name(digits, options, steps):
+    env = digits
+    try:
+        frame, info = env.reset(seed=0, options=options)
+    except NAMED as e:
+        named(e, "options")
+        if isinstance(options, dict) and "other" not in options:
+            idx, ang = options.get("index", 0), options.get("angle", 0.0)
+            ok_index = isinstance(idx, (int, np.integer)) and not isinstance(idx, bool) and 0 <= idx < 3
+            assert not ok_index or not finite_real(ang) or abs(float(ang)) > env.max_angle
+        return
+    options = options or {}
+    if "angle" in options:
+        assert info["angle"] == float(options["angle"]) and abs(info["angle"]) <= env.max_angle
+    if "index" in options:
+        assert info["index"] == options["index"] and not isinstance(options["index"], bool)
+    np.testing.assert_allclose(frame, rotate_image(env.images[info["index"]], info["angle"]))
+    for a in steps:
+        before = info["angle"]
+        try:
+            frame, reward, term, trunc, info = env.step(a)
+        except NAMED as e:
+            named(e, "action")
+            continue
+        u = float(np.clip(np.asarray(a, float).reshape(-1)[0], -env.max_speed, env.max_speed))
+        assert info["angle"] == pytest.approx(float(np.clip(before + u, -env.max_angle, env.max_angle)), abs=1e-12)
+        assert env.observation_space.contains(frame) and reward == -abs(info["angle"]) and not term and not trunc
+
+
+# ============================================================================ pixel-control agent
+import dataclasses  # noqa: E402
+
+import jax.numpy as jnp  # noqa: E402
+
+from pyrxaif import checkpoint as ckpt  # noqa: E402
+from pyrxaif.agents import pixel_control as pc  # noqa: E402
+from pyrxaif.agents.pixel_tasks import PendulumTask  # noqa: E402
+from pyrxaif.inference import em  # noqa: E402
+from pyrxaif.nn import vae  # noqa: E402
+
+SECTIONS = {"data": pc.DataConfig, "model": pc.ModelConfig, "learning": pc.LearningConfig,
+            "planner": pc.PlannerConfig, "bar": pc.ValidationBar}
+setting_values = st.one_of(st.integers(-2, 70), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                           st.none(), st.text(max_size=6), st.sampled_from(["gaussian", "ring", "all", "final"]))
+
+
+@SETTINGS
+@given(section=st.sampled_from(sorted(SECTIONS)), data=st.data(), value=setting_values)
+def test_config_settings_are_taken_or_refused_by_name(section, data, value):
+    cls = SECTIONS[section]
+    name = data.draw(st.sampled_from([f.name for f in dataclasses.fields(cls)]))
+    try:
+        sec = cls(**{name: value})
+        cfg = pc.PixelControlConfig(**{section: sec})
+    except NAMED as e:
+        named(e, name, "traj_len", "pretrain_prior")
+        return
+    assert getattr(getattr(cfg, section), name) == value or (value != value)
+    assert value is None or not isinstance(value, str) or name in ("pretrain_prior", "goal_steps")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and name not in ("per_frame", "multistart"):
+        assert value == value and (value > 0 or name in ("scale_spread", "gate_action_weight", "pretrain_epochs",
+                                                         "refit_episodes"))
+    assert pc.PixelControlConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """An untrained model of the pendulum task: latent_dim 2, one frame per window, two fixed experts,
+    horizon 3 (nothing trained: the tests judge the entry points, not the control)."""
+    cfg = pc.PixelControlConfig(task=PendulumTask(), data=pc.DataConfig(n_traj=2, traj_len=5),
+                                model=pc.ModelConfig(latent_dim=2, frames=1, n_local=2),
+                                planner=pc.PlannerConfig(horizon=3, iters=1, multistart=False))
+    params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(2, 1, per_frame=False))
+    local = em.LocalLDS(jnp.array([[0.0, 0.0], [1.0, 1.0]]), jnp.asarray(1.0), jnp.stack([0.9 * jnp.eye(2)] * 2),
+                        jnp.ones((2, 2, 1)), jnp.zeros((2, 2)), jnp.stack([0.01 * jnp.eye(2)] * 2), jnp.asarray(0.0))
+    return pc.PixelControlModel(cfg, params, em.init_lds(2, 1), local)
+
+
+frame_batches = st.one_of(
+    hnp.arrays(np.float32, st.sampled_from([(3, 1, 28, 28), (3, 28, 28), (3, 2, 28, 28), (3, 1, 27, 28), (0, 1, 28, 28)]),
+               elements=st.floats(0.0, 1.0, width=32)),
+    hnp.arrays(np.float32, (3, 1, 28, 28), elements=st.one_of(st.floats(0.0, 1.0, width=32), st.floats(-2.0, 3.0, width=32),
+                                                              st.sampled_from([np.nan, np.inf]))),
+    hnp.arrays(np.uint8, (3, 1, 28, 28)), st.text(max_size=2), st.none())
+
+
+@SETTINGS
+@given(windows=frame_batches)
+def test_encode_takes_frames_in_the_unit_interval_or_refuses_by_name(tiny_model, windows):
+    try:
+        mu, var = tiny_model.encode(windows)
+    except NAMED as e:
+        named(e, "windows")
+        w = np.asarray(windows) if isinstance(windows, np.ndarray) else None
+        assert w is None or w.shape != (3, 1, 28, 28) or not np.all((w >= 0) & (w <= 1))
+        return
+    ref_mu, ref_var = vae.encode(tiny_model.params, np.asarray(windows, np.float32), 2)
+    np.testing.assert_allclose(mu, np.asarray(ref_mu), rtol=1e-6)
+    assert mu.shape == (3, 2) and np.all(np.isfinite(mu)) and np.all(var > 0) and np.all(np.isfinite(var))
+
+
+@settings(SETTINGS, max_examples=12)
+@given(goal=st.one_of(st.floats(-4.0, 4.0), special, st.text(max_size=1), st.none()),
+       start=st.one_of(st.none(), st.fixed_dictionaries({"theta": st.one_of(small, special)}), st.just({"x": 1.0})),
+       steps=st.one_of(st.just(2), st.integers(-1, 0), st.just(1.5)))
+def test_run_episode_acts_within_the_bound_or_refuses_by_name(tiny_model, pendulum, goal, start, steps):
+    try:
+        tr = pc.run_episode(tiny_model, pendulum, start=start, goal=goal, steps=steps, engine="jax")
+    except NAMED as e:
+        named(e, "goal", "steps", "options")
+        return
+    assert is_count(steps) and np.isfinite(goal) and (start is None or np.isfinite(start.get("theta", 0.0)))
+    assert tr["actions"].shape == (steps,) and np.all(np.abs(tr["actions"]) <= pendulum.max_torque)
+    assert tr["states"].shape == (steps + 1,) and all(np.all(np.isfinite(v)) for v in tr.values())
+    np.testing.assert_allclose(tr["frames"][0], render_pendulum(tr["states"][0]))
+    np.testing.assert_allclose(tr["goal_latent"], tiny_model.encode(render_pendulum(goal)[None, None])[0][0])
+
+
+@SETTINGS
+@given(frames=st.one_of(hnp.arrays(np.float32, st.sampled_from([(2, 5, 28, 28), (2, 1, 28, 28), (2, 5, 28, 27)]),
+                                   elements=st.floats(0.0, 1.0, width=32)),
+                        hnp.arrays(np.float32, (2, 5, 28, 28), elements=st.floats(-1.0, 2.0, width=32))),
+       actions_shape=st.sampled_from([(2, 4, 1), (2, 4, 1), (2, 2, 1), (1, 4, 1), (2, 4, 2)]))
+def test_validate_gives_finite_figures_or_refuses_by_name(tiny_model, frames, actions_shape):
+    actions = np.linspace(-1.0, 1.0, int(np.prod(actions_shape))).reshape(actions_shape)
+    try:
+        metrics = pc.validate(tiny_model, frames, actions)
+    except NAMED as e:
+        named(e, "frames", "actions")
+        assert frames.shape != (2, 5, 28, 28) or actions_shape != (2, 4, 1) or frames.min() < 0 or frames.max() > 1 \
+            or ("spread 0" in str(e) and np.all(frames[:, 1:] == frames[0, 1]))
+        return
+    assert set(metrics) == {"pred_nmse", "pred_nmse_global", "horizon_nmse", "recon_mse"}
+    assert all(np.isfinite(v) and v >= 0 for v in metrics.values())
+    rec = np.asarray(vae.decode(tiny_model.params, tiny_model.encode(frames.reshape(10, 1, 28, 28))[0]))
+    assert metrics["recon_mse"] == pytest.approx(float(np.mean((rec - frames.reshape(10, 28, 28)) ** 2)), rel=1e-5)
+
+
+# ============================================================================ checkpoints
+@pytest.fixture(scope="module")
+def saved(tiny_model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ckpt") / "model.ckpt")
+    pc.save(tiny_model, path, {"passed": True, "metrics": {"pred_nmse": 0.1}})
+    return Saved(path, open(path, "rb").read())
+
+
+class Saved(tuple):
+    """(path, bytes) of a checkpoint, with a short repr (hypothesis prints its arguments on failure)."""
+
+    def __new__(cls, path, raw):
+        return super().__new__(cls, (path, raw))
+
+    def __repr__(self):
+        return f"Saved({self[0]!r}, <{len(self[1])} bytes>)"
+
+
+def leaves_equal(a, b):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+
+
+def rewrite_header(raw: bytes, edit, rehash: bool) -> bytes:
+    start = len(ckpt.MAGIC) + 8
+    (n,) = ckpt._LEN.unpack(raw[len(ckpt.MAGIC):start])
+    header, payload = __import__("json").loads(raw[start:start + n]), raw[start + n:]
+    edit(header)
+    if rehash:
+        header["content_sha256"] = ckpt._content_hash(header, payload)
+    head = __import__("json").dumps(header, sort_keys=True).encode()
+    return ckpt.MAGIC + ckpt._LEN.pack(len(head)) + head + payload
+
+
+HEADER_EDITS = {
+    "task": lambda h: h.update(task="digits"), "kind": lambda h: h.update(kind="other"),
+    "format_version": lambda h: h.update(format_version=h["format_version"] + 1),
+    "hash": lambda h: h.update(content_sha256="0" * 64), "payload_bytes": lambda h: h.update(payload_bytes=1),
+    "latent_dim": lambda h: h["config"]["model"].update(latent_dim=3),
+    "n_local": lambda h: h["config"]["model"].update(n_local=5),
+    "config": lambda h: h["config"].pop("planner"),
+}
+
+
+@st.composite
+def damage(draw, n):
+    kind = draw(st.sampled_from(["flip", "truncate", "garbage", "magic+garbage", "header", "none"]))
+    if kind == "flip":
+        return kind, draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(1, 255)), min_size=1, max_size=3))
+    if kind == "truncate":
+        return kind, draw(st.integers(0, n - 1))
+    if kind in ("garbage", "magic+garbage"):
+        return kind, draw(st.binary(max_size=64))
+    if kind == "header":
+        return kind, (draw(st.sampled_from(sorted(HEADER_EDITS))), draw(st.booleans()))
+    return kind, None
+
+
+@SETTINGS
+@given(data=st.data())
+def test_a_damaged_checkpoint_is_refused_naming_the_file(saved, tiny_model, tmp_path_factory, data):
+    path, raw = saved
+    kind, arg = data.draw(damage(len(raw)))
+    if kind == "flip":
+        out = bytearray(raw)
+        for off, x in arg:
+            out[off] ^= x
+        out = bytes(out)
+    elif kind == "truncate":
+        out = raw[:arg]
+    elif kind == "garbage":
+        out = arg
+    elif kind == "magic+garbage":
+        out = ckpt.MAGIC + arg
+    elif kind == "header":
+        out = rewrite_header(raw, HEADER_EDITS[arg[0]], rehash=arg[1])
+    else:
+        out = raw
+    bad = str(tmp_path_factory.mktemp("bad") / "damaged.ckpt")
+    with open(bad, "wb") as f:
+        f.write(out)
+    try:
+        model, validation = pc.load(bad, task="pendulum")
+    except ckpt.CheckpointError as e:
+        assert bad in str(e) and e.path == bad
+        if kind == "header" and arg[0] in ("task", "kind") and arg[1]:
+            assert isinstance(e, ckpt.CheckpointMismatch)
+        return
+    # loaded: then what it holds is the model that was saved
+    assert kind in ("none", "flip") or (kind == "header" and arg == ("hash", True)), f"{kind} {arg} was loaded"
+    assert model.config == tiny_model.config and validation == {"passed": True, "metrics": {"pred_nmse": 0.1}}
+    assert leaves_equal(model.params, tiny_model.params) and leaves_equal(model.lds, tiny_model.lds)
+    assert leaves_equal(model.local, tiny_model.local)
