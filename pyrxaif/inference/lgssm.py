@@ -52,6 +52,7 @@ LOG2PI = tr.LOG2PI
 __all__ = [
     "DynamicsPosterior", "SmootherResult", "make_prior", "smooth", "sufficient_statistics",
     "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl", "smooth_information",
+    "check_dynamics",
 ]
 
 
@@ -119,7 +120,9 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
     return DynamicsPosterior(q_ab, Wishart.from_mean(wm, df))
 
 
-def _check_dynamics(name: str, dyn, d: int | None = None):
+def check_dynamics(name: str, dyn, d: int | None = None) -> tuple[int, int]:
+    """(d, m) of a DynamicsPosterior after checking its parts (``name`` in the errors; ``d``: the
+    state dimension it must have)."""
     if not isinstance(dyn, DynamicsPosterior):
         raise TypeError(f"{name}: expected a DynamicsPosterior, got {type(dyn).__name__}")
     return _check_q(f"{name}.q_ab", dyn.q_ab, f"{name}.q_w", dyn.q_w, d)
@@ -691,8 +694,8 @@ def _update(stats: tr.TransitionStats, prior: DynamicsPosterior, posterior: Dyna
 def update_dynamics(stats: tr.TransitionStats, prior: DynamicsPosterior,
                     posterior: DynamicsPosterior) -> DynamicsPosterior:
     """VB coordinate step: q(H) ∝ p(H)·msg_H(stats, E_posterior[W]), then q(W) ∝ p(W)·msg_W(stats, new q(H))."""
-    d, m = _check_dynamics("prior", prior)
-    _check_dynamics("posterior", posterior, d)
+    d, m = check_dynamics("prior", prior)
+    check_dynamics("posterior", posterior, d)
     if not isinstance(stats, tr.TransitionStats):
         raise TypeError(f"stats: expected TransitionStats, got {type(stats).__name__}")
     V.as_float_array("stats.xx", stats.xx, shape=(d + m, d + m))
@@ -716,17 +719,16 @@ def posterior_from_statistics(stats: tr.TransitionStats, prior: DynamicsPosterio
     """q([A B]) q(W) for fixed statistics (q(z) held fixed): ``num_iters`` coordinate steps of
     :func:`update_dynamics` from ``posterior`` (default: the prior). Statistics with leading axes
     (e.g. G groups from ``sufficient_statistics(..., weights=(G, …))``) give posteriors with those axes."""
-    d, m = _check_dynamics("prior", prior)
+    d, m = check_dynamics("prior", prior)
     if posterior is None:
         posterior = prior
-    _check_dynamics("posterior", posterior, d)
+    check_dynamics("posterior", posterior, d)
     if not isinstance(stats, tr.TransitionStats):
         raise TypeError(f"stats: expected TransitionStats, got {type(stats).__name__}")
     xx = V.as_float_array("stats.xx", stats.xx)
     if xx.shape[-2:] != (d + m, d + m):
         raise ValueError(f"stats.xx: expected trailing shape {(d + m, d + m)} (from prior), got {xx.shape}")
-    if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
-        raise ValueError(f"num_iters: expected a positive integer, got {num_iters!r}")
+    V.check_count("num_iters", num_iters)
     return _posterior_from_statistics(stats, prior, posterior, int(num_iters))
 
 
@@ -759,14 +761,13 @@ def vb_em(obs_mean, obs_precision, controls, prior: DynamicsPosterior, init: MvN
     ``lax.scan``. Returns (posterior, elbo_trace) with elbo_trace[k] the ELBO before update k
     (non-decreasing). ``posterior`` is the starting point (default: the prior)."""
     V.check_choice("method", method, ("sequential", "parallel"))
-    if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
-        raise ValueError(f"num_iters: expected a positive integer, got {num_iters!r}")
+    V.check_count("num_iters", num_iters)
     mu, lam, diag, u, msk, _ = _prepare(obs_mean, obs_precision, controls, mask)
     d = mu.shape[-1]
-    _, m = _check_dynamics("prior", prior, d)
+    _, m = check_dynamics("prior", prior, d)
     if posterior is None:
         posterior = prior
-    _check_dynamics("posterior", posterior, d)
+    check_dynamics("posterior", posterior, d)
     if u.shape[-1] != m:
         raise ValueError(f"controls: expected m = {m} columns (from prior.q_ab), got {u.shape[-1]}")
     _check_init(init, d)

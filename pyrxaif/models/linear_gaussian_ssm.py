@@ -149,10 +149,10 @@ def _check_scales(p: dict, prefix: str) -> None:
 
 
 @partial(jax.jit, static_argnames=("method",))
-def _posterior(params: ParamsLGSSM, y, u, dynamics, method: str):
+def _posterior(params: ParamsLGSSM, y, u, dyn: lgssm.DynamicsPosterior, method: str):
     """The core smoother on the emission potentials, all in one compiled program (the core skips its
-    Python-side validation for traced arguments; the model validated its inputs already)."""
-    dyn = _point_dynamics(params) if dynamics is None else dynamics
+    Python-side validation for traced arguments; the model validated its inputs already). Known and
+    learned dynamics (``fit_vb``) run the same program."""
     c, xi, prec = _emission_potentials(params, y, u)
     init = MvNormal.from_mean_cov(params.initial_mean, params.initial_covariance)
     return lgssm.smooth_information(c, xi, prec, _core_controls(u), dyn.q_ab, dyn.q_w, init,
@@ -249,7 +249,7 @@ class LinearGaussianSSM:
     def _run(self, params, emissions, inputs, method, dynamics=None):
         V.check_choice("method", method, ("sequential", "parallel"))
         params, y, u = self._data(params, emissions, inputs)
-        return _posterior(params, y, u, dynamics, method)
+        return _posterior(params, y, u, _point_dynamics(params) if dynamics is None else dynamics, method)
 
     def filter(self, params: ParamsLGSSM, emissions, inputs=None, method: str = "sequential") -> PosteriorGSSMFiltered:
         """Filtered moments q(z_t | y_0..t) and the marginal log-likelihood log p(y)."""
@@ -306,7 +306,7 @@ class LinearGaussianSSM:
         D, U = self.state_dim, self.input_dim
         if prior is None:
             prior = lgssm.make_prior(D, U + 1)
-        elif not isinstance(prior, lgssm.DynamicsPosterior) or prior.dims != (D, U + 1):
+        elif lgssm.check_dynamics("prior", prior) != (D, U + 1):
             raise ValueError(f"prior: expected a DynamicsPosterior with dims (d, m) = {(D, U + 1)} "
                              f"(the dynamics bias is an extra constant input), got {getattr(prior, 'dims', prior)}")
         post = prior
