@@ -433,6 +433,10 @@ def closed_loop_data(model: PixelControlModel, episodes: int, seed: int, images=
 
 # ----------------------------------------------------------------------------- validation, checkpoints
 
+#: f(z_i, u_i) of the experts for rows of z (N, d) and u (N, m); one compiled program per shape
+_local_means = jax.jit(jax.vmap(em.local_mean, in_axes=(None, 0, 0)))
+
+
 def open_loop_nmse(local: em.LocalLDS, mu, actions, steps: int) -> float:
     """Median normalised error of ``steps``-step open-loop predictions: from every encoded latent
     mu[s, t] (t + steps within the sequence) roll z ← f(z, u) through the actions actions[s, t:t+steps]
@@ -454,9 +458,8 @@ def open_loop_nmse(local: em.LocalLDS, mu, actions, steps: int) -> float:
         raise ValueError("mu: expected latents that vary (the error is normalised by their spread, here 0)")
     n0 = T - steps
     z = jnp.asarray(mu[:, :n0].reshape(-1, d))
-    step = jax.jit(jax.vmap(lambda z, u: em.local_mean(local, z, u)))
     for j in range(steps):
-        z = step(z, jnp.asarray(actions[:, j:j + n0].reshape(-1, actions.shape[-1])))
+        z = _local_means(local, z, jnp.asarray(actions[:, j:j + n0].reshape(-1, actions.shape[-1])))
     err = np.sum((np.asarray(z) - mu[:, steps:].reshape(-1, d)) ** 2, -1)
     spread = np.mean(np.sum((mu - mu.mean((0, 1))) ** 2, -1))
     return float(np.median(np.where(np.isfinite(err), err, np.inf)) / spread)
@@ -480,8 +483,9 @@ def validate(model: PixelControlModel, frames, actions) -> dict:
     mu, _ = encode_sequences(model.params, cfg, wins)
     A, B = np.asarray(model.lds.A), np.asarray(model.lds.B)
     pred_global = mu[:, :-1] @ A.T + acts @ B.T
-    f = jax.vmap(jax.vmap(lambda z, u: em.local_mean(model.local, z, u)))
-    pred = np.asarray(f(jnp.asarray(mu[:, :-1]), jnp.asarray(acts, jnp.float64)))
+    d = cfg.model.latent_dim
+    pred = np.asarray(_local_means(model.local, jnp.asarray(mu[:, :-1].reshape(-1, d)),
+                                   jnp.asarray(acts.reshape(-1, acts.shape[-1]), jnp.float64))).reshape(mu[:, :-1].shape)
     spread = np.mean(np.sum((mu[:, 1:] - mu[:, 1:].mean((0, 1))) ** 2, -1))
     if not spread > 0:
         raise ValueError("frames: the held-out frames encode to a single latent (spread 0), so the normalised "
