@@ -216,7 +216,7 @@ def counts_or(*good):
                      st.text(max_size=2), st.none())
 
 
-counts = counts_or(1, T)
+counts = counts_or(T)
 keys = st.sampled_from([jax.random.PRNGKey(1), jax.random.key(1), 3, "key", None, np.zeros(3, np.uint32)])
 
 
