@@ -173,15 +173,19 @@ def emissions_with_gaps(draw, shape=(T, P)):
 
 
 @SETTINGS
-@given(kw=model_params(), y=emissions_with_gaps(), u=hnp.arrays(np.float64, (T, U), elements=small))
+@given(kw=model_params(), y=emissions_with_gaps(),
+       u=st.one_of(hnp.arrays(np.float64, (T, U), elements=small), hnp.arrays(np.float64, (T, U), elements=special),
+                   st.sampled_from([None, np.zeros((T - 1, U)), np.zeros((T, U + 1)), np.zeros(T), np.full((T, U), 1e150)])))
 def test_smoother_agrees_with_dense_conditioning_or_refuses_by_name(ssm, kw, y, u):
     try:
         params = ssm.initialize(**kw)
         post = ssm.smoother(params, y, u)
     except NAMED as e:
-        named(e, *COVARIANCES, "emissions")
+        named(e, *COVARIANCES, "emissions", "inputs")
         assert not str(e).startswith("emissions") or np.any(np.abs(y) > 1e100)
+        assert not str(e).startswith("inputs") or u is None or u.shape != (T, U) or not np.all(np.abs(u) <= 1e100)
         return
+    assert u is not None and u.shape == (T, U) and np.all(np.abs(u) <= 1e100)
     event("accepted")
     assert not np.any(np.abs(y) > 1e100), "inf or overflowing emissions were accepted"
     ll, filt, smooth = dense_posterior(params, y, u)
