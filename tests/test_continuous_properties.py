@@ -6,9 +6,12 @@ ValueError/TypeError that names the offending argument or a finite result that a
 Runtime: every jitted call keeps the same few shapes (D = 2 states, P = 3 emissions, U = 1 input,
 T = 4 steps), so each compiled program is built once per session."""
 
-import os
+import dataclasses
+import json
+import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -16,10 +19,16 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pyrxaif  # noqa: F401  (float64)
+from pyrxaif import checkpoint as ckpt
+from pyrxaif.agents import pixel_control as pc
+from pyrxaif.agents.pixel_tasks import PendulumTask
 from pyrxaif.distributions import MvNormal, Wishart
-from pyrxaif.inference import lgssm
+from pyrxaif.envs.digits import RotatingDigits, rotate_image
+from pyrxaif.envs.pendulum import PixelPendulum, pendulum_step, render_pendulum, wrap_angle
+from pyrxaif.inference import em, lgssm
 from pyrxaif.models import LinearGaussianSSM
 from pyrxaif.models.linear_gaussian_ssm import ParamsLGSSM
+from pyrxaif.nn import vae
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                             HealthCheck.function_scoped_fixture])
@@ -396,8 +405,6 @@ def test_vb_em_raises_the_elbo_warns_about_scale_or_refuses_by_name(num_iters, d
     rng = np.random.default_rng(4)
     mu = data_scale * np.cumsum(rng.normal(size=(T, D)), 0)
     prior, init = lgssm.make_prior(D, U), MvNormal.from_mean_cov(np.zeros(D), np.eye(D))
-    import warnings  # noqa: PLC0415
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -416,8 +423,6 @@ def test_vb_em_raises_the_elbo_warns_about_scale_or_refuses_by_name(num_iters, d
 
 
 # ============================================================================ pixel environments
-from pyrxaif.envs.digits import RotatingDigits, rotate_image  # noqa: E402
-from pyrxaif.envs.pendulum import PixelPendulum, pendulum_step, render_pendulum, wrap_angle  # noqa: E402
 
 option_values = st.one_of(small, st.floats(-20.0, 20.0), special, st.integers(-3, 5), st.booleans(), st.text(max_size=2),
                           st.none(), st.lists(small, max_size=2), st.just(1 + 1j), st.just(1e300))
@@ -514,15 +519,6 @@ def test_rotating_digits_reset_and_step_or_refuse_by_name(digits, options, steps
 
 
 # ============================================================================ pixel-control agent
-import dataclasses  # noqa: E402
-
-import jax.numpy as jnp  # noqa: E402
-
-from pyrxaif import checkpoint as ckpt  # noqa: E402
-from pyrxaif.agents import pixel_control as pc  # noqa: E402
-from pyrxaif.agents.pixel_tasks import PendulumTask  # noqa: E402
-from pyrxaif.inference import em  # noqa: E402
-from pyrxaif.nn import vae  # noqa: E402
 
 SECTIONS = {"data": pc.DataConfig, "model": pc.ModelConfig, "learning": pc.LearningConfig,
             "planner": pc.PlannerConfig, "bar": pc.ValidationBar}
@@ -653,11 +649,11 @@ def leaves_equal(a, b):
 def rewrite_header(raw: bytes, edit, rehash: bool) -> bytes:
     start = len(ckpt.MAGIC) + 8
     (n,) = ckpt._LEN.unpack(raw[len(ckpt.MAGIC):start])
-    header, payload = __import__("json").loads(raw[start:start + n]), raw[start + n:]
+    header, payload = json.loads(raw[start:start + n]), raw[start + n:]
     edit(header)
     if rehash:
         header["content_sha256"] = ckpt._content_hash(header, payload)
-    head = __import__("json").dumps(header, sort_keys=True).encode()
+    head = json.dumps(header, sort_keys=True).encode()
     return ckpt.MAGIC + ckpt._LEN.pack(len(head)) + head + payload
 
 
