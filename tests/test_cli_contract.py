@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _untrained_checkpoint(path, task, frames=2, latent_dim=3, passed=False):
     cfg = pc.PixelControlConfig(task=task, data=pc.DataConfig(n_traj=2, traj_len=6),
-                                model=pc.ModelConfig(latent_dim=latent_dim, frames=frames))
+                                model=pc.ModelConfig(latent_dim=latent_dim, frames=frames, per_frame=False, n_local=2))
     params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(latent_dim, frames))
     lds = em.point_lds(0.9 * np.eye(3), np.ones((3, 1)), 0.1 * np.eye(3), np.zeros(3), np.eye(3))
     local = em.LocalLDS(np.zeros((2, 3)), np.asarray(1.0), np.stack([0.9 * np.eye(3)] * 2), np.ones((2, 3, 1)),

@@ -17,7 +17,7 @@ from pyrxaif.nn import vae
 
 def _untrained(task=None):
     cfg = pc.PixelControlConfig(task=task or PendulumTask(), data=pc.DataConfig(n_traj=2, traj_len=6),
-                                model=pc.ModelConfig(latent_dim=3, frames=2))
+                                model=pc.ModelConfig(latent_dim=3, frames=2, per_frame=False, n_local=2))
     params = vae.init_vae(jax.random.PRNGKey(0), vae.VAEConfig(3, 2))
     lds = em.point_lds(0.9 * np.eye(3), np.ones((3, 1)), 0.1 * np.eye(3), np.zeros(3), np.eye(3))
     local = em.LocalLDS(np.zeros((2, 3)), np.asarray(1.0), np.stack([0.9 * np.eye(3)] * 2), np.ones((2, 3, 1)),

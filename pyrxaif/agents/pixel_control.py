@@ -33,6 +33,25 @@ __all__ = ["DataConfig", "ModelConfig", "LearningConfig", "PlannerConfig", "Vali
            "DigitsTask"]
 
 CHECKPOINT_KIND = "pixel-control"
+FRAME_SIZE = 28     # frames are FRAME_SIZE × FRAME_SIZE grey levels in [0, 1]
+
+
+def check_frames(name: str, frames, lead: str) -> np.ndarray:
+    """Frames as float32 of shape (*lead axes*, 28, 28) with values in [0, 1]; ``lead`` names the
+    leading axes, e.g. "N, K" (each at least 1)."""
+    arr = V.as_float_array(name, frames, dtype=np.float32)
+    n_lead = len(lead.split(","))
+    if arr.ndim != n_lead + 2 or arr.shape[-2:] != (FRAME_SIZE, FRAME_SIZE) or min(arr.shape[:n_lead], default=1) < 1:
+        raise ValueError(f"{name}: expected shape ({lead}, {FRAME_SIZE}, {FRAME_SIZE}) with non-empty leading axes, "
+                         f"got {arr.shape}")
+    if arr.min() < 0.0 or arr.max() > 1.0:
+        raise ValueError(f"{name}: expected grey levels in [0, 1], got values in [{arr.min():.3g}, {arr.max():.3g}] "
+                         f"(uint8 frames: divide by 255)")
+    return arr
+
+
+def _check_goal(goal) -> float:
+    return float(V.as_float_array("goal", goal, ndim=0))
 
 
 def _check_positive_ints(obj, names):
@@ -42,12 +61,29 @@ def _check_positive_ints(obj, names):
             raise ValueError(f"{name}: expected a positive integer, got {v!r}")
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
 def _check_positive_numbers(obj, names):
     for name in names:
         v = getattr(obj, name)
-        number = isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
-        if not (number and np.isfinite(v) and v > 0):
+        if not (_is_number(v) and np.isfinite(v) and v > 0):
             raise ValueError(f"{name}: expected a positive number, got {v!r}")
+
+
+def _check_non_negative_numbers(obj, names):
+    for name in names:
+        v = getattr(obj, name)
+        if not (_is_number(v) and np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name}: expected a number >= 0, got {v!r}")
+
+
+def _check_flags(obj, names):
+    for name in names:
+        v = getattr(obj, name)
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name}: expected True or False, got {v!r}")
 
 
 @dataclass
@@ -63,8 +99,7 @@ class DataConfig:
     def __post_init__(self):
         _check_positive_ints(self, ("n_traj", "traj_len"))
         _check_positive_numbers(self, ("action_scale",))
-        if not (np.isfinite(self.scale_spread) and self.scale_spread >= 0):
-            raise ValueError(f"scale_spread: expected a number >= 0, got {self.scale_spread!r}")
+        _check_non_negative_numbers(self, ("scale_spread",))
 
 
 @dataclass
@@ -83,8 +118,8 @@ class ModelConfig:
     def __post_init__(self):
         _check_positive_ints(self, ("latent_dim", "frames", "n_local"))
         _check_positive_numbers(self, ("bandwidth_scale",))
-        if not np.isfinite(self.gate_action_weight) or self.gate_action_weight < 0:
-            raise ValueError(f"gate_action_weight: expected a number >= 0, got {self.gate_action_weight!r}")
+        _check_non_negative_numbers(self, ("gate_action_weight",))
+        _check_flags(self, ("per_frame",))
 
     @property
     def frame_latent_dim(self) -> int | None:
@@ -118,9 +153,8 @@ class LearningConfig:
             v = getattr(self, name)
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
-        if self.a_prior_precision is not None and not (np.isfinite(self.a_prior_precision)
-                                                       and self.a_prior_precision > 0):
-            raise ValueError(f"a_prior_precision: expected a positive number or None, got {self.a_prior_precision!r}")
+        if self.a_prior_precision is not None:
+            _check_positive_numbers(self, ("a_prior_precision",))
 
 
 @dataclass
@@ -143,6 +177,7 @@ class PlannerConfig:
             raise ValueError(f"horizon: expected >= 2, got {self.horizon}")
         V.check_choice("goal_steps", self.goal_steps, ("final", "all"))
         _check_positive_numbers(self, ("goal_var", "prior_scale", "noise_scale"))
+        _check_flags(self, ("multistart",))
 
 
 @dataclass
@@ -157,7 +192,7 @@ class ValidationBar:
     def __post_init__(self):
         for name in ("max_pred_nmse", "max_recon_mse", "max_horizon_nmse"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float, np.number)) and not np.isnan(v) and v > 0):
+            if not (_is_number(v) and not np.isnan(v) and v > 0):
                 raise ValueError(f"{name}: expected a positive number (inf: no bar), got {v!r}")
 
 
@@ -233,9 +268,8 @@ def collect(config: PixelControlConfig, seed: int, n_traj: int | None = None, im
     """Random-action trajectories: frames (S, T, 28, 28), actions (S, T−1, 1) normalised, states (S, T).
     Where each trajectory starts is the task's :meth:`~PixelTask.exploration_start`."""
     task, data = config.task, config.data
-    n_traj = data.n_traj if n_traj is None else n_traj
-    if isinstance(n_traj, (bool, np.bool_)) or not isinstance(n_traj, (int, np.integer)) or n_traj < 1:
-        raise ValueError(f"n_traj: expected a positive integer, got {n_traj!r}")
+    n_traj = V.check_count("n_traj", data.n_traj if n_traj is None else n_traj)
+    V.check_count("seed", seed, minimum=0)
     env = task.make_env(images)
     rng = np.random.default_rng(seed)
     T = data.traj_len
@@ -279,7 +313,12 @@ class PixelControlModel:
         return nominal_starts(u_warm) if self.config.planner.multistart else u_warm
 
     def encode(self, windows):
-        mu, var = vae.encode(self.params, np.asarray(windows, np.float32), self.config.model.latent_dim)
+        """Encoder messages (means, variances), each (N, d) float64, of windows (N, K, 28, 28) in [0, 1]."""
+        K = self.config.model.frames
+        windows = check_frames("windows", windows, "N, K")
+        if windows.shape[1] != K:
+            raise ValueError(f"windows: expected K = frames = {K} frames per window, got shape {windows.shape}")
+        mu, var = vae.encode(self.params, windows, self.config.model.latent_dim)
         return np.asarray(mu, np.float64), np.asarray(var, np.float64)
 
 
@@ -387,6 +426,10 @@ def closed_loop_data(model: PixelControlModel, episodes: int, seed: int, images=
 
 # ----------------------------------------------------------------------------- validation, checkpoints
 
+#: f(z_i, u_i) of the experts for rows of z (N, d) and u (N, m); one compiled program per shape
+_local_means = jax.jit(jax.vmap(em.local_mean, in_axes=(None, 0, 0)))
+
+
 def open_loop_nmse(local: em.LocalLDS, mu, actions, steps: int) -> float:
     """Median normalised error of ``steps``-step open-loop predictions: from every encoded latent
     mu[s, t] (t + steps within the sequence) roll z ← f(z, u) through the actions actions[s, t:t+steps]
@@ -396,16 +439,20 @@ def open_loop_nmse(local: em.LocalLDS, mu, actions, steps: int) -> float:
     over a horizon. A roll-out that overflows counts as infinite error.
 
     mu (S, T, d) latents, actions (S, T−1, m), ``steps`` ≥ 1 and < T."""
-    mu = V.as_float_array("mu", mu, ndim=3)
-    S, T, d = mu.shape
-    actions = V.as_float_array("actions", actions, ndim=3, shape=(S, T - 1, None))
+    if not isinstance(local, em.LocalLDS):
+        raise TypeError(f"local: expected a pyrxaif.inference.em.LocalLDS, got {type(local).__name__}")
+    d, m = np.shape(local.B)[-2:]
+    mu = V.as_float_array("mu", mu, shape=(None, None, d))
+    S, T, _ = mu.shape
+    actions = V.as_float_array("actions", actions, shape=(S, T - 1, m))
     if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or not 1 <= steps < T:
         raise ValueError(f"steps: expected an integer in [1, {T - 1}], got {steps!r}")
+    if not np.any(mu != mu[:1, :1]):
+        raise ValueError("mu: expected latents that vary (the error is normalised by their spread, here 0)")
     n0 = T - steps
     z = jnp.asarray(mu[:, :n0].reshape(-1, d))
-    step = jax.jit(jax.vmap(lambda z, u: em.local_mean(local, z, u)))
     for j in range(steps):
-        z = step(z, jnp.asarray(actions[:, j:j + n0].reshape(-1, actions.shape[-1])))
+        z = _local_means(local, z, jnp.asarray(actions[:, j:j + n0].reshape(-1, actions.shape[-1])))
     err = np.sum((np.asarray(z) - mu[:, steps:].reshape(-1, d)) ** 2, -1)
     spread = np.mean(np.sum((mu - mu.mean((0, 1))) ** 2, -1))
     return float(np.median(np.where(np.isfinite(err), err, np.inf)) / spread)
@@ -419,16 +466,23 @@ def validate(model: PixelControlModel, frames, actions) -> dict:
     the newest frame."""
     cfg = model.config
     K = cfg.model.frames
-    frames = V.as_float_array("frames", frames, ndim=4, dtype=np.float32)
-    actions = V.as_float_array("actions", actions, ndim=3)
+    frames = check_frames("frames", frames, "S, T")
+    S, T = frames.shape[:2]
+    if T < K + 1:
+        raise ValueError(f"frames: expected T >= frames + 1 = {K + 1} frames per sequence, got shape {frames.shape}")
+    actions = V.as_float_array("actions", actions, shape=(S, T - 1, model.lds.B.shape[1]))
     wins = windows_of(frames, K)
     acts = actions[:, K - 1:]
     mu, _ = encode_sequences(model.params, cfg, wins)
     A, B = np.asarray(model.lds.A), np.asarray(model.lds.B)
     pred_global = mu[:, :-1] @ A.T + acts @ B.T
-    f = jax.vmap(jax.vmap(lambda z, u: em.local_mean(model.local, z, u)))
-    pred = np.asarray(f(jnp.asarray(mu[:, :-1]), jnp.asarray(acts, jnp.float64)))
+    d = cfg.model.latent_dim
+    pred = np.asarray(_local_means(model.local, jnp.asarray(mu[:, :-1].reshape(-1, d)),
+                                   jnp.asarray(acts.reshape(-1, acts.shape[-1]), jnp.float64))).reshape(mu[:, :-1].shape)
     spread = np.mean(np.sum((mu[:, 1:] - mu[:, 1:].mean((0, 1))) ** 2, -1))
+    if not spread > 0:
+        raise ValueError("frames: the held-out frames encode to a single latent (spread 0), so the normalised "
+                         "prediction errors are undefined; validate on sequences that move")
     nmse = lambda p: float(np.mean(np.sum((mu[:, 1:] - p) ** 2, -1)) / spread)  # noqa: E731
     flat = wins.reshape(-1, *wins.shape[2:])
     rec = np.asarray(vae.decode(model.params, mu.reshape(-1, cfg.model.latent_dim)))
@@ -485,6 +539,19 @@ def save(model: PixelControlModel, path: str, validation: dict) -> None:
                          arrays=arrays, validation=validation)
 
 
+def _check_shapes(cfg: PixelControlConfig, params, lds: em.LDS, local: em.LocalLDS) -> None:
+    """The arrays have the shapes ``cfg.model`` gives them (latent_dim d, frames K, n_local experts)."""
+    mc = cfg.model
+    d = mc.latent_dim
+    per_frame = mc.per_frame and mc.frames > 1
+    want = {"decoder input": (params["decoder"]["Dense_0"]["kernel"].shape[0], d // mc.frames if per_frame else d),
+            "global LDS states": (lds.dynamics.dims[0], d), "experts": (local.A.shape, (mc.n_local, d, d)),
+            "expert centres": (local.centres.shape[0], mc.n_local)}
+    bad = [f"{what} {got}, config {exp}" for what, (got, exp) in want.items() if got != exp]
+    if bad:
+        raise ValueError("arrays do not have the shapes of the header's config: " + "; ".join(bad))
+
+
 def load(path: str, task: str | None = None) -> tuple[PixelControlModel, dict]:
     """(model, validation record) from a checkpoint written by :func:`save`; ``task``: refuse a checkpoint
     of another task (:class:`pyrxaif.checkpoint.CheckpointError`, naming the file)."""
@@ -499,7 +566,8 @@ def load(path: str, task: str | None = None) -> tuple[PixelControlModel, dict]:
         lds = _unleaves(em.init_lds(1, 1), arrays["lds"], jnp.float64, "the global LDS")
         local = _unleaves(em.LocalLDS(*([0.0] * len(em.LocalLDS._fields))), arrays["local"], jnp.float64,
                           "the planning experts")
-    except (ValueError, TypeError, KeyError) as exc:
+        _check_shapes(cfg, params, lds, local)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ckpt.CheckpointError(path, f"contents do not match the pixel-control model ({exc})") from None
     return PixelControlModel(cfg, params, lds, local), header.get("validation", {})
 
@@ -508,7 +576,7 @@ def load(path: str, task: str | None = None) -> tuple[PixelControlModel, dict]:
 
 def goal_window(config: PixelControlConfig, goal: float, image=None):
     """K identical goal frames (zero velocity): the task's :meth:`~PixelTask.goal_frame`."""
-    frame = config.task.goal_frame(goal, image)
+    frame = config.task.goal_frame(_check_goal(goal), image)
     return np.repeat(frame[None], config.model.frames, axis=0)
 
 
@@ -525,8 +593,12 @@ def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, step
     """Receding-horizon control from ``start`` (reset options); returns a dict of traces.
 
     ``engine``: ``"jax"`` or ``"julia"`` (see :func:`planner`); ``None`` reads ``PYRXAIF_ENGINE``."""
-    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+    if not isinstance(model, PixelControlModel):
+        raise TypeError(f"model: expected a PixelControlModel, got {type(model).__name__}")
+    if not (callable(getattr(env, "reset", None)) and callable(getattr(env, "step", None))):
+        raise TypeError(f"env: expected a gymnasium environment (reset, step), got {type(env).__name__}")
+    V.check_count("steps", steps)
+    goal = _check_goal(goal)
     plan_fn = planner(engine)
     cfg = model.config
     task, pc = cfg.task, cfg.planner

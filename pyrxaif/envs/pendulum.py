@@ -8,7 +8,8 @@ semi-implicit Euler (ω first, then θ with the new ω), ω clipped to ±8, θ w
 ``UNDERACTUATED`` holds Pendulum-v1's settings (g = 10, rod, |τ| ≤ 2): gravity's largest angular
 acceleration (15 rad/s²) is 2.5 times the torque's (6 rad/s²), so swinging up needs several pumps.
 Observations are 28×28 grayscale frames in [0, 1] with an anti-aliased rod and bob; the true angle
-and velocity are in ``info``. Rendering is numpy only (no display, no pygame).
+and velocity are in ``info``. ``reset`` options: "theta" (any finite angle, wrapped) and "omega" (within
+±max_speed); other keys are refused. Rendering is numpy only (no display, no pygame).
 """
 
 from __future__ import annotations
@@ -106,12 +107,15 @@ class PixelPendulum(gym.Env):
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        options = options or {}
-        theta = options.get("theta", self.np_random.uniform(-np.pi, np.pi))
-        omega = options.get("omega", self.np_random.uniform(-1.0, 1.0))
+        options = V.check_options(options, ("theta", "omega"))
+        theta = options["theta"] if "theta" in options else self.np_random.uniform(-np.pi, np.pi)
+        omega = options["omega"] if "omega" in options else self.np_random.uniform(-1.0, 1.0)
         theta = float(V.as_float_array("options['theta']", theta, ndim=0))
         omega = float(V.as_float_array("options['omega']", omega, ndim=0))
-        self.theta, self.omega = float(wrap_angle(theta)), float(np.clip(omega, -self.max_speed, self.max_speed))
+        if abs(omega) > self.max_speed:
+            raise ValueError(f"options['omega']: expected an angular velocity within ±max_speed = ±{self.max_speed}, "
+                             f"got {omega!r}")
+        self.theta, self.omega = float(wrap_angle(theta)), omega
         return self._obs(), self._info()
 
     def step(self, action):

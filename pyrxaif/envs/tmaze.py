@@ -143,6 +143,7 @@ class TMaze(gym.Env):
         return int(self.np_random.choice(16, p=self.A[:, state]))
 
     def reset(self, *, seed=None, options=None):
+        V.check_options(options, ())
         super().reset(seed=seed)
         self._side = int(self.np_random.integers(2))
         self._pos = O

@@ -52,6 +52,7 @@ LOG2PI = tr.LOG2PI
 __all__ = [
     "DynamicsPosterior", "SmootherResult", "make_prior", "smooth", "sufficient_statistics",
     "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl", "smooth_information",
+    "check_dynamics",
 ]
 
 
@@ -94,10 +95,7 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
     """Gaussian prior on vec [A B] (mean ``ab_mean`` (d, d+m), default 0; isotropic precision
     ``ab_precision`` or a full (d(d+m))² matrix) and Wishart prior on W with E[W] = ``w_mean``
     (default I) and ``w_df`` degrees of freedom (default d + 2)."""
-    if not isinstance(d, (int, np.integer)) or d < 1:
-        raise ValueError(f"d: expected a positive integer, got {d!r}")
-    if not isinstance(m, (int, np.integer)) or m < 0:
-        raise ValueError(f"m: expected a non-negative integer, got {m!r}")
+    d, m = V.check_count("d", d), V.check_count("m", m, minimum=0)
     n = d + m
     mean = np.zeros((d, n)) if ab_mean is None else V.as_float_array("ab_mean", ab_mean, shape=(d, n))
     prec = V.as_float_array("ab_precision", ab_precision)
@@ -108,6 +106,7 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
     elif prec.shape != (d * n, d * n):
         raise ValueError(f"ab_precision: expected a scalar or shape {(d * n, d * n)}, got {prec.shape}")
     V.check_positive_definite("ab_precision", prec)
+    V.check_eigenvalue_range("ab_precision", prec, PRIOR_RANGE)
     q_ab = MvNormal(jnp.asarray(prec @ mean.reshape(-1)), jnp.asarray(prec))
     if w_df is None:
         df = float(d + 2)
@@ -116,10 +115,14 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
         if not df > d - 1:
             raise ValueError(f"w_df: expected degrees of freedom > d - 1 = {d - 1}, got {w_df!r}")
     wm = np.eye(d) if w_mean is None else V.as_float_array("w_mean", w_mean, shape=(d, d))
+    V.check_positive_definite("w_mean", wm)
+    V.check_eigenvalue_range("w_mean", wm, PRIOR_RANGE)
     return DynamicsPosterior(q_ab, Wishart.from_mean(wm, df))
 
 
-def _check_dynamics(name: str, dyn, d: int | None = None):
+def check_dynamics(name: str, dyn, d: int | None = None) -> tuple[int, int]:
+    """(d, m) of a DynamicsPosterior after checking its parts (``name`` in the errors; ``d``: the
+    state dimension it must have)."""
     if not isinstance(dyn, DynamicsPosterior):
         raise TypeError(f"{name}: expected a DynamicsPosterior, got {type(dyn).__name__}")
     return _check_q(f"{name}.q_ab", dyn.q_ab, f"{name}.q_w", dyn.q_w, d)
@@ -237,6 +240,8 @@ def _prepare(obs_mean, obs_precision, controls, mask):
     return (jnp.asarray(mu), jnp.asarray(lam), diag, jnp.asarray(u), jnp.asarray(msk), batched)
 
 
+# eigenvalues of a prior's precision / E[W] that float64 can invert and multiply by data
+PRIOR_RANGE = (1e-100, 1e100)
 # float64 carries ~16 digits: an observation precision more than this many times the model's own
 # (log Z of the two smoothers agrees to ~1e-5 at 1e10, to 5e-3 at 1e12, is garbage from ~1e16)
 # precisions (E[W], the initial state's) swamps them in every sum of the filter (results would be garbage)
@@ -689,8 +694,8 @@ def _update(stats: tr.TransitionStats, prior: DynamicsPosterior, posterior: Dyna
 def update_dynamics(stats: tr.TransitionStats, prior: DynamicsPosterior,
                     posterior: DynamicsPosterior) -> DynamicsPosterior:
     """VB coordinate step: q(H) ∝ p(H)·msg_H(stats, E_posterior[W]), then q(W) ∝ p(W)·msg_W(stats, new q(H))."""
-    d, m = _check_dynamics("prior", prior)
-    _check_dynamics("posterior", posterior, d)
+    d, m = check_dynamics("prior", prior)
+    check_dynamics("posterior", posterior, d)
     if not isinstance(stats, tr.TransitionStats):
         raise TypeError(f"stats: expected TransitionStats, got {type(stats).__name__}")
     V.as_float_array("stats.xx", stats.xx, shape=(d + m, d + m))
@@ -714,17 +719,16 @@ def posterior_from_statistics(stats: tr.TransitionStats, prior: DynamicsPosterio
     """q([A B]) q(W) for fixed statistics (q(z) held fixed): ``num_iters`` coordinate steps of
     :func:`update_dynamics` from ``posterior`` (default: the prior). Statistics with leading axes
     (e.g. G groups from ``sufficient_statistics(..., weights=(G, …))``) give posteriors with those axes."""
-    d, m = _check_dynamics("prior", prior)
+    d, m = check_dynamics("prior", prior)
     if posterior is None:
         posterior = prior
-    _check_dynamics("posterior", posterior, d)
+    check_dynamics("posterior", posterior, d)
     if not isinstance(stats, tr.TransitionStats):
         raise TypeError(f"stats: expected TransitionStats, got {type(stats).__name__}")
     xx = V.as_float_array("stats.xx", stats.xx)
     if xx.shape[-2:] != (d + m, d + m):
         raise ValueError(f"stats.xx: expected trailing shape {(d + m, d + m)} (from prior), got {xx.shape}")
-    if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
-        raise ValueError(f"num_iters: expected a positive integer, got {num_iters!r}")
+    V.check_count("num_iters", num_iters)
     return _posterior_from_statistics(stats, prior, posterior, int(num_iters))
 
 
@@ -757,14 +761,13 @@ def vb_em(obs_mean, obs_precision, controls, prior: DynamicsPosterior, init: MvN
     ``lax.scan``. Returns (posterior, elbo_trace) with elbo_trace[k] the ELBO before update k
     (non-decreasing). ``posterior`` is the starting point (default: the prior)."""
     V.check_choice("method", method, ("sequential", "parallel"))
-    if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
-        raise ValueError(f"num_iters: expected a positive integer, got {num_iters!r}")
+    V.check_count("num_iters", num_iters)
     mu, lam, diag, u, msk, _ = _prepare(obs_mean, obs_precision, controls, mask)
     d = mu.shape[-1]
-    _, m = _check_dynamics("prior", prior, d)
+    _, m = check_dynamics("prior", prior, d)
     if posterior is None:
         posterior = prior
-    _check_dynamics("posterior", posterior, d)
+    check_dynamics("posterior", posterior, d)
     if u.shape[-1] != m:
         raise ValueError(f"controls: expected m = {m} columns (from prior.q_ab), got {u.shape[-1]}")
     _check_init(init, d)

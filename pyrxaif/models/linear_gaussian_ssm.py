@@ -14,7 +14,7 @@ Each emission becomes a Gaussian potential on z_t in information form (HᵀR⁻�
 the log-normaliser −½p log 2π − ½log|R| − ½ rᵀR⁻¹r), which :func:`pyrxaif.inference.lgssm.smooth_information`
 combines with the dynamics; its log-normaliser is then the marginal log-likelihood. Known dynamics
 enter the core as q([A B b]) q(Q⁻¹) concentrated on the given values (precision and degrees of freedom
-``CERTAINTY``; relative effect ~1e-12). The VAE's latent messages are the special case H = I.
+``CERTAINTY``, q([A B b]) matrix-normal around them; relative effect below 1e-12). The VAE's latent messages are the special case H = I.
 """
 
 from __future__ import annotations
@@ -27,11 +27,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from pyrxaif import checks as V
+from pyrxaif.checks import check_count, check_key
 from pyrxaif.distributions import MvNormal, Wishart
 from pyrxaif.inference import lgssm
 
 LOG2PI = float(np.log(2.0 * np.pi))
 CERTAINTY = 1e12
+AB_CERTAINTY = 1e150
+# covariance eigenvalues the filter can carry: precisions times AB_CERTAINTY stay finite, and the
+# correction of the concentrated q([A B b]) stays negligible (relative D · scale / AB_CERTAINTY)
+COVARIANCE_RANGE = (1e-100, 1e100)
+# emissions and inputs beyond this overflow float64 when squared against a precision in the range above
+MAX_ABS_DATA = 1e100
+COVARIANCES = ("initial_covariance", "dynamics_covariance", "emission_covariance")
 
 __all__ = ["LinearGaussianSSM", "ParamsLGSSM", "PosteriorGSSMFiltered", "PosteriorGSSMSmoothed", "FitResult"]
 
@@ -95,17 +103,56 @@ def _core_controls(u):
 
 
 def _point_dynamics(params: ParamsLGSSM) -> lgssm.DynamicsPosterior:
+    """q([A B b]) q(Q⁻¹) concentrated on the given values. q([A B b]) is matrix-normal with precision
+    AB_CERTAINTY · Q⁻¹ ⊗ I over the row-major vec: its correction to the transition,
+    E[HᵀQ⁻¹H] − H̄ᵀQ⁻¹H̄ = (D / AB_CERTAINTY) I, is then ~1e-138 relative to the transition term for
+    every covariance scale in :data:`COVARIANCE_RANGE` (an isotropic precision 1e12 I made it
+    ~Q⁻¹ / 1e12: the log-likelihood was off by O(T) at Q = 1e-10 I)."""
     ab = jnp.concatenate([params.dynamics_weights, params.dynamics_input_weights, params.dynamics_bias[:, None]], 1)
-    q_ab = MvNormal.from_mean_precision(ab.reshape(-1), CERTAINTY * jnp.eye(ab.size))
-    q_w = Wishart.from_mean(jnp.linalg.inv(params.dynamics_covariance), CERTAINTY)
+    w = jnp.linalg.inv(params.dynamics_covariance)
+    q_ab = MvNormal.from_mean_precision(ab.reshape(-1), AB_CERTAINTY * jnp.kron(w, jnp.eye(ab.shape[1])))
+    q_w = Wishart.from_mean(w, CERTAINTY)
     return lgssm.DynamicsPosterior(q_ab, q_w)
 
 
+def _eigenvalue_range(m) -> tuple[float, float]:
+    ev = np.linalg.eigvalsh(np.asarray(m, np.float64))
+    return float(ev.min()), float(ev.max())
+
+
+def _check_scales(p: dict, prefix: str) -> None:
+    """Covariances within :data:`COVARIANCE_RANGE` and precisions on the state (P₀⁻¹, Q⁻¹, HᵀR⁻¹H)
+    within ``lgssm.MAX_PRECISION_RATIO`` of each other: outside, float64 loses the smaller ones in the
+    filter's sums (the log-likelihood drifts by 1e-3 at a ratio of 1e12, is garbage from ~1e16)."""
+    low, high = COVARIANCE_RANGE
+    ranges = {}
+    for name in COVARIANCES:
+        lo, hi = ranges[name] = _eigenvalue_range(p[name])
+        top = np.inf if name == "emission_covariance" else high      # a vague emission is just uninformative
+        if not (low <= lo and hi <= top):
+            raise ValueError(f"{prefix}{name}: expected eigenvalues in [{low:.0e}, {top:.0e}] (float64 cannot "
+                             f"carry the filter's products outside), got [{lo:.3g}, {hi:.3g}]")
+    chol = np.linalg.cholesky(np.asarray(p["emission_covariance"]))
+    white = np.linalg.solve(chol, np.asarray(p["emission_weights"]))          # R^-1/2 H
+    largest = {"initial_covariance": 1.0 / ranges["initial_covariance"][0],
+               "dynamics_covariance": 1.0 / ranges["dynamics_covariance"][0],
+               "emission_covariance": _eigenvalue_range(white.T @ white)[1]}
+    smallest = {name: 1.0 / ranges[name][1] for name in ("initial_covariance", "dynamics_covariance")}
+    big, small = max(largest, key=largest.get), min(smallest, key=smallest.get)
+    if largest[big] > lgssm.MAX_PRECISION_RATIO * smallest[small]:
+        what = "H^T R^-1 H" if big == "emission_covariance" else f"the inverse of {prefix}{big}"
+        raise ValueError(
+            f"{prefix}{big}, {prefix}{small}: the largest precision on the state ({what}: {largest[big]:.3g}) is "
+            f"more than {lgssm.MAX_PRECISION_RATIO:.0e} times the smallest (the inverse of {prefix}{small}: "
+            f"{smallest[small]:.3g}); float64 cannot add them usefully. Rescale the state space "
+            f"so that these covariances are closer.")
+
+
 @partial(jax.jit, static_argnames=("method",))
-def _posterior(params: ParamsLGSSM, y, u, dynamics, method: str):
+def _posterior(params: ParamsLGSSM, y, u, dyn: lgssm.DynamicsPosterior, method: str):
     """The core smoother on the emission potentials, all in one compiled program (the core skips its
-    Python-side validation for traced arguments; the model validated its inputs already)."""
-    dyn = _point_dynamics(params) if dynamics is None else dynamics
+    Python-side validation for traced arguments; the model validated its inputs already). Known and
+    learned dynamics (``fit_vb``) run the same program."""
     c, xi, prec = _emission_potentials(params, y, u)
     init = MvNormal.from_mean_cov(params.initial_mean, params.initial_covariance)
     return lgssm.smooth_information(c, xi, prec, _core_controls(u), dyn.q_ab, dyn.q_w, init,
@@ -143,46 +190,66 @@ class LinearGaussianSSM:
         Q = 0.1 I, H ~ N(0, 1) from ``key``, R = 0.1 I, zero input weights and biases)."""
         D, P, U = self.state_dim, self.emission_dim, self.input_dim
         if emission_weights is None:
-            emission_weights = jax.random.normal(jax.random.PRNGKey(0) if key is None else key, (P, D))
-        given = dict(initial_mean=(initial_mean, np.zeros(D), (D,)),
-                     initial_covariance=(initial_covariance, np.eye(D), (D, D)),
-                     dynamics_weights=(dynamics_weights, 0.99 * np.eye(D), (D, D)),
-                     dynamics_input_weights=(dynamics_input_weights, np.zeros((D, U)), (D, U)),
-                     dynamics_bias=(dynamics_bias, np.zeros(D), (D,)),
-                     dynamics_covariance=(dynamics_covariance, 0.1 * np.eye(D), (D, D)),
-                     emission_weights=(emission_weights, None, (P, D)),
-                     emission_input_weights=(emission_input_weights, np.zeros((P, U)), (P, U)),
-                     emission_bias=(emission_bias, np.zeros(P), (P,)),
-                     emission_covariance=(emission_covariance, 0.1 * np.eye(P), (P, P)))
+            emission_weights = jax.random.normal(jax.random.PRNGKey(0) if key is None else check_key("key", key), (P, D))
+        given = dict(initial_mean=(initial_mean, np.zeros(D)), initial_covariance=(initial_covariance, np.eye(D)),
+                     dynamics_weights=(dynamics_weights, 0.99 * np.eye(D)),
+                     dynamics_input_weights=(dynamics_input_weights, np.zeros((D, U))),
+                     dynamics_bias=(dynamics_bias, np.zeros(D)),
+                     dynamics_covariance=(dynamics_covariance, 0.1 * np.eye(D)),
+                     emission_weights=(emission_weights, None),
+                     emission_input_weights=(emission_input_weights, np.zeros((P, U))),
+                     emission_bias=(emission_bias, np.zeros(P)),
+                     emission_covariance=(emission_covariance, 0.1 * np.eye(P)))
+        return self._checked({name: default if value is None else value for name, (value, default) in given.items()}, "")
+
+    def _shapes(self) -> dict:
+        D, P, U = self.state_dim, self.emission_dim, self.input_dim
+        return dict(initial_mean=(D,), initial_covariance=(D, D), dynamics_weights=(D, D), dynamics_input_weights=(D, U),
+                    dynamics_bias=(D,), dynamics_covariance=(D, D), emission_weights=(P, D),
+                    emission_input_weights=(P, U), emission_bias=(P,), emission_covariance=(P, P))
+
+    def _checked(self, values: dict, prefix: str) -> ParamsLGSSM:
+        """``values`` (one per field) as ParamsLGSSM after checking each one's shape for this model and
+        finiteness, the covariances' positive definiteness and :func:`_check_scales`; errors name
+        ``prefix`` + the field."""
         out = {}
-        for name, (value, default, shape) in given.items():
-            arr = V.as_float_array(name, default if value is None else value, shape=shape)
-            if name.endswith("covariance"):
-                V.check_positive_definite(name, arr)
-            out[name] = jnp.asarray(arr)
-        return ParamsLGSSM(**out)
+        for name, shape in self._shapes().items():
+            arr = V.as_float_array(prefix + name, values[name], shape=shape)
+            if name in COVARIANCES:
+                V.check_positive_definite(prefix + name, arr)
+            out[name] = arr
+        _check_scales(out, prefix)
+        return ParamsLGSSM(**{k: jnp.asarray(v) for k, v in out.items()})
+
+    def _check_params(self, params) -> ParamsLGSSM:
+        if not isinstance(params, ParamsLGSSM):
+            raise TypeError(f"params: expected ParamsLGSSM (from initialize), got {type(params).__name__}")
+        return self._checked(params._asdict(), "params.")
 
     # ------------------------------------------------------------------ data
     def _data(self, params, emissions, inputs):
-        if not isinstance(params, ParamsLGSSM):
-            raise TypeError(f"params: expected ParamsLGSSM (from initialize), got {type(params).__name__}")
+        params = self._check_params(params)
         y = V.as_float_array("emissions", emissions, finite=False)
-        if y.ndim not in (2, 3) or y.shape[-1] != self.emission_dim:
-            raise ValueError(f"emissions: expected shape (T, {self.emission_dim}) or (N, T, {self.emission_dim}), got {y.shape}")
+        if y.ndim not in (2, 3) or y.shape[-1] != self.emission_dim or y.shape[-2] < 1:
+            raise ValueError(f"emissions: expected shape (T, {self.emission_dim}) or (N, T, {self.emission_dim}) "
+                             f"with T >= 1, got {y.shape}")
         if np.any(np.isinf(y)):
             raise ValueError("emissions: expected finite values or NaN (missing), found inf")
+        if np.nanmax(np.abs(y), initial=0.0) > MAX_ABS_DATA:
+            raise ValueError(f"emissions: expected magnitudes up to {MAX_ABS_DATA:.0e} (their squares overflow "
+                             f"float64), got {np.nanmax(np.abs(y)):.3g}; rescale the data")
         if inputs is None:
             if self.input_dim:
                 raise ValueError(f"inputs: expected shape {y.shape[:-1] + (self.input_dim,)}, got None")
             u = np.zeros(y.shape[:-1] + (0,))
         else:
-            u = V.as_float_array("inputs", inputs, shape=y.shape[:-1] + (self.input_dim,))
-        return jnp.asarray(y), jnp.asarray(u)
+            u = _check_inputs(inputs, y.shape[:-1] + (self.input_dim,))
+        return params, jnp.asarray(y), jnp.asarray(u)
 
     def _run(self, params, emissions, inputs, method, dynamics=None):
         V.check_choice("method", method, ("sequential", "parallel"))
-        y, u = self._data(params, emissions, inputs)
-        return _posterior(params, y, u, dynamics, method)
+        params, y, u = self._data(params, emissions, inputs)
+        return _posterior(params, y, u, _point_dynamics(params) if dynamics is None else dynamics, method)
 
     def filter(self, params: ParamsLGSSM, emissions, inputs=None, method: str = "sequential") -> PosteriorGSSMFiltered:
         """Filtered moments q(z_t | y_0..t) and the marginal log-likelihood log p(y)."""
@@ -202,10 +269,11 @@ class LinearGaussianSSM:
 
     def sample(self, params: ParamsLGSSM, key, num_timesteps: int, inputs=None):
         """(states (T, D), emissions (T, P)) drawn from the model."""
-        if not isinstance(num_timesteps, (int, np.integer)) or num_timesteps < 1:
-            raise ValueError(f"num_timesteps: expected a positive integer, got {num_timesteps!r}")
+        params = self._check_params(params)
+        key = check_key("key", key)
+        check_count("num_timesteps", num_timesteps)
         u = jnp.zeros((num_timesteps, self.input_dim)) if inputs is None else jnp.asarray(
-            V.as_float_array("inputs", inputs, shape=(num_timesteps, self.input_dim)))
+            _check_inputs(inputs, (num_timesteps, self.input_dim)))
         k0, k1, k2 = jax.random.split(key, 3)
         D, P = self.state_dim, self.emission_dim
         lq = jnp.linalg.cholesky(params.dynamics_covariance)
@@ -233,13 +301,12 @@ class LinearGaussianSSM:
         ``params``. Each iteration: smooth under the current q, record the ELBO, update the emission
         model, then q([A B b]) and q(Q⁻¹). Returns the posterior-mean parameters, the posterior and
         the ELBO trace."""
-        if not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
-            raise ValueError(f"num_iters: expected a positive integer, got {num_iters!r}")
-        y, u = self._data(params, emissions, inputs)
+        check_count("num_iters", num_iters)
+        params, y, u = self._data(params, emissions, inputs)
         D, U = self.state_dim, self.input_dim
         if prior is None:
             prior = lgssm.make_prior(D, U + 1)
-        elif not isinstance(prior, lgssm.DynamicsPosterior) or prior.dims != (D, U + 1):
+        elif lgssm.check_dynamics("prior", prior) != (D, U + 1):
             raise ValueError(f"prior: expected a DynamicsPosterior with dims (d, m) = {(D, U + 1)} "
                              f"(the dynamics bias is an extra constant input), got {getattr(prior, 'dims', prior)}")
         post = prior
@@ -259,6 +326,13 @@ class LinearGaussianSSM:
         return FitResult(params, post, np.asarray(trace))
 
 
+def _check_inputs(inputs, shape) -> np.ndarray:
+    u = V.as_float_array("inputs", inputs, shape=shape)
+    if np.max(np.abs(u), initial=0.0) > MAX_ABS_DATA:
+        raise ValueError(f"inputs: expected magnitudes up to {MAX_ABS_DATA:.0e}, got {np.max(np.abs(u)):.3g}")
+    return u
+
+
 def _emission_m_step(params: ParamsLGSSM, y, u, res) -> ParamsLGSSM:
     """argmax over (H, D, d, R) of Σ_t E log N(y_t | H z_t + D u_t + d, R) over observed rows."""
     n_rows = int(np.prod(y.shape[:-1]))
@@ -272,9 +346,14 @@ def _emission_m_step(params: ParamsLGSSM, y, u, res) -> ParamsLGSSM:
     sxx = x.T @ x
     sxx[:D, :D] += s.sum(0)
     syx = y.T @ x
-    c = np.linalg.solve(sxx, syx.T).T                                        # [H D d]
+    c = np.linalg.lstsq(sxx, syx.T, rcond=None)[0].T                         # [H D d] (min-norm if inputs never vary)
     resid = y.T @ y - c @ syx.T - syx @ c.T + c @ sxx @ c.T
-    r = 0.5 * (resid + resid.T) / len(y)
+    r = 0.5 * (resid + resid.T) / max(len(y), 1)
+    try:
+        np.linalg.cholesky(r)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"emissions: {len(y)} observed rows do not determine a positive-definite emission "
+                         f"covariance (fit_emissions=True needs more observed data; or pass fit_emissions=False)") from None
     U = u.shape[1]
     return params._replace(emission_weights=jnp.asarray(c[:, :D]), emission_input_weights=jnp.asarray(c[:, D:D + U]),
                            emission_bias=jnp.asarray(c[:, D + U]), emission_covariance=jnp.asarray(r))
