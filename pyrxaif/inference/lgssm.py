@@ -548,14 +548,13 @@ def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
     """Parallel-in-time filter and smoother (Särkkä & García-Fernández, 2021); log Z̃ from the
     smoothed marginals (:func:`_log_z_from_marginals`)."""
     trans = pots[3]
-    t_len, d = pots[1].shape
+    d = pots[1].shape[-1]
     eye = jnp.eye(d)
     c = u @ mdl.b.T
-    w = mdl.w
     valid = mask > 0
     mf, sf = _parallel_filter(pots, u, mask, init, mdl)
     # backward elements from the filtered moments
-    pred = symmetrize(mdl.a @ sf @ mdl.a.T + mdl.q)                            # Ā P Āᵀ + W̄⁻¹
+    pred = symmetrize(mdl.a @ sf @ mdl.a.T + mdl.q)                        # Ā P Āᵀ + W̄⁻¹
     e_el = sf @ mdl.a.T @ _inverse(pred)                                   # P Āᵀ pred⁻¹
     g_el = mf - jnp.einsum("tij,tj->ti", e_el, mf @ mdl.a.T + c)
     l_el = symmetrize(sf - e_el @ mdl.a @ sf)
