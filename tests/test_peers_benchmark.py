@@ -20,3 +20,15 @@ def test_peers_dynamax_tiny():
     row = re.search(r"^\s+30\s+2 \|(.*)$", out.stdout, re.M).group(1)
     ratios = [float(x) for x in re.findall(r"([0-9.]+)x", row)]
     assert len(ratios) == 3 and all(r > 0 for r in ratios)
+
+
+def test_peers_check_refuses_outputs_that_differ():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import peers
+    import numpy as np
+    outputs = dict(filter_loglik=-10.0, filtered_means=np.zeros((5, 2)), loglik=-10.0, smoothed_means=np.ones((5, 2)))
+    peers.check_lds(({}, outputs), ({}, dict(outputs)))                      # equal: no exit
+    for key, bad in (("filter_loglik", -10.1), ("filtered_means", np.full((5, 2), 1e-3)),
+                     ("loglik", -9.0), ("smoothed_means", np.ones((5, 2)) + 1e-4)):
+        with pytest.raises(SystemExit, match=key):
+            peers.check_lds(({}, outputs), ({}, dict(outputs, **{key: bad})))

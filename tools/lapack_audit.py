@@ -177,9 +177,9 @@ def vae_train_step():
 
 
 def linear_gaussian_ssm():
-    """The one program behind LinearGaussianSSM.filter / smoother / fit_vb (its jitted ``_posterior``,
-    reached directly: the methods validate with numpy first), both methods, D 4, P 3, U 1, T 200;
-    and fit_vb's ELBO and sufficient statistics on its result (its q update is vb_em's: em_fit_lds)."""
+    """The programs behind LinearGaussianSSM.filter / smoother (``_dynamax_posterior``, reached directly:
+    the methods validate with numpy first), both methods, and fit_vb's loop (``_fit_vb``: smoother under
+    q, ELBO, emission M-step, statistics, q update), D 4, P 3, U 1, T 200."""
     from pyrxaif.inference import lgssm
     from pyrxaif.models import LinearGaussianSSM
     from pyrxaif.models import linear_gaussian_ssm as lg
@@ -187,14 +187,10 @@ def linear_gaussian_ssm():
     params = LinearGaussianSSM(D, P, U).initialize(jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
     y, u = jnp.asarray(rng.normal(size=(T, P))), jnp.asarray(rng.normal(size=(T, U)))
-    prior = lgssm.make_prior(D, U + 1)
-    ua = jnp.concatenate([u, jnp.ones((T, 1))], -1)
-
-    def fit_step(p, y, u):
-        res = lg._posterior(p, y, u, prior, "sequential")  # noqa: SLF001
-        return lgssm.elbo(res, prior, prior), lgssm.sufficient_statistics(res, ua)
-    texts = [compiled_text(lg._posterior, params, y, u, None, method) for method in ("sequential", "parallel")]  # noqa: SLF001
-    return "\n".join(texts + [compiled_text(jax.jit(fit_step), params, y, u)])
+    texts = [compiled_text(lg._dynamax_posterior, params, y, u, method, smoother)  # noqa: SLF001
+             for method in ("sequential", "parallel") for smoother in (False, True)]
+    texts.append(compiled_text(lg._fit_vb, params, y, u, lgssm.make_prior(D, U + 1), 2, True, "sequential"))  # noqa: SLF001
+    return "\n".join(texts)
 
 
 def em_fit_lds():

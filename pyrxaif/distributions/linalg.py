@@ -69,6 +69,9 @@ def multidigamma(a, d: int):
 
 
 UNROLL_MAX_DIM = 12
+# sweep unrolls up to this many pivots (one fused update each, best inside scans); beyond, a rolled loop
+# (e.g. the d(d+m)-square precision of q(vec [A B]) for d = 32), whose compile time does not grow with p
+SWEEP_UNROLL_MAX = 64
 
 
 def spd_inverse_logdet(m, inverse: bool = True):
@@ -129,20 +132,28 @@ def sweep(a, p: int, with_logdet: bool = False):
     updates, each a single fused elementwise operation (no LAPACK call, no matrix product; no
     pivoting, which is stable for positive-definite P). ``with_logdet``: also return log|P|, the
     sum of the logs of the pivots. Used inside sequential scans, where XLA's per-operation cost
-    dominates for small matrices, and for batched inverses of large d without LAPACK."""
+    dominates for small matrices, and for batched inverses of large d without LAPACK. Up to
+    ``SWEEP_UNROLL_MAX`` pivots the loop is unrolled, beyond it is a ``lax.fori_loop``."""
     idx = jnp.arange(a.shape[-1])
-    logdet = jnp.zeros(a.shape[:-2], a.dtype)
-    for k in range(p):
+
+    def pivot(k, state):
+        a, logdet = state
         piv = a[..., k, k]
-        logdet = logdet + jnp.log(piv)
-        rp = (1.0 / piv)[..., None, None]
         col, row = a[..., :, k][..., :, None], a[..., k, :][..., None, :]
+        rp = (1.0 / piv)[..., None, None]
         ek = idx == k
         b = a - (col * rp) * row
         b = jnp.where(ek[:, None], row * rp, b)
         b = jnp.where(ek[None, :], col * rp, b)
-        a = jnp.where(ek[:, None] & ek[None, :], -rp, b)
-    return (a, logdet) if with_logdet else a
+        return jnp.where(ek[:, None] & ek[None, :], -rp, b), logdet + jnp.log(piv)
+
+    state = (a, jnp.zeros(a.shape[:-2], a.dtype))
+    if p > SWEEP_UNROLL_MAX:                          # rolled: compile time independent of p
+        state = jax.lax.fori_loop(0, p, pivot, state)
+    else:
+        for k in range(p):
+            state = pivot(k, state)
+    return state if with_logdet else state[0]
 
 
 def solve_pivoted(a, b):

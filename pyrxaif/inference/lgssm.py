@@ -44,7 +44,7 @@ import numpy as np
 
 from pyrxaif import checks as V
 from pyrxaif.distributions import MvNormal, Wishart, check_precision
-from pyrxaif.distributions.linalg import inverse_pivoted, is_traced, spd_inverse_logdet, sweep, symmetrize
+from pyrxaif.distributions.linalg import inverse_pivoted, is_traced, spd_inverse, spd_inverse_logdet, sweep, symmetrize
 from pyrxaif.rules import transition as tr
 
 LOG2PI = tr.LOG2PI
@@ -52,7 +52,7 @@ LOG2PI = tr.LOG2PI
 __all__ = [
     "DynamicsPosterior", "SmootherResult", "make_prior", "smooth", "sufficient_statistics",
     "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl", "smooth_information",
-    "check_dynamics",
+    "check_dynamics", "filter_information", "KnownDynamics", "FilterResult",
 ]
 
 
@@ -70,14 +70,38 @@ class DynamicsPosterior(NamedTuple):
         return d, self.q_ab.xi.shape[-1] // d - d
 
 
+class KnownDynamics(NamedTuple):
+    """A known transition z_{t+1} ~ N(A z_t + B u_t, Q): ``weights`` [A B] (d, d+m), ``covariance``
+    Q (d, d). :func:`smooth_information` and :func:`filter_information` accept it in place of a
+    :class:`DynamicsPosterior` (then they are the ordinary Kalman filter / RTS smoother)."""
+
+    weights: jax.Array
+    covariance: jax.Array
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        """(d, m)."""
+        d = self.covariance.shape[-1]
+        return d, self.weights.shape[-1] - d
+
+
+class FilterResult(NamedTuple):
+    """Forward pass only (:func:`filter_information`): log_normalizer (), filtered_mean (T, d),
+    filtered_cov (T, d, d) = q(z_t | observations up to t) (a leading N for batches)."""
+
+    log_normalizer: jax.Array
+    filtered_mean: jax.Array
+    filtered_cov: jax.Array
+
+
 class SmootherResult(NamedTuple):
     """Smoothed beliefs. Shapes for one sequence (a leading N is added for batches):
 
     mean (T, d), cov (T, d, d): q(z_t);  cross_cov (T, d, d): Cov(z_{t+1}, z_t) (zero at the last
     valid step); cavity: MvNormal (T, d) natural form, the belief on z_t from everything except
-    the observation message at t (α_t β_t, the VAE's latent prior); log_normalizer (): log Z̃;
-    filtered_mean (T, d), filtered_cov (T, d, d): q(z_t | observations up to t) (only from
-    :func:`smooth_information` with ``filtered=True``, else None)."""
+    the observation message at t (α_t β_t, the VAE's latent prior; from :func:`smooth` only, else
+    None); log_normalizer (): log Z̃; filtered_mean (T, d), filtered_cov (T, d, d): q(z_t | observations
+    up to t) (from :func:`smooth_information` only, else None)."""
 
     mean: jax.Array
     cov: jax.Array
@@ -152,6 +176,18 @@ def _check_q(ab_name, q_ab, w_name, q_w, d=None):
     V.as_float_array(f"{ab_name}.precision", q_ab.precision, shape=(xi.shape[0], xi.shape[0]))
     V.check_positive_definite(f"{ab_name}.precision", np.asarray(q_ab.precision))
     return dw, xi.shape[0] // dw - dw
+
+
+def _check_known(dyn: KnownDynamics, d: int):
+    """(d, m) of known dynamics, validated unless traced."""
+    if is_traced(dyn):
+        return dyn.dims
+    cov = V.as_float_array("dynamics.covariance", dyn.covariance, shape=(d, d))
+    V.check_positive_definite("dynamics.covariance", cov)
+    w = V.as_float_array("dynamics.weights", dyn.weights)
+    if w.ndim != 2 or w.shape[0] != d or w.shape[1] < d:
+        raise ValueError(f"dynamics.weights: expected [A B] of shape (d, d+m) with d = {d}, got {w.shape}")
+    return dyn.dims
 
 
 def _check_init(init, d):
@@ -250,13 +286,14 @@ MAX_PRECISION_RATIO = 1e10
 PRIOR_SCALE_RATIO = 1e3
 
 
-def _check_precision_range(lam, diag: bool, q_w: Wishart, init: MvNormal):
-    """Refuse observation precisions that float64 cannot combine with the model's precisions."""
-    if is_traced(lam, q_w, init):
+def _check_precision_range(lam, diag: bool, w_mean, init: MvNormal):
+    """Refuse observation precisions that float64 cannot combine with the model's precisions
+    (w_mean: the transition precision E[W], or Q⁻¹ for known dynamics)."""
+    if is_traced(lam, w_mean, init):
         return
     lam = np.asarray(lam)
     largest = float(lam.max() if diag else np.max(np.diagonal(lam, axis1=-2, axis2=-1)))
-    w_diag = np.diagonal(np.asarray(q_w.mean()))
+    w_diag = np.diagonal(np.asarray(w_mean))
     model = max(float(w_diag.max()), float(np.max(np.diagonal(np.asarray(init.precision)))))
     if largest > MAX_PRECISION_RATIO * model:
         raise ValueError(
@@ -290,6 +327,7 @@ class _Model(NamedTuple):
     w: jax.Array          # W̄ (d, d)
     psi: jax.Array        # Ψ (n, n)
     c_w: jax.Array        # ½E log|W| − ½ log|W̄|
+    q: jax.Array          # W̄⁻¹ (d, d), the transition covariance
 
 
 def _model(q_ab: MvNormal, q_w: Wishart) -> _Model:
@@ -299,7 +337,21 @@ def _model(q_ab: MvNormal, q_w: Wishart) -> _Model:
     h = tr.expected_ab(q_ab, d, n)
     psi = tr.quadratic_correction(q_ab, w, d, n)
     c_w = 0.5 * q_w.expected_logdet() - 0.5 * _logdet(w)
-    return _Model(h[:, :d], h[:, d:], w, psi, c_w)
+    return _Model(h[:, :d], h[:, d:], w, psi, c_w, _inverse(w))
+
+
+def _known_model(dyn: "KnownDynamics") -> _Model:
+    """Known [A B] and Q: the LDS itself (Ψ = 0, no log-determinant correction)."""
+    d, m = dyn.dims
+    return _Model(dyn.weights[:, :d], dyn.weights[:, d:], _inverse(dyn.covariance), jnp.zeros((d + m, d + m)),
+                  jnp.zeros((), dyn.covariance.dtype), symmetrize(dyn.covariance))
+
+
+def _lds(dynamics) -> _Model:
+    """The LDS the smoothers run on: the expected LDS under q([A B]) q(W), or the known one."""
+    if isinstance(dynamics, KnownDynamics):
+        return _known_model(dynamics)
+    return _model(dynamics.q_ab, dynamics.q_w)
 
 
 def _obs_potentials(mu, lam, diag: bool):
@@ -358,60 +410,76 @@ def _moments(xi, prec):
     return jnp.einsum("...ij,...j->...i", cov, xi), cov
 
 
-def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
-    """Information filter + RTS. The forward ``lax.scan`` is the only sequential part: per step
-    it sweeps (``sweep``) the augmented symmetric matrix
+def _step_loglik(m_p, j_p, logdet_jp, h_dot_mf, logdet_jf):
+    """log ∫ N(z | m_p, J_p⁻¹) exp(ξᵀz − ½zᵀΛz) dz for the filtered belief J_f = J_p + Λ,
+    h = J_p m_p + ξ, m_f = J_f⁻¹h: ½hᵀm_f − ½m_pᵀJ_p m_p + ½log|J_p| − ½log|J_f| (the potential's
+    constant g is added by the caller)."""
+    quad = jnp.einsum("...i,...ij,...j->...", m_p, j_p, m_p)
+    return 0.5 * h_dot_mf - 0.5 * quad + 0.5 * logdet_jp - 0.5 * logdet_jf
 
-        [[P_t, ĀᵀW̄, a_t], [W̄Ā, W̄, 0], [a_tᵀ, 0, 0]],   P_t = Λp_t + Λ_t + ĀᵀW̄Ā,  a_t = ξp_t + ξ_t − ĀᵀW̄c_t,
 
-    on its first d pivots, which gives P_t⁻¹, the gain G_t = P_t⁻¹ĀᵀW̄, k_t = P_t⁻¹a_t, the next
-    predicted precision Λp_{t+1} = W̄ − W̄ĀG_t, W̄Āk_t (ξp_{t+1} = W̄c_t + W̄Āk_t) and a_tᵀk_t
-    in d fused rank-one updates (no LAPACK call and no matrix product inside the loop; log|P_t| is
-    computed afterwards, vectorised over t). The RTS pass m_t = k_t + G_t m_{t+1}, S_t = P_t⁻¹ + G_t S_{t+1} G_tᵀ is affine in (m, S), so it runs as
-    a ``lax.associative_scan`` (matrix products only)."""
+class _Filtered(NamedTuple):
+    """Output of the forward pass, per step t: filtered moments of z_t, predicted moments of z_{t+1}
+    (mean and precision, through the transition), and the log-normaliser of the whole sequence."""
+    mean: jax.Array            # (T, d)
+    cov: jax.Array             # (T, d, d)
+    next_mean: jax.Array       # (T, d)    Ā m_t + B̄ u_t
+    next_precision: jax.Array  # (T, d, d) (Ā S_t Āᵀ + W̄⁻¹)⁻¹
+    log_z: jax.Array           # ()
+
+
+def _forward(pots, u, mask, init: MvNormal, mdl: _Model) -> _Filtered:
+    """Kalman filter on the potentials (``lax.scan``), in moment form with the predicted precision
+    carried along. Per step two sweeps (``sweep``, fused rank-one updates, no LAPACK call and no
+    inverse outside them): [[J_p + Λ_t, h_t], [h_tᵀ, 0]] on d pivots gives the filtered covariance
+    S_t, mean m_t = S_t h_t, h_tᵀm_t and log|J_p + Λ_t|; the predicted covariance Ā S_t Āᵀ + W̄⁻¹ on
+    d pivots gives the next predicted precision and its log-determinant. The step's contribution to
+    log Z̃ (:func:`_step_loglik`) is computed afterwards, vectorised over t."""
     g, xi, prec, trans = pots
     d = xi.shape[-1]
+    a = mdl.a
     c = u @ mdl.b.T                                                        # B̄ u_t (T, d)
-    wa = mdl.w @ mdl.a                                                     # W̄Ā
-    ata = symmetrize(mdl.a.T @ wa)                                         # ĀᵀW̄Ā
-    wc = c @ mdl.w                                                         # W̄c_t (W̄ symmetric)
-    awc = wc @ mdl.a                                                       # ĀᵀW̄c_t
-    mid = jnp.concatenate([wa, mdl.w, jnp.zeros((d, 1))], 1)               # constant rows of the matrix
-    zrow = jnp.zeros((1, d + 1))
+    q = mdl.q                                                              # W̄⁻¹
+    zero = jnp.zeros((1, 1))
 
-    def forward(carry, inp):
-        precp, xip = carry
-        prec_t, xi_t, wc_t, awc_t = inp
-        a_t = xip + xi_t - awc_t
-        top = jnp.concatenate([precp + prec_t + ata, wa.T, a_t[:, None]], 1)
-        aug = jnp.concatenate([top, mid, jnp.concatenate([a_t[None], zrow], 1)])
-        swept = sweep(aug, d)
-        return (swept[d:2 * d, d:2 * d], wc_t - swept[d:2 * d, 2 * d]), (aug, swept)
+    def step(carry, inp):
+        m_p, j_p = carry
+        xi_t, prec_t, c_t = inp
+        h = j_p @ m_p + xi_t
+        aug = jnp.concatenate([jnp.concatenate([j_p + prec_t, h[:, None]], 1),
+                               jnp.concatenate([h[None], zero], 1)])
+        swept, logdet_jf = sweep(aug, d, with_logdet=True)
+        s_f, m_f = -swept[:d, :d], swept[:d, d]
+        swept_p, logdet_p = sweep(symmetrize(a @ s_f @ a.T + q), d, with_logdet=True)
+        m_next = a @ m_f + c_t
+        return (m_next, -swept_p), (m_f, s_f, m_next, -swept_p, -swept[d, d], logdet_jf, -logdet_p)
 
-    _, (aug, swept) = jax.lax.scan(forward, (init.precision, init.xi), (prec, xi, wc, awc))
-    a_vec = aug[:, 2 * d, :d]                                              # a_t
-    pinv, gain, k = -swept[:, :d, :d], swept[:, :d, d:2 * d], swept[:, :d, 2 * d]
-    a_k = -swept[:, 2 * d, 2 * d]                                          # a_tᵀ P_t⁻¹ a_t
-    _, logdet_p = spd_inverse_logdet(aug[:, :d, :d], inverse=False)        # log|P_t| (vectorised)
-    last = jnp.sum(mask).astype(jnp.int32) - 1
-    prec_last = aug[last, :d, :d] - ata                                    # filtered belief at the end
-    xi_last = a_vec[last] + awc[last]
-    # log Z̃: prior and potential constants + per-transition Gaussian integrals + final integral
-    logdet_w = _logdet(mdl.w)
-    g0 = -0.5 * d * LOG2PI + 0.5 * _logdet(init.precision) \
-        - 0.5 * jnp.sum(init.xi * init.mean)
-    per_step = 0.5 * logdet_w - 0.5 * jnp.sum(c * wc, -1) + 0.5 * a_k - 0.5 * logdet_p
-    log_z = g0 + jnp.sum(mask * g) + jnp.sum(trans * per_step) + _canon_lognorm(0.0, xi_last, prec_last)
-    # backward elements: z_t | z_{t+1} ~ N(G_t z_{t+1} + k_t, P_t⁻¹); the filtered belief at the last step
+    init_prec = symmetrize(init.precision)
+    _, (m_f, s_f, m_next, j_next, h_dot_mf, logdet_jf, logdet_jnext) = jax.lax.scan(
+        step, (init.mean, init_prec), (xi, prec, c))
+    m_p = jnp.concatenate([init.mean[None], m_next[:-1]])
+    j_p = jnp.concatenate([init_prec[None], j_next[:-1]])
+    logdet_jp = jnp.concatenate([_logdet(init_prec)[None], logdet_jnext[:-1]])
+    log_z = jnp.sum(mask * (g + _step_loglik(m_p, j_p, logdet_jp, h_dot_mf, logdet_jf)))
+    return _Filtered(m_f, s_f, m_next, j_next, log_z)
+
+
+def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
+    """:func:`_forward`, then Rauch–Tung–Striebel: z_t | z_{t+1} ~ N(G_t z_{t+1} + k_t, L_t) with
+    G_t = S_t Āᵀ J_{t+1|t}, k_t = m_t − G_t m_{t+1|t}, L_t = S_t − G_t Ā S_t (batched products over t);
+    the recursion m_t = k_t + G_t m_{t+1}, S_t = L_t + G_t S_{t+1} G_tᵀ is affine in (m, S), so it
+    runs as a ``lax.associative_scan`` (matrix products only)."""
+    trans = pots[3]
+    d = pots[1].shape[-1]
+    fw = _forward(pots, u, mask, init, mdl)
+    gain = fw.cov @ mdl.a.T @ fw.next_precision
     has_next = trans > 0
-    mf, sf = _moments(xi_last, prec_last)
     e_el = jnp.where(has_next[:, None, None], gain, 0.0)
-    g_el = jnp.where(has_next[:, None], k, mf)
-    l_el = jnp.where(has_next[:, None, None], pinv, sf)
+    g_el = jnp.where(has_next[:, None], fw.mean - jnp.einsum("tij,tj->ti", gain, fw.next_mean), fw.mean)
+    l_el = jnp.where(has_next[:, None, None], symmetrize(fw.cov - gain @ mdl.a @ fw.cov), fw.cov)
     _, m, s = jax.lax.associative_scan(_smooth_op, (e_el, g_el, l_el), reverse=True)
     cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(e_el, -1, -2)   # S_{t+1} G_tᵀ
-    filtered = lambda: _moments(a_vec + awc, aug[:, :d, :d] - ata)          # noqa: E731 (computed on request)
-    return m, s, cross, l_el, log_z, filtered
+    return m, s, cross, l_el, fw.log_z, (fw.mean, fw.cov)
 
 
 # ----- parallel-in-time version ---------------------------------------------------------------
@@ -437,8 +505,9 @@ def _smooth_op(later, earlier):
     return (e2 @ e1, (e2 @ g1[..., None])[..., 0] + g2, symmetrize(e2 @ l1 @ jnp.swapaxes(e2, -1, -2) + l2))
 
 
-def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
-    g, xi, prec, trans = pots
+def _parallel_filter(pots, u, mask, init: MvNormal, mdl: _Model):
+    """Filtered moments (T, d), (T, d, d) by the parallel-in-time filter (``lax.associative_scan``)."""
+    _, xi, prec, _ = pots
     t_len, d = xi.shape
     eye = jnp.eye(d)
     c = u @ mdl.b.T
@@ -461,9 +530,35 @@ def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
         sel = valid.reshape((t_len,) + (1,) * (x.ndim - 1))
         elems.append(jnp.where(sel, x, xid))
     _, mf, sf, _, _ = jax.lax.associative_scan(_filter_op, tuple(elems))
+    return mf, sf
+
+
+def _filter_log_z(pots, u, mask, init: MvNormal, mdl: _Model, mf, sf):
+    """log Z̃ from the filtered moments, Σ_t log ∫ p(z_t | earlier potentials) · potential_t dz_t
+    (:func:`_step_loglik`, vectorised over t; the predictions Ā m_{t-1} + B̄ u_{t-1}, Ā S_{t-1} Āᵀ + W̄⁻¹)."""
+    g, xi, prec, _ = pots
+    c = u @ mdl.b.T
+    p_next = symmetrize(mdl.a @ sf[:-1] @ mdl.a.T + mdl.q)
+    m_p = jnp.concatenate([init.mean[None], mf[:-1] @ mdl.a.T + c[:-1]])
+    j_next, logdet_p = spd_inverse_logdet(p_next)
+    j_p = jnp.concatenate([symmetrize(init.precision)[None], j_next])
+    logdet_jp = jnp.concatenate([_logdet(init.precision)[None], -logdet_p])
+    h = jnp.einsum("tij,tj->ti", j_p, m_p) + xi
+    per_step = _step_loglik(m_p, j_p, logdet_jp, jnp.sum(h * mf, -1), _logdet(j_p + prec))
+    return jnp.sum(mask * (g + per_step))
+
+
+def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
+    """Parallel-in-time filter and smoother (Särkkä & García-Fernández, 2021); log Z̃ from the
+    smoothed marginals (:func:`_log_z_from_marginals`)."""
+    trans = pots[3]
+    d = pots[1].shape[-1]
+    eye = jnp.eye(d)
+    c = u @ mdl.b.T
+    valid = mask > 0
+    mf, sf = _parallel_filter(pots, u, mask, init, mdl)
     # backward elements from the filtered moments
-    q = _inverse(w)
-    pred = symmetrize(mdl.a @ sf @ mdl.a.T + q)                            # Ā P Āᵀ + W̄⁻¹
+    pred = symmetrize(mdl.a @ sf @ mdl.a.T + mdl.q)                        # Ā P Āᵀ + W̄⁻¹
     e_el = sf @ mdl.a.T @ _inverse(pred)                                   # P Āᵀ pred⁻¹
     g_el = mf - jnp.einsum("tij,tj->ti", e_el, mf @ mdl.a.T + c)
     l_el = symmetrize(sf - e_el @ mdl.a @ sf)
@@ -478,7 +573,7 @@ def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
     _, m, s = jax.lax.associative_scan(_smooth_op, (e_el, g_el, l_el), reverse=True)
     cross = jnp.concatenate([s[1:], jnp.zeros((1, d, d))]) @ jnp.swapaxes(e_el, -1, -2)
     log_z = _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, l_el)
-    return m, s, cross, l_el, log_z, lambda: (mf, sf)
+    return m, s, cross, l_el, log_z, (mf, sf)
 
 
 def _expected_potential(g, xi, prec, m, s):
@@ -507,28 +602,40 @@ def _log_z_from_marginals(pots, c, mask, init, mdl, m, s, cross, cond_cov):
     return e_prior + e_pots + e_trans + ent
 
 
-def _smooth_one(obs, u, mask, q_ab, q_w, init, method: str, filtered: bool = False):
-    """One sequence from its observation potentials obs = (g, ξ, Λ) (T, …)."""
-    mdl = _model(q_ab, q_w)
+def _smooth_one(obs, u, mask, mdl: _Model, init, method: str, cavity: bool, filtered: bool):
+    """One sequence from its observation potentials obs = (g, ξ, Λ) (T, …): smoothed moments and
+    log Z̃, with the cavity messages (``cavity``) and the filtered moments (``filtered``) on request."""
     pots = _potentials(obs, u, mask, mdl)
     run = _sequential if method == "sequential" else _parallel
-    m, s, cross, _, log_z, filt = run(pots, u, mask, init, mdl)
+    m, s, cross, _, log_z, (mf, sf) = run(pots, u, mask, init, mdl)
     d = obs[1].shape[-1]
     valid = mask[:, None] > 0
     trans = pots[3]
     m = jnp.where(valid, m, 0.0)
     s = jnp.where(valid[..., None], s, jnp.eye(d))
     cross = jnp.where(trans[:, None, None] > 0, cross, 0.0)
-    # cavity = smoothed / observation message (natural parameters subtract)
-    _, obs_xi, obs_prec = obs
-    s_prec = _inverse(s)
-    cav = MvNormal(jnp.where(valid, jnp.einsum("tij,tj->ti", s_prec, m) - obs_xi, 0.0),
-                   jnp.where(valid[..., None], symmetrize(s_prec - obs_prec), 0.0))
+    cav = None
+    if cavity:                     # cavity = smoothed / observation message (natural parameters subtract)
+        _, obs_xi, obs_prec = obs
+        s_prec = _inverse(s)
+        cav = MvNormal(jnp.where(valid, jnp.einsum("tij,tj->ti", s_prec, m) - obs_xi, 0.0),
+                       jnp.where(valid[..., None], symmetrize(s_prec - obs_prec), 0.0))
     if not filtered:
         return SmootherResult(m, s, cross, cav, log_z)
-    mf, sf = filt()
-    return SmootherResult(m, s, cross, cav, log_z, jnp.where(valid, mf, 0.0),
-                          jnp.where(valid[..., None], sf, jnp.eye(d)))
+    return SmootherResult(m, s, cross, cav, log_z, jnp.where(valid, mf, 0.0), jnp.where(valid[..., None], sf, jnp.eye(d)))
+
+
+def _filter_one(obs, u, mask, mdl: _Model, init, method: str) -> "FilterResult":
+    """One sequence: filtered moments and log Z̃ (forward pass only)."""
+    pots = _potentials(obs, u, mask, mdl)
+    if method == "sequential":
+        fw = _forward(pots, u, mask, init, mdl)
+        mf, sf, log_z = fw.mean, fw.cov, fw.log_z
+    else:
+        mf, sf = _parallel_filter(pots, u, mask, init, mdl)
+        log_z = _filter_log_z(pots, u, mask, init, mdl, mf, sf)
+    valid = mask[:, None] > 0
+    return FilterResult(log_z, jnp.where(valid, mf, 0.0), jnp.where(valid[..., None], sf, jnp.eye(mf.shape[-1])))
 
 
 def _over_sequences(fn, *xs):
@@ -540,17 +647,20 @@ def _over_sequences(fn, *xs):
 
 
 def _smooth_seqs(mu, lam, u, mask, q_ab, q_w, init, diag, method):
-    return _smooth_seqs_info(_obs_potentials(mu, lam, diag), u, mask, q_ab, q_w, init, method)
+    """``smooth`` on batched data: smoothed moments, log Z̃ and the cavity messages."""
+    fn = partial(_smooth_one, mdl=_model(q_ab, q_w), init=init, method=method, cavity=True, filtered=False)
+    return _over_sequences(lambda g, xi, prec, u_, m_: fn((g, xi, prec), u_, m_), *_obs_potentials(mu, lam, diag),
+                           u, mask)
 
 
-def _smooth_seqs_info(obs, u, mask, q_ab, q_w, init, method, filtered=False):
-    fn = partial(_smooth_one, q_ab=q_ab, q_w=q_w, init=init, method=method, filtered=filtered)
-    return _over_sequences(lambda g, xi, prec, u_, m_: fn((g, xi, prec), u_, m_), *obs, u, mask)
-
-
-@partial(jax.jit, static_argnames=("method", "filtered", "squeeze"))
-def _smooth_info_batch(g, xi, prec, u, mask, q_ab, q_w, init, method, filtered, squeeze=False):
-    res = _smooth_seqs_info((g, xi, prec), u, mask, q_ab, q_w, init, method, filtered)
+@partial(jax.jit, static_argnames=("method", "smoother", "squeeze"))
+def _information_batch(g, xi, prec, u, mask, dynamics, init, method, smoother, squeeze=False):
+    """``smooth_information`` (``smoother``) or ``filter_information`` on batched potentials."""
+    if smoother:
+        fn = partial(_smooth_one, mdl=_lds(dynamics), init=init, method=method, cavity=False, filtered=True)
+    else:
+        fn = partial(_filter_one, mdl=_lds(dynamics), init=init, method=method)
+    res = _over_sequences(lambda g_, xi_, prec_, u_, m_: fn((g_, xi_, prec_), u_, m_), g, xi, prec, u, mask)
     return jax.tree_util.tree_map(lambda x: x[0], res) if squeeze else res
 
 
@@ -579,20 +689,12 @@ def smooth(obs_mean, obs_precision, controls, q_ab: MvNormal, q_w: Wishart, init
         raise ValueError(f"controls: expected m = {m} columns (from q_ab of length d*(d+m) = {q_ab.xi.shape[-1]}),"
                          f" got {u.shape[-1]}")
     _check_init(init, d)
-    _check_precision_range(lam, diag, q_w, init)
+    _check_precision_range(lam, diag, q_w.mean(), init)
     return _smooth_batch(mu, lam, u, msk, q_ab, q_w, init, diag, method, squeeze=not batched)
 
 
-def smooth_information(obs_log_const, obs_xi, obs_precision, controls, q_ab: MvNormal, q_w: Wishart,
-                       init: MvNormal, mask=None, method: str = "sequential",
-                       filtered: bool = False) -> SmootherResult:
-    """:func:`smooth` with the observation of each z_t given as a Gaussian potential in information
-    form, exp(c_t + ξ_tᵀz − ½zᵀΛ_t z): obs_log_const c (…, T), obs_xi ξ (…, T, d), obs_precision
-    Λ (…, T, d, d) symmetric positive semi-definite (any rank, e.g. HᵀR⁻¹H of an emission model with
-    fewer outputs than states; all zero = no observation). log_normalizer is then
-    log ∫ p(z_0) Π_t exp(c_t + ξ_tᵀz_t − ½z_tᵀΛ_t z_t) Π exp E log N(z_{t+1}|Hx_t, W⁻¹) dz, the marginal
-    likelihood when the potentials are exact likelihoods. ``filtered=True`` also returns the
-    filtered moments."""
+def _information_args(obs_log_const, obs_xi, obs_precision, controls, dynamics, init, mask, method):
+    """Validated (unless traced), batched arguments of :func:`smooth_information` / :func:`filter_information`."""
     V.check_choice("method", method, ("sequential", "parallel"))
     if is_traced(obs_log_const, obs_xi, obs_precision, controls, mask):
         xi = jnp.asarray(obs_xi, jnp.float64)
@@ -616,12 +718,39 @@ def smooth_information(obs_log_const, obs_xi, obs_precision, controls, q_ab: MvN
         f = (lambda x: x) if batched else (lambda x: x[None])
         xi, prec, g = (jnp.asarray(f(x)) for x in (xi_np, prec_np, np.asarray(obs_log_const, np.float64)))
     d = xi.shape[-1]
-    _, m = _check_q("q_ab", q_ab, "q_w", q_w, d)
+    if isinstance(dynamics, KnownDynamics):
+        _, m = _check_known(dynamics, d)
+        w_mean = dynamics.covariance if is_traced(dynamics) else spd_inverse(jnp.asarray(dynamics.covariance))
+    else:
+        _, m = check_dynamics("dynamics", dynamics, d)
+        w_mean = dynamics.q_w.mean()
     if u.shape[-1] != m:
-        raise ValueError(f"controls: expected m = {m} columns (from q_ab), got {u.shape[-1]}")
+        raise ValueError(f"controls: expected m = {m} columns (from dynamics), got {u.shape[-1]}")
     _check_init(init, d)
-    _check_precision_range(prec, False, q_w, init)
-    return _smooth_info_batch(g, xi, prec, u, msk, q_ab, q_w, init, method, bool(filtered), squeeze=not batched)
+    _check_precision_range(prec, False, w_mean, init)
+    return (g, xi, prec, u, msk, dynamics, init, method), batched
+
+
+def smooth_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal, mask=None,
+                       method: str = "sequential") -> SmootherResult:
+    """:func:`smooth` with the observation of each z_t given as a Gaussian potential in information
+    form, exp(c_t + ξ_tᵀz − ½zᵀΛ_t z): obs_log_const c (…, T), obs_xi ξ (…, T, d), obs_precision
+    Λ (…, T, d, d) symmetric positive semi-definite (any rank, e.g. HᵀR⁻¹H of an emission model with
+    fewer outputs than states; all zero = no observation), and ``dynamics`` either q([A B]) q(W)
+    (:class:`DynamicsPosterior`, the expected LDS) or :class:`KnownDynamics`. log_normalizer is then
+    log ∫ p(z_0) Π_t exp(c_t + ξ_tᵀz_t − ½z_tᵀΛ_t z_t) Π exp E log N(z_{t+1}|Hx_t, W⁻¹) dz, the marginal
+    likelihood when the potentials are exact likelihoods. The result also holds the filtered moments;
+    its ``cavity`` is None."""
+    args, batched = _information_args(obs_log_const, obs_xi, obs_precision, controls, dynamics, init, mask, method)
+    return _information_batch(*args, smoother=True, squeeze=not batched)
+
+
+def filter_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal, mask=None,
+                       method: str = "sequential") -> FilterResult:
+    """The forward pass of :func:`smooth_information` alone (same arguments): filtered moments and
+    log_normalizer (equal to the smoother's), without the backward pass."""
+    args, batched = _information_args(obs_log_const, obs_xi, obs_precision, controls, dynamics, init, mask, method)
+    return _information_batch(*args, smoother=False, squeeze=not batched)
 
 
 def _stats_one(mean, cov, cross, u, mask, weight=None) -> tr.TransitionStats:
@@ -691,6 +820,9 @@ def _update(stats: tr.TransitionStats, prior: DynamicsPosterior, posterior: Dyna
     return DynamicsPosterior(q_ab, q_w)
 
 
+_update_jit = jax.jit(_update)
+
+
 def update_dynamics(stats: tr.TransitionStats, prior: DynamicsPosterior,
                     posterior: DynamicsPosterior) -> DynamicsPosterior:
     """VB coordinate step: q(H) ∝ p(H)·msg_H(stats, E_posterior[W]), then q(W) ∝ p(W)·msg_W(stats, new q(H))."""
@@ -698,8 +830,9 @@ def update_dynamics(stats: tr.TransitionStats, prior: DynamicsPosterior,
     check_dynamics("posterior", posterior, d)
     if not isinstance(stats, tr.TransitionStats):
         raise TypeError(f"stats: expected TransitionStats, got {type(stats).__name__}")
-    V.as_float_array("stats.xx", stats.xx, shape=(d + m, d + m))
-    return jax.jit(_update)(stats, prior, posterior)
+    if not is_traced(stats):
+        V.as_float_array("stats.xx", stats.xx, shape=(d + m, d + m))
+    return _update_jit(stats, prior, posterior)
 
 
 @partial(jax.jit, static_argnames=("num_iters",))
@@ -771,6 +904,6 @@ def vb_em(obs_mean, obs_precision, controls, prior: DynamicsPosterior, init: MvN
     if u.shape[-1] != m:
         raise ValueError(f"controls: expected m = {m} columns (from prior.q_ab), got {u.shape[-1]}")
     _check_init(init, d)
-    _check_precision_range(lam, diag, posterior.q_w, init)
+    _check_precision_range(lam, diag, posterior.q_w.mean(), init)
     _warn_prior_scale(mu, msk, prior)
     return _vb_em(mu, lam, u, msk, init, prior, posterior, diag, method, int(num_iters))

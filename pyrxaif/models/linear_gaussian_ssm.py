@@ -13,8 +13,9 @@ containing NaN is a missing observation. Leading batch axes (N, T, ...) run N se
 Each emission becomes a Gaussian potential on z_t in information form (HᵀR⁻¹H, HᵀR⁻¹(y − Du − d) and
 the log-normaliser −½p log 2π − ½log|R| − ½ rᵀR⁻¹r), which :func:`pyrxaif.inference.lgssm.smooth_information`
 combines with the dynamics; its log-normaliser is then the marginal log-likelihood. Known dynamics
-enter the core as q([A B b]) q(Q⁻¹) concentrated on the given values (precision and degrees of freedom
-``CERTAINTY``, q([A B b]) matrix-normal around them; relative effect below 1e-12). The VAE's latent messages are the special case H = I.
+enter the core as :class:`pyrxaif.inference.lgssm.KnownDynamics` ([A B b], Q): ``filter`` runs the
+core's forward pass only (:func:`~pyrxaif.inference.lgssm.filter_information`), ``smoother`` adds the
+backward pass. The VAE's latent messages are the special case H = I.
 """
 
 from __future__ import annotations
@@ -28,14 +29,12 @@ import numpy as np
 
 from pyrxaif import checks as V
 from pyrxaif.checks import check_count, check_key
-from pyrxaif.distributions import MvNormal, Wishart
+from pyrxaif.distributions import MvNormal
+from pyrxaif.distributions.linalg import spd_inverse, spd_inverse_logdet, spd_solve, symmetrize
 from pyrxaif.inference import lgssm
 
 LOG2PI = float(np.log(2.0 * np.pi))
-CERTAINTY = 1e12
-AB_CERTAINTY = 1e150
-# covariance eigenvalues the filter can carry: precisions times AB_CERTAINTY stay finite, and the
-# correction of the concentrated q([A B b]) stays negligible (relative D · scale / AB_CERTAINTY)
+# covariance eigenvalues the filter can carry (float64's products and sums stay meaningful)
 COVARIANCE_RANGE = (1e-100, 1e100)
 # emissions and inputs beyond this overflow float64 when squared against a precision in the range above
 MAX_ABS_DATA = 1e100
@@ -84,10 +83,9 @@ def _emission_potentials(params: ParamsLGSSM, y, u):
     """(c, ξ, Λ) per step on z_t from y_t (NaN rows: zero potential)."""
     missing = jnp.any(jnp.isnan(y), -1)
     r = jnp.where(missing[..., None], 0.0, y) - u @ params.emission_input_weights.T - params.emission_bias
-    chol = jnp.linalg.cholesky(params.emission_covariance)
-    hw = jax.scipy.linalg.cho_solve((chol, True), params.emission_weights).T          # HᵀR⁻¹ (D, P)
-    rr = jax.scipy.linalg.cho_solve((chol, True), r[..., None])[..., 0]               # R⁻¹ r
-    logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
+    r_inv, logdet = spd_inverse_logdet(params.emission_covariance)      # Cholesky, no LAPACK call
+    hw = params.emission_weights.T @ r_inv                                   # HᵀR⁻¹ (D, P)
+    rr = r @ r_inv                                                           # R⁻¹ r (one product over all t)
     keep = (~missing).astype(y.dtype)
     c = keep * (-0.5 * y.shape[-1] * LOG2PI - 0.5 * logdet - 0.5 * jnp.sum(r * rr, -1))
     xi = keep[..., None] * (rr @ params.emission_weights)
@@ -102,17 +100,10 @@ def _core_controls(u):
     return jnp.concatenate([shifted, jnp.ones(u.shape[:-1] + (1,), u.dtype)], -1)
 
 
-def _point_dynamics(params: ParamsLGSSM) -> lgssm.DynamicsPosterior:
-    """q([A B b]) q(Q⁻¹) concentrated on the given values. q([A B b]) is matrix-normal with precision
-    AB_CERTAINTY · Q⁻¹ ⊗ I over the row-major vec: its correction to the transition,
-    E[HᵀQ⁻¹H] − H̄ᵀQ⁻¹H̄ = (D / AB_CERTAINTY) I, is then ~1e-138 relative to the transition term for
-    every covariance scale in :data:`COVARIANCE_RANGE` (an isotropic precision 1e12 I made it
-    ~Q⁻¹ / 1e12: the log-likelihood was off by O(T) at Q = 1e-10 I)."""
+def _known_dynamics(params: ParamsLGSSM) -> lgssm.KnownDynamics:
+    """The core's transition: [A B b] (the bias is the weight of the constant input) and Q."""
     ab = jnp.concatenate([params.dynamics_weights, params.dynamics_input_weights, params.dynamics_bias[:, None]], 1)
-    w = jnp.linalg.inv(params.dynamics_covariance)
-    q_ab = MvNormal.from_mean_precision(ab.reshape(-1), AB_CERTAINTY * jnp.kron(w, jnp.eye(ab.shape[1])))
-    q_w = Wishart.from_mean(w, CERTAINTY)
-    return lgssm.DynamicsPosterior(q_ab, q_w)
+    return lgssm.KnownDynamics(ab, params.dynamics_covariance)
 
 
 def _eigenvalue_range(m) -> tuple[float, float]:
@@ -148,15 +139,27 @@ def _check_scales(p: dict, prefix: str) -> None:
             f"so that these covariances are closer.")
 
 
-@partial(jax.jit, static_argnames=("method",))
-def _posterior(params: ParamsLGSSM, y, u, dyn: lgssm.DynamicsPosterior, method: str):
-    """The core smoother on the emission potentials, all in one compiled program (the core skips its
-    Python-side validation for traced arguments; the model validated its inputs already). Known and
-    learned dynamics (``fit_vb``) run the same program."""
+@partial(jax.jit, static_argnames=("method", "smoother"))
+def _posterior(params: ParamsLGSSM, y, u, dynamics, method: str, smoother: bool):
+    """The core filter (``smoother=False``) or smoother on the emission potentials, in one compiled
+    program (the core skips its Python-side validation for traced arguments; the model validated its
+    inputs already). ``dynamics``: None (the known dynamics of ``params``) or q([A B b]) q(Q⁻¹)."""
+    dyn = _known_dynamics(params) if dynamics is None else dynamics
     c, xi, prec = _emission_potentials(params, y, u)
     init = MvNormal.from_mean_cov(params.initial_mean, params.initial_covariance)
-    return lgssm.smooth_information(c, xi, prec, _core_controls(u), dyn.q_ab, dyn.q_w, init,
-                                    method=method, filtered=True)
+    run = lgssm.smooth_information if smoother else lgssm.filter_information
+    return run(c, xi, prec, _core_controls(u), dyn, init, method=method)
+
+
+@partial(jax.jit, static_argnames=("method", "smoother"))
+def _dynamax_posterior(params: ParamsLGSSM, y, u, method: str, smoother: bool):
+    """:func:`_posterior` under the known dynamics, as dynamax's posterior types (one compiled program)."""
+    res = _posterior(params, y, u, None, method, smoother)
+    if not smoother:
+        return PosteriorGSSMFiltered(res.log_normalizer, res.filtered_mean, res.filtered_cov)
+    m = res.mean
+    cross = jnp.swapaxes(res.cross_cov[..., :-1, :, :], -1, -2) + m[..., :-1, :, None] * m[..., 1:, None, :]
+    return PosteriorGSSMSmoothed(res.log_normalizer, res.filtered_mean, res.filtered_cov, m, res.cov, cross)
 
 
 class LinearGaussianSSM:
@@ -246,23 +249,20 @@ class LinearGaussianSSM:
             u = _check_inputs(inputs, y.shape[:-1] + (self.input_dim,))
         return params, jnp.asarray(y), jnp.asarray(u)
 
-    def _run(self, params, emissions, inputs, method, dynamics=None):
+    def _run(self, params, emissions, inputs, method, smoother):
         V.check_choice("method", method, ("sequential", "parallel"))
         params, y, u = self._data(params, emissions, inputs)
-        return _posterior(params, y, u, _point_dynamics(params) if dynamics is None else dynamics, method)
+        return _dynamax_posterior(params, y, u, method, smoother)
 
     def filter(self, params: ParamsLGSSM, emissions, inputs=None, method: str = "sequential") -> PosteriorGSSMFiltered:
-        """Filtered moments q(z_t | y_0..t) and the marginal log-likelihood log p(y)."""
-        res = self._run(params, emissions, inputs, method)
-        return PosteriorGSSMFiltered(res.log_normalizer, res.filtered_mean, res.filtered_cov)
+        """Filtered moments q(z_t | y_0..t) and the marginal log-likelihood log p(y): the forward pass
+        only; ``method`` "sequential" (Kalman filter) or "parallel" (associative scan)."""
+        return self._run(params, emissions, inputs, method, smoother=False)
 
     def smoother(self, params: ParamsLGSSM, emissions, inputs=None, method: str = "sequential") -> PosteriorGSSMSmoothed:
         """Filtered and smoothed moments, lag-one cross-covariances, marginal log-likelihood;
         ``method`` "sequential" (filter + RTS) or "parallel" (associative scans)."""
-        res = self._run(params, emissions, inputs, method)
-        m = res.mean
-        cross = jnp.swapaxes(res.cross_cov[..., :-1, :, :], -1, -2) + m[..., :-1, :, None] * m[..., 1:, None, :]
-        return PosteriorGSSMSmoothed(res.log_normalizer, res.filtered_mean, res.filtered_cov, m, res.cov, cross)
+        return self._run(params, emissions, inputs, method, smoother=True)
 
     def marginal_log_prob(self, params: ParamsLGSSM, emissions, inputs=None):
         return self.filter(params, emissions, inputs).marginal_loglik
@@ -309,20 +309,21 @@ class LinearGaussianSSM:
         elif lgssm.check_dynamics("prior", prior) != (D, U + 1):
             raise ValueError(f"prior: expected a DynamicsPosterior with dims (d, m) = {(D, U + 1)} "
                              f"(the dynamics bias is an extra constant input), got {getattr(prior, 'dims', prior)}")
-        post = prior
-        trace = []
-        ua = _core_controls(u)
-        for _ in range(int(num_iters)):
-            res = self._run(params, y, u if U else None, method, dynamics=post)
-            trace.append(float(lgssm.elbo(res, post, prior)))
-            if fit_emissions:
-                params = _emission_m_step(params, y, u, res)
-            stats = lgssm.sufficient_statistics(res, ua)
-            post = lgssm.update_dynamics(stats, prior, post)
-        ab = np.asarray(post.q_ab.mean).reshape(D, D + U + 1)
-        params = params._replace(dynamics_weights=jnp.asarray(ab[:, :D]), dynamics_input_weights=jnp.asarray(ab[:, D:D + U]),
-                                 dynamics_bias=jnp.asarray(ab[:, D + U]),
-                                 dynamics_covariance=jnp.linalg.inv(post.q_w.mean()))
+        V.check_choice("method", method, ("sequential", "parallel"))
+        n_rows = int(np.sum(~np.any(np.isnan(np.asarray(y)), -1)))
+        need = D + U + 1 + self.emission_dim
+        if fit_emissions and n_rows < need:
+            raise ValueError(f"emissions: {n_rows} observed rows do not determine a positive-definite emission "
+                             f"covariance (fit_emissions=True needs at least d + u + 1 + p = {need}; or pass "
+                             "fit_emissions=False)")
+        params, post, trace = _fit_vb(params, y, u, prior, int(num_iters), bool(fit_emissions), method)
+        if fit_emissions and not (np.all(np.isfinite(np.asarray(trace)))
+                                  and np.all(np.linalg.eigvalsh(np.asarray(params.emission_covariance)) > 0)):
+            raise ValueError("emissions: the observed rows do not determine a positive-definite emission covariance "
+                             "(fit_emissions=True needs more varied observed data; or pass fit_emissions=False)")
+        ab = post.q_ab.mean.reshape(D, D + U + 1)
+        params = params._replace(dynamics_weights=ab[:, :D], dynamics_input_weights=ab[:, D:D + U],
+                                 dynamics_bias=ab[:, D + U], dynamics_covariance=spd_inverse(post.q_w.mean()))
         return FitResult(params, post, np.asarray(trace))
 
 
@@ -333,27 +334,45 @@ def _check_inputs(inputs, shape) -> np.ndarray:
     return u
 
 
+@partial(jax.jit, static_argnames=("num_iters", "fit_emissions", "method"))
+def _fit_vb(params: ParamsLGSSM, y, u, prior: lgssm.DynamicsPosterior, num_iters: int, fit_emissions: bool,
+            method: str):
+    """``num_iters`` iterations of :meth:`LinearGaussianSSM.fit_vb` in one compiled ``lax.scan``:
+    returns the final (params, q) and the ELBO before each update."""
+    ua = _core_controls(u)
+
+    def step(carry, _):
+        params, post = carry
+        res = _posterior(params, y, u, post, method, True)
+        value = lgssm.elbo(res, post, prior)
+        if fit_emissions:
+            params = _emission_m_step(params, y, u, res)
+        post = lgssm.update_dynamics(lgssm.sufficient_statistics(res, ua), prior, post)
+        return (params, post), value
+
+    (params, post), trace = jax.lax.scan(step, (params, prior), None, length=num_iters)
+    return params, post, trace
+
+
 def _emission_m_step(params: ParamsLGSSM, y, u, res) -> ParamsLGSSM:
-    """argmax over (H, D, d, R) of Σ_t E log N(y_t | H z_t + D u_t + d, R) over observed rows."""
-    n_rows = int(np.prod(y.shape[:-1]))
-    y, u = np.asarray(y).reshape(n_rows, y.shape[-1]), np.asarray(u).reshape(n_rows, u.shape[-1])
-    m = np.asarray(res.mean).reshape(-1, res.mean.shape[-1])
-    s = np.asarray(res.cov).reshape((-1,) + res.cov.shape[-2:])
-    keep = ~np.any(np.isnan(y), -1)
-    y, u, m, s = y[keep], u[keep], m[keep], s[keep]
-    D = m.shape[1]
-    x = np.concatenate([m, u, np.ones((len(m), 1))], 1)                     # E[x_t], x = [z; u; 1]
-    sxx = x.T @ x
-    sxx[:D, :D] += s.sum(0)
-    syx = y.T @ x
-    c = np.linalg.lstsq(sxx, syx.T, rcond=None)[0].T                         # [H D d] (min-norm if inputs never vary)
-    resid = y.T @ y - c @ syx.T - syx @ c.T + c @ sxx @ c.T
-    r = 0.5 * (resid + resid.T) / max(len(y), 1)
-    try:
-        np.linalg.cholesky(r)
-    except np.linalg.LinAlgError:
-        raise ValueError(f"emissions: {len(y)} observed rows do not determine a positive-definite emission "
-                         f"covariance (fit_emissions=True needs more observed data; or pass fit_emissions=False)") from None
-    U = u.shape[1]
-    return params._replace(emission_weights=jnp.asarray(c[:, :D]), emission_input_weights=jnp.asarray(c[:, D:D + U]),
-                           emission_bias=jnp.asarray(c[:, D + U]), emission_covariance=jnp.asarray(r))
+    """argmax over (H, D, d, R) of Σ_t E log N(y_t | H z_t + D u_t + d, R) over observed rows
+    (traced: missing rows enter with weight 0; solves by ``spd_solve``)."""
+    P, D, U = y.shape[-1], res.mean.shape[-1], u.shape[-1]
+    rows = int(np.prod(y.shape[:-1]))
+    y, u = y.reshape(rows, P), u.reshape(rows, U)
+    m, s = res.mean.reshape(rows, D), res.cov.reshape(rows, D, D)
+    keep = ~jnp.any(jnp.isnan(y), -1)
+    w = keep.astype(y.dtype)
+    y = jnp.where(keep[:, None], y, 0.0)
+    x = jnp.concatenate([m, u, jnp.ones((m.shape[0], 1), m.dtype)], 1)      # E[x_t], x = [z; u; 1]
+    xw = x * w[:, None]
+    sxx = (xw.T @ x).at[:D, :D].add(jnp.einsum("t,tij->ij", w, s))
+    syx = y.T @ xw
+    # a relative ridge of 1e-12 keeps the solve defined where a regressor never varies (constant inputs):
+    # the min-norm solution to that precision
+    ridge = 1e-12 * jnp.trace(sxx) / sxx.shape[0] * jnp.eye(sxx.shape[0], dtype=sxx.dtype)
+    c = spd_solve(symmetrize(sxx) + ridge, syx.T).T                          # [H D d]
+    resid = y.T @ (y * w[:, None]) - c @ syx.T - syx @ c.T + c @ sxx @ c.T
+    r = symmetrize(resid) / jnp.sum(w)
+    return params._replace(emission_weights=c[:, :D], emission_input_weights=c[:, D:D + U],
+                           emission_bias=c[:, D + U], emission_covariance=r)
