@@ -43,10 +43,17 @@ def parse_seeds(text: str) -> list[int]:
 
 def summarise_models(models: dict) -> dict:
     """Over the finished models' records (``meets_bars``, optional ``score``): ``n_models``,
-    ``models_meeting_bars`` and, where models have a score, ``mean_score``, ``se_score`` (standard error
-    over models, ddof 1; 0 for one model), ``best_score`` and ``best_seed``."""
+    ``models_meeting_bars``; where the records say whether the model passed its validation
+    (``validation_passed``), ``models_passing_validation`` and ``validation_false_passes`` (passed but
+    missed the bars: what the gate must keep at 0); and where models have a score, ``mean_score``,
+    ``se_score`` (standard error over models, ddof 1; 0 for one model), ``best_score`` and ``best_seed``."""
     records = list(models.values())
     out = {"n_models": len(records), "models_meeting_bars": int(sum(bool(r.get("meets_bars")) for r in records))}
+    judged = [r for r in records if r.get("validation_passed") is not None]
+    if judged:
+        out["models_passing_validation"] = int(sum(bool(r["validation_passed"]) for r in judged))
+        out["validation_false_passes"] = int(sum(bool(r["validation_passed"]) and not r.get("meets_bars")
+                                                 for r in judged))
     scored = [(r["score"], r["seed"]) for r in records if r.get("score") is not None]
     if scored:
         v = np.array([s for s, _ in scored], float)
@@ -135,6 +142,8 @@ def describe(rec: dict) -> str:
         return f"refused by validation ({rec['refused']})"
     parts = [", ".join(f"{k} {v}" for k, v in rec["summary"].items() if k != "episodes")
              + f" of {rec['summary']['episodes']}", f"bars {'met' if rec['meets_bars'] else 'missed'}"]
+    if rec.get("validation_passed") is not None:
+        parts.append("validation " + ("passed" if rec["validation_passed"] else "refused"))
     if rec.get("score") is not None:
         parts.append(f"score {rec['score']:.1f}")
     return "; ".join(parts) + f" ({rec.get('wall_s', 0):.0f} s)"
@@ -163,5 +172,6 @@ def train_and_evaluate(seed: int, spec: dict) -> dict:
     task = task_from_dict(rep["task_settings"])
     protocols = {k: v["summary"] for k, v in rep.get("protocols", {}).items()}
     return rec | {"summary": rep["summary"], "validation": rep["validation"], "protocols": protocols,
+                  "validation_passed": bool(rep.get("validation_passed")),
                   "meets_bars": bool(task.meets_bars(rep["summary"])),
                   "score": task.benchmark_score(protocols) if protocols else None}

@@ -1,5 +1,6 @@
 """Pixels-to-control agent: checkpoints, validation refusal, the `pyrxaif pendulum --quick` and `pyrxaif digits --quick` smoke runs."""
 
+import dataclasses
 import json
 import os
 
@@ -290,3 +291,86 @@ def test_a_new_pixel_task_brings_its_settings_in_its_class():
         pc.default_config(Misnamed())
     with pytest.raises(TypeError, match="task: expected a PixelTask"):
         pc.default_config(3)
+
+
+# ----------------------------------------------------------------------------- the closed-loop gate
+
+_GRID = np.linspace(-np.pi, np.pi, 7201)[:-1]          # 0.05° apart
+
+
+class _PerfectEyes(pc.PixelControlModel):
+    """A model whose encoder reads each frame's angle exactly (nearest of 7200 rendered angles) and
+    encodes it as (cos θ, sin θ) per frame: the oracle the latent judge must agree with."""
+
+    def encode(self, windows):
+        from pyrxaif.envs.pendulum import render_pendulum
+        if not hasattr(type(self), "_atlas"):
+            type(self)._atlas = np.stack([render_pendulum(t) for t in _GRID]).reshape(len(_GRID), -1)
+        w = np.asarray(windows, np.float64)
+        flat = w.reshape(-1, w.shape[-2] * w.shape[-1])
+        atlas = type(self)._atlas
+        th = _GRID[np.argmin((atlas ** 2).sum(-1)[None] - 2.0 * flat @ atlas.T, axis=1)]
+        z = np.stack([np.cos(th), np.sin(th)], -1).reshape(w.shape[0], -1)
+        return z, np.full_like(z, 1e-4)
+
+
+@dataclasses.dataclass(frozen=True)
+class _StartsUpright(PendulumTask):
+    """The pendulum with trials that start at rest near upright (the untrained controller then lets it fall)."""
+
+    def evaluation_episode(self, rng, n_images):
+        return {"theta": float(np.pi + rng.uniform(-0.05, 0.05)), "omega": 0.0}, float(np.pi)
+
+
+def _perfect_eyes():
+    d = 4
+    cfg = pc.PixelControlConfig(task=_StartsUpright(), data=pc.DataConfig(n_traj=2, traj_len=6),
+                                model=pc.ModelConfig(latent_dim=d, frames=2),
+                                planner=pc.PlannerConfig(horizon=3, iters=1, multistart=False),
+                                bar=pc.ValidationBar(gate_trials=2))
+    lds = em.point_lds(np.eye(d), np.ones((d, 1)), 0.1 * np.eye(d), np.zeros(d), np.eye(d))
+    local = em.LocalLDS(np.zeros((1, d)), np.asarray(1.0), np.eye(d)[None], 0.3 * np.ones((1, d, 1)),
+                        np.zeros((1, d)), 0.1 * np.eye(d)[None])
+    return _PerfectEyes(cfg, None, lds, local)
+
+
+def test_latent_judge_reads_the_true_angle_with_perfect_eyes():
+    """With an encoder that knows the angle, the judge's reading is the true angle to half its 2.5° grid."""
+    from pyrxaif.envs.pendulum import render_pendulum, wrap_angle
+    model = _perfect_eyes()
+    theta = np.random.default_rng(0).uniform(-np.pi, np.pi, 40)
+    frames = np.stack([render_pendulum(t) for t in theta])
+    seen = pc.latent_judged_states(model, frames, goal=np.pi)
+    assert np.max(np.abs(wrap_angle(seen - theta))) <= np.radians(1.25) + 1e-3
+    with pytest.raises(ValueError, match="goal"):
+        pc.latent_judged_states(model, frames, goal=float("nan"))
+    with pytest.raises(ValueError, match="frames"):
+        pc.latent_judged_states(model, frames[0], goal=np.pi)
+
+
+def test_closed_loop_gate_verdict_is_the_tasks_rule_on_what_the_agent_sees():
+    """Perfect eyes: the latent-judged summary equals the simulator's, the verdict is the task's own bars
+    on it, the trials repeat with the seed, and a missed bar is a named validation failure."""
+    model = _perfect_eyes()
+    gate = pc.closed_loop_gate(model, seed=5, steps=30)
+    task = model.config.task
+    assert gate["trials"] == 2 and gate["summary"]["episodes"] == 2
+    assert gate["summary"] == gate["true_summary"] and gate["agreement"] == 1.0
+    holds = [(j["longest_hold"], t["longest_hold"]) for j, t in zip(gate["judged"], gate["true"])]
+    assert all(abs(a - b) <= 1 for a, b in holds) and all(0 < b < 30 for _, b in holds), holds   # it falls
+    assert gate["passed"] == task.meets_bars(gate["summary"]) is False
+    assert pc.closed_loop_gate(model, seed=5, steps=30)["judged"] == gate["judged"]
+    missed = dict(gate, passed=False)
+    bad = pc.validation_failures(model.config.bar, {"pred_nmse": 0.0, "recon_mse": 0.0, "gate": missed})
+    assert len(bad) == 1 and "closed-loop trials" in bad[0] and gate["line"] in bad[0]
+    assert pc.validation_failures(model.config.bar, {"pred_nmse": 0.0, "recon_mse": 0.0,
+                                                     "gate": dict(gate, passed=True)}) == []
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="trials"):
+            pc.closed_loop_gate(model, seed=5, trials=bad)
+        with pytest.raises(ValueError, match="steps"):
+            pc.closed_loop_gate(model, seed=5, steps=bad)
+    with pytest.raises(ValueError, match="gate_trials"):
+        pc.ValidationBar(gate_trials=-1)
+    with pytest.raises(ValueError, match="images"):
+        pc.closed_loop_gate(pc.PixelControlModel(pc.PixelControlConfig(task=DigitsTask()), None, None, None), seed=0)

@@ -29,7 +29,7 @@ from pyrxaif.nn import vae
 __all__ = ["DataConfig", "ModelConfig", "LearningConfig", "PlannerConfig", "ValidationBar", "PixelControlConfig",
            "PixelControlModel", "ValidationRefused", "validation_failures", "default_config", "collect",
            "windows_of", "train", "closed_loop_data", "open_loop_nmse", "validate", "check", "save", "load", "goal_window", "planner",
-           "run_episode", "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask",
+           "run_episode", "closed_loop_gate", "latent_judged_states", "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask",
            "DigitsTask"]
 
 CHECKPOINT_KIND = "pixel-control"
@@ -182,18 +182,24 @@ class PlannerConfig:
 
 @dataclass
 class ValidationBar:
-    """The held-out bar a model must meet before it plans: normalised one-step latent prediction error,
-    per-pixel reconstruction MSE and the normalised open-loop prediction error over the planning horizon
-    (:func:`open_loop_nmse`; ``inf``: report, do not refuse)."""
+    """The bar a model must meet before it plans: on held-out sequences, normalised one-step latent
+    prediction error, per-pixel reconstruction MSE and the normalised open-loop prediction error over the
+    planning horizon (:func:`open_loop_nmse`; ``inf``: report, do not refuse); and ``gate_trials``
+    closed-loop trials judged by the agent's own encoder that must meet the task's success bars
+    (:func:`closed_loop_gate`; 0: no trials)."""
     max_pred_nmse: float = 0.5
     max_recon_mse: float = 0.02
     max_horizon_nmse: float = np.inf
+    gate_trials: int = 10
 
     def __post_init__(self):
         for name in ("max_pred_nmse", "max_recon_mse", "max_horizon_nmse"):
             v = getattr(self, name)
             if not (_is_number(v) and not np.isnan(v) and v > 0):
                 raise ValueError(f"{name}: expected a positive number (inf: no bar), got {v!r}")
+        v = self.gate_trials
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"gate_trials: expected an integer >= 0 (0: no closed-loop gate), got {v!r}")
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "learning": LearningConfig, "planner": PlannerConfig,
@@ -258,7 +264,7 @@ def default_config(task: PixelTask | str = "pendulum", quick: bool = False) -> P
         cfg = replace(cfg, data=replace(cfg.data, n_traj=800 // cfg.data.traj_len),
                       learning=replace(cfg.learning, pretrain_epochs=3, em_iters=2, vae_epochs_per_em=1,
                                        refit_episodes=min(cfg.learning.refit_episodes, 2)),
-                      bar=ValidationBar(np.inf, np.inf))     # smoke run: report, do not refuse
+                      bar=ValidationBar(np.inf, np.inf, gate_trials=0))     # smoke run: report, do not refuse
     return cfg
 
 
@@ -506,6 +512,9 @@ def validation_failures(bar: ValidationBar, metrics: dict) -> list[str]:
     if not metrics.get("horizon_nmse", 0.0) <= bar.max_horizon_nmse:
         bad.append(f"open-loop prediction error over the planning horizon {metrics['horizon_nmse']:.3f} > "
                    f"{bar.max_horizon_nmse} (the model's roll-outs drift: a plan would follow a wrong prediction)")
+    gate = metrics.get("gate")
+    if gate is not None and not gate["passed"]:
+        bad.append(f"closed-loop trials judged by the agent's own encoder miss the task's bars: {gate['line']}")
     return bad
 
 
@@ -629,3 +638,68 @@ def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, step
     return {"states": np.array(states), "actions": np.array(acts), "latents": np.array(latents),
             "goal_latent": zg[0], "frames": np.array(frames)}
 
+
+
+# ----------------------------------------------------------------------------- the closed-loop gate
+
+#: offsets from the goal (radians) of the still frames the latent judge compares encodings with (2.5°)
+JUDGE_OFFSETS = np.linspace(-np.pi, np.pi, 145)[:-1]
+
+
+def latent_judged_states(model: PixelControlModel, frames, goal: float, image=None) -> np.ndarray:
+    """The agent's own reading of an episode: for each frame, the state goal + δ of the still goal-frame
+    window whose encoding is nearest to the encoding of the frame held still (K copies; position, not
+    velocity, is judged), δ on :data:`JUDGE_OFFSETS`. Uses frames and the model only, never the
+    simulator's state. frames (T, 28, 28) → states (T,)."""
+    cfg = model.config
+    K = cfg.model.frames
+    frames = V.as_float_array("frames", frames, ndim=3, dtype=np.float32)
+    if isinstance(goal, (bool, np.bool_)) or not isinstance(goal, (int, float, np.number)) or not np.isfinite(goal):
+        raise ValueError(f"goal: expected a finite number, got {goal!r}")
+    z, _ = model.encode(np.repeat(frames[:, None], K, axis=1))                   # (T, K, 28, 28) still windows
+    calib = np.stack([goal_window(cfg, goal + d, image) for d in JUDGE_OFFSETS])
+    c, _ = model.encode(calib)
+    nearest = np.argmin(np.sum((z[:, None, :] - c[None, :, :]) ** 2, -1), axis=1)
+    return goal + JUDGE_OFFSETS[nearest]
+
+
+def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: int | None = None,
+                     steps: int | None = None, engine: str | None = None, progress: bool = False) -> dict:
+    """Closed-loop trials judged by the agent itself: ``trials`` (default ``config.bar.gate_trials``)
+    episodes of ``steps`` (default: the command's) steps of the receding-horizon controller from the task's
+    evaluation start distribution, drawn
+    from their own random stream (``seed``; never the evaluation's starts), each judged on the states
+    :func:`latent_judged_states` reads off the agent's encodings, with the task's own success rule
+    (:meth:`~PixelTask.episode_result`, :meth:`~PixelTask.summarise`, :meth:`~PixelTask.meets_bars`).
+
+    Returns ``passed``, ``trials``, ``summary`` (the latent-judged summary), ``line``, ``judged`` (the
+    per-trial results) and, for the record only (not part of the verdict), ``true`` and ``true_summary``
+    from the simulator's states and ``agreement``: the share of trials whose latent verdicts (the
+    results' yes/no figures) equal the true ones."""
+    cfg = model.config
+    task = cfg.task
+    trials = cfg.bar.gate_trials if trials is None else trials
+    if isinstance(trials, (bool, np.bool_)) or not isinstance(trials, (int, np.integer)) or trials < 1:
+        raise ValueError(f"trials: expected a positive integer, got {trials!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    if task.uses_images and images is None:
+        raise ValueError(f"images: task {task.name!r} needs the held-out images for its trials")
+    env = task.make_env(images)
+    rng = np.random.default_rng([seed, 7])
+    steps = task.default_steps(False) if steps is None else steps
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+    judged, true = [], []
+    for _ in tqdm(range(trials), desc="closed-loop gate", disable=not progress):
+        start, goal = task.evaluation_episode(rng, None if images is None else len(images))
+        tr = run_episode(model, env, start=start, goal=goal, steps=steps, engine=engine)
+        seen = latent_judged_states(model, tr["frames"], goal, task.episode_image(env))
+        judged.append(task.episode_result(start, goal, seen))
+        true.append(task.episode_result(start, goal, tr["states"]))
+    summary, line = task.summarise(judged)
+    true_summary, _ = task.summarise(true)
+    verdict = lambda r: {k: v for k, v in r.items() if isinstance(v, (bool, np.bool_))}  # noqa: E731
+    agreement = float(np.mean([verdict(a) == verdict(b) for a, b in zip(judged, true)]))
+    return {"passed": bool(task.meets_bars(summary)), "trials": int(trials), "summary": summary, "line": line,
+            "judged": judged, "true": true, "true_summary": true_summary, "agreement": agreement}

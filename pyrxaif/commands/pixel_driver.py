@@ -131,6 +131,10 @@ def _run(args, task, model, folder, engine):
     metrics = pc.validate(model, held[0], held[1])
     print(f"held-out validation: latent one-step NMSE {metrics['pred_nmse']:.3f}, open-loop over the planning "
           f"horizon {metrics['horizon_nmse']:.3f}, reconstruction MSE {metrics['recon_mse']:.4f}")
+    if cfg.bar.gate_trials:
+        metrics["gate"] = pc.closed_loop_gate(model, args.seed, images=test_images, engine=engine, progress=progress)
+        print(f"closed-loop gate ({cfg.bar.gate_trials} trials judged by the agent's own encoder): "
+              f"{metrics['gate']['line']} -> {'passed' if metrics['gate']['passed'] else 'missed the bars'}")
     failures = pc.validation_failures(cfg.bar, metrics)
     validation = {"passed": not failures, "metrics": metrics, "bar": {k: float(v) for k, v in vars(cfg.bar).items()},
                   "failures": failures, "enforced": not args.no_validate}

@@ -29,7 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def sweep_spec(args) -> dict:
-    extra = (["--quick"] if args.quick else []) + (["--preset", args.preset] if args.preset else [])
+    # every model is evaluated, also one its validation refuses: the sweep measures whether the
+    # validation gate predicts failure (summary: validation_false_passes)
+    extra = (["--quick"] if args.quick else []) + (["--preset", args.preset] if args.preset else []) + ["--no-validate"]
     return {"task": args.task, "preset": args.preset, "quick": bool(args.quick), "episodes": args.episodes,
             "args": extra}
 
@@ -127,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         line += (f"; swing-up score (PC3 protocol, % of steps within π/6) {summary['mean_score']:.1f} ± "
                  f"{summary['se_score']:.1f} (SE over models), best {summary['best_score']:.1f} (seed "
                  f"{summary['best_seed']})")
+    if "models_passing_validation" in summary:
+        line += (f"; {summary['models_passing_validation']} pass their validation, of which "
+                 f"{summary['validation_false_passes']} miss the bars")
     print(line)
     print(f"saved sweep.json{', sweep.png' if models else ''} and models/ in {out}")
     print("RESULTS " + json.dumps({"models": report["models"], "summary": summary}))
