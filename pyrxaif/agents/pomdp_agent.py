@@ -105,6 +105,17 @@ class _PlanSpec(NamedTuple):
     gamma: float
 
 
+def _concentrations(name: str, value, shape: tuple, what: str, n_agents: int):
+    """Checked Dirichlet concentrations ``value`` of ``shape`` broadcast to every agent (None stays None)."""
+    if value is None:
+        return None
+    value = np.asarray(value, dtype=np.float64)
+    if value.shape != shape or not np.all(np.isfinite(value)) or np.any(value <= 0):
+        raise ValueError(f"{name}: expected positive finite Dirichlet concentrations of shape {shape} ({what}), "
+                         f"got shape {value.shape}")
+    return jnp.broadcast_to(jnp.asarray(value), (n_agents,) + shape)
+
+
 class AgentStep(NamedTuple):
     """What :meth:`Agent.step` returns: the three calls' results."""
 
@@ -460,22 +471,8 @@ class Agent:
         self._setup = _GfeSetup(jnp.asarray(jt.A), jnp.asarray(jt.B), jnp.asarray(jt.log_c), jnp.asarray(jt.log_D),
                                 jnp.asarray(pol, jnp.int32))
         O, n = jt.A.shape
-        if pA is not None:
-            pA = np.asarray(pA, dtype=np.float64)
-            if pA.shape != (O, n) or not np.all(np.isfinite(pA)) or np.any(pA <= 0):
-                raise ValueError(f"pA: expected positive finite Dirichlet concentrations of shape ({O}, {n}) "
-                                 f"(joint observation × joint state), got shape {pA.shape}")
-            self.pA = jnp.broadcast_to(jnp.asarray(pA), (self._N, O, n))
-        else:
-            self.pA = None
-        if pC is not None:
-            pC = np.asarray(pC, dtype=np.float64)
-            if pC.shape != (H, O) or not np.all(np.isfinite(pC)) or np.any(pC <= 0):
-                raise ValueError(f"pC: expected positive finite Dirichlet concentrations of shape ({H}, {O}) "
-                                 f"(step × joint observation), got shape {pC.shape}")
-            self.pC = jnp.broadcast_to(jnp.asarray(pC), (self._N, H, O))
-        else:
-            self.pC = None
+        self.pA = _concentrations("pA", pA, (O, n), "joint observation × joint state", self._N)
+        self.pC = _concentrations("pC", pC, (H, O), "step × joint observation", self._N)
         for name, val in (("iterations", iterations), ("num_samples", num_samples)):
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {val!r}")
