@@ -197,9 +197,7 @@ class ValidationBar:
             v = getattr(self, name)
             if not (_is_number(v) and not np.isnan(v) and v > 0):
                 raise ValueError(f"{name}: expected a positive number (inf: no bar), got {v!r}")
-        v = self.gate_trials
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"gate_trials: expected an integer >= 0 (0: no closed-loop gate), got {v!r}")
+        V.check_count("gate_trials", self.gate_trials, minimum=0)      # 0: no closed-loop gate
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "learning": LearningConfig, "planner": PlannerConfig,
@@ -654,8 +652,7 @@ def latent_judged_states(model: PixelControlModel, frames, goal: float, image=No
     cfg = model.config
     K = cfg.model.frames
     frames = V.as_float_array("frames", frames, ndim=3, dtype=np.float32)
-    if isinstance(goal, (bool, np.bool_)) or not isinstance(goal, (int, float, np.number)) or not np.isfinite(goal):
-        raise ValueError(f"goal: expected a finite number, got {goal!r}")
+    goal = _check_goal(goal)
     z, _ = model.encode(np.repeat(frames[:, None], K, axis=1))                   # (T, K, 28, 28) still windows
     calib = np.stack([goal_window(cfg, goal + d, image) for d in JUDGE_OFFSETS])
     c, _ = model.encode(calib)
@@ -679,17 +676,13 @@ def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: i
     cfg = model.config
     task = cfg.task
     trials = cfg.bar.gate_trials if trials is None else trials
-    if isinstance(trials, (bool, np.bool_)) or not isinstance(trials, (int, np.integer)) or trials < 1:
-        raise ValueError(f"trials: expected a positive integer, got {trials!r}")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    V.check_count("trials", trials)
+    V.check_count("seed", seed, minimum=0)
     if task.uses_images and images is None:
         raise ValueError(f"images: task {task.name!r} needs the held-out images for its trials")
     env = task.make_env(images)
     rng = np.random.default_rng([seed, 7])
-    steps = task.default_steps(False) if steps is None else steps
-    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+    steps = V.check_count("steps", task.default_steps(False) if steps is None else steps)
     judged, true = [], []
     for _ in tqdm(range(trials), desc="closed-loop gate", disable=not progress):
         start, goal = task.evaluation_episode(rng, None if images is None else len(images))
