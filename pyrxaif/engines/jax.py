@@ -19,10 +19,6 @@ def available() -> tuple[bool, str]:
     return True, f"jax {jax.__version__} on {jax.default_backend()}"
 
 
-#: precision on vec [A B] and degrees of freedom of q(W) that make "known" dynamics for lgssm
-KNOWN_DYNAMICS_CERTAINTY = 1e12
-
-
 def _controls_for_lgssm(u, m: int):
     """(T−1, m) controls between steps → (T, m) for lgssm (the last one is used by no transition)."""
     return np.concatenate([u, np.zeros((1, m))])
@@ -69,18 +65,30 @@ class JaxEngine:
         return np.asarray(r.G, np.float64), np.asarray(r.A_posterior, np.float64)
 
     def smooth_lds(self, y_mean, y_cov, u, ab, w, m1, v1):
-        from pyrxaif.distributions import MvNormal, Wishart  # noqa: PLC0415
+        import scipy.linalg as sla  # noqa: PLC0415
+
+        from pyrxaif.distributions import MvNormal  # noqa: PLC0415
         from pyrxaif.engines.lds_arguments import check_lds_arguments  # noqa: PLC0415
         from pyrxaif.inference import lgssm  # noqa: PLC0415
 
         y_mean, y_cov, u, ab, w, m1, v1 = check_lds_arguments(y_mean, y_cov, u, ab, w, m1, v1)
         if ab is None or w is None:
             raise TypeError("ab, w: smooth_lds needs known [A B] and W (use learn_lds to learn them)")
-        n = ab.shape[0] * ab.shape[1]
-        q_ab = MvNormal.from_mean_precision(ab.reshape(-1), KNOWN_DYNAMICS_CERTAINTY * np.eye(n))
-        q_w = Wishart.from_mean(w, KNOWN_DYNAMICS_CERTAINTY)
-        res = lgssm.smooth(y_mean, np.linalg.inv(y_cov), _controls_for_lgssm(u, u.shape[1]), q_ab, q_w,
-                           MvNormal.from_mean_cov(m1, v1))
+        T, d = y_mean.shape
+        # each y_t ~ N(z_t, R_t) as a potential exp(c + ξᵀz − ½zᵀΛz): Λ = R⁻¹, ξ = R⁻¹y,
+        # c = −½ yᵀR⁻¹y − ½ log det 2πR (R⁻¹ through its Cholesky factor)
+        prec, xi, const = np.empty((T, d, d)), np.empty((T, d)), np.empty(T)
+        for t in range(T):
+            factor = sla.cho_factor(y_cov[t], lower=True)
+            prec[t] = sla.cho_solve(factor, np.eye(d))
+            xi[t] = sla.cho_solve(factor, y_mean[t])
+            const[t] = -0.5 * (y_mean[t] @ xi[t] + d * np.log(2.0 * np.pi)) - np.sum(np.log(np.diag(factor[0])))
+        prec = 0.5 * (prec + np.swapaxes(prec, -1, -2))
+        w_factor = sla.cho_factor(w, lower=True)
+        q_cov = sla.cho_solve(w_factor, np.eye(d))
+        dynamics = lgssm.KnownDynamics(ab, 0.5 * (q_cov + q_cov.T))
+        res = lgssm.smooth_information(const, xi, prec, _controls_for_lgssm(u, u.shape[1]), dynamics,
+                                       MvNormal.from_mean_cov(m1, v1))
         q = MvNormal.from_mean_cov(np.asarray(res.mean), np.asarray(res.cov))
         return q, -float(res.log_normalizer)
 
