@@ -99,14 +99,15 @@ def test_default_configs_are_the_commands_settings():
     """The per-task defaults (what ``pyrxaif pendulum|digits`` train) and their --quick variants."""
     p = pc.default_config("pendulum")
     assert (p.data.n_traj, p.data.action_scale, p.learning.pretrain_epochs, p.learning.em_iters,
-            p.learning.vae_epochs_per_em, p.learning.refit_episodes) == (40, 0.5, 15, 4, 4, 8)
+            p.learning.vae_epochs_per_em, p.learning.refit_episodes, p.learning.restarts) == (40, 0.5, 15, 4, 4, 8, 2)
     assert p.task == PendulumTask() and p.task.max_torque == 50.0
     d = pc.default_config("digits")
     assert (d.model.latent_dim, d.model.frames, d.data.n_traj, d.data.traj_len, d.model.n_local,
             d.planner.horizon, d.planner.noise_scale, d.learning.a_prior_precision, d.bar.max_recon_mse) == \
         (6, 1, 120, 20, 64, 8, 1e-3, 1e6, 0.06)
     q = pc.default_config(DigitsTask(digit=3), quick=True)
-    assert q.task.digit == 3 and q.data.n_traj == 40 and q.learning.refit_episodes == 0
+    assert q.task.digit == 3 and q.data.n_traj == 40 and q.learning.refit_episodes == 0 and q.learning.restarts == 0
+    assert d.learning.restarts == 2
     assert pc.default_config("pendulum", quick=True).data.n_traj == 10
     assert pc.default_config("pendulum", quick=True).bar.max_pred_nmse == np.inf
     for cfg in (p, d, q):
@@ -374,3 +375,47 @@ def test_closed_loop_gate_verdict_is_the_tasks_rule_on_what_the_agent_sees():
         pc.ValidationBar(gate_trials=-1)
     with pytest.raises(ValueError, match="images"):
         pc.closed_loop_gate(pc.PixelControlModel(pc.PixelControlConfig(task=DigitsTask()), None, None, None), seed=0)
+
+
+def test_restart_seeds_are_the_seed_then_fresh_ones():
+    seeds = {(s, a): pc.restart_seed(s, a) for s in range(10) for a in range(4)}
+    assert all(seeds[s, 0] == s for s in range(10))
+    later = [v for (s, a), v in seeds.items() if a]
+    assert len(set(later)) == len(later) and not set(later) & (set(range(10)) | set(range(1000, 1010)))
+    assert pc.restart_seed(3, 2) == seeds[3, 2] and 0 <= min(later) and max(later) < 2**31
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="attempt"):
+            pc.restart_seed(0, bad)
+    with pytest.raises(ValueError, match="restarts"):
+        pc.LearningConfig(restarts=-1)
+
+
+def test_train_validated_restarts_while_the_bar_is_missed(monkeypatch):
+    """A bar no model meets: 1 + restarts trainings from the restart seeds, each judged on the held-out
+    data, the last returned with its failures; a bar every model meets: one training, the seed's own.
+    (The training itself is replaced by a seeded untrained model: the rule under test is the restarts.)"""
+    calls = []
+
+    def seeded(config, frames, actions, seed=0, progress=True, images=None):
+        calls.append(seed)
+        model = _untrained(config.task)
+        model.config = config
+        model.params = vae.init_vae(jax.random.PRNGKey(seed), vae.VAEConfig(3, 2))
+        return model, {"em": []}
+
+    monkeypatch.setattr(pc, "train", seeded)
+    base = _untrained().config
+    cfg = dataclasses.replace(base, learning=pc.LearningConfig(restarts=2),
+                              bar=pc.ValidationBar(max_pred_nmse=1e-300, gate_trials=0))
+    held = pc.collect(cfg, seed=1000)
+    model, history, metrics, failures = pc.train_validated(cfg, None, None, held[0], held[1], seed=4, progress=False)
+    att = history["attempts"]
+    assert calls == [4, pc.restart_seed(4, 1), pc.restart_seed(4, 2)]
+    assert [a["train_seed"] for a in att] == calls
+    assert all(a["failures"] and "one-step prediction error" in a["failures"][0] for a in att)
+    assert failures == att[-1]["failures"] and metrics == pc.validate(model, held[0], held[1])
+    assert len({a["recon_mse"] for a in att}) == 3                # three different models were judged
+    calls.clear()
+    easy = dataclasses.replace(cfg, bar=pc.ValidationBar(np.inf, np.inf, gate_trials=0))
+    _, history, _, failures = pc.train_validated(easy, None, None, held[0], held[1], seed=4, progress=False)
+    assert failures == [] and calls == [4] and [a["attempt"] for a in history["attempts"]] == [0]

@@ -28,6 +28,7 @@ from pyrxaif.nn import vae
 
 __all__ = ["DataConfig", "ModelConfig", "LearningConfig", "PlannerConfig", "ValidationBar", "PixelControlConfig",
            "PixelControlModel", "ValidationRefused", "validation_failures", "default_config", "collect",
+           "assess", "train_validated", "restart_seed",
            "windows_of", "train", "closed_loop_data", "open_loop_nmse", "validate", "check", "save", "load", "goal_window", "planner",
            "run_episode", "closed_loop_gate", "latent_judged_states", "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask",
            "DigitsTask"]
@@ -56,9 +57,7 @@ def _check_goal(goal) -> float:
 
 def _check_positive_ints(obj, names):
     for name in names:
-        v = getattr(obj, name)
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        V.check_count(name, getattr(obj, name))
 
 
 def _is_number(v) -> bool:
@@ -134,7 +133,9 @@ class LearningConfig:
     """VAE pre-training (``pretrain_prior`` "gaussian" N(0, I) or "ring": cyclic 2-d frame latents), the
     variational EM (``em_iters`` × (``lds_iters_per_em`` LDS updates + ``vae_epochs_per_em`` VAE epochs),
     ``a_prior_precision``: the EM prior precision of A around I, None for the weak default) and the
-    closed-loop refit of the planning experts on ``refit_episodes`` episodes of the model's own controller."""
+    closed-loop refit of the planning experts on ``refit_episodes`` episodes of the model's own controller;
+    ``restarts``: trainings with fresh training seeds (same data) while a model misses the validation bar
+    on held-out data, the closed-loop gate included (:func:`train_validated`)."""
     pretrain_epochs: int = 30
     pretrain_prior: str = "gaussian"
     em_iters: int = 6
@@ -144,15 +145,14 @@ class LearningConfig:
     batch_size: int = 128
     lr: float = 2e-3
     refit_episodes: int = 0
+    restarts: int = 0
 
     def __post_init__(self):
         V.check_choice("pretrain_prior", self.pretrain_prior, ("gaussian", "ring"))
         _check_positive_ints(self, ("em_iters", "vae_epochs_per_em", "lds_iters_per_em", "batch_size"))
         _check_positive_numbers(self, ("lr",))
-        for name in ("pretrain_epochs", "refit_episodes"):
-            v = getattr(self, name)
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
+        for name in ("pretrain_epochs", "refit_episodes", "restarts"):
+            V.check_count(name, getattr(self, name), minimum=0)
         if self.a_prior_precision is not None:
             _check_positive_numbers(self, ("a_prior_precision",))
 
@@ -261,7 +261,7 @@ def default_config(task: PixelTask | str = "pendulum", quick: bool = False) -> P
     if quick:
         cfg = replace(cfg, data=replace(cfg.data, n_traj=800 // cfg.data.traj_len),
                       learning=replace(cfg.learning, pretrain_epochs=3, em_iters=2, vae_epochs_per_em=1,
-                                       refit_episodes=min(cfg.learning.refit_episodes, 2)),
+                                       refit_episodes=min(cfg.learning.refit_episodes, 2), restarts=0),
                       bar=ValidationBar(np.inf, np.inf, gate_trials=0))     # smoke run: report, do not refuse
     return cfg
 
@@ -410,8 +410,7 @@ def closed_loop_data(model: PixelControlModel, episodes: int, seed: int, images=
     receding-horizon episodes of ``model``'s own controller (T = traj_len, the training sequences' length).
     Goals and near-goal starts are the task's :meth:`~PixelTask.closed_loop_episode`; even episodes start
     near the goal, odd ones from the environment's random reset."""
-    if isinstance(episodes, (bool, np.bool_)) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
-        raise ValueError(f"episodes: expected a positive integer, got {episodes!r}")
+    V.check_count("episodes", episodes)
     cfg = model.config
     task = cfg.task
     env = task.make_env(images)
@@ -449,7 +448,7 @@ def open_loop_nmse(local: em.LocalLDS, mu, actions, steps: int) -> float:
     mu = V.as_float_array("mu", mu, shape=(None, None, d))
     S, T, _ = mu.shape
     actions = V.as_float_array("actions", actions, shape=(S, T - 1, m))
-    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or not 1 <= steps < T:
+    if V.check_count("steps", steps) >= T:
         raise ValueError(f"steps: expected an integer in [1, {T - 1}], got {steps!r}")
     if not np.any(mu != mu[:1, :1]):
         raise ValueError("mu: expected latents that vary (the error is normalised by their spread, here 0)")
@@ -514,6 +513,55 @@ def validation_failures(bar: ValidationBar, metrics: dict) -> list[str]:
     if gate is not None and not gate["passed"]:
         bad.append(f"closed-loop trials judged by the agent's own encoder miss the task's bars: {gate['line']}")
     return bad
+
+
+def assess(model: PixelControlModel, held_frames, held_actions, seed: int, images=None, engine: str | None = None,
+           progress: bool = False) -> tuple[dict, list[str]]:
+    """Held-out figures (:func:`validate` on ``held_frames``/``held_actions``) and, with
+    ``config.bar.gate_trials``, the closed-loop gate (trials from ``seed``'s own stream, on the held-out
+    ``images`` for tasks with images); returns (metrics, the failures against ``config.bar``)."""
+    metrics = validate(model, held_frames, held_actions)
+    if model.config.bar.gate_trials:
+        metrics["gate"] = closed_loop_gate(model, seed, images=images, engine=engine, progress=progress)
+    return metrics, validation_failures(model.config.bar, metrics)
+
+
+def restart_seed(seed: int, attempt: int) -> int:
+    """The training seed of restart ``attempt``: ``seed`` itself for attempt 0, then a seed drawn from
+    (seed, attempt) (so restarts of one run never reuse another run's seed or its held-out seed + 1000)."""
+    V.check_count("seed", seed, minimum=0)
+    V.check_count("attempt", attempt, minimum=0)
+    if attempt == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([seed, attempt, 22]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def train_validated(config: PixelControlConfig, frames, actions, held_frames, held_actions, seed: int = 0, *,
+                    images=None, held_images=None, engine: str | None = None, progress: bool = True):
+    """:func:`train`, then :func:`assess` on held-out data; while the model misses ``config.bar`` and
+    restarts are left (``config.learning.restarts``), train again on the same data from
+    :func:`restart_seed` (seed, attempt). Nothing is chosen on evaluation episodes: the verdict uses
+    held-out sequences and the gate's own trials, judged by the agent's encoder.
+
+    Returns (model, history, metrics, failures) of the first model that meets the bar, else of the last
+    attempt (its failures non-empty); ``history["attempts"]`` lists every attempt's training seed, held-out
+    figures, gate verdict and failures."""
+    V.check_count("seed", seed, minimum=0)
+    attempts = []
+    for attempt in range(1 + config.learning.restarts):
+        train_seed = restart_seed(seed, attempt)
+        model, history = train(config, frames, actions, seed=train_seed, progress=progress, images=images)
+        metrics, failures = assess(model, held_frames, held_actions, seed, images=held_images, engine=engine,
+                                   progress=progress)
+        gate = metrics.get("gate")
+        attempts.append({"attempt": attempt, "train_seed": train_seed, "pred_nmse": metrics["pred_nmse"],
+                         "horizon_nmse": metrics["horizon_nmse"], "recon_mse": metrics["recon_mse"],
+                         "gate": None if gate is None else {"passed": gate["passed"], "line": gate["line"]},
+                         "failures": failures})
+        if not failures:
+            break
+    history["attempts"] = attempts
+    return model, history, metrics, failures
 
 
 def check(model: PixelControlModel, metrics: dict) -> None:
@@ -644,18 +692,24 @@ def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, step
 JUDGE_OFFSETS = np.linspace(-np.pi, np.pi, 145)[:-1]
 
 
-def latent_judged_states(model: PixelControlModel, frames, goal: float, image=None) -> np.ndarray:
+def _judge_calibration(model: PixelControlModel, goal: float, image=None) -> np.ndarray:
+    """Encodings (len(JUDGE_OFFSETS), d) of the still goal-frame windows at goal + δ."""
+    c, _ = model.encode(np.stack([goal_window(model.config, goal + d, image) for d in JUDGE_OFFSETS]))
+    return c
+
+
+def latent_judged_states(model: PixelControlModel, frames, goal: float, image=None, *,
+                         calibration=None) -> np.ndarray:
     """The agent's own reading of an episode: for each frame, the state goal + δ of the still goal-frame
     window whose encoding is nearest to the encoding of the frame held still (K copies; position, not
     velocity, is judged), δ on :data:`JUDGE_OFFSETS`. Uses frames and the model only, never the
-    simulator's state. frames (T, 28, 28) → states (T,)."""
-    cfg = model.config
-    K = cfg.model.frames
+    simulator's state. frames (T, 28, 28) → states (T,). ``calibration``: those encodings for this
+    goal and image when already computed (internal reuse across trials)."""
+    K = model.config.model.frames
     frames = V.as_float_array("frames", frames, ndim=3, dtype=np.float32)
     goal = _check_goal(goal)
     z, _ = model.encode(np.repeat(frames[:, None], K, axis=1))                   # (T, K, 28, 28) still windows
-    calib = np.stack([goal_window(cfg, goal + d, image) for d in JUDGE_OFFSETS])
-    c, _ = model.encode(calib)
+    c = _judge_calibration(model, goal, image) if calibration is None else calibration
     nearest = np.argmin(np.sum((z[:, None, :] - c[None, :, :]) ** 2, -1), axis=1)
     return goal + JUDGE_OFFSETS[nearest]
 
@@ -683,11 +737,15 @@ def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: i
     env = task.make_env(images)
     rng = np.random.default_rng([seed, 7])
     steps = V.check_count("steps", task.default_steps(False) if steps is None else steps)
-    judged, true = [], []
+    judged, true, calibrations = [], [], {}
     for _ in tqdm(range(trials), desc="closed-loop gate", disable=not progress):
         start, goal = task.evaluation_episode(rng, None if images is None else len(images))
         tr = run_episode(model, env, start=start, goal=goal, steps=steps, engine=engine)
-        seen = latent_judged_states(model, tr["frames"], goal, task.episode_image(env))
+        image = task.episode_image(env)
+        tag = (goal, None if image is None else np.asarray(image).tobytes())
+        if tag not in calibrations:                # the same goal (and image) is encoded once
+            calibrations[tag] = _judge_calibration(model, goal, image)
+        seen = latent_judged_states(model, tr["frames"], goal, image, calibration=calibrations[tag])
         judged.append(task.episode_result(start, goal, seen))
         true.append(task.episode_result(start, goal, tr["states"]))
     summary, line = task.summarise(judged)

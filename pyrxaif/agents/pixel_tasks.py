@@ -176,7 +176,8 @@ class PendulumTask(PixelTask):
     # closed-loop refit: the experts learn the top of the swing from the controller's own episodes
     default_settings: ClassVar[dict] = {
         "data": {"n_traj": 40, "action_scale": 0.5},
-        "learning": {"pretrain_epochs": 15, "em_iters": 4, "vae_epochs_per_em": 4, "refit_episodes": 8}}
+        "learning": {"pretrain_epochs": 15, "em_iters": 4, "vae_epochs_per_em": 4, "refit_episodes": 8,
+                     "restarts": 2}}
 
     max_torque: float = 50.0
     g: float = 9.81
@@ -300,7 +301,8 @@ class DigitsTask(PixelTask):
     default_settings: ClassVar[dict] = {
         "data": {"n_traj": 120, "traj_len": 20, "action_scale": 1.0, "scale_spread": 0.0},
         "model": {"latent_dim": 6, "frames": 1, "n_local": 64, "gate_action_weight": 2.0},
-        "learning": {"pretrain_epochs": 15, "em_iters": 4, "vae_epochs_per_em": 3, "a_prior_precision": 1e6},
+        "learning": {"pretrain_epochs": 15, "em_iters": 4, "vae_epochs_per_em": 3, "a_prior_precision": 1e6,
+                     "restarts": 2},
         "planner": {"horizon": 8, "noise_scale": 1e-3},
         "bar": {"max_recon_mse": 0.06}}
 

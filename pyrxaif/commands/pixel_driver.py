@@ -116,33 +116,39 @@ def _run(args, task, model, folder, engine):
 
     progress = not args.no_progress
     train_images, test_images = task.split_images(args.seed, getattr(args, "mnist", None))
-    timings = {}
+    timings, attempts = {}, None
+    cfg = pc.default_config(task, args.quick) if model is None else model.config
+    held = pc.collect(cfg, args.seed + 1000, n_traj=max(3, cfg.data.n_traj // 5), images=test_images)
     if model is None:
-        cfg = pc.default_config(task, args.quick)
         t0 = time.perf_counter()
         frames, actions, _ = pc.collect(cfg, args.seed, images=train_images)
         timings["collect_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        model, history = pc.train(cfg, frames, actions, seed=args.seed, progress=progress, images=train_images)
-        timings["train_s"] = time.perf_counter() - t0
+        model, history, metrics, failures = pc.train_validated(
+            cfg, frames, actions, held[0], held[1], seed=args.seed, images=train_images, held_images=test_images,
+            engine=engine, progress=progress)
+        timings["train_s"] = time.perf_counter() - t0     # all attempts, with their validation and gates
+        attempts = history["attempts"]
+        for a in attempts[:-1]:
+            print(f"training attempt {a['attempt']} (seed {a['train_seed']}) missed the bar: "
+                  + "; ".join(a["failures"]) + " -> restart")
         print("free energy per EM iteration:", ", ".join(f"{h['free_energy']:.2f}" for h in history["em"]))
-    cfg = model.config
-    held = pc.collect(cfg, args.seed + 1000, n_traj=max(3, cfg.data.n_traj // 5), images=test_images)
-    metrics = pc.validate(model, held[0], held[1])
+    else:
+        metrics, failures = pc.assess(model, held[0], held[1], args.seed, images=test_images, engine=engine,
+                                      progress=progress)
     print(f"held-out validation: latent one-step NMSE {metrics['pred_nmse']:.3f}, open-loop over the planning "
           f"horizon {metrics['horizon_nmse']:.3f}, reconstruction MSE {metrics['recon_mse']:.4f}")
-    if cfg.bar.gate_trials:
-        metrics["gate"] = pc.closed_loop_gate(model, args.seed, images=test_images, engine=engine, progress=progress)
+    if "gate" in metrics:
         print(f"closed-loop gate ({cfg.bar.gate_trials} trials judged by the agent's own encoder): "
               f"{metrics['gate']['line']} -> {'passed' if metrics['gate']['passed'] else 'missed the bars'}")
-    failures = pc.validation_failures(cfg.bar, metrics)
     validation = {"passed": not failures, "metrics": metrics, "bar": {k: float(v) for k, v in vars(cfg.bar).items()},
-                  "failures": failures, "enforced": not args.no_validate}
+                  "failures": failures, "enforced": not args.no_validate,
+                  **({"attempts": attempts} if attempts is not None else {})}
     if not args.checkpoint:      # written after validation, with its outcome in the header
         pc.save(model, folder.path("model.msgpack"), validation)
     report = {"task": task.name, "task_settings": task.to_dict(), "quick": bool(args.quick), "seed": args.seed,
               "checkpoint": args.checkpoint, "validation": metrics, "validation_passed": not failures,
-              "timings": timings}
+              "timings": timings, **({"training_attempts": attempts} if attempts is not None else {})}
     if failures and not args.no_validate:
         reason = "checkpoint rejected on held-out sequences: " + "; ".join(failures) + \
                  " (train longer or with more data)"
