@@ -146,6 +146,8 @@ def describe(rec: dict) -> str:
         parts.append("validation " + ("passed" if rec["validation_passed"] else "refused"))
     if rec.get("score") is not None:
         parts.append(f"score {rec['score']:.1f}")
+    if rec.get("training_attempts", 1) > 1:
+        parts.append(f"{rec['training_attempts']} trainings")
     return "; ".join(parts) + f" ({rec.get('wall_s', 0):.0f} s)"
 
 
@@ -166,6 +168,8 @@ def train_and_evaluate(seed: int, spec: dict) -> dict:
         return rec | {"failed": f"exit code {proc.returncode}: {tail[0]}"}
     with open(os.path.join(out, "results.json")) as f:
         rep = json.load(f)
+    if rep.get("training_attempts") is not None:       # trainings it took (restarts chosen on held-out data)
+        rec["training_attempts"] = len(rep["training_attempts"])
     if proc.returncode == 4:
         return rec | {"refused": rep.get("refused", "refused"), "validation": rep["validation"],
                       "meets_bars": False, "score": None}

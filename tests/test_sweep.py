@@ -115,4 +115,5 @@ def test_cli_sweep_digits_quick_two_real_models(tmp_path, capsys):
     for s, rec in res["models"].items():
         rep = json.load(open(os.path.join(out, "runs", f"seed-{s}", "results.json")))
         assert rec["summary"] == rep["summary"] and rec["exit_code"] == 0
+        assert rec["training_attempts"] == len(rep["training_attempts"]) == 1     # --quick: no restarts
         assert rec["meets_bars"] == (rep["summary"]["success"] >= 0.8 * 2)
