@@ -9,7 +9,13 @@ own starts and scores it with the task's ``score``. Printed per band: the DP est
 policy reaches on the exact simulator (mean ± SE over starts, worst, best), and the fewest steps to the
 band. Refining the grid (``--grid``) shows the figures are converged.
 
-    python benchmarks/pendulum_ceiling.py [--preset underactuated|reference] [--starts 100] [--grid 720x320]
+``--preset pc3`` is the pendulum of PC3's published code (VinAIResearch/PC3-pytorch, ``ilqr_config/swing.json``
+and ``balance.json`` on PCC's ``PendulumMDP``): a rod of m = 0.1, l = 0.5 with inertia m l²/3 but gravity's
+torque m g l sin θ (so θ̈ = −(3g/l) sin θ + 3τ/(m l²): our rod formula with g doubled), 50 Hz, |τ| ≤ 0.65
+(above gravity's largest torque, 0.49), |ω| ≤ 3π; swing-up starts 0.157–0.314 rad from hanging at rest.
+Integrated here by the library's semi-implicit Euler (theirs: an adaptive Runge-Kutta).
+
+    python benchmarks/pendulum_ceiling.py [--preset underactuated|reference|pc3] [--starts 100] [--grid 720x320]
         [--max-torque T] [--protocols swing_up balance]
 """
 
@@ -24,6 +30,16 @@ from tqdm import tqdm
 
 from pyrxaif.agents.pixel_tasks import DMC_BAND, PC3_BAND, PROTOCOL_STEPS, PendulumTask
 from pyrxaif.envs.pendulum import pendulum_step, wrap_angle
+
+
+#: PC3's pendulum in this library's terms (see the module docstring): g doubled makes the rod's gravity
+#: term 3g/l, as in PCC's PendulumMDP
+PC3_PHYSICS = {"g": 2 * 9.81, "m": 0.1, "l": 0.5, "dt": 0.02, "max_torque": 0.65, "max_speed": 3 * np.pi}
+PC3_STARTS = {
+    "swing_up": lambda rng: ({"theta": float(rng.choice([-1.0, 1.0]) * rng.uniform(0.157, 0.314)), "omega": 0.0},
+                             float(np.pi)),
+    "balance": lambda rng: ({"theta": float(np.pi), "omega": 0.0}, float(np.pi)),
+}
 
 
 def _physics(task):
@@ -80,7 +96,7 @@ def run_policy(task, band, tables, torques, starts, steps):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", choices=("underactuated", "reference"), default="underactuated")
+    ap.add_argument("--preset", choices=("underactuated", "reference", "pc3"), default="underactuated")
     ap.add_argument("--starts", type=int, default=100, help="protocol starts (rng seed 0)")
     ap.add_argument("--grid", default="720x320", help="θ × ω grid points")
     ap.add_argument("--torques", type=int, default=9, help="torques on a grid over ±max_torque")
@@ -97,13 +113,16 @@ def main(argv=None):
     if args.max_torque is not None and not (np.isfinite(args.max_torque) and args.max_torque > 0):
         ap.error(f"--max-torque: expected a positive number, got {args.max_torque}")
 
-    task = PendulumTask.preset(args.preset)
+    task = (replace(PendulumTask.preset("underactuated"), **PC3_PHYSICS) if args.preset == "pc3"
+            else PendulumTask.preset(args.preset))
     if args.max_torque is not None:
         task = replace(task, max_torque=args.max_torque)
     print(f"pendulum {args.preset}: {_physics(task)}, |torque| <= {task.max_torque}; grid {n_theta}x{n_omega}, "
           f"{args.torques} torques, {args.starts} protocol starts")
     rng = np.random.default_rng(0)
     protocols = {p.name: p for p in task.protocols()}
+    if args.preset == "pc3":
+        protocols = {name: replace(p, start=PC3_STARTS[name]) for name, p in protocols.items()}
     for name in args.protocols:
         protocol = protocols[name]
         starts = [protocol.start(rng)[0] for _ in range(args.starts)]
