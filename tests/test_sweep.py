@@ -98,7 +98,8 @@ def test_cli_sweep_results_line_resume_and_usage_errors(tmp_path, capsys, monkey
     assert "resuming: 4 of 5 models already finished" in capsys.readouterr().out
     assert main(["sweep", "digits", "--seeds", "0-4", "--episodes", "3", "--out", out]) == 2  # other settings
     assert "--overwrite" in capsys.readouterr().err
-    for argv in (["--seeds", "x"], ["--episodes", "0"], ["--workers", "0"], ["--preset", "underactuated"]):
+    for argv in (["--seeds", "x"], ["--episodes", "0"], ["--workers", "0"], ["--preset", "underactuated"],
+                 ["--restarts", "-1"]):
         assert main(["sweep", "digits", "--out", str(tmp_path / "o")] + argv) == 2
         assert "Traceback" not in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

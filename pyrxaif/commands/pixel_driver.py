@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -25,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--steps", type=int, default=None, help="control steps per episode")
     parser.add_argument("--checkpoint", default=None, help="load this checkpoint instead of training")
     parser.add_argument("--no-validate", action="store_true", help="plan even if the model fails validation")
+    parser.add_argument("--restarts", type=int, default=None,
+                        help="trainings with fresh seeds while a model misses the validation bar (held-out data "
+                             "and closed-loop gate); default: the task's (2; 0 with --quick)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--engine", default=None,
                         help="planning engine: 'jax' (default, or $PYRXAIF_ENGINE) or 'julia' (RxInfer solves "
@@ -39,6 +43,10 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.steps is not None:
         positive_int("--steps", args.steps)
     non_negative_int("--seed", args.seed)
+    if args.restarts is not None:
+        non_negative_int("--restarts", args.restarts)
+        if args.checkpoint is not None:
+            raise UsageError("--restarts: only when training (not with --checkpoint)")
     if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
         raise UsageError(f"--checkpoint: no such file: {args.checkpoint}")
     if getattr(args, "mnist", None) is not None and not os.path.exists(args.mnist):
@@ -118,6 +126,8 @@ def _run(args, task, model, folder, engine):
     train_images, test_images = task.split_images(args.seed, getattr(args, "mnist", None))
     timings, attempts = {}, None
     cfg = pc.default_config(task, args.quick) if model is None else model.config
+    if args.restarts is not None:
+        cfg = replace(cfg, learning=replace(cfg.learning, restarts=args.restarts))
     held = pc.collect(cfg, args.seed + 1000, n_traj=max(3, cfg.data.n_traj // 5), images=test_images)
     if model is None:
         t0 = time.perf_counter()

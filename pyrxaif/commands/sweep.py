@@ -21,6 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=PENDULUM_PRESETS, default=None, help="pendulum physics (pendulum only)")
     parser.add_argument("--quick", action="store_true", help="the commands' --quick training (smoke sweeps)")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation starts per model (default 10)")
+    parser.add_argument("--restarts", type=int, default=None,
+                        help="passed to each model's command (trainings while a model misses the validation bar)")
     parser.add_argument("--workers", type=int, default=1, help="models trained at once on this machine")
     parser.add_argument("--ray", default=None, metavar="ADDRESS",
                         help="run the models as Ray tasks on this cluster ('auto', 'ray://host:10001', 'local')")
@@ -31,7 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def sweep_spec(args) -> dict:
     # every model is evaluated, also one its validation refuses: the sweep measures whether the
     # validation gate predicts failure (summary: validation_false_passes)
-    extra = (["--quick"] if args.quick else []) + (["--preset", args.preset] if args.preset else []) + ["--no-validate"]
+    extra = (["--quick"] if args.quick else []) + (["--preset", args.preset] if args.preset else []) \
+        + (["--restarts", str(args.restarts)] if args.restarts is not None else []) + ["--no-validate"]
     return {"task": args.task, "preset": args.preset, "quick": bool(args.quick), "episodes": args.episodes,
             "args": extra}
 
@@ -93,7 +96,7 @@ def save_plot(path: str, models: dict, summary: dict, task: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pyrxaif import sweep
     from pyrxaif.checkpoint import atomic_write_bytes
-    from pyrxaif.exit_codes import Unavailable, UsageError, positive_int
+    from pyrxaif.exit_codes import Unavailable, UsageError, non_negative_int, positive_int
 
     try:
         seeds = sweep.parse_seeds(args.seeds)
@@ -101,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds: {exc}") from None
     positive_int("--episodes", args.episodes)
     positive_int("--workers", args.workers)
+    if args.restarts is not None:
+        non_negative_int("--restarts", args.restarts)
     if args.preset and args.task != "pendulum":
         raise UsageError(f"--preset: applies to the pendulum only, not {args.task}")
     if args.ray is not None:
