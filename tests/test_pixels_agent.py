@@ -101,6 +101,13 @@ def test_default_configs_are_the_commands_settings():
     assert (p.data.n_traj, p.data.action_scale, p.learning.pretrain_epochs, p.learning.em_iters,
             p.learning.vae_epochs_per_em, p.learning.refit_episodes, p.learning.restarts) == (40, 0.5, 15, 4, 4, 8, 2)
     assert p.task == PendulumTask() and p.task.max_torque == 50.0
+    # where the torque cannot lift the pendulum (below gravity's largest torque), plans span a pump
+    u = pc.default_config(PendulumTask.preset("underactuated"))
+    assert (u.model.n_local, u.planner.horizon) == (128, 30) and (p.model.n_local, p.planner.horizon) == (16, 15)
+    assert PendulumTask.preset("underactuated").gravity_torque == 5.0
+    assert PendulumTask().gravity_torque == pytest.approx(9.81)
+    assert pc.default_config(PendulumTask(max_torque=9.0)).planner.horizon == 30      # point mass, 9 < 9.81
+    assert u.learning == p.learning and u.data == p.data
     d = pc.default_config("digits")
     assert (d.model.latent_dim, d.model.frames, d.data.n_traj, d.data.traj_len, d.model.n_local,
             d.planner.horizon, d.planner.noise_scale, d.learning.a_prior_precision, d.bar.max_recon_mse) == \
