@@ -103,7 +103,8 @@ def test_default_configs_are_the_commands_settings():
     assert p.task == PendulumTask() and p.task.max_torque == 50.0
     # where the torque cannot lift the pendulum (below gravity's largest torque), plans span a pump
     u = pc.default_config(PendulumTask.preset("underactuated"))
-    assert (u.model.n_local, u.planner.horizon) == (128, 30) and (p.model.n_local, p.planner.horizon) == (16, 15)
+    assert (u.model.n_local, u.planner.horizon, u.planner.near_goal_horizon) == (128, 30, 15)
+    assert (p.model.n_local, p.planner.horizon, p.planner.near_goal_horizon) == (16, 15, None)
     assert PendulumTask.preset("underactuated").gravity_torque == 5.0
     assert PendulumTask().gravity_torque == pytest.approx(9.81)
     assert pc.default_config(PendulumTask(max_torque=9.0)).planner.horizon == 30      # point mass, 9 < 9.81
@@ -426,3 +427,31 @@ def test_train_validated_restarts_while_the_bar_is_missed(monkeypatch):
     easy = dataclasses.replace(cfg, bar=pc.ValidationBar(np.inf, np.inf, gate_trials=0))
     _, history, _, failures = pc.train_validated(easy, None, None, held[0], held[1], seed=4, progress=False)
     assert failures == [] and calls == [4] and [a["attempt"] for a in history["attempts"]] == [0]
+
+
+def test_near_goal_horizon_follows_the_agents_own_reading(monkeypatch):
+    """With ``near_goal_horizon`` the plan's horizon is the short one exactly while the agent reads the
+    newest frame within the task's error band of the goal (perfect eyes: the true angle), else the long one;
+    the warm start is cut or extended to each horizon."""
+    from pyrxaif.envs.pendulum import wrap_angle
+    from pyrxaif.inference.planning import plan_local
+    model = _perfect_eyes()
+    model.config = dataclasses.replace(model.config, planner=dataclasses.replace(
+        model.config.planner, horizon=5, near_goal_horizon=2))
+    used = []
+
+    def spy(local, z, zg, goal_prec, u_prec, mask, u_nom, iters):
+        used.append((len(mask), u_nom.shape[-2]))
+        return plan_local(local, z, zg, goal_prec, u_prec, mask, u_nom, iters=iters)
+
+    monkeypatch.setattr(pc, "planner", lambda engine=None: spy)
+    env = model.config.task.make_env()
+    tr = pc.run_episode(model, env, start={"theta": float(np.pi - 0.05), "omega": 0.0}, goal=np.pi, steps=30)
+    seen = pc.latent_judged_states(model, tr["frames"][:-1], np.pi)      # what the agent read at each plan
+    near = model.config.task.error(seen, np.pi) <= model.config.task.error_band
+    assert np.max(np.abs(wrap_angle(seen - tr["states"][:-1]))) < np.radians(1.3)
+    assert near[0] and not near.all()                  # it starts upright and falls out of the band
+    assert [h for h, _ in used] == [2 if n else 5 for n in near]
+    assert all(h == n for h, n in used)
+    with pytest.raises(ValueError, match="near_goal_horizon"):
+        pc.PlannerConfig(near_goal_horizon=1)

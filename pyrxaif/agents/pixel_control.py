@@ -161,8 +161,11 @@ class LearningConfig:
 class PlannerConfig:
     """Receding-horizon planning as inference: horizon, goal message N(z_goal, ``goal_var`` I) on every
     future latent ("all") or the last ("final"), action prior N(0, ``prior_scale``²), ``iters``
-    re-linearisations per plan, ``multistart`` (also start from the constant nominals 0, ±u_max) and
-    ``noise_scale`` (the experts' noise covariances are multiplied by it inside the planner)."""
+    re-linearisations per plan, ``multistart`` (also start from the constant nominals 0, ±u_max),
+    ``noise_scale`` (the experts' noise covariances are multiplied by it inside the planner) and
+    ``near_goal_horizon`` (None: off): the horizon used while the agent's own reading of the newest frame
+    (:func:`latent_judged_states`) is within the task's error band of the goal (a long horizon spans the
+    pumps of a swing-up; near an unstable goal a short one holds it)."""
     horizon: int = 15
     goal_var: float = 0.01
     prior_scale: float = 0.5
@@ -170,11 +173,14 @@ class PlannerConfig:
     iters: int = 5
     multistart: bool = True
     noise_scale: float = 1.0
+    near_goal_horizon: int | None = None
 
     def __post_init__(self):
         _check_positive_ints(self, ("horizon", "iters"))
-        if self.horizon < 2:
-            raise ValueError(f"horizon: expected >= 2, got {self.horizon}")
+        for name in ("horizon", "near_goal_horizon"):
+            v = getattr(self, name)
+            if v is not None and V.check_count(name, v) < 2:
+                raise ValueError(f"{name}: expected >= 2, got {v}")
         V.check_choice("goal_steps", self.goal_steps, ("final", "all"))
         _check_positive_numbers(self, ("goal_var", "prior_scale", "noise_scale"))
         _check_flags(self, ("multistart",))
@@ -663,16 +669,22 @@ def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, step
     zg, _ = model.encode(goal_window(cfg, goal, task.episode_image(env))[None])
     hist = [obs] * K
     goal_steps = pc.goal_steps if goal_steps is None else goal_steps
-    mask = goal_mask(H, goal_steps)
     u_prec = np.full(model.lds.B.shape[1], 1.0 / pc.prior_scale ** 2)
     goal_prec = np.full(d, 1.0 / pc.goal_var)
     scale = task.action_scale
     states, acts, latents, frames = [info[task.state_key]], [], [], [obs]
     u_nom = jnp.zeros((H, model.local.B.shape[-1]))
+    calibration = None if pc.near_goal_horizon is None else _judge_calibration(model, goal, task.episode_image(env))
     for _ in range(steps):
         z, _ = model.encode(np.stack(hist[-K:])[None])
-        res = plan_fn(local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, mask, model.nominals(u_nom),
-                      iters=pc.iters)
+        h = H
+        if calibration is not None:
+            seen = latent_judged_states(model, hist[-1][None], goal, calibration=calibration)
+            h = pc.near_goal_horizon if task.error(seen, goal)[0] <= task.error_band else H
+        if u_nom.shape[0] != h:        # the warm start cut or extended (last action held) to this horizon
+            u_nom = jnp.concatenate([u_nom, jnp.repeat(u_nom[-1:], max(h - u_nom.shape[0], 0), 0)])[:h]
+        res = plan_fn(local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, goal_mask(h, goal_steps),
+                      model.nominals(u_nom), iters=pc.iters)
         u_nom = jnp.concatenate([res.actions[1:], res.actions[-1:]])   # warm start: the plan shifted by one
         u = float(np.clip(res.actions[0, 0], -1.0, 1.0))     # projection onto the action bound
         obs, _, _, _, info = env.step(np.array([u * scale]))
