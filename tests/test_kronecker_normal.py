@@ -124,3 +124,15 @@ def test_kronecker_factors_detects_products_only():
     assert kronecker_factors(perturbed, 3, 4) is None
     with pytest.raises(ValueError, match="precision: expected shape"):
         kronecker_factors(np.eye(5), 3, 4)
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="row_precision"):
+        KroneckerSumNormal.matrix_normal(np.zeros((2, 3)), -np.eye(2), np.eye(3))
+    with pytest.raises(ValueError, match="col_precision"):
+        KroneckerSumNormal.matrix_normal(np.zeros((2, 3)), np.eye(2), np.eye(2))
+    with pytest.raises(ValueError, match="mean"):
+        KroneckerSumNormal.matrix_normal(np.zeros(3), np.eye(2), np.eye(3))
+    prior = KroneckerSumNormal.matrix_normal(np.zeros((2, 3)), np.eye(2), np.eye(3))
+    with pytest.raises(ValueError, match="col"):
+        prior.posterior(np.zeros((2, 3)), np.eye(2), np.eye(2))

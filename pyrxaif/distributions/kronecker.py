@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pyrxaif import checks as V
 from pyrxaif.distributions.gaussian import MvNormal
-from pyrxaif.distributions.linalg import eigh_jacobi, inverse_pivoted, spd_inverse_logdet, symmetrize
+from pyrxaif.distributions.linalg import eigh_jacobi, inverse_pivoted, is_traced, spd_inverse_logdet, symmetrize
 
 
 def _whitening(precision):
@@ -49,6 +50,11 @@ class KroneckerSumNormal(NamedTuple):
     @classmethod
     def matrix_normal(cls, mean, row_precision, col_precision) -> "KroneckerSumNormal":
         """The matrix normal N(vec H | vec M, (R ⊗ C)⁻¹) (α = β = 0); R, C symmetric positive definite."""
+        if not is_traced(mean, row_precision, col_precision):
+            mean = V.as_float_array("mean", mean, ndim=2)
+            for name, p, k in (("row_precision", row_precision, mean.shape[0]),
+                               ("col_precision", col_precision, mean.shape[1])):
+                V.check_positive_definite(name, V.as_float_array(name, p, shape=(k, k)))
         mean = jnp.asarray(mean, jnp.float64)
         d, n = mean.shape
         return cls(mean, _whitening(jnp.asarray(row_precision, jnp.float64)),
@@ -59,6 +65,10 @@ class KroneckerSumNormal(NamedTuple):
         exp(tr(ξᵀH) − ½ vec(H)ᵀ(row ⊗ col) vec(H)), ξ (d, n), row (d, d) and col (n, n) symmetric positive
         semi-definite: precision R ⊗ C + row ⊗ col, mean M' = M + Λ'⁻¹ vec(ξ − row M col). (A product with a
         distribution that has its own second term would have three Kronecker terms: not representable.)"""
+        if not is_traced(self, xi, row, col):
+            d, n = self.shape
+            for name, x, shape in (("xi", xi, (d, n)), ("row", row, (d, d)), ("col", col, (n, n))):
+                V.as_float_array(name, x, shape=shape)
         alpha, u = eigh_jacobi(symmetrize(self.row_basis.T @ row @ self.row_basis))
         beta, v = eigh_jacobi(symmetrize(self.col_basis.T @ col @ self.col_basis))
         alpha, beta = jnp.maximum(alpha, 0.0), jnp.maximum(beta, 0.0)      # PSD: round-off below zero
