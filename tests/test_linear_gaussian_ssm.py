@@ -128,6 +128,30 @@ def test_fit_vb_with_emission_learning_increases_the_elbo():
     assert fit.elbo[-1] > fit.elbo[0] + 10
 
 
+@pytest.mark.slow                     # the dense loop alone compiles for ~20 s; the structured step's fast tests
+def test_fit_vb_structured_loop_equals_the_dense_one():  # are in test_lgssm.py / test_kronecker_normal.py
+    """fit_vb's default (isotropic) prior runs q([A B b]) as a KroneckerSumNormal (issue 21 item 7); the
+    ELBO trace, the fitted parameters and the returned dense posterior equal the loop on the dense prior."""
+    from pyrxaif.inference import lgssm
+    from pyrxaif.models import linear_gaussian_ssm as lg
+    D, U = 2, 1
+    model, params, rng = _random_model(12, D=D, P=2, U=U)
+    u = rng.normal(size=(50, U))
+    _, y = model.sample(params, jax.random.PRNGKey(3), 50, inputs=u)
+    fit = model.fit_vb(params, y, u, num_iters=3)
+    dense_params, dense_post, _, dense_trace = lg._fit_vb(  # noqa: SLF001  (the dense loop, for comparison)
+        params, jax.numpy.asarray(y), jax.numpy.asarray(u), lgssm.make_prior(D, U + 1), 3, True, "sequential")
+    np.testing.assert_allclose(fit.elbo, dense_trace, rtol=1e-10)
+    assert fit.elbo[-1] > fit.elbo[0]
+    ab = np.concatenate([fit.params.dynamics_weights, fit.params.dynamics_input_weights,
+                         fit.params.dynamics_bias[:, None]], 1)
+    np.testing.assert_allclose(ab.reshape(-1), dense_post.q_ab.mean, rtol=1e-9, atol=1e-12)
+    for name in ("emission_weights", "emission_bias", "emission_covariance"):
+        np.testing.assert_allclose(getattr(fit.params, name), getattr(dense_params, name), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fit.dynamics_posterior.q_ab.precision, dense_post.q_ab.precision, rtol=1e-10)
+    np.testing.assert_allclose(fit.dynamics_posterior.q_ab.xi, dense_post.q_ab.xi, rtol=1e-9, atol=1e-12)
+
+
 def test_bad_input_is_named():
     model, params, _ = _random_model(0)
     with pytest.raises(ValueError, match="emissions"):

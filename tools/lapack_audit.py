@@ -189,7 +189,8 @@ def linear_gaussian_ssm():
     y, u = jnp.asarray(rng.normal(size=(T, P))), jnp.asarray(rng.normal(size=(T, U)))
     texts = [compiled_text(lg._dynamax_posterior, params, y, u, method, smoother)  # noqa: SLF001
              for method in ("sequential", "parallel") for smoother in (False, True)]
-    texts.append(compiled_text(lg._fit_vb, params, y, u, lgssm.make_prior(D, U + 1), 2, True, "sequential"))  # noqa: SLF001
+    prior = lgssm.make_prior(D, U + 1)                     # fit_vb runs the structured loop (isotropic prior)
+    texts.append(compiled_text(lg._fit_vb, params, y, u, lgssm.structured_prior(prior), 2, True, "sequential"))  # noqa: SLF001
     return "\n".join(texts)
 
 

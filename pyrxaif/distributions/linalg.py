@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def is_traced(*xs) -> bool:
@@ -187,3 +188,61 @@ def solve_pivoted(a, b):
 def inverse_pivoted(a):
     """A⁻¹ for square matrices a (..., n, n): :func:`solve_pivoted` with B = I."""
     return solve_pivoted(a, jnp.eye(a.shape[-1], dtype=a.dtype))
+
+
+# most Jacobi sweeps :func:`eigh_jacobi` runs (it converges quadratically: 6-10 sweeps in float64)
+JACOBI_MAX_SWEEPS = 30
+
+
+def _round_robin(n: int) -> np.ndarray:
+    """(n - 1, n // 2, 2) index pairs for even n: each round pairs every index with another once, and
+    over the n - 1 rounds every pair meets once (the circle method)."""
+    players = list(range(n))
+    rounds = []
+    for _ in range(n - 1):
+        rounds.append([(players[i], players[n - 1 - i]) for i in range(n // 2)])
+        players = [players[0], players[-1]] + players[1:-1]
+    return np.asarray(rounds, dtype=np.int32)
+
+
+def eigh_jacobi(a):
+    """Eigenvalues w (n,) and orthonormal eigenvectors v (n, n) of a symmetric matrix a (n, n), a = v diag(w) vᵀ,
+    by the cyclic Jacobi method with the parallel (round-robin) ordering: each round zeroes n/2 disjoint
+    off-diagonal pairs at once with one product by a rotation matrix, a sweep is n - 1 rounds, and sweeps
+    repeat (``lax.while_loop``) until the off-diagonal Frobenius norm is below 4 n ε ‖a‖_F (at most
+    :data:`JACOBI_MAX_SWEEPS`). No LAPACK call, so it may sit under ``vmap`` (see :func:`spd_inverse_logdet`).
+    Meant for small n (tens); eigenvalues are not sorted. Odd n gets a zero row/column that no rotation touches."""
+    n = a.shape[-1]
+    if a.shape != (n, n):
+        raise ValueError(f"a: expected one square matrix (n, n), got shape {a.shape}")
+    if n == 1:
+        return a[0], jnp.ones((1, 1), a.dtype)
+    m = n + n % 2
+    work = jnp.zeros((m, m), a.dtype).at[:n, :n].set(symmetrize(a))
+    rounds = jnp.asarray(_round_robin(m))
+    eye = jnp.eye(m, dtype=a.dtype)
+    tol = 4.0 * m * jnp.finfo(a.dtype).eps * jnp.linalg.norm(work)
+
+    def rotate(r, state):
+        x, v = state
+        p, q = rounds[r, :, 0], rounds[r, :, 1]
+        app, aqq, apq = x[p, p], x[q, q], x[p, q]
+        zero = apq == 0.0
+        tau = (aqq - app) / (2.0 * jnp.where(zero, 1.0, apq))
+        t = jnp.where(zero, 0.0, jnp.where(tau >= 0, 1.0, -1.0) / (jnp.abs(tau) + jnp.sqrt(1.0 + tau * tau)))
+        c = 1.0 / jnp.sqrt(1.0 + t * t)
+        s = t * c
+        rot = eye.at[p, p].set(c).at[q, q].set(c).at[p, q].set(s).at[q, p].set(-s)
+        return symmetrize(rot.T @ x @ rot), v @ rot
+
+    def off(x):
+        return jnp.linalg.norm(jnp.where(eye > 0, 0.0, x))
+
+    def sweep_once(state):
+        x, v, k = state
+        x, v = jax.lax.fori_loop(0, m - 1, rotate, (x, v))
+        return x, v, k + 1
+
+    x, v, _ = jax.lax.while_loop(lambda s: (off(s[0]) > tol) & (s[2] < JACOBI_MAX_SWEEPS), sweep_once,
+                                 (work, eye, jnp.zeros((), jnp.int32)))
+    return jnp.diagonal(x)[:n], v[:n, :n]

@@ -3,7 +3,9 @@
 Notation: d = dim z, m = dim u, n = d + m, x = [z; u], H = [A B] (d × n). q(H) is an MvNormal over
 the *row-major* vec of H (length d·n; entry H_ij sits at index i·n + j), so row i of H is the slice
 [i·n, (i+1)·n) and Cov(row_i, row_j) is the (i, j) block of the (d·n × d·n) covariance. q(W) is a
-Wishart; W̄ = E[W].
+Wishart; W̄ = E[W]. q(H) may instead be a :class:`~pyrxaif.distributions.kronecker.KroneckerSumNormal` (precision
+R ⊗ C + W̄ ⊗ Σ E[x xᵀ], the posterior of a matrix-normal prior): the functions below that take q(H) then use its
+closed forms (O(d³ + n³)) in place of the dense (d·n)² covariance.
 
 The node's expected log-density (its "expected factor") is
 
@@ -27,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pyrxaif.distributions import MvNormal, Wishart
+from pyrxaif.distributions import KroneckerSumNormal, MvNormal, Wishart
 from pyrxaif.distributions.linalg import chol_solve, symmetrize
 
 LOG2PI = float(np.log(2.0 * np.pi))
@@ -35,7 +37,7 @@ LOG2PI = float(np.log(2.0 * np.pi))
 __all__ = [
     "TransitionStats", "ab_matrix", "expected_ab", "ab_row_covariance", "quadratic_correction",
     "expected_quadratic", "expected_outer", "factor_potential", "join_messages", "forward_message",
-    "backward_message", "message_to_state", "message_to_control", "message_to_ab", "message_to_w",
+    "backward_message", "message_to_state", "message_to_control", "message_to_ab", "ab_posterior", "message_to_w",
     "average_energy", "expected_residual_outer", "log_expected_factor_constant", "stats_from_joint",
     "stats_from_points", "wishart_product",
 ]
@@ -64,8 +66,10 @@ def ab_matrix(vec, d: int, n: int) -> jax.Array:
     return jnp.reshape(vec, vec.shape[:-1] + (d, n))
 
 
-def expected_ab(q_ab: MvNormal, d: int, n: int) -> jax.Array:
+def expected_ab(q_ab: MvNormal | KroneckerSumNormal, d: int, n: int) -> jax.Array:
     """E[[A B]] (d, n) = reshape of the mean of q(vec H)."""
+    if isinstance(q_ab, KroneckerSumNormal):
+        return q_ab.mean
     return ab_matrix(q_ab.mean, d, n)
 
 
@@ -74,21 +78,26 @@ def ab_row_covariance(q_ab: MvNormal, d: int, n: int) -> jax.Array:
     return jnp.reshape(q_ab.cov, q_ab.cov.shape[:-2] + (d, n, d, n))
 
 
-def quadratic_correction(q_ab: MvNormal, w_mean, d: int, n: int) -> jax.Array:
+def quadratic_correction(q_ab: MvNormal | KroneckerSumNormal, w_mean, d: int, n: int) -> jax.Array:
     """Ψ = E[HᵀWH] − H̄ᵀW̄H̄ = Σ_ij W̄_ij Cov(row_i, row_j)   (n, n), positive semi-definite."""
+    if isinstance(q_ab, KroneckerSumNormal):
+        return q_ab.row_contraction(w_mean)
     return symmetrize(jnp.einsum("...ij,...iajb->...ab", w_mean, ab_row_covariance(q_ab, d, n)))
 
 
-def expected_quadratic(q_ab: MvNormal, w_mean, d: int, n: int) -> jax.Array:
+def expected_quadratic(q_ab: MvNormal | KroneckerSumNormal, w_mean, d: int, n: int) -> jax.Array:
     """K = E[[A B]ᵀ W [A B]] = H̄ᵀW̄H̄ + Σ_ij W̄_ij Cov(row_i, row_j)   (n, n)."""
     h = expected_ab(q_ab, d, n)
     return symmetrize(jnp.swapaxes(h, -1, -2) @ w_mean @ h) + quadratic_correction(q_ab, w_mean, d, n)
 
 
-def expected_outer(q_ab: MvNormal, s, d: int, n: int) -> jax.Array:
+def expected_outer(q_ab: MvNormal | KroneckerSumNormal, s, d: int, n: int) -> jax.Array:
     """E[H S Hᵀ] = H̄ S H̄ᵀ + [Σ_ab S_ab Cov(H_ia, H_jb)]_ij   (d, d), for a symmetric n × n S."""
     h = expected_ab(q_ab, d, n)
-    corr = jnp.einsum("...ab,...iajb->...ij", s, ab_row_covariance(q_ab, d, n))
+    if isinstance(q_ab, KroneckerSumNormal):
+        corr = q_ab.col_contraction(s)
+    else:
+        corr = jnp.einsum("...ab,...iajb->...ij", s, ab_row_covariance(q_ab, d, n))
     return symmetrize(h @ s @ jnp.swapaxes(h, -1, -2) + corr)
 
 
@@ -165,7 +174,16 @@ def message_to_ab(stats: TransitionStats, w_mean) -> MvNormal:
     return MvNormal(xi, symmetrize(prec))
 
 
-def expected_residual_outer(stats: TransitionStats, q_ab: MvNormal) -> jax.Array:
+def ab_posterior(prior_ab: MvNormal | KroneckerSumNormal, stats: TransitionStats, w_mean):
+    """q(vec H) ∝ p(vec H)·message_to_ab(stats, W̄). A matrix-normal prior (``KroneckerSumNormal`` from
+    ``matrix_normal``) gives the ``KroneckerSumNormal`` posterior (precision R ⊗ C + W̄ ⊗ Σ E[x xᵀ]) without
+    forming the (d·n)² precision; a dense prior the dense product."""
+    if isinstance(prior_ab, KroneckerSumNormal):
+        return prior_ab.posterior(w_mean @ stats.zx, w_mean, stats.xx)
+    return prior_ab.product(message_to_ab(stats, w_mean))
+
+
+def expected_residual_outer(stats: TransitionStats, q_ab: MvNormal | KroneckerSumNormal) -> jax.Array:
     """R = Σ E[(z' − Hx)(z' − Hx)ᵀ] = zz − H̄ zxᵀ − zx H̄ᵀ + E[H xx Hᵀ]   under q(z,u,z') q(H)."""
     d, n = stats.zx.shape[-2:]
     h = expected_ab(q_ab, d, n)
@@ -173,7 +191,7 @@ def expected_residual_outer(stats: TransitionStats, q_ab: MvNormal) -> jax.Array
     return symmetrize(stats.zz - cross - jnp.swapaxes(cross, -1, -2) + expected_outer(q_ab, stats.xx, d, n))
 
 
-def message_to_w(stats: TransitionStats, q_ab: MvNormal) -> Wishart:
+def message_to_w(stats: TransitionStats, q_ab: MvNormal | KroneckerSumNormal) -> Wishart:
     """To W: |W|^{count/2} exp(−½ tr(W R)) = Wishart(ν = count + d + 1, S⁻¹ = R), R as above."""
     d = stats.zz.shape[-1]
     return Wishart(jnp.asarray(stats.count, jnp.float64) + d + 1.0, expected_residual_outer(stats, q_ab))
@@ -184,7 +202,7 @@ def wishart_product(a: Wishart, b: Wishart) -> Wishart:
     return Wishart(a.df + b.df - a.dim - 1.0, a.inv_scale + b.inv_scale)
 
 
-def average_energy(stats: TransitionStats, q_ab: MvNormal, q_w: Wishart) -> jax.Array:
+def average_energy(stats: TransitionStats, q_ab: MvNormal | KroneckerSumNormal, q_w: Wishart) -> jax.Array:
     """U = −E log N(z'|Hx, W⁻¹) summed = count·(d/2 log 2π − ½E log|W|) + ½ tr(W̄ R)."""
     d = stats.zz.shape[-1]
     w_mean = q_w.mean()
