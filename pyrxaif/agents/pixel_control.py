@@ -11,6 +11,7 @@ in :class:`PixelControlConfig`: :class:`DataConfig`, :class:`ModelConfig`, :clas
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import jax
@@ -550,17 +551,20 @@ def train_validated(config: PixelControlConfig, frames, actions, held_frames, he
     held-out sequences and the gate's own trials, judged by the agent's encoder.
 
     Returns (model, history, metrics, failures) of the first model that meets the bar, else of the last
-    attempt (its failures non-empty); ``history["attempts"]`` lists every attempt's training seed, held-out
-    figures, gate verdict and failures."""
+    attempt (its failures non-empty); ``history["attempts"]`` lists every attempt's training seed, its
+    training and assessment wall times, held-out figures, gate verdict and failures."""
     V.check_count("seed", seed, minimum=0)
     attempts = []
     for attempt in range(1 + config.learning.restarts):
         train_seed = restart_seed(seed, attempt)
+        t0 = time.perf_counter()
         model, history = train(config, frames, actions, seed=train_seed, progress=progress, images=images)
+        t1 = time.perf_counter()
         metrics, failures = assess(model, held_frames, held_actions, seed, images=held_images, engine=engine,
                                    progress=progress)
         gate = metrics.get("gate")
-        attempts.append({"attempt": attempt, "train_seed": train_seed, "pred_nmse": metrics["pred_nmse"],
+        attempts.append({"attempt": attempt, "train_seed": train_seed, "train_s": t1 - t0,
+                         "assess_s": time.perf_counter() - t1, "pred_nmse": metrics["pred_nmse"],
                          "horizon_nmse": metrics["horizon_nmse"], "recon_mse": metrics["recon_mse"],
                          "gate": None if gate is None else {"passed": gate["passed"], "line": gate["line"]},
                          "failures": failures})
