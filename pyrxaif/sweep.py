@@ -151,6 +151,23 @@ def describe(rec: dict) -> str:
     return "; ".join(parts) + f" ({rec.get('wall_s', 0):.0f} s)"
 
 
+def code_version() -> str:
+    """The pyrxaif version, with the git commit of the imported source where it is a git checkout
+    (``+dirty`` with uncommitted changes): which code trained a sweep's model."""
+    import pyrxaif  # noqa: PLC0415
+    where = os.path.dirname(os.path.dirname(os.path.abspath(pyrxaif.__file__)))
+    try:
+        head = subprocess.run(["git", "-C", where, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no", "pyrxaif"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return pyrxaif.__version__
+    if head.returncode != 0:
+        return pyrxaif.__version__
+    return f"{pyrxaif.__version__}+g{head.stdout.strip()}" + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def train_and_evaluate(seed: int, spec: dict) -> dict:
     """One model: ``pyrxaif <task> --seed <seed>`` in a child process into ``<runs>/seed-<seed>``, and its
     record (summary, validation, protocol summaries, whether it meets the task's bars, its score)."""
@@ -159,10 +176,11 @@ def train_and_evaluate(seed: int, spec: dict) -> dict:
     out = os.path.join(spec["runs"], f"seed-{seed}")
     cmd = [sys.executable, "-m", "pyrxaif.cli", spec["task"], "--seed", str(seed), "--out", out, "--overwrite",
            "--no-progress", "--episodes", str(spec["episodes"])] + list(spec.get("args", []))
+    code = code_version()              # before the child starts: the code it imports
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    rec = {"seed": seed, "exit_code": proc.returncode, "wall_s": wall, "run_folder": out}
+    rec = {"seed": seed, "exit_code": proc.returncode, "wall_s": wall, "run_folder": out, "code": code}
     if proc.returncode not in (0, 4):
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
         return rec | {"failed": f"exit code {proc.returncode}: {tail[0]}"}
@@ -170,6 +188,7 @@ def train_and_evaluate(seed: int, spec: dict) -> dict:
         rep = json.load(f)
     if rep.get("training_attempts") is not None:       # trainings it took (restarts chosen on held-out data)
         rec["training_attempts"] = len(rep["training_attempts"])
+        rec["chosen_attempt"] = rep.get("chosen_attempt")
     if proc.returncode == 4:
         return rec | {"refused": rep.get("refused", "refused"), "validation": rep["validation"],
                       "meets_bars": False, "score": None}

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import pyrxaif
 from pyrxaif import sweep
 from pyrxaif.cli import main
 
@@ -47,6 +48,22 @@ def test_summary_over_models_brute_force():
         assert got["best_score"] == max(scores) and models[got["best_seed"]]["score"] == max(scores)
     assert sweep.summarise_models({0: {"seed": 0, "meets_bars": True, "score": None}}) == \
         {"n_models": 1, "models_meeting_bars": 1}
+
+
+def test_code_version_names_the_commit_that_trains(tmp_path, monkeypatch):
+    """In a git checkout: the version, the HEAD commit of the imported source and +dirty with changes to
+    tracked files under pyrxaif/; outside one: the version alone."""
+    import re
+    import subprocess
+    where = os.path.dirname(os.path.dirname(os.path.abspath(pyrxaif.__file__)))
+    head = subprocess.run(["git", "-C", where, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    got = sweep.code_version()
+    if head.returncode == 0:
+        assert re.fullmatch(re.escape(pyrxaif.__version__) + r"\+g" + head.stdout.strip() + r"(\+dirty)?", got)
+    else:
+        assert got == pyrxaif.__version__
+    monkeypatch.setattr(pyrxaif, "__file__", str(tmp_path / "pyrxaif" / "__init__.py"))   # not a checkout
+    assert sweep.code_version() == pyrxaif.__version__
 
 
 def test_local_sweep_keeps_finished_models_and_resumes(tmp_path):
@@ -117,4 +134,6 @@ def test_cli_sweep_digits_quick_two_real_models(tmp_path, capsys):
         rep = json.load(open(os.path.join(out, "runs", f"seed-{s}", "results.json")))
         assert rec["summary"] == rep["summary"] and rec["exit_code"] == 0
         assert rec["training_attempts"] == len(rep["training_attempts"]) == 1     # --quick: no restarts
+        assert rec["chosen_attempt"] == rep["chosen_attempt"] == 0
+        assert rec["code"] == sweep.code_version() and rec["code"].startswith(pyrxaif.__version__)
         assert rec["meets_bars"] == (rep["summary"]["success"] >= 0.8 * 2)

@@ -550,11 +550,12 @@ def train_validated(config: PixelControlConfig, frames, actions, held_frames, he
     :func:`restart_seed` (seed, attempt). Nothing is chosen on evaluation episodes: the verdict uses
     held-out sequences and the gate's own trials, judged by the agent's encoder.
 
-    Returns (model, history, metrics, failures) of the first model that meets the bar, else of the last
-    attempt (its failures non-empty); ``history["attempts"]`` lists every attempt's training seed, its
-    training and assessment wall times, held-out figures, gate verdict and failures."""
+    Returns (model, history, metrics, failures) of the first model that meets the bar, else of the
+    attempt closest to it (:func:`attempt_rank`; its failures non-empty); ``history["attempts"]`` lists
+    every attempt's training seed, its training and assessment wall times, held-out figures, gate verdict
+    and failures, ``history["chosen"]`` the attempt returned."""
     V.check_count("seed", seed, minimum=0)
-    attempts = []
+    attempts, best = [], None
     for attempt in range(1 + config.learning.restarts):
         train_seed = restart_seed(seed, attempt)
         t0 = time.perf_counter()
@@ -563,15 +564,27 @@ def train_validated(config: PixelControlConfig, frames, actions, held_frames, he
         metrics, failures = assess(model, held_frames, held_actions, seed, images=held_images, engine=engine,
                                    progress=progress)
         gate = metrics.get("gate")
-        attempts.append({"attempt": attempt, "train_seed": train_seed, "train_s": t1 - t0,
-                         "assess_s": time.perf_counter() - t1, "pred_nmse": metrics["pred_nmse"],
-                         "horizon_nmse": metrics["horizon_nmse"], "recon_mse": metrics["recon_mse"],
-                         "gate": None if gate is None else {"passed": gate["passed"], "line": gate["line"]},
-                         "failures": failures})
+        record = {"attempt": attempt, "train_seed": train_seed, "train_s": t1 - t0,
+                  "assess_s": time.perf_counter() - t1, "pred_nmse": metrics["pred_nmse"],
+                  "horizon_nmse": metrics["horizon_nmse"], "recon_mse": metrics["recon_mse"],
+                  "gate": None if gate is None else {k: gate[k] for k in ("passed", "shortfall", "line")},
+                  "failures": failures}
+        attempts.append(record)
+        if best is None or attempt_rank(record) < attempt_rank(best[0]):
+            best = (record, model, history, metrics, failures)
         if not failures:
             break
-    history["attempts"] = attempts
+    record, model, history, metrics, failures = best
+    history["attempts"], history["chosen"] = attempts, record["attempt"]
     return model, history, metrics, failures
+
+
+def attempt_rank(record: dict) -> tuple:
+    """Order of training attempts (smaller is better): missed bars first by the gate's shortfall (the
+    episodes its latent-judged trials lack), then by the number of held-out figures that miss the bar,
+    then by the open-loop error over the planning horizon. A record of :func:`train_validated`."""
+    gate = record["gate"]
+    return (0 if gate is None else gate["shortfall"], len(record["failures"]), record["horizon_nmse"])
 
 
 def check(model: PixelControlModel, metrics: dict) -> None:
@@ -739,7 +752,8 @@ def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: i
     :func:`latent_judged_states` reads off the agent's encodings, with the task's own success rule
     (:meth:`~PixelTask.episode_result`, :meth:`~PixelTask.summarise`, :meth:`~PixelTask.meets_bars`).
 
-    Returns ``passed``, ``trials``, ``summary`` (the latent-judged summary), ``line``, ``judged`` (the
+    Returns ``passed``, ``shortfall`` (:meth:`~PixelTask.bar_shortfall` of the verdict), ``trials``,
+    ``summary`` (the latent-judged summary), ``line``, ``judged`` (the
     per-trial results) and, for the record only (not part of the verdict), ``true`` and ``true_summary``
     from the simulator's states and ``agreement``: the share of trials whose latent verdicts (the
     results' yes/no figures) equal the true ones."""
@@ -768,5 +782,6 @@ def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: i
     true_summary, _ = task.summarise(true)
     verdict = lambda r: {k: v for k, v in r.items() if isinstance(v, (bool, np.bool_))}  # noqa: E731
     agreement = float(np.mean([verdict(a) == verdict(b) for a, b in zip(judged, true)]))
-    return {"passed": bool(task.meets_bars(summary)), "trials": int(trials), "summary": summary, "line": line,
+    shortfall = int(task.bar_shortfall(summary))
+    return {"passed": shortfall == 0, "shortfall": shortfall, "trials": int(trials), "summary": summary, "line": line,
             "judged": judged, "true": true, "true_summary": true_summary, "agreement": agreement}

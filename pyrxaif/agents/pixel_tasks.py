@@ -109,8 +109,13 @@ class PixelTask(ABC):
         return None, None
 
     @abstractmethod
+    def bar_shortfall(self, summary: dict) -> int:
+        """How many more successful episodes a summary (:meth:`summarise`) needs to meet the task's
+        success bars, summed over the bars (0: met)."""
+
     def meets_bars(self, summary: dict) -> bool:
         """Whether a model's evaluation summary (:meth:`summarise`) meets the task's success bars."""
+        return self.bar_shortfall(summary) == 0
 
     def benchmark_score(self, protocols: dict) -> float | None:
         """The one score a sweep averages over models, from the protocol summaries of a run (None: the
@@ -273,10 +278,10 @@ class PendulumTask(PixelTask):
                 f"stabilised (>= 50 consecutive steps within 0.3 rad): {summary['stabilised']}/{len(results)}")
         return summary, line
 
-    def meets_bars(self, summary):
-        """Swing-up in >= 80 % and stabilised in >= 60 % of the episodes (8/10, 6/10)."""
+    def bar_shortfall(self, summary):
+        """Bars: swing-up in >= 80 % and stabilised in >= 60 % of the episodes (8/10, 6/10)."""
         n = summary["episodes"]
-        return summary["swing_up"] >= 0.8 * n and summary["stabilised"] >= 0.6 * n
+        return _missing(summary["swing_up"], 4, 5, n) + _missing(summary["stabilised"], 3, 5, n)
 
     def benchmark_score(self, protocols):
         """PC3's swing-up score: mean % of steps within π/6 of upright over the swing-up starts."""
@@ -397,9 +402,14 @@ class DigitsTask(PixelTask):
     def error(self, states, goal):
         return np.degrees(np.abs(np.asarray(states) - goal))
 
-    def meets_bars(self, summary):
-        """Final angle within 15° of the goal in >= 80 % of the episodes (8/10)."""
-        return summary["success"] >= 0.8 * summary["episodes"]
+    def bar_shortfall(self, summary):
+        """Bar: final angle within 15° of the goal in >= 80 % of the episodes (8/10)."""
+        return _missing(summary["success"], 4, 5, summary["episodes"])
+
+
+def _missing(successes: int, num: int, den: int, episodes: int) -> int:
+    """Successes short of the share num/den of ``episodes`` (integer arithmetic: ceil(num·episodes/den))."""
+    return max(0, -(-num * int(episodes) // den) - int(successes))
 
 
 TASKS: dict[str, type[PixelTask]] = {"pendulum": PendulumTask, "digits": DigitsTask}

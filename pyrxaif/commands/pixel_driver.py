@@ -143,6 +143,9 @@ def _run(args, task, model, folder, engine):
         for a in attempts[:-1]:
             print(f"training attempt {a['attempt']} (seed {a['train_seed']}) missed the bar: "
                   + "; ".join(a["failures"]) + " -> restart")
+        if failures and len(attempts) > 1:
+            print(f"no training attempt met the bar; keeping attempt {history['chosen']}, the closest to it "
+                  "(the gate's shortfall, then the held-out figures)")
         print("free energy per EM iteration:", ", ".join(f"{h['free_energy']:.2f}" for h in history["em"]))
     else:
         metrics, failures = pc.assess(model, held[0], held[1], args.seed, images=test_images, engine=engine,
@@ -159,7 +162,8 @@ def _run(args, task, model, folder, engine):
         pc.save(model, folder.path("model.msgpack"), validation)
     report = {"task": task.name, "task_settings": task.to_dict(), "quick": bool(args.quick), "seed": args.seed,
               "checkpoint": args.checkpoint, "validation": metrics, "validation_passed": not failures,
-              "timings": timings, **({"training_attempts": attempts} if attempts is not None else {})}
+              "timings": timings, **({"training_attempts": attempts, "chosen_attempt": history["chosen"]}
+                                       if attempts is not None else {})}
     if failures and not args.no_validate:
         reason = "checkpoint rejected on held-out sequences: " + "; ".join(failures) + \
                  " (train longer or with more data)"
