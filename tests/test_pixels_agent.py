@@ -501,5 +501,15 @@ def test_near_goal_horizon_follows_the_agents_own_reading(monkeypatch):
     assert near[0] and not near.all()                  # it starts upright and falls out of the band
     assert [h for h, _ in used] == [2 if n else 5 for n in near]
     assert all(h == n for h, n in used)
+    # a shared cache: the judge's goal windows are encoded once for any number of episodes with that goal
+    encoded, real = [], pc._judge_calibration
+    monkeypatch.setattr(pc, "_judge_calibration", lambda *a: encoded.append(a[1]) or real(*a))
+    cache, used[:] = {}, []
+    again = [pc.run_episode(model, env, start={"theta": float(np.pi - 0.05), "omega": 0.0}, goal=np.pi, steps=30,
+                            calibrations=cache) for _ in range(2)]
+    assert encoded == [np.pi] and len(cache) == 1
+    assert all(np.array_equal(a["states"], tr["states"]) for a in again) and len(used) == 60
+    with pytest.raises(TypeError, match="calibrations"):
+        pc.run_episode(model, env, start={}, goal=np.pi, steps=3, calibrations=[])
     with pytest.raises(ValueError, match="near_goal_horizon"):
         pc.PlannerConfig(near_goal_horizon=1)

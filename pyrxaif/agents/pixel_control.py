@@ -56,11 +56,6 @@ def _check_goal(goal) -> float:
     return float(V.as_float_array("goal", goal, ndim=0))
 
 
-def _check_positive_ints(obj, names):
-    for name in names:
-        V.check_count(name, getattr(obj, name))
-
-
 def _is_number(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
@@ -97,7 +92,8 @@ class DataConfig:
     scale_spread: float = 1.0
 
     def __post_init__(self):
-        _check_positive_ints(self, ("n_traj", "traj_len"))
+        for name in ("n_traj", "traj_len"):
+            V.check_count(name, getattr(self, name))
         _check_positive_numbers(self, ("action_scale",))
         _check_non_negative_numbers(self, ("scale_spread",))
 
@@ -116,7 +112,8 @@ class ModelConfig:
     gate_action_weight: float = 0.0
 
     def __post_init__(self):
-        _check_positive_ints(self, ("latent_dim", "frames", "n_local"))
+        for name in ("latent_dim", "frames", "n_local"):
+            V.check_count(name, getattr(self, name))
         _check_positive_numbers(self, ("bandwidth_scale",))
         _check_non_negative_numbers(self, ("gate_action_weight",))
         _check_flags(self, ("per_frame",))
@@ -150,7 +147,8 @@ class LearningConfig:
 
     def __post_init__(self):
         V.check_choice("pretrain_prior", self.pretrain_prior, ("gaussian", "ring"))
-        _check_positive_ints(self, ("em_iters", "vae_epochs_per_em", "lds_iters_per_em", "batch_size"))
+        for name in ("em_iters", "vae_epochs_per_em", "lds_iters_per_em", "batch_size"):
+            V.check_count(name, getattr(self, name))
         _check_positive_numbers(self, ("lr",))
         for name in ("pretrain_epochs", "refit_episodes", "restarts"):
             V.check_count(name, getattr(self, name), minimum=0)
@@ -177,7 +175,8 @@ class PlannerConfig:
     near_goal_horizon: int | None = None
 
     def __post_init__(self):
-        _check_positive_ints(self, ("horizon", "iters"))
+        for name in ("horizon", "iters"):
+            V.check_count(name, getattr(self, name))
         for name in ("horizon", "near_goal_horizon"):
             v = getattr(self, name)
             if v is not None and V.check_count(name, v) < 2:
@@ -554,8 +553,7 @@ def train_validated(config: PixelControlConfig, frames, actions, held_frames, he
     attempt closest to it (:func:`attempt_rank`; its failures non-empty); ``history["attempts"]`` lists
     every attempt's training seed, its training and assessment wall times, held-out figures, gate verdict
     and failures, ``history["chosen"]`` the attempt returned."""
-    V.check_count("seed", seed, minimum=0)
-    attempts, best = [], None
+    attempts, best = [], None                          # restart_seed checks ``seed`` before any training
     for attempt in range(1 + config.learning.restarts):
         train_seed = restart_seed(seed, attempt)
         t0 = time.perf_counter()
@@ -667,16 +665,20 @@ def planner(engine: str | None = None):
 
 
 def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, steps: int, goal_steps: str | None = None,
-                engine: str | None = None):
+                engine: str | None = None, calibrations: dict | None = None):
     """Receding-horizon control from ``start`` (reset options); returns a dict of traces.
 
-    ``engine``: ``"jax"`` or ``"julia"`` (see :func:`planner`); ``None`` reads ``PYRXAIF_ENGINE``."""
+    ``engine``: ``"jax"`` or ``"julia"`` (see :func:`planner`); ``None`` reads ``PYRXAIF_ENGINE``.
+    ``calibrations``: a cache of the judge's encodings by goal and image (see :func:`latent_judged_states`),
+    filled here and reused across episodes; used with ``config.planner.near_goal_horizon``."""
     if not isinstance(model, PixelControlModel):
         raise TypeError(f"model: expected a PixelControlModel, got {type(model).__name__}")
     if not (callable(getattr(env, "reset", None)) and callable(getattr(env, "step", None))):
         raise TypeError(f"env: expected a gymnasium environment (reset, step), got {type(env).__name__}")
     V.check_count("steps", steps)
     goal = _check_goal(goal)
+    if calibrations is not None and not isinstance(calibrations, dict):
+        raise TypeError(f"calibrations: expected a dict (a cache filled here) or None, got {type(calibrations).__name__}")
     plan_fn = planner(engine)
     cfg = model.config
     task, pc = cfg.task, cfg.planner
@@ -691,7 +693,8 @@ def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, step
     scale = task.action_scale
     states, acts, latents, frames = [info[task.state_key]], [], [], [obs]
     u_nom = jnp.zeros((H, model.local.B.shape[-1]))
-    calibration = None if pc.near_goal_horizon is None else _judge_calibration(model, goal, task.episode_image(env))
+    calibration = None if pc.near_goal_horizon is None else \
+        _cached_calibration({} if calibrations is None else calibrations, model, goal, task.episode_image(env))
     for _ in range(steps):
         z, _ = model.encode(np.stack(hist[-K:])[None])
         h = H
@@ -725,6 +728,14 @@ def _judge_calibration(model: PixelControlModel, goal: float, image=None) -> np.
     """Encodings (len(JUDGE_OFFSETS), d) of the still goal-frame windows at goal + δ."""
     c, _ = model.encode(np.stack([goal_window(model.config, goal + d, image) for d in JUDGE_OFFSETS]))
     return c
+
+
+def _cached_calibration(cache: dict, model: PixelControlModel, goal: float, image=None) -> np.ndarray:
+    """:func:`_judge_calibration`, computed once per (goal, image) in ``cache``."""
+    tag = (float(goal), None if image is None else np.asarray(image).tobytes())
+    if tag not in cache:
+        cache[tag] = _judge_calibration(model, goal, image)
+    return cache[tag]
 
 
 def latent_judged_states(model: PixelControlModel, frames, goal: float, image=None, *,
@@ -770,12 +781,10 @@ def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: i
     judged, true, calibrations = [], [], {}
     for _ in tqdm(range(trials), desc="closed-loop gate", disable=not progress):
         start, goal = task.evaluation_episode(rng, None if images is None else len(images))
-        tr = run_episode(model, env, start=start, goal=goal, steps=steps, engine=engine)
-        image = task.episode_image(env)
-        tag = (goal, None if image is None else np.asarray(image).tobytes())
-        if tag not in calibrations:                # the same goal (and image) is encoded once
-            calibrations[tag] = _judge_calibration(model, goal, image)
-        seen = latent_judged_states(model, tr["frames"], goal, image, calibration=calibrations[tag])
+        tr = run_episode(model, env, start=start, goal=goal, steps=steps, engine=engine, calibrations=calibrations)
+        image = task.episode_image(env)                 # the same goal (and image) is encoded once
+        seen = latent_judged_states(model, tr["frames"], goal, image,
+                                    calibration=_cached_calibration(calibrations, model, goal, image))
         judged.append(task.episode_result(start, goal, seen))
         true.append(task.episode_result(start, goal, tr["states"]))
     summary, line = task.summarise(judged)
