@@ -202,3 +202,25 @@ def test_check_actions_vectorised_and_elementwise_paths_agree():
         check_actions(np.array([0, 1]), 3, 3)
     with pytest.raises(ValueError, match="action: expected 3 actions"):
         check_actions(np.zeros((3, 1), int), 3, 3)
+
+
+def test_joint_likelihood_and_goal_take_traced_arrays():
+    """Per-modality A and C passed into jit (traced) give the joint tensors of the model that has them: A
+    bit for bit (the same products), log C to rounding (JAX's log-softmax); without them, the model's own.
+    Replacements of the wrong shapes, and concrete A whose columns do not sum to one, are refused by name."""
+    import jax
+
+    model, _ = random_pomdp(3)
+    other, (A2, _, C2, _, _) = random_pomdp(4)                 # same structure, other numbers
+    want = other.joint_tensors()
+    A_j, c_j = jax.jit(lambda a, c: (model.joint_likelihood(a), model.joint_log_goal(c)))(A2, C2)
+    assert isinstance(A_j, jax.Array) and not np.array_equal(np.asarray(A_j), model.joint_tensors().A)
+    np.testing.assert_array_equal(np.asarray(A_j), want.A)
+    np.testing.assert_allclose(np.asarray(c_j), want.log_c, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(model.joint_likelihood(), model.joint_tensors().A)
+    with pytest.raises(ValueError, match=r"A: expected 2 arrays \(one per modality\) of shapes"):
+        model.joint_likelihood(A2[:1])
+    with pytest.raises(ValueError, match=r"C: expected 2 arrays \(one per modality\) of shapes \[\(4,\), \(2,\)\]"):
+        model.joint_log_goal([C2[0], C2[0]])
+    with pytest.raises(ValueError, match=r"A\[1\]: expected columns \(axis 0\) that sum to one"):
+        model.joint_likelihood([A2[0], 2 * A2[1]])

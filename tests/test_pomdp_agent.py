@@ -451,3 +451,79 @@ def test_step_and_efe_refuse_bad_input_by_name(monkeypatch):
         assert step.action == tmaze.CUE
         with pytest.raises(ValueError, match="probability zero"):
             agent.step([1, 0])                       # after Cue the agent is at the cue, not at L
+
+
+def test_pure_loop_with_traced_A_and_C_equals_the_host_loop_on_that_model():
+    """Agent's pure loop (tensors, start_episode, score_policies, choose_action, record_observation) inside
+    jit and vmap, on an agent built on the T-maze at α = 0.9 and given the outcome likelihood of another α
+    and another goal c as traced arrays, gives the G and the actions of the host loop of an agent built on
+    that T-maze, with the same keys."""
+    import jax.numpy as jnp
+
+    from pyrxaif.agents.tmaze import FIRST_POLICIES
+    kw = dict(method="gfe", horizon=2, policies=FIRST_POLICIES, action_selection="stochastic", gamma=0.5,
+              **GFE_FAST)
+    agent = Agent(tmaze.tmaze_pomdp(0.9), **kw)
+    position = jnp.asarray(agent.model.A[0])
+    outcome_after = jnp.array([0, 2, 2, 0])                  # an outcome possible on the left side after each move
+
+    def episode(outcome, c, keys):
+        t = agent.tensors(A=[position, outcome], C=[jnp.zeros(4), jnp.stack([0.0, 0.0, c, -c])])
+        ep = agent.start_episode(t)
+        G1 = agent.score_policies(keys[0], t, ep, 0)
+        u1, ep = agent.choose_action(keys[1], G1, ep, 0)
+        ep = agent.record_observation(ep, 0, jnp.stack([u1, outcome_after[u1]]))
+        G2 = agent.score_policies(keys[2], t, ep, 1)
+        u2, ep = agent.choose_action(keys[3], G2, ep, 1)
+        return G1, G2, ep.actions, jnp.stack([u1, u2])
+
+    worlds = [(0.6, 3.0), (0.75, 1.0)]
+    keys = jax.random.split(jax.random.PRNGKey(4), 4)
+    outcomes = jnp.stack([jnp.asarray(tmaze.outcome_likelihood(a)) for a, _ in worlds])
+    G1, G2, recorded, chosen = jax.jit(jax.vmap(episode, in_axes=(0, 0, None)))(
+        outcomes, jnp.array([c for _, c in worlds]), keys)
+    np.testing.assert_array_equal(recorded, chosen)
+    assert not np.allclose(G1[0], G1[1])                     # the traced model is the one scored
+    for i, (alpha, c) in enumerate(worlds):
+        host = Agent(tmaze.tmaze_pomdp(alpha, c), **kw)
+        host.infer_states(None)
+        np.testing.assert_allclose(host.infer_policies(key=np.asarray(keys[0]))[1], G1[i], rtol=1e-12)
+        u1 = host.sample_action(key=np.asarray(keys[1]))
+        host.infer_states([u1, int(outcome_after[u1])])
+        np.testing.assert_allclose(host.infer_policies(key=np.asarray(keys[2]))[1], G2[i], rtol=1e-12)
+        assert [u1, host.sample_action(key=np.asarray(keys[3]))] == chosen[i].tolist()
+
+
+def test_pure_loop_folds_a_first_observation_as_the_host_loop_does():
+    """start_episode(tensors, obs): the observation made before acting conditions z_0 as infer_states does
+    (a model with two state factors, a parameter factor and two modalities)."""
+    import jax.numpy as jnp
+
+    model = random_pomdp(2)[0]
+    agent = Agent(model, method="gfe", horizon=1, **GFE_FAST)
+    key = jax.random.PRNGKey(9)
+    G = jax.jit(lambda A, y: agent.score_policies(key, agent.tensors(A=A), agent.start_episode(
+        agent.tensors(A=A), y), 0))([jnp.asarray(a) for a in model.A], jnp.array([1, 0]))
+    agent.infer_states([1, 0])
+    np.testing.assert_allclose(agent.infer_policies(key=np.asarray(key))[1], G, rtol=1e-10)
+    agent.reset()
+    agent.infer_states([3, 1])
+    assert not np.allclose(agent.infer_policies(key=np.asarray(key))[1], G)   # the observation matters
+
+
+def test_pure_loop_refuses_what_it_cannot_run_by_name():
+    model = tmaze.tmaze_pomdp()
+    with pytest.raises(RuntimeError, match="tensors: the pure loop is a GFE/Bethe agent's"):
+        Agent(model, method="bp", horizon=2).tensors()
+    learner = Agent(model, method="gfe", horizon=2, pA=tmaze.observation_prior(0.1), **GFE_FAST)
+    with pytest.raises(RuntimeError, match=r"tensors: the pure loop .*\(no pA, no pC"):
+        learner.tensors()
+    agent = Agent(model, method="gfe", horizon=2, **GFE_FAST)
+    t = agent.tensors()
+    ep = agent.start_episode(t)
+    with pytest.raises(ValueError, match=r"t: expected a Python integer step in \[0, 2\), got 2"):
+        agent.score_policies(jax.random.PRNGKey(0), t, ep, 2)
+    with pytest.raises(ValueError, match="obs: expected 2 integer indices"):
+        agent.record_observation(ep, 0, np.array([1]))
+    with pytest.raises(ValueError, match=r"A: expected 2 arrays \(one per modality\)"):
+        agent.tensors(A=[model.A[1]])

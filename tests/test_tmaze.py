@@ -87,6 +87,34 @@ def test_buyer_matrices():
     assert np.isclose(A[4 * env.L + 2, 4 * env.L + 0], 0.8) and np.isclose(A[4 * env.L + 2, 4 * env.L + 1], 1.0)
 
 
+def test_buyer_pomdp_is_the_buyer_matrices_and_its_agent_prices_the_cue():
+    """The buyer's DiscretePOMDP has the buyer's A, B and the T-maze's goals; its agent (Agent's pure loop,
+    jitted and vmapped over the offers and 16 trials, argmin choices) refuses offers up to 0.9 (no cue:
+    the same guessed arm, rewarded only on that side) and accepts 0.95 and 1 (cue first, then the arm it
+    showed: always rewarded at α = 1)."""
+    import jax.numpy as jnp
+
+    jt = bg.buyer_pomdp(0.85, c=3.0).joint_tensors()
+    np.testing.assert_array_equal(jt.A, np.asarray(bg.buyer_observation_matrix(0.85)))
+    np.testing.assert_array_equal(jt.B, bg.buyer_transitions())
+    np.testing.assert_allclose(jt.log_c, env.goal_log_probs(3.0), atol=1e-12)
+    buyer = bg.buyer_agent(bg.Settings(selection="argmin", iterations=20, burn_in=5))
+
+    def trial(alpha, key):
+        return bg.buyer_trial(buyer, buyer.tensors(A=bg.buyer_likelihoods(alpha), C=bg.buyer_preferences(2.0)), key)
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 16)
+    actions, win = jax.jit(jax.vmap(jax.vmap(trial, in_axes=(None, 0)), in_axes=(0, None)))(
+        jnp.asarray(bg.OFFERS), keys)
+    actions, win = np.asarray(actions), np.asarray(win)
+    refused, accepted = bg.OFFERS <= 0.9, bg.OFFERS >= 0.95
+    assert np.all(actions[refused, :, 0] != env.CUE) and np.all(actions[accepted, :, 0] == env.CUE)
+    assert np.all(actions[refused] == actions[0, 0]) and 0 < win[0].sum() < 16
+    assert np.all(win[-1])
+    with pytest.raises(ValueError, match="alpha: expected the buyer's reward share"):
+        bg.buyer_pomdp(1.2)
+
+
 def test_agent_settings_errors():
     with pytest.raises(ValueError, match="engine"):
         ag.simulate(jax.random.PRNGKey(0), 1, 1, engine="julia-ish")

@@ -1,9 +1,12 @@
 """The price of information (LAIF §7.3): a seller sets the buyer's reward share, the buyer runs the T-maze.
 
-Buyer (primary agent): the T-maze agent with a known, offer-dependent A over 16 states
-(position × reward side × bargain state {CV: offer accepted, NC: not}). Visiting the cue accepts the
-offer α (the buyer keeps reward probability α in the correct arm, the seller gets the rest); not
-visiting it leaves the full reward (probability 1) in the correct arm. Goals as in the T-maze.
+Buyer (primary agent): LAIF's T-maze agent (``tmaze.tmaze_agent``: ``Agent``, GFE, the ten two-move
+policies) on the buyer's T-maze ``buyer_pomdp``: 16 states (position × reward side × bargain state
+{CV: offer accepted, NC: not}), modalities position and outcome, A known and dependent on the offer.
+Visiting the cue accepts the offer α (the buyer keeps reward probability α in the correct arm, the seller
+gets the rest); not visiting it leaves the full reward (probability 1) in the correct arm. Goals as in
+the T-maze. The offer is chosen inside the jitted, vmapped scan, so the buyer runs ``Agent``'s pure loop
+on ``agent.tensors(A=buyer_likelihoods(α), C=buyer_preferences(c))`` with α traced.
 
 Seller (secondary agent): a goal-observation node over its offer (clamped one-hot state, 5
 offers) and its observation (accepted / rejected), with a learned 2×5 matrix (Dirichlet prior 0.1)
@@ -15,6 +18,7 @@ and updates its matrix by the conjugate rule.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -24,10 +28,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pyrxaif import checks as V
-from pyrxaif.agents.tmaze import FIRST_POLICIES
+from pyrxaif.agents.pomdp_agent import Agent
+from pyrxaif.agents.tmaze import tmaze_agent
 from pyrxaif.engines import resolve_engine
 from pyrxaif.envs import tmaze as env
 from pyrxaif.inference.policy import SELECTIONS, choose_policy, evaluate_policies_jit
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP, JointTensors
 from pyrxaif.rules import goal_observation as go
 
 OFFERS = np.array([0.8, 0.85, 0.9, 0.95, 1.0])
@@ -59,29 +65,25 @@ class Settings:
                     num_samples=self.num_samples)
 
 
-class World(NamedTuple):
-    """The buyer's T-maze under one offer (a pytree; n states, m observations; the buyer knows A)."""
-
-    trans: jax.Array        # (4, n, n) B_u[z', z]
-    log_d0: jax.Array       # (n,) initial-state log prior (also the environment's)
-    A: jax.Array            # (m, n) observation matrix (the buyer's and the environment's)
-    log_c: jax.Array        # (2, m) goal log-probabilities per step
-
-
-def buyer_observation_matrix(alpha):
-    """Buyer's A (16 × 16); state = 4·position + 2·side + bargain (0 = CV accepted, 1 = NC)."""
-    a = alpha
-    blocks = []
+def buyer_likelihoods(alpha) -> list:
+    """The buyer's A under offer ``alpha`` (may be traced), one array per modality over the 16 states
+    z = 4·position + 2·side + bargain (bargain 0 = CV accepted, 1 = NC): position (4 × 16, exact) and
+    outcome (4 × 16: CL, CR, RW, NR): O says CL/CR with ½ each, the cue tells the side, the arms pay RW
+    with α (correct arm, accepted), 1 (correct, not accepted), 1 − α (other arm, accepted) or 0."""
+    a = jnp.asarray(alpha)
+    rw = lambda p: jnp.stack([0., 0., p, 1. - p])  # noqa: E731
     cols_O = jnp.tile(jnp.array([.5, .5, 0., 0.])[:, None], (1, 4))
-    rw = lambda p: jnp.array([0., 0., p, 1. - p])  # noqa: E731
     cols_L = jnp.stack([rw(a), rw(1.), rw(1. - a), rw(0.)], axis=1)
     cols_R = jnp.stack([rw(1. - a), rw(0.), rw(a), rw(1.)], axis=1)
     cols_C = jnp.array([[1., 1., 0., 0.], [0., 0., 1., 1.], [0., 0., 0., 0.], [0., 0., 0., 0.]])
-    blocks = [cols_O, cols_L, cols_R, cols_C]
-    A = jnp.zeros((16, 16))
-    for p, b in enumerate(blocks):
-        A = A.at[4 * p:4 * p + 4, 4 * p:4 * p + 4].set(b)
-    return A
+    position = jnp.asarray(np.kron(np.eye(4), np.ones((1, 4))))
+    return [position, jnp.concatenate([cols_O, cols_L, cols_R, cols_C], axis=1)]
+
+
+def buyer_preferences(c) -> list:
+    """The buyer's C (``c`` may be traced): none over positions; outcomes as the T-maze's, RW by c, NR by −c."""
+    c = jnp.asarray(c)
+    return [jnp.zeros(4), jnp.stack([0.0, 0.0, c, -c])]
 
 
 def buyer_transitions() -> np.ndarray:
@@ -96,14 +98,32 @@ def buyer_transitions() -> np.ndarray:
     return B
 
 
-def buyer_world(alpha, c: float = 2.0) -> World:
-    A = buyer_observation_matrix(alpha)
+def buyer_pomdp(alpha: float = 0.9, c: float = 2.0) -> DiscretePOMDP:
+    """The buyer's T-maze under offer ``alpha`` as a ``DiscretePOMDP``: one 16-valued state factor (position ×
+    side × bargain, flattened as in :func:`buyer_likelihoods`: the bargain state changes with the move,
+    which a factor of its own could not see), 4 controls (the T-maze's moves), modalities position and
+    outcome, D at O, not accepted, side unknown."""
+    alpha, c = (float(V.as_float_array(name, v, ndim=0)) for name, v in (("alpha", alpha), ("c", c)))
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha: expected the buyer's reward share in [0, 1], got {alpha}")
     d0 = np.zeros(16)
-    d0[[1, 3]] = 0.5       # at O, not accepted, side unknown
-    with np.errstate(divide="ignore"):
-        log_d0 = np.log(d0)
-    log_c = env.goal_log_probs(c)
-    return World(jnp.asarray(buyer_transitions()), jnp.asarray(log_d0), A, jnp.asarray(np.stack([log_c, log_c])))
+    d0[[4 * env.O + 1, 4 * env.O + 3]] = 0.5
+    with jax.ensure_compile_time_eval():       # concrete arrays also when called while tracing
+        A, C = [np.asarray(a) for a in buyer_likelihoods(alpha)], [np.asarray(v) for v in buyer_preferences(c)]
+    return DiscretePOMDP(A, [np.transpose(buyer_transitions(), (1, 2, 0))], C, [d0])
+
+
+def buyer_observation_matrix(alpha: float) -> np.ndarray:
+    """The buyer's joint A (16 observations 4·position + outcome × 16 states) under offer ``alpha``."""
+    return buyer_pomdp(alpha).joint_tensors().A
+
+
+@functools.lru_cache(maxsize=16)
+def buyer_agent(s: Settings) -> Agent:
+    """LAIF's T-maze agent (GFE, known A, nothing learned) on :func:`buyer_pomdp`; ``bargain_trial`` gives
+    it the offer's A and the goals through ``agent.tensors``. Build it outside ``jit`` (an Agent holds arrays)."""
+    return tmaze_agent(1, objective="gfe", learn="none", selection=s.selection, gamma=s.gamma,
+                       iterations=s.iterations, burn_in=s.burn_in, num_samples=s.num_samples, model=buyer_pomdp())
 
 
 class BargainRecord(NamedTuple):
@@ -114,83 +134,62 @@ class BargainRecord(NamedTuple):
     buyer_actions: jax.Array
 
 
-def seller_goal_log_probs(c: float = 2.0) -> np.ndarray:
-    """log σ((1 − α)[c, −c]) per offer α, shape (5, 1, 2) (outcomes: accepted, rejected)."""
-    v = (1.0 - OFFERS)[:, None] * np.array([c, -c])[None, :]
-    return (v - np.log(np.sum(np.exp(v), axis=1, keepdims=True)))[:, None, :]
+def seller_goal_log_probs(c=2.0):
+    """log σ((1 − α)[c, −c]) per offer α, shape (5, 1, 2) (outcomes: accepted, rejected; ``c`` may be traced)."""
+    v = (1.0 - jnp.asarray(OFFERS))[:, None] * jnp.stack([c, -c])[None, :]
+    return jax.nn.log_softmax(v, axis=1)[:, None, :]
 
 
-def buyer_trial(s: Settings, world: World, key):
-    """The buyer's two moves (pure; jit/vmap-safe: the world is traced, it depends on the offer): LAIF's
-    ten policies scored with nothing observed, one picked; the continuations of the first move scored
-    with its observation clamped, one picked. Returns (actions (2,), rewarded). Fixed A and goals, so
-    nothing is learned; the keys are split as the T-maze trial's (``tmaze._trial_keys``)."""
-    m = world.A.shape[0]
+def buyer_trial(agent: Agent, tensors: JointTensors, key):
+    """One T-maze trial of the buyer ``agent`` (:func:`buyer_agent`) on the world ``tensors`` (the offer's
+    model, known to the buyer and the world's truth): ``Agent``'s pure loop over two moves, the world
+    stepped in JAX (pure; jit/vmap-safe: the tensors depend on the traced offer). The keys are split as
+    the T-maze trial's (``tmaze.trial``). Returns (actions (2,), rewarded)."""
     k_env, k_o1, k_o2, k_p1, k_p2, _, k_s1, k_s2 = jax.random.split(key, 8)
-    z0 = jax.random.categorical(k_env, world.log_d0)
-
-    def env_step(k, z, a):
-        z_new = jnp.argmax(world.trans[a][:, z])
-        return z_new, jax.random.categorical(k, jnp.log(world.A[:, z_new]))
-
-    def scores(k, trans_pol, x, observed):
-        P = trans_pol.shape[0]
-        return evaluate_policies_jit(k, jnp.broadcast_to(world.log_d0, (P,) + world.log_d0.shape), trans_pol,
-                                     jnp.broadcast_to(world.log_c, (P,) + world.log_c.shape), world.A, x, observed,
-                                     **s.policy_kwargs(learn_A=False)).G
-
-    pols = jnp.asarray(FIRST_POLICIES)
-    G1 = scores(k_p1, world.trans[pols], jnp.zeros((2, m)), (False, False))
-    a1 = pols[choose_policy(k_s1, G1, jnp.ones(len(FIRST_POLICIES), bool), s.selection, s.gamma), 0]
-    z1, x1 = env_step(k_o1, z0, a1)
-    x1h = jax.nn.one_hot(x1, m)
-    cont = jnp.stack([jnp.full(4, a1), jnp.arange(4)], axis=1)
-    valid2 = jnp.where((a1 == env.L) | (a1 == env.R), jnp.arange(4) == env.O, True)
-    G2 = scores(k_p2, world.trans[cont], jnp.stack([x1h, jnp.zeros(m)]), (True, False))
-    a2 = choose_policy(k_s2, G2, valid2, s.selection, s.gamma)
-    _, x2 = env_step(k_o2, z1, a2)
+    z0 = jax.random.categorical(k_env, tensors.log_D)
+    episode = agent.start_episode(tensors)
+    a1, episode = agent.choose_action(k_s1, agent.score_policies(k_p1, tensors, episode, 0), episode, 0)
+    z1, x1 = _world_step(k_o1, tensors, z0, a1)
+    episode = agent.record_observation(episode, 0, jnp.stack([x1 // 4, x1 % 4]))
+    a2, _ = agent.choose_action(k_s2, agent.score_policies(k_p2, tensors, episode, 1), episode, 1)
+    _, x2 = _world_step(k_o2, tensors, z1, a2)
     return jnp.stack([a1, a2]), (x1 % 4 == env.RW) | (x2 % 4 == env.RW)
 
 
-def bargain_trial(s: Settings, c, seller_conc, key):
+def _world_step(key, tensors: JointTensors, z, u):
+    """The buyer's world (deterministic moves): the next state under move ``u`` and an observation drawn from A."""
+    z_new = jnp.argmax(tensors.B[u][:, z])
+    return z_new, jax.random.categorical(key, jnp.log(tensors.A[:, z_new]))
+
+
+def bargain_trial(s: Settings, buyer: Agent, c, seller_conc, key):
+    """One trial of the nested cycle (pure): the seller's offer, the ``buyer``'s (:func:`buyer_agent`)
+    T-maze trial under it, the seller's update. Returns (seller_conc, BargainRecord)."""
     k_eval, k_sel, k_buyer = jax.random.split(key, 3)
     L = len(OFFERS)
     log_d0 = jnp.where(jnp.eye(L) > 0, 0.0, -jnp.inf)
     trans = jnp.broadcast_to(jnp.eye(L), (L, 1, L, L))
-    goal = _seller_goal(c)
+    goal = seller_goal_log_probs(c)
     r = evaluate_policies_jit(k_eval, log_d0, trans, goal, seller_conc, jnp.zeros((1, 2)), (False,),
                               **s.policy_kwargs(learn_A=True))
     i = choose_policy(k_sel, r.G, jnp.ones(L, bool), s.selection, s.gamma)
-    actions, win = buyer_trial(s, buyer_world_jax(jnp.asarray(OFFERS)[i], c), k_buyer)
+    tensors = buyer.tensors(A=buyer_likelihoods(jnp.asarray(OFFERS)[i]), C=buyer_preferences(c))
+    actions, win = buyer_trial(buyer, tensors, k_buyer)
     accepted = jnp.any(actions == env.CUE)
     x = jax.nn.one_hot(jnp.where(accepted, 0, 1), 2)
     seller_conc = seller_conc + go.observed_message_A(x, jax.nn.one_hot(i, L)).concentration - 1.0
     return seller_conc, BargainRecord(i, accepted, r.G, win, actions)
 
 
-def _seller_goal(c):
-    v = (1.0 - jnp.asarray(OFFERS))[:, None] * jnp.stack([c, -c])[None, :]
-    return jax.nn.log_softmax(v, axis=1)[:, None, :]
-
-
-def buyer_world_jax(alpha, c):
-    """:func:`buyer_world` with traced α and c (inside jit)."""
-    A = buyer_observation_matrix(alpha)
-    d0 = jnp.zeros(16).at[jnp.array([1, 3])].set(0.5)
-    v = jnp.kron(jnp.ones(4), jnp.stack([0.0, 0.0, c, -c]))
-    log_c = jax.nn.log_softmax(v)
-    return World(jnp.asarray(buyer_transitions()), jnp.log(d0), A, jnp.stack([log_c, log_c]))
-
-
-def _runs_impl(s, c, conc, run_keys, start, count):
+def _runs_impl(s, buyer, c, conc, run_keys, start, count):
     def one_run(cc, rk):
         def body(b, t):
-            return bargain_trial(s, c, b, jax.random.fold_in(rk, t))
+            return bargain_trial(s, buyer, c, b, jax.random.fold_in(rk, t))
         return jax.lax.scan(body, cc, start + jnp.arange(count))
     return jax.vmap(one_run)(conc, run_keys)
 
 
-_runs = jax.jit(_runs_impl, static_argnums=(0, 5))
+_runs = jax.jit(_runs_impl, static_argnums=(0, 1, 6))   # the buyer: one Agent per Settings
 
 
 def simulate_bargaining(key, n_runs: int = 1, n_trials: int = 30, *, c: float = 2.0, eps: float = 0.1,
@@ -206,13 +205,14 @@ def simulate_bargaining(key, n_runs: int = 1, n_trials: int = 30, *, c: float = 
             raise ValueError(f"{name}: expected a positive integer, got {val}")
     V.check_positive("eps", eps)
     settings = Settings(selection, float(gamma), int(iterations), int(burn_in), int(num_samples)).validate()
+    buyer = buyer_agent(settings)
     conc = jnp.full((n_runs, 2, len(OFFERS)), float(eps))
     run_keys = jax.random.split(key, n_runs)
     recs, t = [], 0
     bar = tqdm(total=n_trials, desc="bargaining", disable=not progress, unit="trial")
     while t < n_trials:
         cnt = min(int(chunk), n_trials - t)
-        conc, rec = _runs(settings, jnp.asarray(float(c)), conc, run_keys, t, cnt)
+        conc, rec = _runs(settings, buyer, jnp.asarray(float(c)), conc, run_keys, t, cnt)
         jax.block_until_ready(rec)
         recs.append(rec)
         t += cnt

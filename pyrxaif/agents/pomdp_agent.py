@@ -41,6 +41,13 @@ Batches. ``batch_size=N`` runs N independent agents in lockstep: ``infer_states`
 observations, returns (N, num_states[f]) marginals, ``sample_action`` returns (N,) actions. Every step
 is one jitted, ``vmap``-ed call.
 
+Pure loop. A GFE/Bethe agent with a known model also runs as pure functions of arrays, traceable inside
+``jit``/``vmap``/``scan``: ``tensors(A=..., C=...)`` (the joint model, its A and C possibly traced),
+``start_episode``, ``score_policies``, ``choose_action``, ``record_observation`` carry an ``Episode``
+pytree and draw only from the keys they are given (the host loop's G and actions on the same keys).
+An outer simulation that is jitted end to end (LAIF's bargaining buyer, whose A depends on an offer
+chosen inside the scan) uses it.
+
 Fused step. ``agent.step(obs)`` does ``infer_states`` → ``infer_policies`` → ``sample_action`` (or, with
 ``action=``, ``take_action``) in ONE compiled call for the EFE planners and ``efe`` (the same functions as
 the three calls, the same random stream, the same results), with one device→host transfer at the end;
@@ -60,9 +67,10 @@ from jax.scipy.special import logsumexp, xlogy
 
 from pyrxaif.inference import rollout as ro
 from pyrxaif.inference.policy import OBJECTIVES, choose_policy, evaluate_policies_jit
-from pyrxaif.models.discrete_pomdp import MAX_TRANSITION_ENTRIES, DiscretePOMDP, check_actions, check_observation
+from pyrxaif.models.discrete_pomdp import (MAX_TRANSITION_ENTRIES, DiscretePOMDP, JointTensors, check_actions,
+                                           check_observation)
 
-__all__ = ["Agent", "AgentStep", "METHODS", "MAX_POLICIES"]
+__all__ = ["Agent", "AgentStep", "Episode", "METHODS", "MAX_POLICIES"]
 
 #: pymdp's closed-form expected free energy over enumerated policies.
 EFE = "efe"
@@ -124,6 +132,16 @@ class AgentStep(NamedTuple):
     action: object      # the action taken (int, or (N,) for a batch)
 
 
+class Episode(NamedTuple):
+    """One GFE/Bethe agent's episode so far, as arrays (a pytree): the state of the pure loop
+    (:meth:`Agent.start_episode`, :meth:`Agent.score_policies`, :meth:`Agent.choose_action`,
+    :meth:`Agent.record_observation`). After t steps the first t actions and observations are set."""
+
+    log_b0: jax.Array   # (n,) log belief over z_0: D, or D conditioned on an observation made before acting
+    actions: jax.Array  # (horizon,) int32 joint actions executed
+    obs: jax.Array      # (horizon,) int32 joint observation (row-major over modalities) after each action
+
+
 # -- jitted cores (pure; vmapped over agents) ---------------------------------------------------
 
 def _filter_step(model: ro.RolloutModel, log_D, log_b, u, loglik, first):
@@ -169,17 +187,30 @@ def _split_batch_impl(key, n):
 _split_batch = jax.jit(_split_batch_impl, static_argnums=1)
 
 
-def _choose_batch_impl(keys, scores, method, gamma):
-    """Each agent's choice: a policy index from its G (method "argmin"/"sample", GFE/Bethe) or an action
-    from its q(u_0) (method "argmax" or "categorical", EFE planners and ``efe``)."""
+def _choose_batch_impl(keys, q_u, method):
+    """Each agent's action from its q(u_0) (EFE planners and ``efe``): "argmax" or "categorical"."""
     if method == "argmax":
-        return jnp.argmax(scores, axis=1).astype(jnp.int32)
-    if method == "categorical":
-        return jax.vmap(lambda k, q: jax.random.categorical(k, jnp.log(q)))(keys, scores).astype(jnp.int32)
-    return jax.vmap(lambda k, g: choose_policy(k, g, jnp.isfinite(g), method, gamma))(keys, scores)
+        return jnp.argmax(q_u, axis=1).astype(jnp.int32)
+    return jax.vmap(lambda k, q: jax.random.categorical(k, jnp.log(q)))(keys, q_u).astype(jnp.int32)
 
 
-_choose_batch = jax.jit(_choose_batch_impl, static_argnames=("method", "gamma"))
+_choose_batch = jax.jit(_choose_batch_impl, static_argnames=("method",))
+
+
+def _choose_continuing(key, G, width, method, gamma):
+    """GFE/Bethe choice: the index of the policy picked ("argmin", or "sample" from softmax(−γG)) among
+    those with finite G (the ones that continue the executed actions), taken in the set's order and padded
+    to the static ``width`` with unscored ones."""
+    cand = jnp.argsort(~jnp.isfinite(G), stable=True)[:width]
+    g = G[cand]
+    return cand[choose_policy(key, g, jnp.isfinite(g), method, gamma)]
+
+
+def _choose_continuing_batch_impl(keys, G, width, method, gamma):
+    return jax.vmap(lambda k, g: _choose_continuing(k, g, width, method, gamma))(keys, G)
+
+
+_choose_continuing_batch = jax.jit(_choose_continuing_batch_impl, static_argnames=("width", "method", "gamma"))
 
 
 def _efe_scores(setup: _EfeSetup, log_b):
@@ -226,7 +257,7 @@ def _step_batch_impl(filter_model, log_D, log_b, u_prev, y, first, key, arrays, 
     q_u, q_pi, G = _policies_batch_impl(arrays, log_b, spec)
     if given is None:
         key, keys = _split_batch_impl(key, log_b.shape[0])
-        given = _choose_batch_impl(keys, q_u, selection, spec.gamma)
+        given = _choose_batch_impl(keys, q_u, selection)
     parts = (log_b, log_norm, q_u, q_pi, G, given)
     N = log_b.shape[0]
     packed = jnp.concatenate([p.reshape(N, -1).astype(log_b.dtype) for p in parts if p is not None], axis=1)
@@ -360,12 +391,6 @@ def _learn_batch_impl(keys, setup, A_param, pC, log_b0, actions, obs, tau, **kw)
 
 _learn_batch = jax.jit(_learn_batch_impl, static_argnames=("tau", "objective", "learn_A", "iterations", "burn_in",
                                                             "num_samples"))
-
-
-def _candidates(G, width):
-    """(N, width) per agent the indices of its scored policies (finite G) in the set's order, padded with
-    unscored ones: the choice at a step is drawn among the policies that continue the executed actions."""
-    return np.argsort(~np.isfinite(G), axis=1, kind="stable")[:, :width]
 
 
 class Agent:
@@ -627,6 +652,11 @@ class Agent:
         """How ``_choose_batch_impl`` picks from q(u_0) (EFE planners, efe)."""
         return "argmax" if self.action_selection == "deterministic" else "categorical"
 
+    def _choice_kw(self, t: int) -> dict:
+        """Static arguments of ``_choose_continuing`` at step ``t`` (GFE/Bethe)."""
+        return dict(width=int(self._choice_widths[t]),
+                    method="argmin" if self.action_selection == "deterministic" else "sample", gamma=self.gamma)
+
     def sample_action(self, key=None):
         """The next action (joint index; (N,) for a batch) from the last ``infer_policies``; ``key``: the
         per-agent keys of a stochastic choice (see ``_keys``)."""
@@ -634,15 +664,11 @@ class Agent:
             raise RuntimeError("sample_action: call infer_policies() first")
         keys = self._keys(key)
         if self.gfe:
-            method = "argmin" if self.action_selection == "deterministic" else "sample"
-            cand = _candidates(self.G, int(self._choice_widths[self._t]))
-            pick = np.asarray(_choose_batch(keys, np.take_along_axis(self.G, cand, axis=1), method=method,
-                                            gamma=self.gamma))
-            idx = np.take_along_axis(cand, pick[:, None], axis=1)[:, 0]
+            idx = np.asarray(_choose_continuing_batch(keys, self.G, **self._choice_kw(self._t)))
             u = self._policies_host[idx, self._t]
             self._actions[:, self._t] = u
         else:
-            u = np.asarray(_choose_batch(keys, self.q_u, method=self._selection(), gamma=self.gamma))
+            u = np.asarray(_choose_batch(keys, self.q_u, method=self._selection()))
         self._last_action = u.astype(np.int32)
         self.q_u = self.q_pi = None
         return self._last_action.copy() if self.batch_size is not None else int(self._last_action[0])
@@ -716,6 +742,97 @@ class Agent:
         self.pA = None if self.pA is None else pA
         new = self.pA if self.pA is not None else self.pC
         return np.asarray(new) if self.batch_size is not None else np.asarray(new[0])
+
+    # -- the pure loop (GFE/Bethe, known model; traceable) ------------------------------------------
+    def tensors(self, A=None, C=None) -> JointTensors:
+        """The joint model that the GFE/Bethe policy scoring reads, as JAX arrays (a pytree): the agent's
+        model, or that model with its observation likelihoods ``A`` and/or log-preferences ``C`` replaced
+        (one array per modality of the model's shapes, pymdp's letters; see
+        ``DiscretePOMDP.joint_likelihood``). ``A`` and ``C`` may be traced: an agent whose observation model
+        or goals depend on a value computed inside ``jit``/``vmap``/``scan`` (a bargaining offer).
+
+        >>> import jax, numpy as np
+        >>> from pyrxaif.models.discrete_pomdp import DiscretePOMDP
+        >>> from pyrxaif.agents.pomdp_agent import Agent
+        >>> B = [np.stack([np.eye(2), np.eye(2)[::-1]], axis=-1)]
+        >>> model = DiscretePOMDP([np.array([[0.9, 0.2], [0.1, 0.8]])], B, C=[np.array([0.0, 2.0])])
+        >>> agent = Agent(model, method="gfe", horizon=1, iterations=10, burn_in=2)
+        >>> noisy = lambda p: [jax.numpy.stack([jax.numpy.stack([p, 1 - p]), jax.numpy.stack([1 - p, p])])]
+        >>> jax.jit(lambda p: agent.tensors(A=noisy(p)).A)(0.75).tolist()
+        [[0.75, 0.25], [0.25, 0.75]]
+        """
+        self._require_pure("tensors")
+        s = self._setup
+        return JointTensors(s.A_joint if A is None else jnp.asarray(self.model.joint_likelihood(A)), s.B_joint,
+                            s.log_c if C is None else jnp.asarray(self.model.joint_log_goal(C)), s.log_D)
+
+    def start_episode(self, tensors: JointTensors, obs=None) -> Episode:
+        """Pure counterpart of ``reset()`` + ``infer_states(obs)``: the episode before the first action.
+        ``obs``: an observation made before acting (one index per modality; may be traced), or None
+        (nothing observed: the belief over z_0 is D).
+
+        The pure loop runs one agent with a known model inside ``jit``/``vmap``/``scan`` (batch it with
+        ``vmap``), drawing only from the keys it is given; on the same model and keys it gives the host
+        loop's G and actions (``tests/test_pomdp_agent.py``). One episode of two steps::
+
+            ep = agent.start_episode(tensors)
+            G = agent.score_policies(k_score, tensors, ep, 0)
+            u, ep = agent.choose_action(k_choice, G, ep, 0)
+            ...                                       # the environment moves and emits obs
+            ep = agent.record_observation(ep, 0, obs)
+            G = agent.score_policies(k_score2, tensors, ep, 1)
+            ...
+        """
+        self._require_pure("start_episode")
+        log_b0 = tensors.log_D
+        if obs is not None:
+            post = log_b0 + jnp.log(tensors.A[self._joint_observation(obs)])
+            log_b0 = post - logsumexp(post)
+        zeros = jnp.zeros(self.horizon, jnp.int32)
+        return Episode(log_b0, zeros, zeros)
+
+    def score_policies(self, key, tensors: JointTensors, episode: Episode, t: int):
+        """Pure counterpart of ``infer_policies(key=key)`` at step ``t`` (a Python int: the actions taken so
+        far): G (P,) in bits of every policy of the set under ``tensors``, with the first ``t`` observations
+        of ``episode`` clamped; +inf for the policies that do not continue its first ``t`` actions."""
+        self._require_pure("score_policies")
+        self._check_step(t)
+        setup = _GfeSetup(*tensors, self._setup.policies)
+        G, valid = _gfe_scores(key, setup, tensors.A, None, episode.log_b0, episode.actions, episode.obs, t,
+                               width=int(self._widths[t]), learn_A=False, **self._eval_kw)
+        return jnp.where(valid, G, jnp.inf)
+
+    def choose_action(self, key, G, episode: Episode, t: int):
+        """Pure counterpart of ``sample_action(key=key)`` at step ``t``: the joint action (int32) of the policy
+        picked among those with finite ``G`` (from :meth:`score_policies`), and ``episode`` with it recorded."""
+        self._require_pure("choose_action")
+        self._check_step(t)
+        u = self._setup.policies[_choose_continuing(key, G, **self._choice_kw(t)), t]
+        return u, episode._replace(actions=episode.actions.at[t].set(u))
+
+    def record_observation(self, episode: Episode, t: int, obs) -> Episode:
+        """Pure counterpart of ``infer_states(obs)`` after the action of step ``t``: ``episode`` with the
+        observation (one index per modality; may be traced) recorded."""
+        self._require_pure("record_observation")
+        self._check_step(t)
+        return episode._replace(obs=episode.obs.at[t].set(self._joint_observation(obs)))
+
+    def _require_pure(self, caller: str) -> None:
+        if not self.gfe or self._engine is not None or self.pA is not None or self.pC is not None:
+            raise RuntimeError(f"{caller}: the pure loop is a GFE/Bethe agent's with a known model on the JAX "
+                               "engine (no pA, no pC; those agents learn on the host loop)")
+
+    def _check_step(self, t) -> None:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < self.horizon:
+            raise ValueError(f"t: expected a Python integer step in [0, {self.horizon}), got {t!r}")
+
+    def _joint_observation(self, obs):
+        """The joint observation index (row-major over modalities) of ``obs`` (M,) (may be traced)."""
+        obs = jnp.asarray(obs)
+        if obs.shape != (self.model.num_modalities,) or not jnp.issubdtype(obs.dtype, jnp.integer):
+            raise ValueError(f"obs: expected {self.model.num_modalities} integer indices (one per modality), "
+                             f"got {obs.dtype} {obs.shape}")
+        return jnp.sum(obs * jnp.asarray(self._obs_strides, obs.dtype)).astype(jnp.int32)
 
     # -- another engine's policy scoring (host loop over agents) ------------------------------------
     def _engine_call(self, n, key, trans, tau, T):

@@ -30,6 +30,7 @@ from pyrxaif.agents.pomdp_agent import Agent
 from pyrxaif.engines import resolve_engine
 from pyrxaif.envs import tmaze as env
 from pyrxaif.inference.policy import OBJECTIVES, SELECTIONS
+from pyrxaif.models.discrete_pomdp import DiscretePOMDP
 
 LEARN = ("A", "goals", "none")
 #: What the Julia T-maze model learns (its A is a matrix-Dirichlet variable; goals are fixed).
@@ -68,13 +69,20 @@ def goal_prior(eps: float = 0.1, pref: float = 10.0) -> np.ndarray:
 
 def tmaze_agent(n_runs: int, *, objective: str = "gfe", learn: str = "A", alpha: float = 0.9, c: float = 2.0,
                 selection: str = "sample", gamma: float = 10.0, iterations: int = 50, burn_in: int = 10,
-                num_samples: int = 20, engine: str = "jax", eps: float = 0.1) -> Agent:
+                num_samples: int = 20, engine: str = "jax", eps: float = 0.1,
+                model: DiscretePOMDP | None = None) -> Agent:
     """``n_runs`` LAIF T-maze agents in lockstep: ``Agent`` on ``tmaze_pomdp(alpha, c)`` over
-    ``FIRST_POLICIES`` learning A from LAIF's prior (``learn="A"``), the goals (``"goals"``) or nothing."""
+    ``FIRST_POLICIES`` learning A from LAIF's prior (``learn="A"``), the goals (``"goals"``) or nothing.
+    ``model``: another T-maze with the same moves (the bargaining buyer's), instead of ``tmaze_pomdp``;
+    ``learn="A"`` needs the 8 states of LAIF's prior."""
     V.check_choice("objective", objective, OBJECTIVES)
     V.check_choice("learn", learn, LEARN)
     V.check_choice("selection", selection, SELECTIONS)
-    return Agent(env.tmaze_pomdp(alpha, c), method=objective, horizon=2, policies=FIRST_POLICIES,
+    if model is None:
+        model = env.tmaze_pomdp(alpha, c)
+    elif not isinstance(model, DiscretePOMDP) or model.num_actions != 4:
+        raise ValueError(f"model: expected a DiscretePOMDP with the T-maze's 4 moves, got {model!r}")
+    return Agent(model, method=objective, horizon=2, policies=FIRST_POLICIES,
                  action_selection=_SELECTION[selection], gamma=float(gamma), iterations=int(iterations),
                  burn_in=int(burn_in), num_samples=int(num_samples), batch_size=int(n_runs), engine=engine,
                  pA=env.observation_prior(eps) if learn == "A" else None,

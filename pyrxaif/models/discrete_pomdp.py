@@ -51,6 +51,8 @@ import math
 import operator
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from pyrxaif import checks as V
@@ -136,6 +138,11 @@ def _as_list(name: str, value) -> list:
         raise TypeError(f"{name}: expected a non-empty list of arrays (one per "
                         f"{'modality' if name in ('A', 'C') else 'factor'}), got {type(value).__name__}")
     return list(value)
+
+
+def _array_module(arrays):
+    """``jax.numpy`` when any of ``arrays`` is a JAX array (traced ones included), else NumPy."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
 
 
 def _check_stochastic(name: str, arr: np.ndarray) -> None:
@@ -281,11 +288,12 @@ class DiscretePOMDP:
         return S, K
 
     # -- flattening -----------------------------------------------------------------------------
-    def _to_xk(self, arr: np.ndarray, lead: int = 0) -> np.ndarray:
-        """Move the factor axes (after ``lead`` leading axes) into (x, θ) order and flatten: (..., S, K)."""
+    def _to_xk(self, arr, lead: int = 0, xp=np):
+        """Move the factor axes (after ``lead`` leading axes) into (x, θ) order and flatten: (..., S, K)
+        (``xp``: the array module, NumPy or ``jax.numpy``)."""
         S, K = self.flat_sizes
         order = list(range(lead)) + [lead + f for f in self.state_factors + self.parameter_factors]
-        return np.transpose(arr, order).reshape(arr.shape[:lead] + (S, K))
+        return xp.transpose(arr, order).reshape(arr.shape[:lead] + (S, K))
 
     def action_index(self, controls) -> int:
         """Joint action index of per-factor controls (one per ordinary factor)."""
@@ -392,23 +400,61 @@ class DiscretePOMDP:
 
     def joint_tensors(self) -> JointTensors:
         """The model over the full state z = x·K + θ and the joint observation (GFE/Bethe evaluation)."""
+        with np.errstate(divide="ignore"):
+            log_D = np.log(self.initial_prior().reshape(-1))
+        return JointTensors(self.joint_likelihood(), self.joint_transitions(), self.joint_log_goal(), log_D)
+
+    def joint_likelihood(self, A=None):
+        """p(o | z) (O, n) of the joint observation o (row-major over the modalities) and the full state
+        z = x·K + θ, from the model's A or from ``A``: one array per modality of the model's shapes.
+
+        ``A`` may hold JAX arrays, traced ones included (inside ``jit``/``vmap``: an observation model that
+        depends on a traced value); then the result is a JAX array and only the shapes are checked (the
+        columns of concrete arrays are checked to sum to one)."""
+        A = self.A if A is None else self._replacement("A", A, [a.shape for a in self.A])
+        xp = _array_module(A)
+        S, K = self._joint_observation_sizes()
+        n = S * K
+        out = xp.ones((1, n))
+        for a in A:
+            flat = xp.moveaxis(self._to_xk(a, lead=1, xp=xp), 0, -1).reshape(n, -1)   # (n, num_obs[m])
+            out = (out[:, None, :] * flat.T[None, :, :]).reshape(-1, n)
+        return out
+
+    def joint_log_goal(self, C=None):
+        """Normalised log goal probabilities (O,) over the joint observation: log softmax(Σ_m C[m](o_m)),
+        from the model's C or from ``C`` (one vector per modality; JAX arrays, traced ones included, give a
+        JAX array, as in :meth:`joint_likelihood`)."""
+        C = self.C if C is None else self._replacement("C", C, [c.shape for c in self.C])
+        xp = _array_module(C)
+        self._joint_observation_sizes()
+        c = xp.zeros(())
+        for cm in C:
+            c = c[..., None] + cm
+        c = c.reshape(-1)
+        return jax.nn.log_softmax(c) if xp is jnp else c - np.logaddexp.reduce(c)
+
+    def _joint_observation_sizes(self) -> tuple[int, int]:
+        """(S, K), after refusing a joint observation above MAX_JOINT_OBSERVATIONS."""
         O = math.prod(self.num_obs)
         if O > MAX_JOINT_OBSERVATIONS:
             raise ValueError(f"A: the joint observation of modalities {self.num_obs} has {O} values, above "
                              f"{MAX_JOINT_OBSERVATIONS}; the GFE/Bethe evaluation uses one joint modality")
-        S, K = self.flat_sizes
-        n = S * K
-        A = np.ones((1, n))
-        for a in self.flat_observations():
-            A = (A[:, None, :] * a.reshape(n, -1).T[None, :, :]).reshape(-1, n)
-        c = np.zeros(())
-        for cm in self.C:
-            c = np.add.outer(c, cm)
-        c = np.asarray(c).reshape(-1)
-        log_c = c - np.logaddexp.reduce(c)
-        with np.errstate(divide="ignore"):
-            log_D = np.log(self.initial_prior().reshape(n))
-        return JointTensors(A, self.joint_transitions(), log_c, log_D)
+        return self.flat_sizes
+
+    def _replacement(self, name: str, arrays, shapes: list) -> list:
+        """Arrays that stand in for the model's ``name`` (A or C) in a joint tensor: a list of one array per
+        modality of ``shapes``; concrete A columns must sum to one (traced values cannot be checked)."""
+        arrays = [a if isinstance(a, jax.Array) else np.asarray(a, dtype=np.float64) for a in _as_list(name, arrays)]
+        got = [tuple(a.shape) for a in arrays]
+        if got != [tuple(s) for s in shapes]:
+            raise ValueError(f"{name}: expected {len(shapes)} arrays (one per modality) of shapes "
+                             f"{[tuple(s) for s in shapes]}, got shapes {got}")
+        if name == "A":
+            for m, a in enumerate(arrays):
+                if not isinstance(a, jax.core.Tracer):
+                    _check_stochastic(f"A[{m}]", np.asarray(a))
+        return arrays
 
     def joint_transitions(self) -> np.ndarray:
         """p(z' | z, u) over the full state z = x·K + θ as a dense (U, n, n) array (θ' = θ)."""
