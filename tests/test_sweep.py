@@ -86,20 +86,38 @@ def test_local_sweep_keeps_finished_models_and_resumes(tmp_path):
     assert models[3] == json.load(open(sweep.record_path(folder, 3)))
 
 
-def test_ray_sweep_on_a_real_local_instance(tmp_path):
-    ray = pytest.importorskip("ray")
-    from ray import cloudpickle                                  # Ray's own copy pickles the tasks
+_RAY_CHILD = """
+import json, os, sys
+import ray
+from pyrxaif import sweep
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])   # workers cannot import this test module
-    try:
-        models, failures = sweep.run_sweep([0, 1, 2], fake_model, {}, str(tmp_path / "ray"),
-                                           ray_address="local", log=lambda *_: None)
-    finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    assert not ray.is_initialized()                              # the sweep shut its instance down
-    assert sorted(models) == [0, 1, 2] and not failures
-    assert all(m["pid"] != os.getpid() for m in models.values())  # ran in Ray worker processes
+def model(seed, spec):                     # defined in __main__: Ray pickles it by value
+    return {"seed": seed, "summary": {"success": 6 + seed, "episodes": 10}, "meets_bars": seed >= 2,
+            "score": float(10 * seed + 1), "pid": os.getpid()}
+
+models, failures = sweep.run_sweep([0, 1, 2], model, {}, sys.argv[1], ray_address="local", log=lambda *_: None)
+print("CHILD " + json.dumps({"models": models, "failures": failures, "pid": os.getpid(),
+                             "initialized": ray.is_initialized()}))
+"""
+
+
+def test_ray_sweep_on_a_real_local_instance(tmp_path):
+    """Three models as tasks of a real local Ray instance. The sweep runs in a fresh child process: Ray
+    forks its daemons, and a fork from a test worker that already runs XLA's thread pools is unsafe (a
+    later test in the same worker once crashed in libgcc_s)."""
+    import subprocess
+    pytest.importorskip("ray")
+    proc = subprocess.run([sys.executable, "-c", _RAY_CHILD, str(tmp_path / "ray")], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("CHILD ")][-1][len("CHILD "):])
+    models = {int(k): v for k, v in got["models"].items()}
+    assert not got["initialized"]                                # the sweep shut its instance down
+    assert sorted(models) == [0, 1, 2] and not got["failures"]
+    assert all(m["pid"] != got["pid"] for m in models.values())  # ran in Ray worker processes
     assert [models[s]["score"] for s in range(3)] == [1.0, 11.0, 21.0]
+    assert sweep.summarise_models(models)["models_meeting_bars"] == 1
+    assert sorted(os.listdir(tmp_path / "ray" / "models")) == ["seed-0.json", "seed-1.json", "seed-2.json"]
 
 
 def test_cli_sweep_results_line_resume_and_usage_errors(tmp_path, capsys, monkeypatch):
