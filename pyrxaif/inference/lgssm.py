@@ -44,7 +44,8 @@ import numpy as np
 
 from pyrxaif import checks as V
 from pyrxaif.distributions import KroneckerSumNormal, MvNormal, Wishart, check_precision, kronecker_factors
-from pyrxaif.distributions.linalg import inverse_pivoted, is_traced, spd_inverse, spd_inverse_logdet, sweep, symmetrize
+from pyrxaif.distributions.linalg import (inverse_pivoted, is_traced, small_matmul, spd_inverse, spd_inverse_logdet, sweep,
+                                          symmetrize)
 from pyrxaif.rules import transition as tr
 
 LOG2PI = tr.LOG2PI
@@ -53,6 +54,7 @@ __all__ = [
     "DynamicsPosterior", "SmootherResult", "make_prior", "smooth", "sufficient_statistics",
     "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl", "smooth_information",
     "check_dynamics", "filter_information", "KnownDynamics", "FilterResult", "structured_prior", "dense_posterior",
+    "GaussianMoments",
 ]
 
 
@@ -86,6 +88,16 @@ class KnownDynamics(NamedTuple):
         """(d, m)."""
         d = self.covariance.shape[-1]
         return d, self.weights.shape[-1] - d
+
+
+class GaussianMoments(NamedTuple):
+    """The initial state N(mean, cov) in moment form, mean (d,), cov (d, d) positive definite:
+    :func:`smooth_information` and :func:`filter_information` accept it as ``init`` in place of an
+    :class:`~pyrxaif.distributions.MvNormal` (the sequential filter starts from the moments, so no
+    inversion is needed for it)."""
+
+    mean: jax.Array
+    cov: jax.Array
 
 
 class FilterResult(NamedTuple):
@@ -210,13 +222,31 @@ def _check_known(dyn: KnownDynamics, d: int):
     return dyn.dims
 
 
-def _check_init(init, d):
-    if not isinstance(init, MvNormal):
-        raise TypeError(f"init: expected an MvNormal N(m1, V1), got {type(init).__name__}")
+def _check_init(init, d, moments_allowed: bool = False):
+    """``init``: an MvNormal N(m1, V1) (or, where ``moments_allowed``, a GaussianMoments) on z_0 of
+    dimension d, validated unless traced."""
+    kinds = (MvNormal, GaussianMoments) if moments_allowed else (MvNormal,)
+    if not isinstance(init, kinds):
+        what = "an MvNormal or GaussianMoments" if moments_allowed else "an MvNormal"
+        raise TypeError(f"init: expected {what} N(m1, V1), got {type(init).__name__}")
     if is_traced(init):
+        return
+    if isinstance(init, GaussianMoments):
+        V.as_float_array("init.mean", init.mean, shape=(d,))
+        V.check_positive_definite("init.cov", V.as_float_array("init.cov", init.cov, shape=(d, d)))
         return
     V.as_float_array("init.xi", init.xi, shape=(d,))
     V.check_positive_definite("init.precision", V.as_float_array("init.precision", init.precision, shape=(d, d)))
+
+
+def _init_precision_diagonal(init) -> np.ndarray:
+    """The diagonal of the initial state's precision (validated, eager input): read off an MvNormal,
+    for GaussianMoments the squared column norms of L⁻¹ (cov = LLᵀ, a triangular solve)."""
+    if isinstance(init, MvNormal):
+        return np.diagonal(np.asarray(init.precision))
+    cov = np.asarray(init.cov, np.float64)
+    chol_inv = np.linalg.solve(np.linalg.cholesky(cov), np.eye(cov.shape[-1]))
+    return np.sum(chol_inv ** 2, axis=0)
 
 
 def _prepare_traced(obs_mean, obs_precision, controls, mask):
@@ -306,7 +336,7 @@ MAX_PRECISION_RATIO = 1e10
 PRIOR_SCALE_RATIO = 1e3
 
 
-def _check_precision_range(lam, diag: bool, w_mean, init: MvNormal):
+def _check_precision_range(lam, diag: bool, w_mean, init: MvNormal | GaussianMoments):
     """Refuse observation precisions that float64 cannot combine with the model's precisions
     (w_mean: the transition precision E[W], or Q⁻¹ for known dynamics)."""
     if is_traced(lam, w_mean, init):
@@ -314,7 +344,7 @@ def _check_precision_range(lam, diag: bool, w_mean, init: MvNormal):
     lam = np.asarray(lam)
     largest = float(lam.max() if diag else np.max(np.diagonal(lam, axis1=-2, axis2=-1)))
     w_diag = np.diagonal(np.asarray(w_mean))
-    model = max(float(w_diag.max()), float(np.max(np.diagonal(np.asarray(init.precision)))))
+    model = max(float(w_diag.max()), float(np.max(_init_precision_diagonal(init))))
     if largest > MAX_PRECISION_RATIO * model:
         raise ValueError(
             f"obs_precision: largest entry {largest:.3g} is more than {MAX_PRECISION_RATIO:.0e} times the model's "
@@ -345,7 +375,7 @@ class _Model(NamedTuple):
     a: jax.Array          # Ā (d, d)
     b: jax.Array          # B̄ (d, m)
     w: jax.Array          # W̄ (d, d)
-    psi: jax.Array        # Ψ (n, n)
+    psi: jax.Array | None  # Ψ (n, n); None for known dynamics (no correction potential)
     c_w: jax.Array        # ½E log|W| − ½ log|W̄|
     q: jax.Array          # W̄⁻¹ (d, d), the transition covariance
 
@@ -361,9 +391,9 @@ def _model(q_ab: MvNormal | KroneckerSumNormal, q_w: Wishart) -> _Model:
 
 
 def _known_model(dyn: "KnownDynamics") -> _Model:
-    """Known [A B] and Q: the LDS itself (Ψ = 0, no log-determinant correction)."""
-    d, m = dyn.dims
-    return _Model(dyn.weights[:, :d], dyn.weights[:, d:], _inverse(dyn.covariance), jnp.zeros((d + m, d + m)),
+    """Known [A B] and Q: the LDS itself (no Ψ potential, no log-determinant correction)."""
+    d, _ = dyn.dims
+    return _Model(dyn.weights[:, :d], dyn.weights[:, d:], _inverse(dyn.covariance), None,
                   jnp.zeros((), dyn.covariance.dtype), symmetrize(dyn.covariance))
 
 
@@ -392,10 +422,12 @@ def _obs_potentials(mu, lam, diag: bool):
 
 def _potentials(obs, u, mask, mdl: _Model):
     """Per-step potentials (g, ξ, Λ) on z_t: observation potentials ``obs`` (valid steps) + Ψ term
-    (steps with an outgoing transition); trans[t] = 1 where z_t → z_{t+1} exists."""
+    (steps with an outgoing transition; none for known dynamics); trans[t] = 1 where z_t → z_{t+1} exists."""
     g, xi, prec = obs
     d = xi.shape[-1]
     trans = mask * jnp.concatenate([mask[1:], jnp.zeros(1)])
+    if mdl.psi is None:
+        return mask * g, mask[:, None] * xi, mask[:, None, None] * prec, trans
     psi_zz, psi_zu, psi_uu = mdl.psi[:d, :d], mdl.psi[:d, d:], mdl.psi[d:, d:]
     g_t = mdl.c_w - 0.5 * jnp.einsum("ti,ij,tj->t", u, psi_uu, u)
     xi_t = -u @ psi_zu.T
@@ -416,6 +448,21 @@ def _logdet(m):
 def _inverse(m):
     """M⁻¹ for symmetric positive-definite M (..., d, d)."""
     return spd_inverse_logdet(symmetrize(m))[0]
+
+
+def _init_moments(init) -> tuple[jax.Array, jax.Array]:
+    """(mean, covariance) of the initial state (an MvNormal is inverted once)."""
+    if isinstance(init, GaussianMoments):
+        return init.mean, symmetrize(init.cov)
+    cov = _inverse(init.precision)
+    return cov @ init.xi, cov
+
+
+def _init_natural(init) -> MvNormal:
+    """The initial state as an MvNormal (a GaussianMoments is inverted once)."""
+    if isinstance(init, MvNormal):
+        return init
+    return MvNormal.from_mean_cov(init.mean, init.cov)
 
 
 def _canon_lognorm(g, xi, prec):
@@ -444,17 +491,20 @@ class _Filtered(NamedTuple):
     mean: jax.Array            # (T, d)
     cov: jax.Array             # (T, d, d)
     next_mean: jax.Array       # (T, d)    Ā m_t + B̄ u_t
-    next_precision: jax.Array  # (T, d, d) (Ā S_t Āᵀ + W̄⁻¹)⁻¹
+    next_precision: jax.Array  # (T, d, d) (Ā S_t Āᵀ + W̄⁻¹)⁻¹ for t < T−1; the last row, which no
+    #                                        transition uses, repeats the one before
     log_z: jax.Array           # ()
 
 
-def _forward(pots, u, mask, init: MvNormal, mdl: _Model) -> _Filtered:
-    """Kalman filter on the potentials (``lax.scan``), in moment form with the predicted precision
-    carried along. Per step two sweeps (``sweep``, fused rank-one updates, no LAPACK call and no
-    inverse outside them): [[J_p + Λ_t, h_t], [h_tᵀ, 0]] on d pivots gives the filtered covariance
-    S_t, mean m_t = S_t h_t, h_tᵀm_t and log|J_p + Λ_t|; the predicted covariance Ā S_t Āᵀ + W̄⁻¹ on
-    d pivots gives the next predicted precision and its log-determinant. The step's contribution to
-    log Z̃ (:func:`_step_loglik`) is computed afterwards, vectorised over t."""
+def _forward(pots, u, mask, init, mdl: _Model) -> _Filtered:
+    """Kalman filter on the potentials (``lax.scan``), in moment form: the carry is the predicted
+    mean and covariance of z_t, starting from ``init`` in moment form (:func:`_init_moments`: no
+    set-up work for a :class:`GaussianMoments` init). Per step two sweeps (``sweep``, fused rank-one
+    updates, no LAPACK call and no inverse outside them): the predicted covariance P_t on d pivots
+    gives the predicted precision J_t and log|P_t|; [[J_t + Λ_t, h_t], [h_tᵀ, 0]] on d pivots gives
+    the filtered covariance S_t, mean m_t = S_t h_t, h_tᵀm_t and log|J_t + Λ_t|; the step's
+    contribution to log Z̃ (:func:`_step_loglik`) is formed in the step; the prediction Ā S_t Āᵀ + W̄⁻¹
+    is products only."""
     g, xi, prec, trans = pots
     d = xi.shape[-1]
     a = mdl.a
@@ -463,28 +513,27 @@ def _forward(pots, u, mask, init: MvNormal, mdl: _Model) -> _Filtered:
     zero = jnp.zeros((1, 1))
 
     def step(carry, inp):
-        m_p, j_p = carry
+        m_p, p_p = carry
         xi_t, prec_t, c_t = inp
-        h = j_p @ m_p + xi_t
+        swept_p, logdet_pp = sweep(p_p, d, with_logdet=True)
+        j_p = -swept_p
+        jm = small_matmul(j_p, m_p)
+        h = jm + xi_t
         aug = jnp.concatenate([jnp.concatenate([j_p + prec_t, h[:, None]], 1),
                                jnp.concatenate([h[None], zero], 1)])
         swept, logdet_jf = sweep(aug, d, with_logdet=True)
         s_f, m_f = -swept[:d, :d], swept[:d, d]
-        swept_p, logdet_p = sweep(symmetrize(a @ s_f @ a.T + q), d, with_logdet=True)
-        m_next = a @ m_f + c_t
-        return (m_next, -swept_p), (m_f, s_f, m_next, -swept_p, -swept[d, d], logdet_jf, -logdet_p)
+        # the step's log Z̃ term (_step_loglik, with m_pᵀJ_p m_p from J_p m_p above)
+        loglik = 0.5 * (-swept[d, d]) - 0.5 * jnp.sum(m_p * jm) - 0.5 * logdet_pp - 0.5 * logdet_jf
+        m_next = small_matmul(a, m_f) + c_t
+        return (m_next, symmetrize(small_matmul(small_matmul(a, s_f), a.T) + q)), (m_f, s_f, m_next, j_p, loglik)
 
-    init_prec = symmetrize(init.precision)
-    _, (m_f, s_f, m_next, j_next, h_dot_mf, logdet_jf, logdet_jnext) = jax.lax.scan(
-        step, (init.mean, init_prec), (xi, prec, c))
-    m_p = jnp.concatenate([init.mean[None], m_next[:-1]])
-    j_p = jnp.concatenate([init_prec[None], j_next[:-1]])
-    logdet_jp = jnp.concatenate([_logdet(init_prec)[None], logdet_jnext[:-1]])
-    log_z = jnp.sum(mask * (g + _step_loglik(m_p, j_p, logdet_jp, h_dot_mf, logdet_jf)))
-    return _Filtered(m_f, s_f, m_next, j_next, log_z)
+    _, (m_f, s_f, m_next, j_p, loglik) = jax.lax.scan(step, _init_moments(init), (xi, prec, c))
+    log_z = jnp.sum(mask * (g + loglik))
+    return _Filtered(m_f, s_f, m_next, jnp.concatenate([j_p[1:], j_p[-1:]]), log_z)
 
 
-def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
+def _sequential(pots, u, mask, init: MvNormal | GaussianMoments, mdl: _Model):
     """:func:`_forward`, then Rauch–Tung–Striebel: z_t | z_{t+1} ~ N(G_t z_{t+1} + k_t, L_t) with
     G_t = S_t Āᵀ J_{t+1|t}, k_t = m_t − G_t m_{t+1|t}, L_t = S_t − G_t Ā S_t (batched products over t);
     the recursion m_t = k_t + G_t m_{t+1}, S_t = L_t + G_t S_{t+1} G_tᵀ is affine in (m, S), so it
@@ -568,9 +617,10 @@ def _filter_log_z(pots, u, mask, init: MvNormal, mdl: _Model, mf, sf):
     return jnp.sum(mask * (g + per_step))
 
 
-def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
+def _parallel(pots, u, mask, init: MvNormal | GaussianMoments, mdl: _Model):
     """Parallel-in-time filter and smoother (Särkkä & García-Fernández, 2021); log Z̃ from the
     smoothed marginals (:func:`_log_z_from_marginals`)."""
+    init = _init_natural(init)
     trans = pots[3]
     d = pots[1].shape[-1]
     eye = jnp.eye(d)
@@ -652,6 +702,7 @@ def _filter_one(obs, u, mask, mdl: _Model, init, method: str) -> "FilterResult":
         fw = _forward(pots, u, mask, init, mdl)
         mf, sf, log_z = fw.mean, fw.cov, fw.log_z
     else:
+        init = _init_natural(init)
         mf, sf = _parallel_filter(pots, u, mask, init, mdl)
         log_z = _filter_log_z(pots, u, mask, init, mdl, mf, sf)
     valid = mask[:, None] > 0
@@ -746,18 +797,19 @@ def _information_args(obs_log_const, obs_xi, obs_precision, controls, dynamics, 
         w_mean = dynamics.q_w.mean()
     if u.shape[-1] != m:
         raise ValueError(f"controls: expected m = {m} columns (from dynamics), got {u.shape[-1]}")
-    _check_init(init, d)
+    _check_init(init, d, moments_allowed=True)
     _check_precision_range(prec, False, w_mean, init)
     return (g, xi, prec, u, msk, dynamics, init, method), batched
 
 
-def smooth_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal, mask=None,
-                       method: str = "sequential") -> SmootherResult:
+def smooth_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal | GaussianMoments,
+                       mask=None, method: str = "sequential") -> SmootherResult:
     """:func:`smooth` with the observation of each z_t given as a Gaussian potential in information
     form, exp(c_t + ξ_tᵀz − ½zᵀΛ_t z): obs_log_const c (…, T), obs_xi ξ (…, T, d), obs_precision
     Λ (…, T, d, d) symmetric positive semi-definite (any rank, e.g. HᵀR⁻¹H of an emission model with
     fewer outputs than states; all zero = no observation), and ``dynamics`` either q([A B]) q(W)
-    (:class:`DynamicsPosterior`, the expected LDS) or :class:`KnownDynamics`. log_normalizer is then
+    (:class:`DynamicsPosterior`, the expected LDS) or :class:`KnownDynamics`; ``init`` the initial state as
+    an MvNormal or, in moment form, a :class:`GaussianMoments`. log_normalizer is then
     log ∫ p(z_0) Π_t exp(c_t + ξ_tᵀz_t − ½z_tᵀΛ_t z_t) Π exp E log N(z_{t+1}|Hx_t, W⁻¹) dz, the marginal
     likelihood when the potentials are exact likelihoods. The result also holds the filtered moments;
     its ``cavity`` is None."""
@@ -765,8 +817,8 @@ def smooth_information(obs_log_const, obs_xi, obs_precision, controls, dynamics,
     return _information_batch(*args, smoother=True, squeeze=not batched)
 
 
-def filter_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal, mask=None,
-                       method: str = "sequential") -> FilterResult:
+def filter_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal | GaussianMoments,
+                       mask=None, method: str = "sequential") -> FilterResult:
     """The forward pass of :func:`smooth_information` alone (same arguments): filtered moments and
     log_normalizer (equal to the smoother's), without the backward pass."""
     args, batched = _information_args(obs_log_const, obs_xi, obs_precision, controls, dynamics, init, mask, method)

@@ -20,6 +20,7 @@ backward pass. The VAE's latent messages are the special case H = I.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import partial
 from typing import NamedTuple
 
@@ -29,8 +30,7 @@ import numpy as np
 
 from pyrxaif import checks as V
 from pyrxaif.checks import check_count, check_key
-from pyrxaif.distributions import MvNormal
-from pyrxaif.distributions.linalg import spd_inverse, spd_inverse_logdet, spd_solve, symmetrize
+from pyrxaif.distributions.linalg import spd_inverse, spd_solve, sweep, symmetrize
 from pyrxaif.inference import lgssm
 from pyrxaif.rules import transition as tr
 
@@ -84,13 +84,15 @@ def _emission_potentials(params: ParamsLGSSM, y, u):
     """(c, ξ, Λ) per step on z_t from y_t (NaN rows: zero potential)."""
     missing = jnp.any(jnp.isnan(y), -1)
     r = jnp.where(missing[..., None], 0.0, y) - u @ params.emission_input_weights.T - params.emission_bias
-    r_inv, logdet = spd_inverse_logdet(params.emission_covariance)      # Cholesky, no LAPACK call
-    hw = params.emission_weights.T @ r_inv                                   # HᵀR⁻¹ (D, P)
-    rr = r @ r_inv                                                           # R⁻¹ r (one product over all t)
+    p = y.shape[-1]
+    h = params.emission_weights
+    aug = jnp.concatenate([jnp.concatenate([symmetrize(params.emission_covariance), h], 1),
+                           jnp.concatenate([h.T, jnp.zeros((h.shape[1],) * 2, h.dtype)], 1)])
+    swept, logdet = sweep(aug, p, with_logdet=True)        # [[-R⁻¹, R⁻¹H], [HᵀR⁻¹, -HᵀR⁻¹H]], log|R|
     keep = (~missing).astype(y.dtype)
-    c = keep * (-0.5 * y.shape[-1] * LOG2PI - 0.5 * logdet - 0.5 * jnp.sum(r * rr, -1))
-    xi = keep[..., None] * (rr @ params.emission_weights)
-    prec = keep[..., None, None] * (hw @ params.emission_weights)
+    c = keep * (-0.5 * p * LOG2PI - 0.5 * logdet + 0.5 * jnp.sum(r * (r @ swept[:p, :p]), -1))
+    xi = keep[..., None] * (r @ swept[:p, p:])
+    prec = keep[..., None, None] * symmetrize(-swept[p:, p:])
     return c, xi, prec
 
 
@@ -147,7 +149,7 @@ def _posterior(params: ParamsLGSSM, y, u, dynamics, method: str, smoother: bool)
     inputs already). ``dynamics``: None (the known dynamics of ``params``) or q([A B b]) q(Q⁻¹)."""
     dyn = _known_dynamics(params) if dynamics is None else dynamics
     c, xi, prec = _emission_potentials(params, y, u)
-    init = MvNormal.from_mean_cov(params.initial_mean, params.initial_covariance)
+    init = lgssm.GaussianMoments(params.initial_mean, params.initial_covariance)
     run = lgssm.smooth_information if smoother else lgssm.filter_information
     return run(c, xi, prec, _core_controls(u), dyn, init, method=method)
 
@@ -215,7 +217,7 @@ class LinearGaussianSSM:
     def _checked(self, values: dict, prefix: str) -> ParamsLGSSM:
         """``values`` (one per field) as ParamsLGSSM after checking each one's shape for this model and
         finiteness, the covariances' positive definiteness and :func:`_check_scales`; errors name
-        ``prefix`` + the field."""
+        ``prefix`` + the field. The result is remembered as valid (:data:`_VALIDATED`)."""
         out = {}
         for name, shape in self._shapes().items():
             arr = V.as_float_array(prefix + name, values[name], shape=shape)
@@ -223,12 +225,23 @@ class LinearGaussianSSM:
                 V.check_positive_definite(prefix + name, arr)
             out[name] = arr
         _check_scales(out, prefix)
-        return ParamsLGSSM(**{k: jnp.asarray(v) for k, v in out.items()})
+        params = ParamsLGSSM(**{k: jnp.asarray(v) for k, v in out.items()})
+        _VALIDATED.remember(params, self._dims())
+        return params
+
+    def _dims(self) -> tuple[int, int, int]:
+        return self.state_dim, self.emission_dim, self.input_dim
 
     def _check_params(self, params) -> ParamsLGSSM:
+        """``params`` checked as by :meth:`_checked`, once per params object: a ParamsLGSSM of float64
+        JAX arrays (immutable) validated for a model of these dimensions is returned as it is."""
         if not isinstance(params, ParamsLGSSM):
             raise TypeError(f"params: expected ParamsLGSSM (from initialize), got {type(params).__name__}")
-        return self._checked(params._asdict(), "params.")
+        if _VALIDATED.holds(params, self._dims()):
+            return params
+        checked = self._checked(params._asdict(), "params.")
+        _VALIDATED.remember(params, self._dims())          # kept only if immutable float64 (see remember)
+        return checked
 
     # ------------------------------------------------------------------ data
     def _data(self, params, emissions, inputs):
@@ -248,7 +261,7 @@ class LinearGaussianSSM:
             u = np.zeros(y.shape[:-1] + (0,))
         else:
             u = _check_inputs(inputs, y.shape[:-1] + (self.input_dim,))
-        return params, jnp.asarray(y), jnp.asarray(u)
+        return params, y, u
 
     def _run(self, params, emissions, inputs, method, smoother):
         V.check_choice("method", method, ("sequential", "parallel"))
@@ -326,6 +339,37 @@ class LinearGaussianSSM:
         params = params._replace(dynamics_weights=ab[:, :D], dynamics_input_weights=ab[:, D:D + U],
                                  dynamics_bias=ab[:, D + U], dynamics_covariance=spd_inverse(post.q_w.mean()))
         return FitResult(params, post, np.asarray(trace))
+
+
+class _ValidatedParams:
+    """The last ``size`` ParamsLGSSM objects that passed validation, by identity, with the model
+    dimensions they were checked for. Only objects whose fields are all concrete float64 JAX arrays
+    are kept: those cannot change after the check, so a later call with the same object skips it
+    (the checks cost more than a short filter). Entries hold a reference to their object, so an id is
+    not reused while it is here."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self.entries: OrderedDict[int, tuple[ParamsLGSSM, tuple[int, int, int]]] = OrderedDict()
+
+    def holds(self, params: ParamsLGSSM, dims: tuple[int, int, int]) -> bool:
+        entry = self.entries.get(id(params))
+        if entry is None or entry[0] is not params or entry[1] != dims:
+            return False
+        self.entries.move_to_end(id(params))
+        return True
+
+    def remember(self, params: ParamsLGSSM, dims: tuple[int, int, int]) -> None:
+        if not all(isinstance(v, jax.Array) and not isinstance(v, jax.core.Tracer) and v.dtype == jnp.float64
+                   for v in params):
+            return
+        self.entries[id(params)] = (params, dims)
+        self.entries.move_to_end(id(params))
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+_VALIDATED = _ValidatedParams()
 
 
 def _check_inputs(inputs, shape) -> np.ndarray:
