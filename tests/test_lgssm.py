@@ -576,6 +576,31 @@ def test_a_general_prior_keeps_the_dense_path():
         lgssm.structured_prior(prior.q_ab)
 
 
+@pytest.mark.parametrize("d, m", [(2, 0), (3, 2), (5, 1)])
+def test_make_prior_structured_equals_the_dense_prior(d, m):
+    """make_prior(structured=True) builds λI_d ⊗ I_n as a KroneckerSumNormal without the (d·n)² matrix: the
+    same matrix normal as structured_prior of the dense build (mean, log|Λ|), both equal to the dense prior
+    when converted back; structured_prior passes it through; a matrix ab_precision is refused by name."""
+    rng = np.random.default_rng(d + m)
+    kw = dict(ab_mean=rng.normal(size=(d, d + m)), ab_precision=2.5, w_df=d + 3.0, w_mean=np.diag(rng.uniform(1, 2, d)))
+    dense = lgssm.make_prior(d, m, **kw)
+    built = lgssm.make_prior(d, m, structured=True, **kw)
+    assert isinstance(built.q_ab, KroneckerSumNormal) and built.dims == (d, m)
+    converted = lgssm.structured_prior(dense).q_ab      # the factors' scale may sit on either side: compare the law
+    np.testing.assert_allclose(built.q_ab.mean, converted.mean, rtol=1e-12, atol=1e-14)
+    assert float(built.q_ab.logdet_precision()) == pytest.approx(float(converted.logdet_precision()), rel=1e-12)
+    for q_ab in (built.q_ab, converted):
+        as_dense = q_ab.to_mvnormal()
+        np.testing.assert_allclose(as_dense.precision, dense.q_ab.precision, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(as_dense.xi, dense.q_ab.xi, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(built.q_w.inv_scale, dense.q_w.inv_scale, rtol=1e-14)
+    assert lgssm.structured_prior(built) is built
+    with pytest.raises(ValueError, match="ab_precision: structured=True"):
+        lgssm.make_prior(d, m, ab_precision=np.eye(d * (d + m)), structured=True)
+    with pytest.raises(TypeError, match="structured"):
+        lgssm.make_prior(d, m, structured="yes")
+
+
 @pytest.mark.slow                    # the dense loop compiles for 10-40 s per shape; fast variants above
 @pytest.mark.parametrize("d, m, prior_kind", [(2, 0, "isotropic"), (3, 1, "kronecker"), (4, 2, "isotropic"),
                                               (5, 0, "kronecker")])

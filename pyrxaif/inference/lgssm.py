@@ -44,8 +44,8 @@ import numpy as np
 
 from pyrxaif import checks as V
 from pyrxaif.distributions import KroneckerSumNormal, MvNormal, Wishart, check_precision, kronecker_factors
-from pyrxaif.distributions.linalg import (inverse_pivoted, is_traced, small_matmul, spd_inverse, spd_inverse_logdet, sweep,
-                                          symmetrize)
+from pyrxaif.distributions.linalg import (UNROLL_MAX_DIM, inverse_pivoted, is_traced, small_matmul, spd_inverse,
+                                          spd_inverse_logdet, sweep, symmetrize)
 from pyrxaif.rules import transition as tr
 
 LOG2PI = tr.LOG2PI
@@ -130,11 +130,19 @@ class SmootherResult(NamedTuple):
 # =============================================================================================
 # Construction and validation
 # =============================================================================================
-def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_mean=None) -> DynamicsPosterior:
+def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_mean=None,
+               structured: bool = False) -> DynamicsPosterior:
     """Gaussian prior on vec [A B] (mean ``ab_mean`` (d, d+m), default 0; isotropic precision
     ``ab_precision`` or a full (d(d+m))² matrix) and Wishart prior on W with E[W] = ``w_mean``
-    (default I) and ``w_df`` degrees of freedom (default d + 2)."""
+    (default I) and ``w_df`` degrees of freedom (default d + 2). ``structured=True`` (isotropic
+    ``ab_precision`` only) builds p([A B]) directly as the matrix normal λI_d ⊗ I_n
+    (:class:`~pyrxaif.distributions.KroneckerSumNormal`), the form :func:`structured_prior` gives the
+    dense one, without building the (d·n)² matrix: ``LinearGaussianSSM.fit_vb``'s default prior
+    (:func:`structured_prior` passes it through; the other functions, :func:`vb_em` included, take the
+    dense form)."""
     d, m = V.check_count("d", d), V.check_count("m", m, minimum=0)
+    if not isinstance(structured, (bool, np.bool_)):
+        raise TypeError(f"structured: expected a bool, got {type(structured).__name__}")
     n = d + m
     mean = np.zeros((d, n)) if ab_mean is None else V.as_float_array("ab_mean", ab_mean, shape=(d, n))
     prec = V.as_float_array("ab_precision", ab_precision)
@@ -142,13 +150,19 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
         if not prec > 0:
             raise ValueError(f"ab_precision: expected a positive scalar, got {float(prec)}")
         V.check_eigenvalue_range("ab_precision", prec.reshape(1, 1), PRIOR_RANGE)
-        prec = float(prec) * np.eye(d * n)
+        if structured:
+            q_ab = _matrix_normal_jit(mean, float(prec) * np.eye(d), np.eye(n))
+        else:
+            prec = float(prec) * np.eye(d * n)
+    elif structured:
+        raise ValueError(f"ab_precision: structured=True takes a positive scalar (λI), got shape {prec.shape}")
     elif prec.shape != (d * n, d * n):
         raise ValueError(f"ab_precision: expected a scalar or shape {(d * n, d * n)}, got {prec.shape}")
     else:
         V.check_positive_definite("ab_precision", prec)
         V.check_eigenvalue_range("ab_precision", prec, PRIOR_RANGE)
-    q_ab = MvNormal(jnp.asarray(prec @ mean.reshape(-1)), jnp.asarray(prec))
+    if not structured:
+        q_ab = MvNormal(jnp.asarray(prec @ mean.reshape(-1)), jnp.asarray(prec))
     if w_df is None:
         df = float(d + 2)
     else:
@@ -173,17 +187,18 @@ def _check_q(ab_name, q_ab, w_name, q_w, d=None):
     return _check_q_factors(ab_name, q_ab, w_name, q_w, d)[:2]
 
 
-def _check_q_factors(ab_name, q_ab, w_name, q_w, d=None):
+def _check_q_factors(ab_name, q_ab, w_name, q_w, d=None, structured_allowed: bool = False):
     """(d, m, factors) after checking q([A B]) q(W) (``_check_q``); factors = (R, C) when the precision of
     vec [A B] is R ⊗ C (``kronecker_factors``; then R and C are checked instead of the (d·n)² matrix),
-    else None (also when traced)."""
+    else None (also when traced, and for a KroneckerSumNormal q([A B]), accepted where
+    ``structured_allowed``: its mean's shape is checked, the matrix normal itself at construction)."""
     if not isinstance(q_ab, (MvNormal, KroneckerSumNormal)):
         raise TypeError(f"{ab_name}: expected an MvNormal over vec [A B], got {type(q_ab).__name__}")
     if not isinstance(q_w, Wishart):
         raise TypeError(f"{w_name}: expected a Wishart, got {type(q_w).__name__}")
     if is_traced(q_ab, q_w):
         return DynamicsPosterior(q_ab, q_w).dims + (None,)
-    if isinstance(q_ab, KroneckerSumNormal):
+    if isinstance(q_ab, KroneckerSumNormal) and not structured_allowed:
         raise TypeError(f"{ab_name}: a KroneckerSumNormal q([A B]) is internal to vb_em / fit_vb's compiled loop; "
                         "pass an MvNormal (dense_posterior converts)")
     inv = V.as_float_array(f"{w_name}.inv_scale", q_w.inv_scale)
@@ -196,6 +211,11 @@ def _check_q_factors(ab_name, q_ab, w_name, q_w, d=None):
     df = V.as_float_array(f"{w_name}.df", q_w.df)
     if df.ndim != 0 or not df > dw - 1:
         raise ValueError(f"{w_name}.df: expected a scalar > d - 1 = {dw - 1}, got {df.tolist()}")
+    if isinstance(q_ab, KroneckerSumNormal):
+        shape = V.as_float_array(f"{ab_name}.mean", q_ab.mean, ndim=2).shape
+        if shape[0] != dw or shape[1] < dw:
+            raise ValueError(f"{ab_name}.mean: expected [A B] of shape (d, d+m) with d = {dw}, got {shape}")
+        return dw, shape[1] - dw, None
     xi = V.as_float_array(f"{ab_name}.xi", q_ab.xi, ndim=1)
     if xi.shape[0] % dw or xi.shape[0] < dw * dw:
         raise ValueError(f"{ab_name}.xi: expected length d*(d+m) with d = {dw}, got {xi.shape[0]}")
@@ -496,35 +516,53 @@ class _Filtered(NamedTuple):
     log_z: jax.Array           # ()
 
 
+def _spd_inverse_in_scan(m):
+    """(M⁻¹, log|M|) for one SPD matrix inside a sequential scan step: the unrolled Cholesky of
+    ``spd_inverse_logdet`` up to ``UNROLL_MAX_DIM`` (fused scalar code, the fastest there), else one sweep."""
+    d = m.shape[-1]
+    if d <= UNROLL_MAX_DIM:
+        return spd_inverse_logdet(m)
+    swept, logdet = sweep(m, d, with_logdet=True)
+    return -swept, logdet
+
+
+def _solve_in_scan(m, h):
+    """(M⁻¹, M⁻¹h, hᵀM⁻¹h, log|M|) for one SPD matrix M and vector h inside a scan step: as
+    :func:`_spd_inverse_in_scan`, with h carried through the sweep ([[M, h], [hᵀ, 0]]) beyond ``UNROLL_MAX_DIM``."""
+    d = m.shape[-1]
+    if d <= UNROLL_MAX_DIM:
+        inv, logdet = spd_inverse_logdet(m)
+        x = small_matmul(inv, h)
+        return inv, x, jnp.sum(h * x), logdet
+    aug = jnp.concatenate([jnp.concatenate([m, h[:, None]], 1), jnp.concatenate([h, jnp.zeros(1, h.dtype)])[None]])
+    swept, logdet = sweep(aug, d, with_logdet=True)
+    return -swept[:d, :d], swept[:d, d], -swept[d, d], logdet
+
+
 def _forward(pots, u, mask, init, mdl: _Model) -> _Filtered:
     """Kalman filter on the potentials (``lax.scan``), in moment form: the carry is the predicted
     mean and covariance of z_t, starting from ``init`` in moment form (:func:`_init_moments`: no
-    set-up work for a :class:`GaussianMoments` init). Per step two sweeps (``sweep``, fused rank-one
-    updates, no LAPACK call and no inverse outside them): the predicted covariance P_t on d pivots
-    gives the predicted precision J_t and log|P_t|; [[J_t + Λ_t, h_t], [h_tᵀ, 0]] on d pivots gives
-    the filtered covariance S_t, mean m_t = S_t h_t, h_tᵀm_t and log|J_t + Λ_t|; the step's
-    contribution to log Z̃ (:func:`_step_loglik`) is formed in the step; the prediction Ā S_t Āᵀ + W̄⁻¹
-    is products only."""
+    set-up work for a :class:`GaussianMoments` init). Per step two factorisations, no LAPACK call
+    (:func:`_spd_inverse_in_scan`, :func:`_solve_in_scan`: unrolled Cholesky up to ``UNROLL_MAX_DIM``,
+    sweeps beyond): the predicted covariance P_t gives the predicted precision J_t and log|P_t|;
+    J_t + Λ_t with h_t = J_t m_{t|t-1} + ξ_t gives the filtered covariance S_t, mean m_t = S_t h_t,
+    h_tᵀm_t and log|J_t + Λ_t|; the step's contribution to log Z̃ (:func:`_step_loglik`) is formed in
+    the step; the prediction Ā S_t Āᵀ + W̄⁻¹ is products only (``small_matmul``)."""
     g, xi, prec, trans = pots
     d = xi.shape[-1]
     a = mdl.a
     c = u @ mdl.b.T                                                        # B̄ u_t (T, d)
     q = mdl.q                                                              # W̄⁻¹
-    zero = jnp.zeros((1, 1))
 
     def step(carry, inp):
         m_p, p_p = carry
         xi_t, prec_t, c_t = inp
-        swept_p, logdet_pp = sweep(p_p, d, with_logdet=True)
-        j_p = -swept_p
+        j_p, logdet_pp = _spd_inverse_in_scan(p_p)
         jm = small_matmul(j_p, m_p)
         h = jm + xi_t
-        aug = jnp.concatenate([jnp.concatenate([j_p + prec_t, h[:, None]], 1),
-                               jnp.concatenate([h[None], zero], 1)])
-        swept, logdet_jf = sweep(aug, d, with_logdet=True)
-        s_f, m_f = -swept[:d, :d], swept[:d, d]
+        s_f, m_f, h_dot_mf, logdet_jf = _solve_in_scan(j_p + prec_t, h)
         # the step's log Z̃ term (_step_loglik, with m_pᵀJ_p m_p from J_p m_p above)
-        loglik = 0.5 * (-swept[d, d]) - 0.5 * jnp.sum(m_p * jm) - 0.5 * logdet_pp - 0.5 * logdet_jf
+        loglik = 0.5 * h_dot_mf - 0.5 * jnp.sum(m_p * jm) - 0.5 * logdet_pp - 0.5 * logdet_jf
         m_next = small_matmul(a, m_f) + c_t
         return (m_next, symmetrize(small_matmul(small_matmul(a, s_f), a.T) + q)), (m_f, s_f, m_next, j_p, loglik)
 
@@ -945,14 +983,15 @@ def dynamics_kl(posterior: DynamicsPosterior, prior: DynamicsPosterior) -> jax.A
 def structured_prior(prior: DynamicsPosterior) -> DynamicsPosterior:
     """The same prior with p([A B]) as a matrix normal (:class:`~pyrxaif.distributions.KroneckerSumNormal`)
     when its precision is a Kronecker product R ⊗ C on the row-major vec (``kronecker_factors``, to 1e-12
-    relative; e.g. ``make_prior``'s default λI), else ``prior`` unchanged. The VB updates from such a
+    relative; e.g. ``make_prior``'s default λI), else ``prior`` unchanged (also when it is structured
+    already, from ``make_prior(..., structured=True)``). The VB updates from such a
     prior keep q([A B]) in that form (precision R ⊗ C + W̄ ⊗ Σ E[x xᵀ]), whose mean, covariance terms and
     KL cost O(d³ + n³) instead of O((d n)³) (n = d + m). Concrete input (NumPy, call outside jit)."""
     if not isinstance(prior, DynamicsPosterior):
         raise TypeError(f"prior: expected a DynamicsPosterior, got {type(prior).__name__}")
-    d, m, factors = _check_q_factors("prior.q_ab", prior.q_ab, "prior.q_w", prior.q_w)
+    d, m, factors = _check_q_factors("prior.q_ab", prior.q_ab, "prior.q_w", prior.q_w, structured_allowed=True)
     n = d + m
-    if factors is None:
+    if factors is None:                  # not a Kronecker product, or structured already (make_prior(structured=True))
         return prior
     row, col = factors
     mean = np.linalg.solve(row, np.linalg.solve(col, np.asarray(prior.q_ab.xi).reshape(d, n).T).T)   # R⁻¹ Ξ C⁻¹

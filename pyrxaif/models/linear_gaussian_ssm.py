@@ -311,8 +311,8 @@ class LinearGaussianSSM:
                prior: lgssm.DynamicsPosterior | None = None, fit_emissions: bool = True,
                method: str = "sequential") -> FitResult:
         """Variational Bayes for the dynamics q([A B b]) q(Q⁻¹) (prior ``prior``, default
-        ``lgssm.make_prior(D, U + 1)``) and, with ``fit_emissions``, maximum-likelihood point estimates
-        of H, D, d, R (closed-form M-step from the smoothed moments); the initial state stays at
+        ``lgssm.make_prior(D, U + 1, structured=True)``) and, with ``fit_emissions``, maximum-likelihood point
+        estimates of H, D, d, R (closed-form M-step from the smoothed moments); the initial state stays at
         ``params``. Each iteration: smooth under the current q, record the ELBO, update the emission
         model, then q([A B b]) and q(Q⁻¹). Returns the posterior-mean parameters, the posterior and
         the ELBO trace. With a prior whose precision on vec [A B b] is a Kronecker product (the default
@@ -321,7 +321,7 @@ class LinearGaussianSSM:
         check_count("num_iters", num_iters)
         params, y, u = self._data(params, emissions, inputs)
         D, U = self.state_dim, self.input_dim
-        prior = lgssm.structured_prior(lgssm.make_prior(D, U + 1) if prior is None else prior)   # validates it
+        prior = lgssm.structured_prior(lgssm.make_prior(D, U + 1, structured=True) if prior is None else prior)
         if prior.dims != (D, U + 1):
             raise ValueError(f"prior: expected a DynamicsPosterior with dims (d, m) = {(D, U + 1)} "
                              f"(the dynamics bias is an extra constant input), got {prior.dims}")
