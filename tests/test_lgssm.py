@@ -617,3 +617,31 @@ def test_structured_vb_em_equals_the_dense_loop(d, m, prior_kind):
     np.testing.assert_allclose(post.q_ab.precision, dense.q_ab.precision, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(post.q_ab.xi, dense.q_ab.xi, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(post.q_w.inv_scale, dense.q_w.inv_scale, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["sequential", "parallel"])
+def test_initial_state_in_moment_form_equals_the_natural_form(method):
+    """filter_information / smooth_information from init = GaussianMoments(m, P) equal the same calls from
+    MvNormal.from_mean_cov(m, P) (the sequential filter starts from the moments, the parallel one converts);
+    a malformed GaussianMoments is refused by name."""
+    rng = np.random.default_rng(4)
+    d, m, T = 3, 1, 12
+    spd = lambda k: (lambda x: x @ x.T / k + 0.5 * np.eye(k))(rng.normal(size=(k, k)))   # noqa: E731
+    h = rng.normal(size=(2, d))
+    prec = np.broadcast_to(h.T @ h, (T, d, d)).copy()                   # rank 2 of 3: an emission with P < D
+    xi, g = rng.normal(size=(T, d)), rng.normal(size=T)
+    dyn = lgssm.KnownDynamics(np.concatenate([0.5 * spd(d), rng.normal(size=(d, m))], 1), spd(d))
+    controls = rng.normal(size=(T, m))
+    mean, cov = rng.normal(size=d), spd(d)
+    for run in (lgssm.filter_information, lgssm.smooth_information):
+        got = run(g, xi, prec, controls, dyn, lgssm.GaussianMoments(mean, cov), method=method)
+        want = run(g, xi, prec, controls, dyn, MvNormal.from_mean_cov(mean, cov), method=method)
+        for a, b in zip(got, want):
+            if a is not None:
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="init.cov"):
+        lgssm.filter_information(g, xi, prec, controls, dyn, lgssm.GaussianMoments(mean, -cov))
+    with pytest.raises(ValueError, match="init.mean"):
+        lgssm.filter_information(g, xi, prec, controls, dyn, lgssm.GaussianMoments(mean[:2], cov))
+    with pytest.raises(TypeError, match="init: expected an MvNormal or GaussianMoments"):
+        lgssm.filter_information(g, xi, prec, controls, dyn, (mean, cov))
