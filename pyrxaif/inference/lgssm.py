@@ -549,7 +549,6 @@ def _forward(pots, u, mask, init, mdl: _Model) -> _Filtered:
     h_tᵀm_t and log|J_t + Λ_t|; the step's contribution to log Z̃ (:func:`_step_loglik`) is formed in
     the step; the prediction Ā S_t Āᵀ + W̄⁻¹ is products only (``small_matmul``)."""
     g, xi, prec, trans = pots
-    d = xi.shape[-1]
     a = mdl.a
     c = u @ mdl.b.T                                                        # B̄ u_t (T, d)
     q = mdl.q                                                              # W̄⁻¹
