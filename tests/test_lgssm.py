@@ -576,6 +576,31 @@ def test_a_general_prior_keeps_the_dense_path():
         lgssm.structured_prior(prior.q_ab)
 
 
+@pytest.mark.parametrize("d, m", [(2, 0), (3, 2), (5, 1)])
+def test_make_prior_structured_equals_the_dense_prior(d, m):
+    """make_prior(structured=True) builds λI_d ⊗ I_n as a KroneckerSumNormal without the (d·n)² matrix: the
+    same matrix normal as structured_prior of the dense build (mean, log|Λ|), both equal to the dense prior
+    when converted back; structured_prior passes it through; a matrix ab_precision is refused by name."""
+    rng = np.random.default_rng(d + m)
+    kw = dict(ab_mean=rng.normal(size=(d, d + m)), ab_precision=2.5, w_df=d + 3.0, w_mean=np.diag(rng.uniform(1, 2, d)))
+    dense = lgssm.make_prior(d, m, **kw)
+    built = lgssm.make_prior(d, m, structured=True, **kw)
+    assert isinstance(built.q_ab, KroneckerSumNormal) and built.dims == (d, m)
+    converted = lgssm.structured_prior(dense).q_ab      # the factors' scale may sit on either side: compare the law
+    np.testing.assert_allclose(built.q_ab.mean, converted.mean, rtol=1e-12, atol=1e-14)
+    assert float(built.q_ab.logdet_precision()) == pytest.approx(float(converted.logdet_precision()), rel=1e-12)
+    for q_ab in (built.q_ab, converted):
+        as_dense = q_ab.to_mvnormal()
+        np.testing.assert_allclose(as_dense.precision, dense.q_ab.precision, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(as_dense.xi, dense.q_ab.xi, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(built.q_w.inv_scale, dense.q_w.inv_scale, rtol=1e-14)
+    assert lgssm.structured_prior(built) is built
+    with pytest.raises(ValueError, match="ab_precision: structured=True"):
+        lgssm.make_prior(d, m, ab_precision=np.eye(d * (d + m)), structured=True)
+    with pytest.raises(TypeError, match="structured"):
+        lgssm.make_prior(d, m, structured="yes")
+
+
 @pytest.mark.slow                    # the dense loop compiles for 10-40 s per shape; fast variants above
 @pytest.mark.parametrize("d, m, prior_kind", [(2, 0, "isotropic"), (3, 1, "kronecker"), (4, 2, "isotropic"),
                                               (5, 0, "kronecker")])
@@ -592,3 +617,31 @@ def test_structured_vb_em_equals_the_dense_loop(d, m, prior_kind):
     np.testing.assert_allclose(post.q_ab.precision, dense.q_ab.precision, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(post.q_ab.xi, dense.q_ab.xi, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(post.q_w.inv_scale, dense.q_w.inv_scale, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["sequential", "parallel"])
+def test_initial_state_in_moment_form_equals_the_natural_form(method):
+    """filter_information / smooth_information from init = GaussianMoments(m, P) equal the same calls from
+    MvNormal.from_mean_cov(m, P) (the sequential filter starts from the moments, the parallel one converts);
+    a malformed GaussianMoments is refused by name."""
+    rng = np.random.default_rng(4)
+    d, m, T = 3, 1, 12
+    spd = lambda k: (lambda x: x @ x.T / k + 0.5 * np.eye(k))(rng.normal(size=(k, k)))   # noqa: E731
+    h = rng.normal(size=(2, d))
+    prec = np.broadcast_to(h.T @ h, (T, d, d)).copy()                   # rank 2 of 3: an emission with P < D
+    xi, g = rng.normal(size=(T, d)), rng.normal(size=T)
+    dyn = lgssm.KnownDynamics(np.concatenate([0.5 * spd(d), rng.normal(size=(d, m))], 1), spd(d))
+    controls = rng.normal(size=(T, m))
+    mean, cov = rng.normal(size=d), spd(d)
+    for run in (lgssm.filter_information, lgssm.smooth_information):
+        got = run(g, xi, prec, controls, dyn, lgssm.GaussianMoments(mean, cov), method=method)
+        want = run(g, xi, prec, controls, dyn, MvNormal.from_mean_cov(mean, cov), method=method)
+        for a, b in zip(got, want):
+            if a is not None:
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="init.cov"):
+        lgssm.filter_information(g, xi, prec, controls, dyn, lgssm.GaussianMoments(mean, -cov))
+    with pytest.raises(ValueError, match="init.mean"):
+        lgssm.filter_information(g, xi, prec, controls, dyn, lgssm.GaussianMoments(mean[:2], cov))
+    with pytest.raises(TypeError, match="init: expected an MvNormal or GaussianMoments"):
+        lgssm.filter_information(g, xi, prec, controls, dyn, (mean, cov))

@@ -162,3 +162,27 @@ def test_bad_input_is_named():
         model.initialize(dynamics_covariance=-np.eye(3))
     with pytest.raises(ValueError, match="state_dim"):
         LinearGaussianSSM(0, 2)
+
+
+def test_params_are_validated_once_per_immutable_object(monkeypatch):
+    """filter/smoother skip the parameter checks for a ParamsLGSSM of JAX arrays already validated for a
+    model of the same dimensions (its values cannot change); a ParamsLGSSM of NumPy arrays (mutable)
+    is checked on every call, and parameters validated for other dimensions are checked again."""
+    from pyrxaif.models import linear_gaussian_ssm as lg
+    model, params, rng = _random_model(3, D=2, P=2, U=1)
+    y, u = rng.normal(size=(20, 2)), rng.normal(size=(20, 1))
+    calls = []
+    check = lg._check_scales                                          # noqa: SLF001  (counting the expensive check)
+    monkeypatch.setattr(lg, "_check_scales", lambda p, prefix: (calls.append(prefix), check(p, prefix))[1])
+    first = model.filter(params, y, u)
+    again = model.filter(params, y, u)
+    assert calls == [] and float(first.marginal_loglik) == float(again.marginal_loglik)   # from initialize
+    mutable = lg.ParamsLGSSM(*(np.array(v) for v in params))
+    np.testing.assert_allclose(model.filter(mutable, y, u).filtered_means, first.filtered_means, rtol=1e-12)
+    mutable.emission_covariance[:] = -np.eye(2)                       # invalid after its first use
+    with pytest.raises(ValueError, match="params.emission_covariance"):
+        model.filter(mutable, y, u)
+    other = LinearGaussianSSM(3, 2, 1)
+    with pytest.raises(ValueError, match="params.initial_mean"):
+        other.filter(params, y, u)
+    assert calls == ["params."]            # the NumPy params' first call; the later calls failed before this check

@@ -75,6 +75,19 @@ UNROLL_MAX_DIM = 12
 SWEEP_UNROLL_MAX = 64
 
 
+def small_matmul(x, y):
+    """x @ y for a matrix x (n, k) and a matrix (k, p) or vector (k,) y. Where n, k, p are all at most
+    ``UNROLL_MAX_DIM`` the product is a broadcast multiply and sum, which XLA fuses with its
+    neighbours: inside a sequential scan a library call per small product costs more than its
+    arithmetic (measured: 8 × 8 products in a scan step twice as fast). Larger sizes use ``@``."""
+    dims = x.shape[-2:] + y.shape[-1:]
+    if max(dims) > UNROLL_MAX_DIM:
+        return x @ y
+    if y.ndim == 1:
+        return jnp.sum(x * y, -1)
+    return jnp.sum(x[..., :, :, None] * y[..., None, :, :], -2)
+
+
 def spd_inverse_logdet(m, inverse: bool = True):
     """(M⁻¹, log|M|) for symmetric positive-definite M (..., d, d), via the Cholesky factor.
 
@@ -135,26 +148,31 @@ def sweep(a, p: int, with_logdet: bool = False):
     sum of the logs of the pivots. Used inside sequential scans, where XLA's per-operation cost
     dominates for small matrices, and for batched inverses of large d without LAPACK. Up to
     ``SWEEP_UNROLL_MAX`` pivots the loop is unrolled, beyond it is a ``lax.fori_loop``."""
-    idx = jnp.arange(a.shape[-1])
+    idx = np.arange(a.shape[-1])
 
-    def pivot(k, state):
-        a, logdet = state
+    def pivot(k, a):
         piv = a[..., k, k]
         col, row = a[..., :, k][..., :, None], a[..., k, :][..., None, :]
         rp = (1.0 / piv)[..., None, None]
-        ek = idx == k
+        ek = idx == k              # a constant where k is a Python int (unrolled): no runtime mask
         b = a - (col * rp) * row
         b = jnp.where(ek[:, None], row * rp, b)
         b = jnp.where(ek[None, :], col * rp, b)
-        return jnp.where(ek[:, None] & ek[None, :], -rp, b), logdet + jnp.log(piv)
+        return jnp.where(ek[:, None] & ek[None, :], -rp, b), piv
 
-    state = (a, jnp.zeros(a.shape[:-2], a.dtype))
     if p > SWEEP_UNROLL_MAX:                          # rolled: compile time independent of p
-        state = jax.lax.fori_loop(0, p, pivot, state)
+        def rolled(k, state):
+            a, piv = pivot(k, state[0])
+            return a, state[1] + jnp.log(piv)
+        a, logdet = jax.lax.fori_loop(0, p, rolled, (a, jnp.zeros(a.shape[:-2], a.dtype)))
     else:
+        pivots = []
         for k in range(p):
-            state = pivot(k, state)
-    return state if with_logdet else state[0]
+            a, piv = pivot(k, a)
+            pivots.append(piv)
+        # one sum of logs over all pivots (a single fused operation, not p dependent additions)
+        logdet = jnp.sum(jnp.log(jnp.stack(pivots, -1)), -1) if p else jnp.zeros(a.shape[:-2], a.dtype)
+    return (a, logdet) if with_logdet else a
 
 
 def solve_pivoted(a, b):

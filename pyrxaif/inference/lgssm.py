@@ -44,7 +44,8 @@ import numpy as np
 
 from pyrxaif import checks as V
 from pyrxaif.distributions import KroneckerSumNormal, MvNormal, Wishart, check_precision, kronecker_factors
-from pyrxaif.distributions.linalg import inverse_pivoted, is_traced, spd_inverse, spd_inverse_logdet, sweep, symmetrize
+from pyrxaif.distributions.linalg import (UNROLL_MAX_DIM, inverse_pivoted, is_traced, small_matmul, spd_inverse,
+                                          spd_inverse_logdet, sweep, symmetrize)
 from pyrxaif.rules import transition as tr
 
 LOG2PI = tr.LOG2PI
@@ -53,6 +54,7 @@ __all__ = [
     "DynamicsPosterior", "SmootherResult", "make_prior", "smooth", "sufficient_statistics",
     "update_dynamics", "posterior_from_statistics", "elbo", "vb_em", "dynamics_kl", "smooth_information",
     "check_dynamics", "filter_information", "KnownDynamics", "FilterResult", "structured_prior", "dense_posterior",
+    "GaussianMoments",
 ]
 
 
@@ -88,6 +90,16 @@ class KnownDynamics(NamedTuple):
         return d, self.weights.shape[-1] - d
 
 
+class GaussianMoments(NamedTuple):
+    """The initial state N(mean, cov) in moment form, mean (d,), cov (d, d) positive definite:
+    :func:`smooth_information` and :func:`filter_information` accept it as ``init`` in place of an
+    :class:`~pyrxaif.distributions.MvNormal` (the sequential filter starts from the moments, so no
+    inversion is needed for it)."""
+
+    mean: jax.Array
+    cov: jax.Array
+
+
 class FilterResult(NamedTuple):
     """Forward pass only (:func:`filter_information`): log_normalizer (), filtered_mean (T, d),
     filtered_cov (T, d, d) = q(z_t | observations up to t) (a leading N for batches)."""
@@ -118,11 +130,19 @@ class SmootherResult(NamedTuple):
 # =============================================================================================
 # Construction and validation
 # =============================================================================================
-def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_mean=None) -> DynamicsPosterior:
+def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_mean=None,
+               structured: bool = False) -> DynamicsPosterior:
     """Gaussian prior on vec [A B] (mean ``ab_mean`` (d, d+m), default 0; isotropic precision
     ``ab_precision`` or a full (d(d+m))² matrix) and Wishart prior on W with E[W] = ``w_mean``
-    (default I) and ``w_df`` degrees of freedom (default d + 2)."""
+    (default I) and ``w_df`` degrees of freedom (default d + 2). ``structured=True`` (isotropic
+    ``ab_precision`` only) builds p([A B]) directly as the matrix normal λI_d ⊗ I_n
+    (:class:`~pyrxaif.distributions.KroneckerSumNormal`), the form :func:`structured_prior` gives the
+    dense one, without building the (d·n)² matrix: ``LinearGaussianSSM.fit_vb``'s default prior
+    (:func:`structured_prior` passes it through; the other functions, :func:`vb_em` included, take the
+    dense form)."""
     d, m = V.check_count("d", d), V.check_count("m", m, minimum=0)
+    if not isinstance(structured, (bool, np.bool_)):
+        raise TypeError(f"structured: expected a bool, got {type(structured).__name__}")
     n = d + m
     mean = np.zeros((d, n)) if ab_mean is None else V.as_float_array("ab_mean", ab_mean, shape=(d, n))
     prec = V.as_float_array("ab_precision", ab_precision)
@@ -130,13 +150,19 @@ def make_prior(d: int, m: int, *, ab_mean=None, ab_precision=1.0, w_df=None, w_m
         if not prec > 0:
             raise ValueError(f"ab_precision: expected a positive scalar, got {float(prec)}")
         V.check_eigenvalue_range("ab_precision", prec.reshape(1, 1), PRIOR_RANGE)
-        prec = float(prec) * np.eye(d * n)
+        if structured:
+            q_ab = _matrix_normal_jit(mean, float(prec) * np.eye(d), np.eye(n))
+        else:
+            prec = float(prec) * np.eye(d * n)
+    elif structured:
+        raise ValueError(f"ab_precision: structured=True takes a positive scalar (λI), got shape {prec.shape}")
     elif prec.shape != (d * n, d * n):
         raise ValueError(f"ab_precision: expected a scalar or shape {(d * n, d * n)}, got {prec.shape}")
     else:
         V.check_positive_definite("ab_precision", prec)
         V.check_eigenvalue_range("ab_precision", prec, PRIOR_RANGE)
-    q_ab = MvNormal(jnp.asarray(prec @ mean.reshape(-1)), jnp.asarray(prec))
+    if not structured:
+        q_ab = MvNormal(jnp.asarray(prec @ mean.reshape(-1)), jnp.asarray(prec))
     if w_df is None:
         df = float(d + 2)
     else:
@@ -161,17 +187,18 @@ def _check_q(ab_name, q_ab, w_name, q_w, d=None):
     return _check_q_factors(ab_name, q_ab, w_name, q_w, d)[:2]
 
 
-def _check_q_factors(ab_name, q_ab, w_name, q_w, d=None):
+def _check_q_factors(ab_name, q_ab, w_name, q_w, d=None, structured_allowed: bool = False):
     """(d, m, factors) after checking q([A B]) q(W) (``_check_q``); factors = (R, C) when the precision of
     vec [A B] is R ⊗ C (``kronecker_factors``; then R and C are checked instead of the (d·n)² matrix),
-    else None (also when traced)."""
+    else None (also when traced, and for a KroneckerSumNormal q([A B]), accepted where
+    ``structured_allowed``: its mean's shape is checked, the matrix normal itself at construction)."""
     if not isinstance(q_ab, (MvNormal, KroneckerSumNormal)):
         raise TypeError(f"{ab_name}: expected an MvNormal over vec [A B], got {type(q_ab).__name__}")
     if not isinstance(q_w, Wishart):
         raise TypeError(f"{w_name}: expected a Wishart, got {type(q_w).__name__}")
     if is_traced(q_ab, q_w):
         return DynamicsPosterior(q_ab, q_w).dims + (None,)
-    if isinstance(q_ab, KroneckerSumNormal):
+    if isinstance(q_ab, KroneckerSumNormal) and not structured_allowed:
         raise TypeError(f"{ab_name}: a KroneckerSumNormal q([A B]) is internal to vb_em / fit_vb's compiled loop; "
                         "pass an MvNormal (dense_posterior converts)")
     inv = V.as_float_array(f"{w_name}.inv_scale", q_w.inv_scale)
@@ -184,6 +211,11 @@ def _check_q_factors(ab_name, q_ab, w_name, q_w, d=None):
     df = V.as_float_array(f"{w_name}.df", q_w.df)
     if df.ndim != 0 or not df > dw - 1:
         raise ValueError(f"{w_name}.df: expected a scalar > d - 1 = {dw - 1}, got {df.tolist()}")
+    if isinstance(q_ab, KroneckerSumNormal):
+        shape = V.as_float_array(f"{ab_name}.mean", q_ab.mean, ndim=2).shape
+        if shape[0] != dw or shape[1] < dw:
+            raise ValueError(f"{ab_name}.mean: expected [A B] of shape (d, d+m) with d = {dw}, got {shape}")
+        return dw, shape[1] - dw, None
     xi = V.as_float_array(f"{ab_name}.xi", q_ab.xi, ndim=1)
     if xi.shape[0] % dw or xi.shape[0] < dw * dw:
         raise ValueError(f"{ab_name}.xi: expected length d*(d+m) with d = {dw}, got {xi.shape[0]}")
@@ -210,13 +242,31 @@ def _check_known(dyn: KnownDynamics, d: int):
     return dyn.dims
 
 
-def _check_init(init, d):
-    if not isinstance(init, MvNormal):
-        raise TypeError(f"init: expected an MvNormal N(m1, V1), got {type(init).__name__}")
+def _check_init(init, d, moments_allowed: bool = False):
+    """``init``: an MvNormal N(m1, V1) (or, where ``moments_allowed``, a GaussianMoments) on z_0 of
+    dimension d, validated unless traced."""
+    kinds = (MvNormal, GaussianMoments) if moments_allowed else (MvNormal,)
+    if not isinstance(init, kinds):
+        what = "an MvNormal or GaussianMoments" if moments_allowed else "an MvNormal"
+        raise TypeError(f"init: expected {what} N(m1, V1), got {type(init).__name__}")
     if is_traced(init):
+        return
+    if isinstance(init, GaussianMoments):
+        V.as_float_array("init.mean", init.mean, shape=(d,))
+        V.check_positive_definite("init.cov", V.as_float_array("init.cov", init.cov, shape=(d, d)))
         return
     V.as_float_array("init.xi", init.xi, shape=(d,))
     V.check_positive_definite("init.precision", V.as_float_array("init.precision", init.precision, shape=(d, d)))
+
+
+def _init_precision_diagonal(init) -> np.ndarray:
+    """The diagonal of the initial state's precision (validated, eager input): read off an MvNormal,
+    for GaussianMoments the squared column norms of L⁻¹ (cov = LLᵀ, a triangular solve)."""
+    if isinstance(init, MvNormal):
+        return np.diagonal(np.asarray(init.precision))
+    cov = np.asarray(init.cov, np.float64)
+    chol_inv = np.linalg.solve(np.linalg.cholesky(cov), np.eye(cov.shape[-1]))
+    return np.sum(chol_inv ** 2, axis=0)
 
 
 def _prepare_traced(obs_mean, obs_precision, controls, mask):
@@ -306,7 +356,7 @@ MAX_PRECISION_RATIO = 1e10
 PRIOR_SCALE_RATIO = 1e3
 
 
-def _check_precision_range(lam, diag: bool, w_mean, init: MvNormal):
+def _check_precision_range(lam, diag: bool, w_mean, init: MvNormal | GaussianMoments):
     """Refuse observation precisions that float64 cannot combine with the model's precisions
     (w_mean: the transition precision E[W], or Q⁻¹ for known dynamics)."""
     if is_traced(lam, w_mean, init):
@@ -314,7 +364,7 @@ def _check_precision_range(lam, diag: bool, w_mean, init: MvNormal):
     lam = np.asarray(lam)
     largest = float(lam.max() if diag else np.max(np.diagonal(lam, axis1=-2, axis2=-1)))
     w_diag = np.diagonal(np.asarray(w_mean))
-    model = max(float(w_diag.max()), float(np.max(np.diagonal(np.asarray(init.precision)))))
+    model = max(float(w_diag.max()), float(np.max(_init_precision_diagonal(init))))
     if largest > MAX_PRECISION_RATIO * model:
         raise ValueError(
             f"obs_precision: largest entry {largest:.3g} is more than {MAX_PRECISION_RATIO:.0e} times the model's "
@@ -345,7 +395,7 @@ class _Model(NamedTuple):
     a: jax.Array          # Ā (d, d)
     b: jax.Array          # B̄ (d, m)
     w: jax.Array          # W̄ (d, d)
-    psi: jax.Array        # Ψ (n, n)
+    psi: jax.Array | None  # Ψ (n, n); None for known dynamics (no correction potential)
     c_w: jax.Array        # ½E log|W| − ½ log|W̄|
     q: jax.Array          # W̄⁻¹ (d, d), the transition covariance
 
@@ -361,9 +411,9 @@ def _model(q_ab: MvNormal | KroneckerSumNormal, q_w: Wishart) -> _Model:
 
 
 def _known_model(dyn: "KnownDynamics") -> _Model:
-    """Known [A B] and Q: the LDS itself (Ψ = 0, no log-determinant correction)."""
-    d, m = dyn.dims
-    return _Model(dyn.weights[:, :d], dyn.weights[:, d:], _inverse(dyn.covariance), jnp.zeros((d + m, d + m)),
+    """Known [A B] and Q: the LDS itself (no Ψ potential, no log-determinant correction)."""
+    d, _ = dyn.dims
+    return _Model(dyn.weights[:, :d], dyn.weights[:, d:], _inverse(dyn.covariance), None,
                   jnp.zeros((), dyn.covariance.dtype), symmetrize(dyn.covariance))
 
 
@@ -392,10 +442,12 @@ def _obs_potentials(mu, lam, diag: bool):
 
 def _potentials(obs, u, mask, mdl: _Model):
     """Per-step potentials (g, ξ, Λ) on z_t: observation potentials ``obs`` (valid steps) + Ψ term
-    (steps with an outgoing transition); trans[t] = 1 where z_t → z_{t+1} exists."""
+    (steps with an outgoing transition; none for known dynamics); trans[t] = 1 where z_t → z_{t+1} exists."""
     g, xi, prec = obs
     d = xi.shape[-1]
     trans = mask * jnp.concatenate([mask[1:], jnp.zeros(1)])
+    if mdl.psi is None:
+        return mask * g, mask[:, None] * xi, mask[:, None, None] * prec, trans
     psi_zz, psi_zu, psi_uu = mdl.psi[:d, :d], mdl.psi[:d, d:], mdl.psi[d:, d:]
     g_t = mdl.c_w - 0.5 * jnp.einsum("ti,ij,tj->t", u, psi_uu, u)
     xi_t = -u @ psi_zu.T
@@ -416,6 +468,21 @@ def _logdet(m):
 def _inverse(m):
     """M⁻¹ for symmetric positive-definite M (..., d, d)."""
     return spd_inverse_logdet(symmetrize(m))[0]
+
+
+def _init_moments(init) -> tuple[jax.Array, jax.Array]:
+    """(mean, covariance) of the initial state (an MvNormal is inverted once)."""
+    if isinstance(init, GaussianMoments):
+        return init.mean, symmetrize(init.cov)
+    cov = _inverse(init.precision)
+    return cov @ init.xi, cov
+
+
+def _init_natural(init) -> MvNormal:
+    """The initial state as an MvNormal (a GaussianMoments is inverted once)."""
+    if isinstance(init, MvNormal):
+        return init
+    return MvNormal.from_mean_cov(init.mean, init.cov)
 
 
 def _canon_lognorm(g, xi, prec):
@@ -444,47 +511,66 @@ class _Filtered(NamedTuple):
     mean: jax.Array            # (T, d)
     cov: jax.Array             # (T, d, d)
     next_mean: jax.Array       # (T, d)    Ā m_t + B̄ u_t
-    next_precision: jax.Array  # (T, d, d) (Ā S_t Āᵀ + W̄⁻¹)⁻¹
+    next_precision: jax.Array  # (T, d, d) (Ā S_t Āᵀ + W̄⁻¹)⁻¹ for t < T−1; the last row, which no
+    #                                        transition uses, repeats the one before
     log_z: jax.Array           # ()
 
 
-def _forward(pots, u, mask, init: MvNormal, mdl: _Model) -> _Filtered:
-    """Kalman filter on the potentials (``lax.scan``), in moment form with the predicted precision
-    carried along. Per step two sweeps (``sweep``, fused rank-one updates, no LAPACK call and no
-    inverse outside them): [[J_p + Λ_t, h_t], [h_tᵀ, 0]] on d pivots gives the filtered covariance
-    S_t, mean m_t = S_t h_t, h_tᵀm_t and log|J_p + Λ_t|; the predicted covariance Ā S_t Āᵀ + W̄⁻¹ on
-    d pivots gives the next predicted precision and its log-determinant. The step's contribution to
-    log Z̃ (:func:`_step_loglik`) is computed afterwards, vectorised over t."""
+def _spd_inverse_in_scan(m):
+    """(M⁻¹, log|M|) for one SPD matrix inside a sequential scan step: the unrolled Cholesky of
+    ``spd_inverse_logdet`` up to ``UNROLL_MAX_DIM`` (fused scalar code, the fastest there), else one sweep."""
+    d = m.shape[-1]
+    if d <= UNROLL_MAX_DIM:
+        return spd_inverse_logdet(m)
+    swept, logdet = sweep(m, d, with_logdet=True)
+    return -swept, logdet
+
+
+def _solve_in_scan(m, h):
+    """(M⁻¹, M⁻¹h, hᵀM⁻¹h, log|M|) for one SPD matrix M and vector h inside a scan step: as
+    :func:`_spd_inverse_in_scan`, with h carried through the sweep ([[M, h], [hᵀ, 0]]) beyond ``UNROLL_MAX_DIM``."""
+    d = m.shape[-1]
+    if d <= UNROLL_MAX_DIM:
+        inv, logdet = spd_inverse_logdet(m)
+        x = small_matmul(inv, h)
+        return inv, x, jnp.sum(h * x), logdet
+    aug = jnp.concatenate([jnp.concatenate([m, h[:, None]], 1), jnp.concatenate([h, jnp.zeros(1, h.dtype)])[None]])
+    swept, logdet = sweep(aug, d, with_logdet=True)
+    return -swept[:d, :d], swept[:d, d], -swept[d, d], logdet
+
+
+def _forward(pots, u, mask, init, mdl: _Model) -> _Filtered:
+    """Kalman filter on the potentials (``lax.scan``), in moment form: the carry is the predicted
+    mean and covariance of z_t, starting from ``init`` in moment form (:func:`_init_moments`: no
+    set-up work for a :class:`GaussianMoments` init). Per step two factorisations, no LAPACK call
+    (:func:`_spd_inverse_in_scan`, :func:`_solve_in_scan`: unrolled Cholesky up to ``UNROLL_MAX_DIM``,
+    sweeps beyond): the predicted covariance P_t gives the predicted precision J_t and log|P_t|;
+    J_t + Λ_t with h_t = J_t m_{t|t-1} + ξ_t gives the filtered covariance S_t, mean m_t = S_t h_t,
+    h_tᵀm_t and log|J_t + Λ_t|; the step's contribution to log Z̃ (:func:`_step_loglik`) is formed in
+    the step; the prediction Ā S_t Āᵀ + W̄⁻¹ is products only (``small_matmul``)."""
     g, xi, prec, trans = pots
-    d = xi.shape[-1]
     a = mdl.a
     c = u @ mdl.b.T                                                        # B̄ u_t (T, d)
     q = mdl.q                                                              # W̄⁻¹
-    zero = jnp.zeros((1, 1))
 
     def step(carry, inp):
-        m_p, j_p = carry
+        m_p, p_p = carry
         xi_t, prec_t, c_t = inp
-        h = j_p @ m_p + xi_t
-        aug = jnp.concatenate([jnp.concatenate([j_p + prec_t, h[:, None]], 1),
-                               jnp.concatenate([h[None], zero], 1)])
-        swept, logdet_jf = sweep(aug, d, with_logdet=True)
-        s_f, m_f = -swept[:d, :d], swept[:d, d]
-        swept_p, logdet_p = sweep(symmetrize(a @ s_f @ a.T + q), d, with_logdet=True)
-        m_next = a @ m_f + c_t
-        return (m_next, -swept_p), (m_f, s_f, m_next, -swept_p, -swept[d, d], logdet_jf, -logdet_p)
+        j_p, logdet_pp = _spd_inverse_in_scan(p_p)
+        jm = small_matmul(j_p, m_p)
+        h = jm + xi_t
+        s_f, m_f, h_dot_mf, logdet_jf = _solve_in_scan(j_p + prec_t, h)
+        # the step's log Z̃ term (_step_loglik, with m_pᵀJ_p m_p from J_p m_p above)
+        loglik = 0.5 * h_dot_mf - 0.5 * jnp.sum(m_p * jm) - 0.5 * logdet_pp - 0.5 * logdet_jf
+        m_next = small_matmul(a, m_f) + c_t
+        return (m_next, symmetrize(small_matmul(small_matmul(a, s_f), a.T) + q)), (m_f, s_f, m_next, j_p, loglik)
 
-    init_prec = symmetrize(init.precision)
-    _, (m_f, s_f, m_next, j_next, h_dot_mf, logdet_jf, logdet_jnext) = jax.lax.scan(
-        step, (init.mean, init_prec), (xi, prec, c))
-    m_p = jnp.concatenate([init.mean[None], m_next[:-1]])
-    j_p = jnp.concatenate([init_prec[None], j_next[:-1]])
-    logdet_jp = jnp.concatenate([_logdet(init_prec)[None], logdet_jnext[:-1]])
-    log_z = jnp.sum(mask * (g + _step_loglik(m_p, j_p, logdet_jp, h_dot_mf, logdet_jf)))
-    return _Filtered(m_f, s_f, m_next, j_next, log_z)
+    _, (m_f, s_f, m_next, j_p, loglik) = jax.lax.scan(step, _init_moments(init), (xi, prec, c))
+    log_z = jnp.sum(mask * (g + loglik))
+    return _Filtered(m_f, s_f, m_next, jnp.concatenate([j_p[1:], j_p[-1:]]), log_z)
 
 
-def _sequential(pots, u, mask, init: MvNormal, mdl: _Model):
+def _sequential(pots, u, mask, init: MvNormal | GaussianMoments, mdl: _Model):
     """:func:`_forward`, then Rauch–Tung–Striebel: z_t | z_{t+1} ~ N(G_t z_{t+1} + k_t, L_t) with
     G_t = S_t Āᵀ J_{t+1|t}, k_t = m_t − G_t m_{t+1|t}, L_t = S_t − G_t Ā S_t (batched products over t);
     the recursion m_t = k_t + G_t m_{t+1}, S_t = L_t + G_t S_{t+1} G_tᵀ is affine in (m, S), so it
@@ -568,9 +654,10 @@ def _filter_log_z(pots, u, mask, init: MvNormal, mdl: _Model, mf, sf):
     return jnp.sum(mask * (g + per_step))
 
 
-def _parallel(pots, u, mask, init: MvNormal, mdl: _Model):
+def _parallel(pots, u, mask, init: MvNormal | GaussianMoments, mdl: _Model):
     """Parallel-in-time filter and smoother (Särkkä & García-Fernández, 2021); log Z̃ from the
     smoothed marginals (:func:`_log_z_from_marginals`)."""
+    init = _init_natural(init)
     trans = pots[3]
     d = pots[1].shape[-1]
     eye = jnp.eye(d)
@@ -652,6 +739,7 @@ def _filter_one(obs, u, mask, mdl: _Model, init, method: str) -> "FilterResult":
         fw = _forward(pots, u, mask, init, mdl)
         mf, sf, log_z = fw.mean, fw.cov, fw.log_z
     else:
+        init = _init_natural(init)
         mf, sf = _parallel_filter(pots, u, mask, init, mdl)
         log_z = _filter_log_z(pots, u, mask, init, mdl, mf, sf)
     valid = mask[:, None] > 0
@@ -746,18 +834,19 @@ def _information_args(obs_log_const, obs_xi, obs_precision, controls, dynamics, 
         w_mean = dynamics.q_w.mean()
     if u.shape[-1] != m:
         raise ValueError(f"controls: expected m = {m} columns (from dynamics), got {u.shape[-1]}")
-    _check_init(init, d)
+    _check_init(init, d, moments_allowed=True)
     _check_precision_range(prec, False, w_mean, init)
     return (g, xi, prec, u, msk, dynamics, init, method), batched
 
 
-def smooth_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal, mask=None,
-                       method: str = "sequential") -> SmootherResult:
+def smooth_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal | GaussianMoments,
+                       mask=None, method: str = "sequential") -> SmootherResult:
     """:func:`smooth` with the observation of each z_t given as a Gaussian potential in information
     form, exp(c_t + ξ_tᵀz − ½zᵀΛ_t z): obs_log_const c (…, T), obs_xi ξ (…, T, d), obs_precision
     Λ (…, T, d, d) symmetric positive semi-definite (any rank, e.g. HᵀR⁻¹H of an emission model with
     fewer outputs than states; all zero = no observation), and ``dynamics`` either q([A B]) q(W)
-    (:class:`DynamicsPosterior`, the expected LDS) or :class:`KnownDynamics`. log_normalizer is then
+    (:class:`DynamicsPosterior`, the expected LDS) or :class:`KnownDynamics`; ``init`` the initial state as
+    an MvNormal or, in moment form, a :class:`GaussianMoments`. log_normalizer is then
     log ∫ p(z_0) Π_t exp(c_t + ξ_tᵀz_t − ½z_tᵀΛ_t z_t) Π exp E log N(z_{t+1}|Hx_t, W⁻¹) dz, the marginal
     likelihood when the potentials are exact likelihoods. The result also holds the filtered moments;
     its ``cavity`` is None."""
@@ -765,8 +854,8 @@ def smooth_information(obs_log_const, obs_xi, obs_precision, controls, dynamics,
     return _information_batch(*args, smoother=True, squeeze=not batched)
 
 
-def filter_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal, mask=None,
-                       method: str = "sequential") -> FilterResult:
+def filter_information(obs_log_const, obs_xi, obs_precision, controls, dynamics, init: MvNormal | GaussianMoments,
+                       mask=None, method: str = "sequential") -> FilterResult:
     """The forward pass of :func:`smooth_information` alone (same arguments): filtered moments and
     log_normalizer (equal to the smoother's), without the backward pass."""
     args, batched = _information_args(obs_log_const, obs_xi, obs_precision, controls, dynamics, init, mask, method)
@@ -893,14 +982,15 @@ def dynamics_kl(posterior: DynamicsPosterior, prior: DynamicsPosterior) -> jax.A
 def structured_prior(prior: DynamicsPosterior) -> DynamicsPosterior:
     """The same prior with p([A B]) as a matrix normal (:class:`~pyrxaif.distributions.KroneckerSumNormal`)
     when its precision is a Kronecker product R ⊗ C on the row-major vec (``kronecker_factors``, to 1e-12
-    relative; e.g. ``make_prior``'s default λI), else ``prior`` unchanged. The VB updates from such a
+    relative; e.g. ``make_prior``'s default λI), else ``prior`` unchanged (also when it is structured
+    already, from ``make_prior(..., structured=True)``). The VB updates from such a
     prior keep q([A B]) in that form (precision R ⊗ C + W̄ ⊗ Σ E[x xᵀ]), whose mean, covariance terms and
     KL cost O(d³ + n³) instead of O((d n)³) (n = d + m). Concrete input (NumPy, call outside jit)."""
     if not isinstance(prior, DynamicsPosterior):
         raise TypeError(f"prior: expected a DynamicsPosterior, got {type(prior).__name__}")
-    d, m, factors = _check_q_factors("prior.q_ab", prior.q_ab, "prior.q_w", prior.q_w)
+    d, m, factors = _check_q_factors("prior.q_ab", prior.q_ab, "prior.q_w", prior.q_w, structured_allowed=True)
     n = d + m
-    if factors is None:
+    if factors is None:                  # not a Kronecker product, or structured already (make_prior(structured=True))
         return prior
     row, col = factors
     mean = np.linalg.solve(row, np.linalg.solve(col, np.asarray(prior.q_ab.xi).reshape(d, n).T).T)   # R⁻¹ Ξ C⁻¹

@@ -20,6 +20,7 @@ backward pass. The VAE's latent messages are the special case H = I.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import partial
 from typing import NamedTuple
 
@@ -29,7 +30,6 @@ import numpy as np
 
 from pyrxaif import checks as V
 from pyrxaif.checks import check_count, check_key
-from pyrxaif.distributions import MvNormal
 from pyrxaif.distributions.linalg import spd_inverse, spd_inverse_logdet, spd_solve, symmetrize
 from pyrxaif.inference import lgssm
 from pyrxaif.rules import transition as tr
@@ -147,7 +147,7 @@ def _posterior(params: ParamsLGSSM, y, u, dynamics, method: str, smoother: bool)
     inputs already). ``dynamics``: None (the known dynamics of ``params``) or q([A B b]) q(Q⁻¹)."""
     dyn = _known_dynamics(params) if dynamics is None else dynamics
     c, xi, prec = _emission_potentials(params, y, u)
-    init = MvNormal.from_mean_cov(params.initial_mean, params.initial_covariance)
+    init = lgssm.GaussianMoments(params.initial_mean, params.initial_covariance)
     run = lgssm.smooth_information if smoother else lgssm.filter_information
     return run(c, xi, prec, _core_controls(u), dyn, init, method=method)
 
@@ -215,7 +215,7 @@ class LinearGaussianSSM:
     def _checked(self, values: dict, prefix: str) -> ParamsLGSSM:
         """``values`` (one per field) as ParamsLGSSM after checking each one's shape for this model and
         finiteness, the covariances' positive definiteness and :func:`_check_scales`; errors name
-        ``prefix`` + the field."""
+        ``prefix`` + the field. The result is remembered as valid (:data:`_VALIDATED`)."""
         out = {}
         for name, shape in self._shapes().items():
             arr = V.as_float_array(prefix + name, values[name], shape=shape)
@@ -223,12 +223,23 @@ class LinearGaussianSSM:
                 V.check_positive_definite(prefix + name, arr)
             out[name] = arr
         _check_scales(out, prefix)
-        return ParamsLGSSM(**{k: jnp.asarray(v) for k, v in out.items()})
+        params = ParamsLGSSM(**{k: jnp.asarray(v) for k, v in out.items()})
+        _VALIDATED.remember(params, self._dims())
+        return params
+
+    def _dims(self) -> tuple[int, int, int]:
+        return self.state_dim, self.emission_dim, self.input_dim
 
     def _check_params(self, params) -> ParamsLGSSM:
+        """``params`` checked as by :meth:`_checked`, once per params object: a ParamsLGSSM of float64
+        JAX arrays (immutable) validated for a model of these dimensions is returned as it is."""
         if not isinstance(params, ParamsLGSSM):
             raise TypeError(f"params: expected ParamsLGSSM (from initialize), got {type(params).__name__}")
-        return self._checked(params._asdict(), "params.")
+        if _VALIDATED.holds(params, self._dims()):
+            return params
+        checked = self._checked(params._asdict(), "params.")
+        _VALIDATED.remember(params, self._dims())          # kept only if immutable float64 (see remember)
+        return checked
 
     # ------------------------------------------------------------------ data
     def _data(self, params, emissions, inputs):
@@ -237,18 +248,21 @@ class LinearGaussianSSM:
         if y.ndim not in (2, 3) or y.shape[-1] != self.emission_dim or y.shape[-2] < 1:
             raise ValueError(f"emissions: expected shape (T, {self.emission_dim}) or (N, T, {self.emission_dim}) "
                              f"with T >= 1, got {y.shape}")
-        if np.any(np.isinf(y)):
-            raise ValueError("emissions: expected finite values or NaN (missing), found inf")
-        if np.nanmax(np.abs(y), initial=0.0) > MAX_ABS_DATA:
+        # one reduction (NaN rows are missing, fmax skips them); inf and overflow end up above the bound.
+        # Each NumPy reduction here measurably slows the compiled call that follows, so the data are read once.
+        largest = float(np.fmax.reduce(np.abs(y), axis=None, initial=0.0))
+        if not largest <= MAX_ABS_DATA:
+            if np.any(np.isinf(y)):
+                raise ValueError("emissions: expected finite values or NaN (missing), found inf")
             raise ValueError(f"emissions: expected magnitudes up to {MAX_ABS_DATA:.0e} (their squares overflow "
-                             f"float64), got {np.nanmax(np.abs(y)):.3g}; rescale the data")
+                             f"float64), got {largest:.3g}; rescale the data")
         if inputs is None:
             if self.input_dim:
                 raise ValueError(f"inputs: expected shape {y.shape[:-1] + (self.input_dim,)}, got None")
             u = np.zeros(y.shape[:-1] + (0,))
         else:
             u = _check_inputs(inputs, y.shape[:-1] + (self.input_dim,))
-        return params, jnp.asarray(y), jnp.asarray(u)
+        return params, y, u
 
     def _run(self, params, emissions, inputs, method, smoother):
         V.check_choice("method", method, ("sequential", "parallel"))
@@ -297,8 +311,8 @@ class LinearGaussianSSM:
                prior: lgssm.DynamicsPosterior | None = None, fit_emissions: bool = True,
                method: str = "sequential") -> FitResult:
         """Variational Bayes for the dynamics q([A B b]) q(Q⁻¹) (prior ``prior``, default
-        ``lgssm.make_prior(D, U + 1)``) and, with ``fit_emissions``, maximum-likelihood point estimates
-        of H, D, d, R (closed-form M-step from the smoothed moments); the initial state stays at
+        ``lgssm.make_prior(D, U + 1, structured=True)``) and, with ``fit_emissions``, maximum-likelihood point
+        estimates of H, D, d, R (closed-form M-step from the smoothed moments); the initial state stays at
         ``params``. Each iteration: smooth under the current q, record the ELBO, update the emission
         model, then q([A B b]) and q(Q⁻¹). Returns the posterior-mean parameters, the posterior and
         the ELBO trace. With a prior whose precision on vec [A B b] is a Kronecker product (the default
@@ -307,7 +321,7 @@ class LinearGaussianSSM:
         check_count("num_iters", num_iters)
         params, y, u = self._data(params, emissions, inputs)
         D, U = self.state_dim, self.input_dim
-        prior = lgssm.structured_prior(lgssm.make_prior(D, U + 1) if prior is None else prior)   # validates it
+        prior = lgssm.structured_prior(lgssm.make_prior(D, U + 1, structured=True) if prior is None else prior)
         if prior.dims != (D, U + 1):
             raise ValueError(f"prior: expected a DynamicsPosterior with dims (d, m) = {(D, U + 1)} "
                              f"(the dynamics bias is an extra constant input), got {prior.dims}")
@@ -328,10 +342,45 @@ class LinearGaussianSSM:
         return FitResult(params, post, np.asarray(trace))
 
 
+class _ValidatedParams:
+    """The last ``size`` ParamsLGSSM objects that passed validation, by identity, with the model
+    dimensions they were checked for. Only objects whose fields are all concrete float64 JAX arrays
+    are kept: those cannot change after the check, so a later call with the same object skips it
+    (the checks cost more than a short filter). Entries hold a reference to their object, so an id is
+    not reused while it is here."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self.entries: OrderedDict[int, tuple[ParamsLGSSM, tuple[int, int, int]]] = OrderedDict()
+
+    def holds(self, params: ParamsLGSSM, dims: tuple[int, int, int]) -> bool:
+        entry = self.entries.get(id(params))
+        if entry is None or entry[0] is not params or entry[1] != dims:
+            return False
+        self.entries.move_to_end(id(params))
+        return True
+
+    def remember(self, params: ParamsLGSSM, dims: tuple[int, int, int]) -> None:
+        if not all(isinstance(v, jax.Array) and not isinstance(v, jax.core.Tracer) and v.dtype == jnp.float64
+                   for v in params):
+            return
+        self.entries[id(params)] = (params, dims)
+        self.entries.move_to_end(id(params))
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+_VALIDATED = _ValidatedParams()
+
+
 def _check_inputs(inputs, shape) -> np.ndarray:
-    u = V.as_float_array("inputs", inputs, shape=shape)
-    if np.max(np.abs(u), initial=0.0) > MAX_ABS_DATA:
-        raise ValueError(f"inputs: expected magnitudes up to {MAX_ABS_DATA:.0e}, got {np.max(np.abs(u)):.3g}")
+    """Inputs of ``shape``, finite, magnitudes up to MAX_ABS_DATA, read in one reduction (NaN and inf
+    propagate through max; the finiteness check then names them)."""
+    u = V.as_float_array("inputs", inputs, shape=shape, finite=False)
+    largest = float(np.max(np.abs(u), initial=0.0))
+    if not largest <= MAX_ABS_DATA:
+        V.as_float_array("inputs", u)                         # raises for NaN/inf entries
+        raise ValueError(f"inputs: expected magnitudes up to {MAX_ABS_DATA:.0e}, got {largest:.3g}")
     return u
 
 
