@@ -353,7 +353,11 @@ class DiscretePOMDP:
 
     def flat_observations(self) -> list[np.ndarray]:
         """Per-modality likelihoods p(o_m | x, θ) as (S, K, num_obs[m]) arrays."""
-        return [np.moveaxis(self._to_xk(a, lead=1), 0, -1) for a in self.A]
+        return self._flat_likelihoods(self.A, np)
+
+    def _flat_likelihoods(self, A, xp) -> list:
+        """Per-modality ``A`` (the model's shapes) as (S, K, num_obs[m]) arrays of the module ``xp``."""
+        return [xp.moveaxis(self._to_xk(a, lead=1, xp=xp), 0, -1) for a in A]
 
     def flat_state_preferences(self) -> np.ndarray:
         """``C_states`` over (x, θ) as an (S, K) array (zeros when the model has none)."""
@@ -416,8 +420,8 @@ class DiscretePOMDP:
         S, K = self._joint_observation_sizes()
         n = S * K
         out = xp.ones((1, n))
-        for a in A:
-            flat = xp.moveaxis(self._to_xk(a, lead=1, xp=xp), 0, -1).reshape(n, -1)   # (n, num_obs[m])
+        for a in self._flat_likelihoods(A, xp):
+            flat = a.reshape(n, -1)                                                     # (n, num_obs[m])
             out = (out[:, None, :] * flat.T[None, :, :]).reshape(-1, n)
         return out
 
