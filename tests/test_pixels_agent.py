@@ -399,13 +399,15 @@ def test_restart_seeds_are_the_seed_then_fresh_ones():
 
 
 def test_train_validated_restarts_while_the_bar_is_missed(monkeypatch):
-    """A bar no model meets: 1 + restarts trainings from the restart seeds, each judged on the held-out
-    data, the last returned with its failures; a bar every model meets: one training, the seed's own.
+    """A bar no model meets: 1 + restarts trainings from the restart seeds, each on its own seed's
+    exploration data (the same data with ``redraw_data=False``) and judged on the held-out data, the one
+    closest to the bar returned with its failures; a bar every model meets: one training, the seed's own.
     (The training itself is replaced by a seeded untrained model: the rule under test is the restarts.)"""
-    calls = []
+    calls, data = [], []
 
     def seeded(config, frames, actions, seed=0, progress=True, images=None):
         calls.append(seed)
+        data.append((frames, actions))
         model = _untrained(config.task)
         model.config = config
         model.params = vae.init_vae(jax.random.PRNGKey(seed), vae.VAEConfig(3, 2))
@@ -416,10 +418,17 @@ def test_train_validated_restarts_while_the_bar_is_missed(monkeypatch):
     cfg = dataclasses.replace(base, learning=pc.LearningConfig(restarts=2),
                               bar=pc.ValidationBar(max_pred_nmse=1e-300, gate_trials=0))
     held = pc.collect(cfg, seed=1000)
-    model, history, metrics, failures = pc.train_validated(cfg, None, None, held[0], held[1], seed=4, progress=False)
+    own = pc.collect(cfg, seed=4)
+    model, history, metrics, failures = pc.train_validated(cfg, own[0], own[1], held[0], held[1], seed=4,
+                                                           progress=False)
     att = history["attempts"]
     assert calls == [4, pc.restart_seed(4, 1), pc.restart_seed(4, 2)]
-    assert [a["train_seed"] for a in att] == calls
+    assert [a["train_seed"] for a in att] == calls and [a["data_seed"] for a in att] == calls
+    for (f, a), s in zip(data, calls):                      # each attempt explored with its own seed
+        expected = pc.collect(cfg, seed=s)
+        np.testing.assert_array_equal(f, expected[0])
+        np.testing.assert_array_equal(a, expected[1])
+    assert not np.array_equal(data[1][0], data[0][0]) and not np.array_equal(data[2][1], data[1][1])
     assert all(a["failures"] and "one-step prediction error" in a["failures"][0] for a in att)
     assert len({a["recon_mse"] for a in att}) == 3                # three different models were judged
     # none met the bar: the one closest to it is returned (no gate: the smallest open-loop error)
@@ -430,6 +439,13 @@ def test_train_validated_restarts_while_the_bar_is_missed(monkeypatch):
     easy = dataclasses.replace(cfg, bar=pc.ValidationBar(np.inf, np.inf, gate_trials=0))
     _, history, _, failures = pc.train_validated(easy, None, None, held[0], held[1], seed=4, progress=False)
     assert failures == [] and calls == [4] and [a["attempt"] for a in history["attempts"]] == [0]
+    calls.clear(), data.clear()
+    same = dataclasses.replace(cfg, learning=pc.LearningConfig(restarts=2, redraw_data=False))
+    _, history, _, _ = pc.train_validated(same, own[0], own[1], held[0], held[1], seed=4, progress=False)
+    assert calls == [4, pc.restart_seed(4, 1), pc.restart_seed(4, 2)]
+    assert [a["data_seed"] for a in history["attempts"]] == [4, 4, 4] and all(f is own[0] for f, _ in data)
+    with pytest.raises(TypeError, match="redraw_data"):
+        pc.LearningConfig(redraw_data=1)
 
 
 def test_train_validated_keeps_the_attempt_the_gate_finds_closest(monkeypatch):

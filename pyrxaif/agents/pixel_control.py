@@ -132,8 +132,10 @@ class LearningConfig:
     variational EM (``em_iters`` × (``lds_iters_per_em`` LDS updates + ``vae_epochs_per_em`` VAE epochs),
     ``a_prior_precision``: the EM prior precision of A around I, None for the weak default) and the
     closed-loop refit of the planning experts on ``refit_episodes`` episodes of the model's own controller;
-    ``restarts``: trainings with fresh training seeds (same data) while a model misses the validation bar
-    on held-out data, the closed-loop gate included (:func:`train_validated`)."""
+    ``restarts``: further trainings with fresh training seeds while a model misses the validation bar
+    on held-out data, the closed-loop gate included (:func:`train_validated`); ``redraw_data``: each
+    restart also explores anew (its own exploration data from its training seed), else it reuses the
+    first attempt's data."""
     pretrain_epochs: int = 30
     pretrain_prior: str = "gaussian"
     em_iters: int = 6
@@ -144,6 +146,7 @@ class LearningConfig:
     lr: float = 2e-3
     refit_episodes: int = 0
     restarts: int = 0
+    redraw_data: bool = True
 
     def __post_init__(self):
         V.check_choice("pretrain_prior", self.pretrain_prior, ("gaussian", "ring"))
@@ -154,6 +157,7 @@ class LearningConfig:
             V.check_count(name, getattr(self, name), minimum=0)
         if self.a_prior_precision is not None:
             _check_positive_numbers(self, ("a_prior_precision",))
+        _check_flags(self, ("redraw_data",))
 
 
 @dataclass
@@ -544,25 +548,31 @@ def restart_seed(seed: int, attempt: int) -> int:
 
 def train_validated(config: PixelControlConfig, frames, actions, held_frames, held_actions, seed: int = 0, *,
                     images=None, held_images=None, engine: str | None = None, progress: bool = True):
-    """:func:`train`, then :func:`assess` on held-out data; while the model misses ``config.bar`` and
-    restarts are left (``config.learning.restarts``), train again on the same data from
-    :func:`restart_seed` (seed, attempt). Nothing is chosen on evaluation episodes: the verdict uses
-    held-out sequences and the gate's own trials, judged by the agent's encoder.
+    """:func:`train` on ``frames``/``actions`` (the exploration data of ``seed``), then :func:`assess` on
+    held-out data; while the model misses ``config.bar`` and restarts are left (``config.learning.restarts``),
+    train again from :func:`restart_seed` (seed, attempt), on that seed's own exploration data
+    (:func:`collect`, on ``images``) with ``config.learning.redraw_data``, else on the same data. Nothing
+    is chosen on evaluation episodes: the verdict uses held-out sequences and the gate's own trials,
+    judged by the agent's encoder.
 
     Returns (model, history, metrics, failures) of the first model that meets the bar, else of the
     attempt closest to it (:func:`attempt_rank`; its failures non-empty); ``history["attempts"]`` lists
-    every attempt's training seed, its training and assessment wall times, held-out figures, gate verdict
-    and failures, ``history["chosen"]`` the attempt returned."""
+    every attempt's training seed, its data seed, collection, training and assessment wall times, held-out figures,
+    gate verdict and failures, ``history["chosen"]`` the attempt returned."""
     attempts, best = [], None                          # restart_seed checks ``seed`` before any training
     for attempt in range(1 + config.learning.restarts):
         train_seed = restart_seed(seed, attempt)
+        data_seed = train_seed if attempt and config.learning.redraw_data else seed
         t0 = time.perf_counter()
+        if data_seed != seed:
+            frames, actions, _ = collect(config, data_seed, images=images)
+        tc, t0 = time.perf_counter() - t0, time.perf_counter()
         model, history = train(config, frames, actions, seed=train_seed, progress=progress, images=images)
         t1 = time.perf_counter()
         metrics, failures = assess(model, held_frames, held_actions, seed, images=held_images, engine=engine,
                                    progress=progress)
         gate = metrics.get("gate")
-        record = {"attempt": attempt, "train_seed": train_seed, "train_s": t1 - t0,
+        record = {"attempt": attempt, "train_seed": train_seed, "data_seed": data_seed, "collect_s": tc, "train_s": t1 - t0,
                   "assess_s": time.perf_counter() - t1, "pred_nmse": metrics["pred_nmse"],
                   "horizon_nmse": metrics["horizon_nmse"], "recon_mse": metrics["recon_mse"],
                   "gate": None if gate is None else {k: gate[k] for k in ("passed", "shortfall", "line")},
