@@ -105,6 +105,9 @@ def test_default_configs_are_the_commands_settings():
     u = pc.default_config(PendulumTask.preset("underactuated"))
     assert (u.model.n_local, u.planner.horizon, u.planner.near_goal_horizon) == (128, 30, 15)
     assert (p.model.n_local, p.planner.horizon, p.planner.near_goal_horizon) == (16, 15, None)
+    # the escape from stalls short of the top where the pendulum can be lifted; pumping moves away from it
+    assert p.planner.escape_step == pytest.approx(np.pi / 6) and u.planner.escape_step is None
+    assert pc.default_config("digits").planner.escape_step is None
     assert PendulumTask.preset("underactuated").gravity_torque == 5.0
     assert PendulumTask().gravity_torque == pytest.approx(9.81)
     assert pc.default_config(PendulumTask(max_torque=9.0)).planner.horizon == 30      # point mass, 9 < 9.81
@@ -529,3 +532,68 @@ def test_near_goal_horizon_follows_the_agents_own_reading(monkeypatch):
         pc.run_episode(model, env, start={}, goal=np.pi, steps=3, calibrations=[])
     with pytest.raises(ValueError, match="near_goal_horizon"):
         pc.PlannerConfig(near_goal_horizon=1)
+
+
+def test_stalled_is_no_reading_closer_than_the_best_before_by_the_margin():
+    """Brute force on integer readings: stalled exactly when none of the last ``steps`` readings is
+    ``progress`` closer than every reading before them; never with ``steps`` readings or fewer."""
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        steps, progress = int(rng.integers(1, 5)), int(rng.integers(0, 3)) + 0.5
+        seq = [float(v) for v in rng.integers(0, 8, int(rng.integers(0, 10)))]
+        if len(seq) <= steps:
+            assert not pc.stalled(seq, steps, progress)
+            continue
+        before, last = seq[:-steps], seq[-steps:]
+        improved = any(all(v <= b - progress for b in before) for v in last)
+        assert pc.stalled(seq, steps, progress) == (not improved)
+
+
+def test_escape_offset_moves_towards_the_goal_and_keeps_its_side_at_the_far_point():
+    step = 0.5
+    assert pc.escape_offset(-2.0, 0.0, step) == (-1.5, -1.0)
+    assert pc.escape_offset(2.0, -1.0, step) == (1.5, 1.0)        # away from the far point: the reading's side
+    assert pc.escape_offset(0.3, 0.0, step) == (0.0, 1.0) and pc.escape_offset(-0.3, 1.0, step) == (0.0, -1.0)
+    far = np.pi - 0.2                                              # within ``step`` of ±π
+    assert pc.escape_offset(far, 0.0, step) == pytest.approx((far - step, 1.0))
+    assert pc.escape_offset(far, -1.0, step) == pytest.approx((-(far - step), -1.0))   # the side kept
+    assert pc.escape_offset(-far, 1.0, step) == pytest.approx((far - step, 1.0))
+
+
+def test_escape_plans_to_the_still_window_ahead_while_the_reading_stalls(monkeypatch):
+    """Perfect eyes, a pendulum hanging still (every plan's actions replaced by 0): for ``stall_steps``
+    plans the goal message is the goal's encoding, then (no progress) the encoding of the still window
+    ``escape_step`` closer to the goal; started upright (in the band) it never escapes."""
+    from pyrxaif.inference.planning import plan_local
+    model = _perfect_eyes()
+    step, n = 0.4, 4
+    model.config = dataclasses.replace(model.config, planner=dataclasses.replace(
+        model.config.planner, escape_step=step, stall_steps=n))
+    targets = []
+
+    def still(local, z, zg, goal_prec, u_prec, mask, u_nom, iters):
+        targets.append(np.asarray(zg))
+        res = plan_local(local, z, zg, goal_prec, u_prec, mask, u_nom, iters=iters)
+        return res._replace(actions=np.zeros_like(res.actions))
+
+    monkeypatch.setattr(pc, "planner", lambda engine=None: still)
+    env = model.config.task.make_env()
+    tr = pc.run_episode(model, env, start={"theta": 0.0, "omega": 0.0}, goal=np.pi, steps=10)
+    np.testing.assert_allclose(tr["states"], 0.0, atol=1e-12)
+    assert tr["escaping"].tolist() == [False] * n + [True] * (10 - n)
+    zg = model.encode(pc.goal_window(model.config, np.pi)[None])[0][0]
+    reading = pc.latent_judged_states(model, tr["frames"][:1], np.pi)[0] - np.pi     # ±π: the far point
+    ahead = model.encode(pc.goal_window(model.config, np.pi + np.sign(reading) * (np.pi - step))[None])[0][0]
+    for t, target in enumerate(targets):
+        np.testing.assert_allclose(target, zg if t < n else ahead, atol=0.05)
+    assert not np.allclose(ahead, zg, atol=0.05)
+    targets.clear()
+    up = pc.run_episode(model, env, start={"theta": float(np.pi), "omega": 0.0}, goal=np.pi, steps=10)
+    assert not up["escaping"].any() and all(np.allclose(t, zg) for t in targets)
+    for bad in (0.0, -0.1, np.pi, float("nan")):
+        with pytest.raises(ValueError, match="escape_step"):
+            pc.PlannerConfig(escape_step=bad)
+    with pytest.raises(ValueError, match="stall_steps"):
+        pc.PlannerConfig(stall_steps=0)
+    with pytest.raises(ValueError, match="stall_progress"):
+        pc.PlannerConfig(stall_progress=0.0)

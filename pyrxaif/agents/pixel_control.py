@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from pyrxaif import checks as V
 from pyrxaif import checkpoint as ckpt
 from pyrxaif.agents.pixel_tasks import TASKS, DigitsTask, PendulumTask, PixelTask, task_from_dict
+from pyrxaif.envs.pendulum import wrap_angle
 from pyrxaif.engines import engine as select_engine
 from pyrxaif.inference import em
 from pyrxaif.inference.planning import goal_mask, nominal_starts, plan_local
@@ -31,7 +32,7 @@ __all__ = ["DataConfig", "ModelConfig", "LearningConfig", "PlannerConfig", "Vali
            "PixelControlModel", "ValidationRefused", "validation_failures", "default_config", "collect",
            "assess", "train_validated", "restart_seed",
            "windows_of", "train", "closed_loop_data", "open_loop_nmse", "validate", "check", "save", "load", "goal_window", "planner",
-           "run_episode", "closed_loop_gate", "latent_judged_states", "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask",
+           "run_episode", "stalled", "escape_offset", "closed_loop_gate", "latent_judged_states", "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask",
            "DigitsTask"]
 
 CHECKPOINT_KIND = "pixel-control"
@@ -168,7 +169,15 @@ class PlannerConfig:
     ``noise_scale`` (the experts' noise covariances are multiplied by it inside the planner) and
     ``near_goal_horizon`` (None: off): the horizon used while the agent's own reading of the newest frame
     (:func:`latent_judged_states`) is within the task's error band of the goal (a long horizon spans the
-    pumps of a swing-up; near an unstable goal a short one holds it)."""
+    pumps of a swing-up; near an unstable goal a short one holds it).
+
+    ``escape_step`` (radians; None: off): a way out of a local optimum of the goal message short of the
+    goal. While the agent's own reading of the newest frame is outside the task's error band and has not
+    come ``stall_progress`` radians closer to the goal in the last ``stall_steps`` steps than its closest
+    reading before them (:func:`stalled`), the goal message of the plan is the still window
+    ``escape_step`` radians closer to the goal than that reading, along the circle of still goal-frame
+    windows the agent's judge reads from (:func:`escape_offset`); the real goal returns as soon as the
+    reading progresses or enters the band."""
     horizon: int = 15
     goal_var: float = 0.01
     prior_scale: float = 0.5
@@ -177,17 +186,24 @@ class PlannerConfig:
     multistart: bool = True
     noise_scale: float = 1.0
     near_goal_horizon: int | None = None
+    escape_step: float | None = None
+    stall_steps: int = 10
+    stall_progress: float = 0.175
 
     def __post_init__(self):
-        for name in ("horizon", "iters"):
+        for name in ("horizon", "iters", "stall_steps"):
             V.check_count(name, getattr(self, name))
         for name in ("horizon", "near_goal_horizon"):
             v = getattr(self, name)
             if v is not None and V.check_count(name, v) < 2:
                 raise ValueError(f"{name}: expected >= 2, got {v}")
         V.check_choice("goal_steps", self.goal_steps, ("final", "all"))
-        _check_positive_numbers(self, ("goal_var", "prior_scale", "noise_scale"))
+        _check_positive_numbers(self, ("goal_var", "prior_scale", "noise_scale", "stall_progress"))
         _check_flags(self, ("multistart",))
+        if self.escape_step is not None:
+            _check_positive_numbers(self, ("escape_step",))
+            if not self.escape_step < np.pi:
+                raise ValueError(f"escape_step: expected a step in (0, π) radians, got {self.escape_step!r}")
 
 
 @dataclass
@@ -701,19 +717,28 @@ def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, step
     u_prec = np.full(model.lds.B.shape[1], 1.0 / pc.prior_scale ** 2)
     goal_prec = np.full(d, 1.0 / pc.goal_var)
     scale = task.action_scale
-    states, acts, latents, frames = [info[task.state_key]], [], [], [obs]
+    states, acts, latents, frames, escaping = [info[task.state_key]], [], [], [obs], []
     u_nom = jnp.zeros((H, model.local.B.shape[-1]))
-    calibration = None if pc.near_goal_horizon is None else \
+    reads = pc.near_goal_horizon is not None or pc.escape_step is not None
+    calibration = None if not reads else \
         _cached_calibration({} if calibrations is None else calibrations, model, goal, task.episode_image(env))
+    distances, direction = [], 0.0         # the agent's readings of |offset from the goal| (radians)
     for _ in range(steps):
         z, _ = model.encode(np.stack(hist[-K:])[None])
-        h = H
+        h, target, escape = H, zg[0], False
         if calibration is not None:
             seen = latent_judged_states(model, hist[-1][None], goal, calibration=calibration)
-            h = pc.near_goal_horizon if task.error(seen, goal)[0] <= task.error_band else H
+            near = task.error(seen, goal)[0] <= task.error_band
+            if pc.near_goal_horizon is not None and near:
+                h = pc.near_goal_horizon
+            offset = float(wrap_angle(seen[0] - goal))
+            distances.append(abs(offset))
+            if pc.escape_step is not None and not near and stalled(distances, pc.stall_steps, pc.stall_progress):
+                sub, direction = escape_offset(offset, direction, pc.escape_step)
+                target, escape = calibration[np.argmin(np.abs(wrap_angle(JUDGE_OFFSETS - sub)))], True
         if u_nom.shape[0] != h:        # the warm start cut or extended (last action held) to this horizon
             u_nom = jnp.concatenate([u_nom, jnp.repeat(u_nom[-1:], max(h - u_nom.shape[0], 0), 0)])[:h]
-        res = plan_fn(local, jnp.asarray(z[0]), jnp.asarray(zg[0]), goal_prec, u_prec, goal_mask(h, goal_steps),
+        res = plan_fn(local, jnp.asarray(z[0]), jnp.asarray(target), goal_prec, u_prec, goal_mask(h, goal_steps),
                       model.nominals(u_nom), iters=pc.iters)
         u_nom = jnp.concatenate([res.actions[1:], res.actions[-1:]])   # warm start: the plan shifted by one
         u = float(np.clip(res.actions[0, 0], -1.0, 1.0))     # projection onto the action bound
@@ -723,8 +748,29 @@ def run_episode(model: PixelControlModel, env, *, start: dict, goal: float, step
         acts.append(u * scale)
         latents.append(z[0])
         frames.append(obs)
+        escaping.append(escape)
     return {"states": np.array(states), "actions": np.array(acts), "latents": np.array(latents),
-            "goal_latent": zg[0], "frames": np.array(frames)}
+            "goal_latent": zg[0], "frames": np.array(frames), "escaping": np.array(escaping, bool)}
+
+
+def stalled(distances, steps: int, progress: float) -> bool:
+    """Whether the last ``steps`` of ``distances`` (the agent's readings of its distance to the goal, one
+    per step) never came ``progress`` closer than the closest reading before them; False while there
+    are at most ``steps`` readings."""
+    if len(distances) <= steps:
+        return False
+    return min(distances[-steps:]) > min(distances[:-steps]) - progress
+
+
+def escape_offset(offset: float, direction: float, step: float) -> tuple[float, float]:
+    """(sub-goal offset, direction): the offset from the goal ``step`` closer to it than ``offset``
+    (radians in [−π, π); 0 once within ``step``), on the side ``direction`` (±1). ``direction`` is the
+    side of ``offset``, except within ``step`` of the far point ±π, where the side kept from an
+    earlier call (``direction`` ≠ 0) holds, so readings that flicker across the far point do not
+    reverse the swing."""
+    if direction == 0.0 or abs(offset) < np.pi - step:
+        direction = 1.0 if offset >= 0 else -1.0
+    return direction * max(abs(offset) - step, 0.0), direction
 
 
 

@@ -178,16 +178,21 @@ class PendulumTask(PixelTask):
     error_band: ClassVar[float] = 0.3
     action_label: ClassVar[str] = "torque"
     score_labels: ClassVar[dict] = {"within_pi_6_pct": "within π/6 of upright", "within_8deg_pct": "within 8°"}
-    # closed-loop refit: the experts learn the top of the swing from the controller's own episodes
+    # closed-loop refit: the experts learn the top of the swing from the controller's own episodes;
+    # the escape (sub-goal 30° ahead of the agent's reading while it stalls) gets the controller past
+    # local optima of the latent goal distance short of the top (docs/pixels.md)
     lifting_settings: ClassVar[dict] = {
         "data": {"n_traj": 40, "action_scale": 0.5},
         "learning": {"pretrain_epochs": 15, "em_iters": 4, "vae_epochs_per_em": 4, "refit_episodes": 8,
-                     "restarts": 2}}
+                     "restarts": 2},
+        "planner": {"escape_step": float(np.pi / 6)}}
     # torque below gravity's largest: a swing-up takes several pumps, so a plan must span about a period
     # (30 steps) and the experts must keep a swing's energy over it: 128 narrow experts (held-out open-loop
     # error over 15 steps 0.08, against 1.8 with 16); near the unstable top a 30-step plan drops the
     # pendulum (balance 44 %), a 15-step one holds it (100 %) (docs/pixels.md)
-    pumping_settings: ClassVar[dict] = {"model": {"n_local": 128}, "planner": {"horizon": 30, "near_goal_horizon": 15}}
+    # (pumping moves away from the goal between pumps: no escape to a still window)
+    pumping_settings: ClassVar[dict] = {"model": {"n_local": 128},
+                                        "planner": {"horizon": 30, "near_goal_horizon": 15, "escape_step": None}}
 
     @property
     def gravity_torque(self) -> float:
