@@ -173,6 +173,8 @@ def test_cli_pendulum_quick(tmp_path, capsys):
     s = rep["summary"]
     assert s["episodes"] == 2 and 0 <= s["swing_up"] <= 2 and 0 <= s["stabilised"] <= s["swing_up"]
     assert 0 < rep["timings"]["per_replan_s"] < 5
+    # the escape is on for this preset and cannot fire in the first stall_steps (10) of 20 steps
+    assert all(isinstance(e["escape_steps"], int) and 0 <= e["escape_steps"] <= 10 for e in rep["episodes"])
     for name in ("pendulum.png", "pendulum.gif", "model.msgpack"):
         assert os.path.getsize(os.path.join(out, name)) > 100
     assert sorted(os.listdir(out)) == ["model.msgpack", "pendulum.gif", "pendulum.png", "results.json"]
@@ -213,6 +215,7 @@ def test_cli_digits_quick(tmp_path, capsys):
     s = rep["summary"]
     assert s["episodes"] == 2 and 0 <= s["success"] <= 2
     errs = [e["final_error_deg"] for e in rep["episodes"]]
+    assert [e["escape_steps"] for e in rep["episodes"]] == [0, 0]          # no escape for the digits
     assert s["median_final_error_deg"] == pytest.approx(np.median(errs))
     assert all((e["final_error_deg"] < 15.0) == e["success"] for e in rep["episodes"])
     from PIL import Image

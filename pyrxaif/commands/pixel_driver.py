@@ -184,7 +184,7 @@ def _run(args, task, model, folder, engine):
         n_plans += steps
         episodes.append(tr)
         goals.append(goal)
-        results.append(task.episode_result(start, goal, tr["states"]))
+        results.append({**task.episode_result(start, goal, tr["states"]), "escape_steps": int(tr["escaping"].sum())})
     timings["per_replan_s"] = (time.perf_counter() - t0) / n_plans
     summary, line = task.summarise(results)
     print(line)
