@@ -32,8 +32,8 @@ __all__ = ["DataConfig", "ModelConfig", "LearningConfig", "PlannerConfig", "Vali
            "PixelControlModel", "ValidationRefused", "validation_failures", "default_config", "collect",
            "assess", "train_validated", "restart_seed",
            "windows_of", "train", "closed_loop_data", "open_loop_nmse", "validate", "check", "save", "load", "goal_window", "planner",
-           "run_episode", "stalled", "escape_offset", "closed_loop_gate", "latent_judged_states", "pretraining_prior", "encode_sequences", "TASKS", "PixelTask", "PendulumTask",
-           "DigitsTask"]
+           "run_episode", "stalled", "escape_offset", "closed_loop_gate", "latent_judged_states", "pretraining_prior",
+           "encode_sequences", "TASKS", "PixelTask", "PendulumTask", "DigitsTask"]
 
 CHECKPOINT_KIND = "pixel-control"
 FRAME_SIZE = 28     # frames are FRAME_SIZE × FRAME_SIZE grey levels in [0, 1]
@@ -573,8 +573,8 @@ def train_validated(config: PixelControlConfig, frames, actions, held_frames, he
 
     Returns (model, history, metrics, failures) of the first model that meets the bar, else of the
     attempt closest to it (:func:`attempt_rank`; its failures non-empty); ``history["attempts"]`` lists
-    every attempt's training seed, its data seed, collection, training and assessment wall times, held-out figures,
-    gate verdict and failures, ``history["chosen"]`` the attempt returned."""
+    every attempt's training seed, its data seed, collection, training and assessment wall times,
+    held-out figures, gate verdict and failures, ``history["chosen"]`` the attempt returned."""
     attempts, best = [], None                          # restart_seed checks ``seed`` before any training
     for attempt in range(1 + config.learning.restarts):
         train_seed = restart_seed(seed, attempt)
@@ -582,14 +582,14 @@ def train_validated(config: PixelControlConfig, frames, actions, held_frames, he
         t0 = time.perf_counter()
         if data_seed != seed:
             frames, actions, _ = collect(config, data_seed, images=images)
-        tc, t0 = time.perf_counter() - t0, time.perf_counter()
-        model, history = train(config, frames, actions, seed=train_seed, progress=progress, images=images)
         t1 = time.perf_counter()
+        model, history = train(config, frames, actions, seed=train_seed, progress=progress, images=images)
+        t2 = time.perf_counter()
         metrics, failures = assess(model, held_frames, held_actions, seed, images=held_images, engine=engine,
                                    progress=progress)
         gate = metrics.get("gate")
-        record = {"attempt": attempt, "train_seed": train_seed, "data_seed": data_seed, "collect_s": tc, "train_s": t1 - t0,
-                  "assess_s": time.perf_counter() - t1, "pred_nmse": metrics["pred_nmse"],
+        record = {"attempt": attempt, "train_seed": train_seed, "data_seed": data_seed, "collect_s": t1 - t0,
+                  "train_s": t2 - t1, "assess_s": time.perf_counter() - t2, "pred_nmse": metrics["pred_nmse"],
                   "horizon_nmse": metrics["horizon_nmse"], "recon_mse": metrics["recon_mse"],
                   "gate": None if gate is None else {k: gate[k] for k in ("passed", "shortfall", "line")},
                   "failures": failures}

@@ -141,8 +141,8 @@ def _run(args, task, model, folder, engine):
         timings["train_and_assess_s"] = time.perf_counter() - t0               # with validation and gates
         attempts = history["attempts"]
         for a in attempts[:-1]:
-            print(f"training attempt {a['attempt']} (seed {a['train_seed']}, data seed {a['data_seed']}) missed the bar: "
-                  + "; ".join(a["failures"]) + " -> restart")
+            print(f"training attempt {a['attempt']} (seed {a['train_seed']}, data seed {a['data_seed']}) "
+                  "missed the bar: " + "; ".join(a["failures"]) + " -> restart")
         if failures and len(attempts) > 1:
             print(f"no training attempt met the bar; keeping attempt {history['chosen']}, the closest to it "
                   "(the gate's shortfall, then the held-out figures)")
