@@ -10,7 +10,7 @@ import pytest
 
 import pyrxaif  # noqa: F401
 from pyrxaif.agents import pixel_control as pc
-from pyrxaif.agents.pixel_tasks import DigitsTask, PendulumTask, hold_statistics
+from pyrxaif.agents.pixel_tasks import DigitsTask, PendulumTask, hold_statistics, required_successes
 from pyrxaif.checkpoint import CheckpointError
 from pyrxaif.inference import em
 from pyrxaif.nn import vae
@@ -99,7 +99,7 @@ def test_default_configs_are_the_commands_settings():
     """The per-task defaults (what ``pyrxaif pendulum|digits`` train) and their --quick variants."""
     p = pc.default_config("pendulum")
     assert (p.data.n_traj, p.data.action_scale, p.learning.pretrain_epochs, p.learning.em_iters,
-            p.learning.vae_epochs_per_em, p.learning.refit_episodes, p.learning.restarts) == (40, 0.5, 15, 4, 4, 8, 2)
+            p.learning.vae_epochs_per_em, p.learning.refit_episodes, p.learning.restarts) == (40, 0.5, 15, 4, 4, 8, 4)
     assert p.task == PendulumTask() and p.task.max_torque == 50.0
     # where the torque cannot lift the pendulum (below gravity's largest torque), plans span a pump
     u = pc.default_config(PendulumTask.preset("underactuated"))
@@ -342,7 +342,7 @@ def _perfect_eyes():
     cfg = pc.PixelControlConfig(task=_StartsUpright(), data=pc.DataConfig(n_traj=2, traj_len=6),
                                 model=pc.ModelConfig(latent_dim=d, frames=2),
                                 planner=pc.PlannerConfig(horizon=3, iters=1, multistart=False),
-                                bar=pc.ValidationBar(gate_trials=2))
+                                bar=pc.ValidationBar(gate_trials=2, gate_confidence=None))
     lds = em.point_lds(np.eye(d), np.ones((d, 1)), 0.1 * np.eye(d), np.zeros(d), np.eye(d))
     local = em.LocalLDS(np.zeros((1, d)), np.asarray(1.0), np.eye(d)[None], 0.3 * np.ones((1, d, 1)),
                         np.zeros((1, d)), 0.1 * np.eye(d)[None])
@@ -497,6 +497,64 @@ def test_bar_shortfall_is_the_fewest_extra_successes_that_meet_the_bars():
                 assert pend.meets_bars(summary) == (fewest == 0)
             fewest = min(x for x in range(n - up + 1) if up + x >= F(4, 5) * n)
             assert digits.bar_shortfall({"success": up, "episodes": n}) == fewest
+
+
+def test_required_successes_is_the_exact_one_sided_binomial_test_and_clopper_pearson():
+    """For every n ≤ 40, bar and level: k successes pass iff the Clopper–Pearson lower bound (scipy's beta
+    quantile) is ≥ the share, iff P(Bin(n, share) ≥ k) ≤ 1 − confidence (scipy's binomial tail); None:
+    ⌈share · n⌉; too few trials to show the bar are refused, naming the trials."""
+    from fractions import Fraction as F
+    from scipy import stats
+    for share in (F(4, 5), F(3, 5), F(1, 2)):
+        for conf in (0.8, 0.9, 0.95):
+            for n in range(1, 41):
+                feasible = stats.binom.sf(n - 1, n, float(share)) <= 1 - conf
+                if not feasible:
+                    with pytest.raises(ValueError, match="episodes: .* trials cannot show"):
+                        required_successes(n, share, conf)
+                    continue
+                k = required_successes(n, share, conf)
+                for j in (k - 1, k):
+                    lower = stats.beta.ppf(1 - conf, j, n - j + 1) if j > 0 else 0.0
+                    assert (lower >= float(share) - 1e-9) == (j == k), (share, conf, n, j, lower)
+                    assert (stats.binom.sf(j - 1, n, float(share)) <= 1 - conf) == (j == k)
+            assert [required_successes(n, share) for n in range(0, 13)] == [-(-share * n // 1) for n in range(13)]
+    assert required_successes(20, F(4, 5), 0.9) == 19 and required_successes(20, F(3, 5), 0.9) == 16
+    for bad in (0, 1, 1.0, -0.1, float("nan"), "0.9"):
+        with pytest.raises(ValueError, match="confidence"):
+            required_successes(20, F(4, 5), bad)
+    with pytest.raises(ValueError, match="share"):
+        required_successes(20, F(5, 4), 0.9)
+
+
+def test_gate_at_a_confidence_refuses_what_cannot_show_the_bars():
+    """The gate's bars at gate_confidence: the shortfall is the fewest extra successes that reach the
+    exact test's counts (brute force); a configuration whose trials cannot show a bar is refused at once,
+    naming gate_trials; a checkpoint saved before gate_confidence existed keeps the point bars."""
+    pend = PendulumTask()
+    for n in (20, 25, 30):
+        need = [required_successes(n, share, 0.9) for _, share in pend.bars]
+        for up in range(n + 1):
+            for st in range(n + 1):
+                fewest = max(0, need[0] - up) + max(0, need[1] - st)
+                assert pend.bar_shortfall({"swing_up": up, "stabilised": st, "episodes": n}, 0.9) == fewest
+    assert pend.bar_shortfall({"swing_up": 18, "stabilised": 20, "episodes": 20}, 0.9) == 1
+    assert pend.bar_shortfall({"swing_up": 18, "stabilised": 20, "episodes": 20}) == 0       # point bars
+    with pytest.raises(ValueError, match="gate_trials: 10 closed-loop trials cannot show"):
+        pc.PixelControlConfig(bar=pc.ValidationBar(gate_trials=10))
+    for task in (PendulumTask(), DigitsTask()):
+        assert pc.default_config(task).bar.gate_trials == 20 and pc.default_config(task).bar.gate_confidence == 0.9
+    pc.PixelControlConfig(bar=pc.ValidationBar(gate_trials=10, gate_confidence=None))       # the point bars
+    for bad in (0, 1, 1.5, float("nan"), "high", True):
+        with pytest.raises(ValueError, match="gate_confidence"):
+            pc.ValidationBar(gate_confidence=bad)
+    old = pc.default_config("pendulum").to_dict()
+    old["bar"] = {k: v for k, v in old["bar"].items() if k != "gate_confidence"} | {"gate_trials": 10}
+    assert pc.PixelControlConfig.from_dict(old).bar.gate_confidence is None
+    model = _perfect_eyes()
+    strict = dataclasses.replace(model, config=dataclasses.replace(model.config, bar=pc.ValidationBar()))
+    with pytest.raises(ValueError, match="trials: episodes: 5 trials cannot show"):
+        pc.closed_loop_gate(strict, seed=5, trials=5)
 
 
 def test_near_goal_horizon_follows_the_agents_own_reading(monkeypatch):

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from pyrxaif import checks as V
 from pyrxaif import checkpoint as ckpt
-from pyrxaif.agents.pixel_tasks import TASKS, DigitsTask, PendulumTask, PixelTask, task_from_dict
+from pyrxaif.agents.pixel_tasks import TASKS, DigitsTask, PendulumTask, PixelTask, required_successes, task_from_dict
 from pyrxaif.envs.pendulum import wrap_angle
 from pyrxaif.engines import engine as select_engine
 from pyrxaif.inference import em
@@ -211,12 +211,14 @@ class ValidationBar:
     """The bar a model must meet before it plans: on held-out sequences, normalised one-step latent
     prediction error, per-pixel reconstruction MSE and the normalised open-loop prediction error over the
     planning horizon (:func:`open_loop_nmse`; ``inf``: report, do not refuse); and ``gate_trials``
-    closed-loop trials judged by the agent's own encoder that must meet the task's success bars
-    (:func:`closed_loop_gate`; 0: no trials)."""
+    closed-loop trials judged by the agent's own encoder (:func:`closed_loop_gate`; 0: no trials) that must
+    show the task's success bars at ``gate_confidence`` (:func:`~pyrxaif.agents.pixel_tasks.required_successes`:
+    at 0.9 and 20 trials, 19/20 for a bar of 80 %, 16/20 for 60 %; None: the point bars, 16/20 and 12/20)."""
     max_pred_nmse: float = 0.5
     max_recon_mse: float = 0.02
     max_horizon_nmse: float = np.inf
-    gate_trials: int = 10
+    gate_trials: int = 20
+    gate_confidence: float | None = 0.9
 
     def __post_init__(self):
         for name in ("max_pred_nmse", "max_recon_mse", "max_horizon_nmse"):
@@ -224,6 +226,9 @@ class ValidationBar:
             if not (_is_number(v) and not np.isnan(v) and v > 0):
                 raise ValueError(f"{name}: expected a positive number (inf: no bar), got {v!r}")
         V.check_count("gate_trials", self.gate_trials, minimum=0)      # 0: no closed-loop gate
+        c = self.gate_confidence
+        if c is not None and not (_is_number(c) and 0 < c < 1):
+            raise ValueError(f"gate_confidence: expected a level in (0, 1) or None (the point bars), got {c!r}")
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "learning": LearningConfig, "planner": PlannerConfig,
@@ -252,6 +257,14 @@ class PixelControlConfig:
                              f"for frames = {m.frames} (per_frame = {m.per_frame})")
         if self.data.traj_len <= m.frames + 1:
             raise ValueError(f"traj_len: expected > frames + 1 = {m.frames + 1}, got {self.data.traj_len}")
+        if self.bar.gate_trials and self.bar.gate_confidence is not None:
+            for key, share in self.task.bars:
+                try:
+                    required_successes(self.bar.gate_trials, share, self.bar.gate_confidence)
+                except ValueError as exc:
+                    raise ValueError(f"gate_trials: {self.bar.gate_trials} closed-loop trials cannot show the "
+                                     f"{self.task.name} bar {key} ≥ {float(share):.0%} at gate_confidence "
+                                     f"{self.bar.gate_confidence}: {exc}") from None
 
     def to_dict(self) -> dict:
         return {"task": self.task.to_dict(), **{name: asdict(getattr(self, name)) for name in _SECTIONS}}
@@ -266,7 +279,10 @@ class PixelControlConfig:
             known = {f.name for f in fields(sec)}
             if not isinstance(d[name], dict) or set(d[name]) - known:
                 raise ValueError(f"config: unknown or malformed settings in section {name!r}: {d[name]!r}")
-            sections[name] = sec(**d[name])
+            kw = dict(d[name])
+            if name == "bar" and "gate_trials" in kw:
+                kw.setdefault("gate_confidence", None)  # saved before the setting existed: gated on the point bars
+            sections[name] = sec(**kw)
         return cls(task=task_from_dict(d["task"]), **sections)
 
 
@@ -817,9 +833,10 @@ def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: i
     evaluation start distribution, drawn
     from their own random stream (``seed``; never the evaluation's starts), each judged on the states
     :func:`latent_judged_states` reads off the agent's encodings, with the task's own success rule
-    (:meth:`~PixelTask.episode_result`, :meth:`~PixelTask.summarise`, :meth:`~PixelTask.meets_bars`).
+    (:meth:`~PixelTask.episode_result`, :meth:`~PixelTask.summarise`) and bars shown at the confidence
+    ``config.bar.gate_confidence`` (:meth:`~PixelTask.bar_shortfall`; None: the point bars).
 
-    Returns ``passed``, ``shortfall`` (:meth:`~PixelTask.bar_shortfall` of the verdict), ``trials``,
+    Returns ``passed``, ``shortfall`` (:meth:`~PixelTask.bar_shortfall` of the verdict), ``trials``, ``confidence``,
     ``summary`` (the latent-judged summary), ``line``, ``judged`` (the
     per-trial results) and, for the record only (not part of the verdict), ``true`` and ``true_summary``
     from the simulator's states and ``agreement``: the share of trials whose latent verdicts (the
@@ -834,6 +851,12 @@ def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: i
     env = task.make_env(images)
     rng = np.random.default_rng([seed, 7])
     steps = V.check_count("steps", task.default_steps(False) if steps is None else steps)
+    confidence = cfg.bar.gate_confidence
+    try:                                                # enough trials to show the bars at that confidence?
+        needs = ", ".join(f"{key} >= {required_successes(trials, share, confidence)}/{trials}"
+                          for key, share in task.bars)
+    except ValueError as exc:
+        raise ValueError(f"trials: {exc}") from None
     judged, true, calibrations = [], [], {}
     for _ in tqdm(range(trials), desc="closed-loop gate", disable=not progress):
         start, goal = task.evaluation_episode(rng, None if images is None else len(images))
@@ -847,6 +870,8 @@ def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: i
     true_summary, _ = task.summarise(true)
     verdict = lambda r: {k: v for k, v in r.items() if isinstance(v, (bool, np.bool_))}  # noqa: E731
     agreement = float(np.mean([verdict(a) == verdict(b) for a, b in zip(judged, true)]))
-    shortfall = int(task.bar_shortfall(summary))
-    return {"passed": shortfall == 0, "shortfall": shortfall, "trials": int(trials), "summary": summary, "line": line,
-            "judged": judged, "true": true, "true_summary": true_summary, "agreement": agreement}
+    shortfall = int(task.bar_shortfall(summary, confidence))
+    line = f"{line} (to pass: {needs}" + (f", the bars at {confidence:.0%} confidence)" if confidence else ")")
+    return {"passed": shortfall == 0, "shortfall": shortfall, "trials": int(trials), "confidence": confidence,
+            "summary": summary, "line": line, "judged": judged, "true": true, "true_summary": true_summary,
+            "agreement": agreement}

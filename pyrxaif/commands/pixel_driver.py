@@ -155,7 +155,8 @@ def _run(args, task, model, folder, engine):
     if "gate" in metrics:
         print(f"closed-loop gate ({cfg.bar.gate_trials} trials judged by the agent's own encoder): "
               f"{metrics['gate']['line']} -> {'passed' if metrics['gate']['passed'] else 'missed the bars'}")
-    validation = {"passed": not failures, "metrics": metrics, "bar": {k: float(v) for k, v in vars(cfg.bar).items()},
+    bar = {k: None if v is None else float(v) for k, v in vars(cfg.bar).items()}      # gate_confidence may be None
+    validation = {"passed": not failures, "metrics": metrics, "bar": bar,
                   "failures": failures, "enforced": not args.no_validate,
                   **({"attempts": attempts} if attempts is not None else {})}
     if not args.checkpoint:      # written after validation, with its outcome in the header
