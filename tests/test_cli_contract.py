@@ -207,8 +207,11 @@ def test_sigint_mid_run_leaves_nothing_mixed_or_half_written(tmp_path):
     (out / "results.json").write_text('{"old": true}')
     cmd = [sys.executable, "-m", "pyrxaif.cli", "pendulum", "--quick", "--overwrite", "--out", str(out),
            "--no-progress"]
+    # the child starts with SIGINT's default action even where pytest itself runs with SIGINT ignored (a
+    # background job of a shell without job control: Python then keeps it ignored and the run goes on)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ | {"PYTHONPATH": ROOT})
+                            env=os.environ | {"PYTHONPATH": ROOT},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         staging = []
