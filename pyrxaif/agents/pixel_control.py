@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from pyrxaif import checks as V
 from pyrxaif import checkpoint as ckpt
-from pyrxaif.agents.pixel_tasks import TASKS, DigitsTask, PendulumTask, PixelTask, required_successes, task_from_dict
+from pyrxaif.agents.pixel_tasks import TASKS, DigitsTask, PendulumTask, PixelTask, task_from_dict
 from pyrxaif.envs.pendulum import wrap_angle
 from pyrxaif.engines import engine as select_engine
 from pyrxaif.inference import em
@@ -258,13 +258,12 @@ class PixelControlConfig:
         if self.data.traj_len <= m.frames + 1:
             raise ValueError(f"traj_len: expected > frames + 1 = {m.frames + 1}, got {self.data.traj_len}")
         if self.bar.gate_trials and self.bar.gate_confidence is not None:
-            for key, share in self.task.bars:
-                try:
-                    required_successes(self.bar.gate_trials, share, self.bar.gate_confidence)
-                except ValueError as exc:
-                    raise ValueError(f"gate_trials: {self.bar.gate_trials} closed-loop trials cannot show the "
-                                     f"{self.task.name} bar {key} ≥ {float(share):.0%} at gate_confidence "
-                                     f"{self.bar.gate_confidence}: {exc}") from None
+            try:
+                self.task.bar_counts(self.bar.gate_trials, self.bar.gate_confidence)
+            except ValueError as exc:
+                raise ValueError(f"gate_trials: {self.bar.gate_trials} closed-loop trials cannot show the "
+                                 f"{self.task.name} bars at gate_confidence {self.bar.gate_confidence}: "
+                                 f"{exc}") from None
 
     def to_dict(self) -> dict:
         return {"task": self.task.to_dict(), **{name: asdict(getattr(self, name)) for name in _SECTIONS}}
@@ -853,8 +852,7 @@ def closed_loop_gate(model: PixelControlModel, seed: int, images=None, trials: i
     steps = V.check_count("steps", task.default_steps(False) if steps is None else steps)
     confidence = cfg.bar.gate_confidence
     try:                                                # enough trials to show the bars at that confidence?
-        needs = ", ".join(f"{key} >= {required_successes(trials, share, confidence)}/{trials}"
-                          for key, share in task.bars)
+        needs = ", ".join(f"{key} >= {k}/{trials}" for key, k in task.bar_counts(trials, confidence).items())
     except ValueError as exc:
         raise ValueError(f"trials: {exc}") from None
     judged, true, calibrations = [], [], {}

@@ -113,13 +113,17 @@ class PixelTask(ABC):
         """(training images, held-out images) for tasks with ``uses_images``; (None, None) otherwise."""
         return None, None
 
+    def bar_counts(self, episodes: int, confidence: float | None = None) -> dict[str, int]:
+        """Summary key → the successes its bar (:attr:`bars`) needs in ``episodes``: the point bars with
+        ``confidence`` None, else the bars shown at that confidence (:func:`required_successes`: an exact
+        one-sided binomial test rejects a success rate ≤ share). ValueError where too few episodes."""
+        return {key: required_successes(episodes, share, confidence) for key, share in self.bars}
+
     def bar_shortfall(self, summary: dict, confidence: float | None = None) -> int:
         """How many more successful episodes a summary (:meth:`summarise`) needs to meet the task's
-        success bars (:attr:`bars`), summed over the bars (0: met). ``confidence`` None: the point bars
-        (successes ≥ share × episodes); a level in (0, 1): the bars shown at that confidence
-        (:func:`required_successes`: an exact one-sided binomial test rejects a success rate ≤ share)."""
-        n = int(summary["episodes"])
-        return sum(max(0, required_successes(n, share, confidence) - int(summary[key])) for key, share in self.bars)
+        success bars at ``confidence`` (:meth:`bar_counts`), summed over the bars (0: met)."""
+        needs = self.bar_counts(int(summary["episodes"]), confidence)
+        return sum(max(0, k - int(summary[key])) for key, k in needs.items())
 
     def meets_bars(self, summary: dict) -> bool:
         """Whether a model's evaluation summary (:meth:`summarise`) meets the task's success bars."""
@@ -433,16 +437,17 @@ def required_successes(episodes: int, share: Fraction, confidence: float | None 
     if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
         raise ValueError(f"confidence: expected a level in (0, 1) or None, got {confidence!r}")
     alpha = 1 - Fraction(repr(float(confidence)))         # 0.9 → exactly 1/10
-    tail = Fraction(0)
-    for k in range(n, -1, -1):                           # tail = P(X ≥ k) grows as k falls
-        tail += comb(n, k) * share ** k * (1 - share) ** (n - k)
-        if tail > alpha:
-            if k == n:
-                raise ValueError(f"episodes: {n} trials cannot show a success rate above {float(share):.0%} at "
-                                 f"confidence {confidence} (even {n}/{n} has probability {float(tail):.3f} > "
-                                 f"{float(alpha):.3f} at that rate); use more trials")
-            return k + 1
-    return 0                                             # not reached: P(X ≥ 0) = 1 > alpha
+    k, tail = n + 1, Fraction(0)                         # tail = P(X ≥ k); P(X ≥ 0) = 1 > alpha stops it
+    while True:
+        step = comb(n, k - 1) * share ** (k - 1) * (1 - share) ** (n - k + 1)     # P(X = k − 1)
+        if tail + step > alpha:
+            break
+        k, tail = k - 1, tail + step
+    if k > n:
+        raise ValueError(f"episodes: {n} trials cannot show a success rate above {float(share):.0%} at "
+                         f"confidence {confidence} (even {n}/{n} has probability {float(step):.3f} > "
+                         f"{float(alpha):.3f} at that rate); use more trials")
+    return k
 
 
 TASKS: dict[str, type[PixelTask]] = {"pendulum": PendulumTask, "digits": DigitsTask}
