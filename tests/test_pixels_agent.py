@@ -2,7 +2,9 @@
 
 import dataclasses
 import json
+import math
 import os
+from fractions import Fraction as F
 
 import jax
 import numpy as np
@@ -485,7 +487,6 @@ def test_train_validated_keeps_the_attempt_the_gate_finds_closest(monkeypatch):
 def test_bar_shortfall_is_the_fewest_extra_successes_that_meet_the_bars():
     """Brute force over every summary of up to 12 episodes: the shortfall is the smallest number of
     failed episodes that must turn into successes for the bars (exact fractions 4/5 and 3/5) to hold."""
-    from fractions import Fraction as F
     pend, digits = PendulumTask(), DigitsTask()
     for n in range(1, 13):
         for up in range(n + 1):
@@ -503,7 +504,6 @@ def test_required_successes_is_the_exact_one_sided_binomial_test_and_clopper_pea
     """For every n ≤ 40, bar and level: k successes pass iff the Clopper–Pearson lower bound (scipy's beta
     quantile) is ≥ the share, iff P(Bin(n, share) ≥ k) ≤ 1 − confidence (scipy's binomial tail); None:
     ⌈share · n⌉; too few trials to show the bar are refused, naming the trials."""
-    from fractions import Fraction as F
     from scipy import stats
     for share in (F(4, 5), F(3, 5), F(1, 2)):
         for conf in (0.8, 0.9, 0.95):
@@ -542,8 +542,22 @@ def test_gate_at_a_confidence_refuses_what_cannot_show_the_bars():
     assert pend.bar_shortfall({"swing_up": 18, "stabilised": 20, "episodes": 20}) == 0       # point bars
     with pytest.raises(ValueError, match="gate_trials: 10 closed-loop trials cannot show"):
         pc.PixelControlConfig(bar=pc.ValidationBar(gate_trials=10))
-    for task in (PendulumTask(), DigitsTask()):
-        assert pc.default_config(task).bar.gate_trials == 20 and pc.default_config(task).bar.gate_confidence == 0.9
+    def passes(n, k, p):                    # P(Binomial(n, p) >= k)
+        return sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(k, n + 1))
+
+    gates = {}
+    for task, gate in ((PendulumTask(), (20, 0.9)), (DigitsTask(), (60, 0.975))):
+        bar = pc.default_config(task).bar
+        assert (bar.gate_trials, bar.gate_confidence) == gate
+        gates[task.name] = (bar.gate_trials, required_successes(bar.gate_trials, F(4, 5), bar.gate_confidence))
+    # the digits' cheap trials buy power at the pendulum's risk: worst case over the success rate of passing
+    # the gate yet missing 8/10 in the evaluation no higher, a model succeeding 95 % of the time refused
+    # less than a third as often; a model at the bar of 80 % passes at most 2.5 % of the time
+    worst = {name: max(passes(n, k, p / 100) * (1 - passes(10, 8, p / 100)) for p in range(101))
+             for name, (n, k) in gates.items()}
+    assert worst["digits"] <= worst["pendulum"] < 0.035
+    assert 1 - passes(*gates["digits"], 0.95) < (1 - passes(*gates["pendulum"], 0.95)) / 3
+    assert passes(*gates["digits"], F(4, 5)) <= F(1, 40)
     pc.PixelControlConfig(bar=pc.ValidationBar(gate_trials=10, gate_confidence=None))       # the point bars
     for bad in (0, 1, 1.5, float("nan"), "high", True):
         with pytest.raises(ValueError, match="gate_confidence"):
