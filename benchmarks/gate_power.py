@@ -21,7 +21,8 @@ def at_least(k: int, n: int, p: float) -> float:
 
 def main():
     grid = [i / 1000 for i in range(1001)]
-    print("bar   gate (trials, confidence)  needs   worst P(pass gate, miss eval) at p   P(refused | p = 1, 0.97, 0.95, 0.9)")
+    print("bar   gate (trials, confidence)  needs   worst P(pass gate, miss eval) at p   "
+          "P(refused | p = 1, 0.97, 0.95, 0.9)")
     for share in (Fraction(4, 5), Fraction(3, 5)):
         eval_needs = required_successes(EVAL_EPISODES, share)
         for trials, confidence in ((10, None), (20, None), (20, 0.8), (20, 0.9), (20, 0.95), (30, 0.9), (60, 0.9),
