@@ -85,6 +85,12 @@ def test_config_and_success_checks():
         pc.DataConfig(n_traj=0)
     with pytest.raises(ValueError, match="traj_len"):
         pc.PixelControlConfig(data=pc.DataConfig(traj_len=3), model=pc.ModelConfig(frames=2))
+    for bad in (5, (5, 0), (2.5,), (True,)):
+        with pytest.raises(ValueError, match="^rollout_horizons:"):
+            pc.LearningConfig(rollout_horizons=bad)
+    assert pc.LearningConfig(rollout_horizons=[5, 10]).rollout_horizons == (5, 10)    # as read back from JSON
+    with pytest.raises(ValueError, match="^rollout_horizons: expected horizons < 9"):  # 10 frames, 2 per window
+        pc.PixelControlConfig(data=pc.DataConfig(traj_len=10), learning=pc.LearningConfig(rollout_horizons=(5, 9)))
     with pytest.raises(ValueError, match="max_recon_mse"):
         pc.ValidationBar(max_recon_mse=float("nan"))
     with pytest.raises(ValueError, match="digit"):
@@ -113,7 +119,9 @@ def test_default_configs_are_the_commands_settings():
     assert PendulumTask.preset("underactuated").gravity_torque == 5.0
     assert PendulumTask().gravity_torque == pytest.approx(9.81)
     assert pc.default_config(PendulumTask(max_torque=9.0)).planner.horizon == 30      # point mass, 9 < 9.81
-    assert u.learning == p.learning and u.data == p.data
+    # ... and the experts are refined on 5- and 10-step roll-outs (a plan composes 30 of their steps)
+    assert u.learning.rollout_horizons == (5, 10) and p.learning.rollout_horizons == ()
+    assert dataclasses.replace(u.learning, rollout_horizons=()) == p.learning and u.data == p.data
     d = pc.default_config("digits")
     assert (d.model.latent_dim, d.model.frames, d.data.n_traj, d.data.traj_len, d.model.n_local,
             d.planner.horizon, d.planner.noise_scale, d.learning.a_prior_precision, d.bar.max_recon_mse) == \
@@ -672,3 +680,33 @@ def test_escape_plans_to_the_still_window_ahead_while_the_reading_stalls(monkeyp
         pc.PlannerConfig(stall_steps=0)
     with pytest.raises(ValueError, match="stall_progress"):
         pc.PlannerConfig(stall_progress=0.0)
+
+
+def test_train_refines_the_experts_on_the_training_latents(monkeypatch):
+    """With ``rollout_horizons`` the experts of :func:`pc.train` are :func:`em.refine_local_rollout` of the
+    one-step fit, on the final encoder's latents of the training windows and their actions, with the
+    config's horizons, steps and rate; without, the refinement does not run."""
+    seen = []
+    real = em.refine_local_rollout
+
+    def spy(model, enc_mean, actions, **kw):
+        out = real(model, enc_mean, actions, **kw)
+        seen.append((model, np.asarray(enc_mean), np.asarray(actions), kw, out))
+        return out
+
+    monkeypatch.setattr(em, "refine_local_rollout", spy)
+    cfg = pc.PixelControlConfig(task=PendulumTask(max_torque=2.0), data=pc.DataConfig(n_traj=3, traj_len=8),
+                                model=pc.ModelConfig(latent_dim=2, frames=1, n_local=2),
+                                learning=pc.LearningConfig(pretrain_epochs=1, em_iters=1, vae_epochs_per_em=1,
+                                                           lds_iters_per_em=1, rollout_horizons=(2, 3),
+                                                           rollout_iters=4, rollout_lr=0.01))
+    frames, actions, _ = pc.collect(cfg, seed=0)
+    model, _ = pc.train(cfg, frames, actions, seed=0, progress=False)
+    (start, mu, acts, kw, out), = seen
+    np.testing.assert_array_equal(mu, pc.encode_sequences(model.params, cfg, pc.windows_of(frames, 1))[0])
+    np.testing.assert_array_equal(acts, actions)
+    assert kw == {"horizons": (2, 3), "iters": 4, "lr": 0.01, "progress": False} and model.local is out
+    plain, _ = pc.train(dataclasses.replace(cfg, learning=dataclasses.replace(cfg.learning, rollout_horizons=())),
+                        frames, actions, seed=0, progress=False)
+    assert len(seen) == 1                                       # same seed: the one-step fit the refinement began at
+    np.testing.assert_array_equal(np.asarray(plain.local.A), np.asarray(start.A))

@@ -136,7 +136,9 @@ class LearningConfig:
     ``restarts``: further trainings with fresh training seeds while a model misses the validation bar
     on held-out data, the closed-loop gate included (:func:`train_validated`); ``redraw_data``: each
     restart also explores anew (its own exploration data from its training seed), else it reuses the
-    first attempt's data."""
+    first attempt's data. ``rollout_horizons`` (empty: off): after the (re)fit, the experts' means are
+    refined on the training latents by their open-loop error over these horizons in turn
+    (:func:`~pyrxaif.inference.em.refine_local_rollout`, ``rollout_iters`` Adam steps each at ``rollout_lr``)."""
     pretrain_epochs: int = 30
     pretrain_prior: str = "gaussian"
     em_iters: int = 6
@@ -148,6 +150,9 @@ class LearningConfig:
     refit_episodes: int = 0
     restarts: int = 0
     redraw_data: bool = True
+    rollout_horizons: tuple = ()
+    rollout_iters: int = 300
+    rollout_lr: float = 1e-3
 
     def __post_init__(self):
         V.check_choice("pretrain_prior", self.pretrain_prior, ("gaussian", "ring"))
@@ -159,6 +164,12 @@ class LearningConfig:
         if self.a_prior_precision is not None:
             _check_positive_numbers(self, ("a_prior_precision",))
         _check_flags(self, ("redraw_data",))
+        hs = self.rollout_horizons
+        if not isinstance(hs, (tuple, list)) or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hs):
+            raise ValueError(f"rollout_horizons: expected a sequence of positive integers (empty: off), got {hs!r}")
+        self.rollout_horizons = tuple(hs)
+        V.check_count("rollout_iters", self.rollout_iters)
+        _check_positive_numbers(self, ("rollout_lr",))
 
 
 @dataclass
@@ -257,6 +268,10 @@ class PixelControlConfig:
                              f"for frames = {m.frames} (per_frame = {m.per_frame})")
         if self.data.traj_len <= m.frames + 1:
             raise ValueError(f"traj_len: expected > frames + 1 = {m.frames + 1}, got {self.data.traj_len}")
+        windows = self.data.traj_len - m.frames + 1
+        if self.learning.rollout_horizons and max(self.learning.rollout_horizons) >= windows:
+            raise ValueError(f"rollout_horizons: expected horizons < {windows} (the windows per training sequence "
+                             f"of traj_len {self.data.traj_len}), got {self.learning.rollout_horizons}")
         if self.bar.gate_trials and self.bar.gate_confidence is not None:
             try:
                 self.task.bar_counts(self.bar.gate_trials, self.bar.gate_confidence)
@@ -385,9 +400,10 @@ def pretraining_prior(config: PixelControlConfig, n: int):
 
 
 def train(config: PixelControlConfig, frames, actions, seed: int = 0, progress: bool = True, images=None):
-    """VAE pre-training (prior N(0, I) or the ring prior), variational EM, the planning experts, and with
+    """VAE pre-training (prior N(0, I) or the ring prior), variational EM, the planning experts, with
     ``config.learning.refit_episodes`` their closed-loop refit (:func:`closed_loop_data`; tasks with images
-    need the training ``images`` for it); returns (model, history)."""
+    need the training ``images`` for it) and with ``config.learning.rollout_horizons`` their multi-step
+    refinement on all of those latents; returns (model, history)."""
     mc, lc = config.model, config.learning
     K, d = mc.frames, mc.latent_dim
     wins = windows_of(frames, K)                         # (S, Tw, K, 28, 28)
@@ -438,11 +454,15 @@ def train(config: PixelControlConfig, frames, actions, seed: int = 0, progress: 
         cl_frames, cl_actions, _ = closed_loop_data(model, lc.refit_episodes, seed, images=images,
                                                     progress=progress)
         cl_mu, cl_var = encode_sequences(params, config, windows_of(cl_frames, K))
+        mu, var = np.concatenate([mu, cl_mu]), np.concatenate([var, cl_var])
+        acts = np.concatenate([acts, np.asarray(cl_actions[:, K - 1:], np.float64)])
         key, k = jax.random.split(key)
-        model.local = fit(np.concatenate([mu, cl_mu]), np.concatenate([var, cl_var]),
-                          np.concatenate([acts, np.asarray(cl_actions[:, K - 1:], np.float64)]), k)
+        model.local = fit(mu, var, acts, k)
         history["refit"] = {"episodes": int(lc.refit_episodes),
                             "frames": int(cl_frames.shape[0] * cl_frames.shape[1])}
+    if lc.rollout_horizons:
+        model.local = em.refine_local_rollout(model.local, mu, acts, horizons=lc.rollout_horizons,
+                                              iters=lc.rollout_iters, lr=lc.rollout_lr, progress=progress)
     return model, history
 
 

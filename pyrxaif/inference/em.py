@@ -24,6 +24,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+from tqdm.auto import tqdm
 
 from pyrxaif.distributions import MvNormal, Wishart
 from pyrxaif.distributions.linalg import spd_inverse_logdet, symmetrize
@@ -250,3 +252,99 @@ def fit_local(enc_mean, enc_var, actions, *, n_local: int, key, bandwidth_scale:
     ab = post.q_ab.mean.reshape(n_local, d, d + m + 1)
     W_cov = spd_inverse_logdet(post.q_w.mean())[0]
     return LocalLDS(centres, h, ab[..., :d], ab[..., d:d + m], ab[..., d + m], W_cov, lam)
+
+
+# ----------------------------------------------------------------------------- multi-step refinement
+
+#: ridge of the multi-step refinement towards the one-step fit, per parameter (normalised loss units)
+ROLLOUT_RIDGE = 1e-3
+
+
+def _rollout_windows(enc_mean, actions, H: int):
+    """Starts (N, d), action sequences (N, H, m) and targets (N, H, d) of every H-step segment."""
+    S, T, d = enc_mean.shape
+    n0 = T - H
+    z0 = enc_mean[:, :n0].reshape(-1, d)
+    us = np.stack([actions[:, j:j + n0] for j in range(H)], 2).reshape(S * n0, H, -1)
+    ys = np.stack([enc_mean[:, j + 1:j + 1 + n0] for j in range(H)], 2).reshape(S * n0, H, d)
+    return z0, us, ys
+
+
+def rollout_loss(model: LocalLDS, z0, us, ys, spread):
+    """Mean over segments and steps of |f^(h)(z0; u_1..u_h) − y_h|² / spread: the open-loop error of the
+    experts' blended mean rolled through the recorded actions (z0 (N, d), us (N, H, m), ys (N, H, d))."""
+    step = jax.vmap(local_mean, in_axes=(None, 0, 0))
+
+    def body(z, uy):
+        u, y = uy
+        z = step(model, z, u)
+        return z, jnp.mean(jnp.sum((z - y) ** 2, -1))
+
+    _, errs = jax.lax.scan(body, z0, (jnp.swapaxes(us, 0, 1), jnp.swapaxes(ys, 0, 1)))
+    return jnp.mean(errs) / spread
+
+
+def refine_local_rollout(model: LocalLDS, enc_mean, actions, *, horizons=(5, 10), iters: int = 300,
+                         lr: float = 1e-3, ridge: float = ROLLOUT_RIDGE, progress: bool = False) -> LocalLDS:
+    """Multi-step refinement of the experts' means: A_k, B_k, c_k ← argmin :func:`rollout_loss` at H +
+    ``ridge`` |θ − θ₀|², for each H of ``horizons`` in turn (Adam, ``iters`` steps each, the lowest loss kept).
+
+    The one-step fit (:func:`fit_local`) matches each transition on its own; a plan over H steps composes
+    them, and small one-step errors of many narrow experts add up to a wrong swing (docs/pixels.md). This
+    fits the composition itself, as in multi-step ("data as demonstrator") learning of dynamics, from the
+    one-step fit θ₀ (short horizons first: long roll-outs of a poor model have exploding gradients).
+    Centres, bandwidth and the noise covariances W_k⁻¹ (one-step) are kept. enc_mean (S, T, d) latents,
+    actions (S, T−1, m); every H < T."""
+    if not isinstance(model, LocalLDS):
+        raise TypeError(f"model: expected a LocalLDS, got {type(model).__name__}")
+    mu = np.asarray(enc_mean, np.float64)
+    d, m = np.shape(model.B)[-2:]
+    if mu.ndim != 3 or mu.shape[-1] != d:
+        raise ValueError(f"enc_mean: expected (S, T, d = {d}) latents, got shape {mu.shape}")
+    acts = np.asarray(actions, np.float64)
+    if acts.shape != (mu.shape[0], mu.shape[1] - 1, m):
+        raise ValueError(f"actions: expected shape {(mu.shape[0], mu.shape[1] - 1, m)}, got {acts.shape}")
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(acts))):
+        raise ValueError("enc_mean, actions: expected finite values")
+    hs = tuple(horizons)
+    if not hs or any(not isinstance(h, (int, np.integer)) or isinstance(h, bool) or not 1 <= h < mu.shape[1]
+                     for h in hs):
+        raise ValueError(f"horizons: expected integers in [1, {mu.shape[1] - 1}], got {horizons!r}")
+    if not isinstance(iters, (int, np.integer)) or isinstance(iters, bool) or iters < 1:
+        raise ValueError(f"iters: expected a positive integer, got {iters!r}")
+    for name, v in (("lr", lr), ("ridge", ridge)):
+        if not (np.isfinite(v) and v >= (0 if name == "ridge" else np.finfo(float).tiny)):
+            raise ValueError(f"{name}: expected a {'non-negative' if name == 'ridge' else 'positive'} number, got {v!r}")
+    spread = float(np.mean(np.sum((mu - mu.mean((0, 1))) ** 2, -1)))
+    if not spread > 0:
+        raise ValueError("enc_mean: expected latents that vary (the loss is normalised by their spread, here 0)")
+    theta0 = {"A": jnp.asarray(model.A), "B": jnp.asarray(model.B), "c": jnp.asarray(model.c)}
+    theta = dict(theta0)
+    for H in hs:
+        z0, us, ys = (jnp.asarray(a) for a in _rollout_windows(mu, acts, int(H)))
+        value_grad = _rollout_value_grad(model, theta0, z0, us, ys, spread, ridge)
+        opt = _rollout_optimizer(lr)
+        state = opt.init(theta)
+        best, best_loss = theta, np.inf
+        for _ in tqdm(range(iters), desc=f"experts' {H}-step refinement", disable=not progress):
+            loss, grad = value_grad(theta)
+            loss = float(loss)
+            if np.isfinite(loss) and loss < best_loss:
+                best, best_loss = theta, loss
+            updates, state = opt.update(grad, state, theta)
+            theta = optax.apply_updates(theta, updates)
+        last = float(value_grad(theta)[0])
+        theta = theta if np.isfinite(last) and last < best_loss else best
+    return model._replace(**theta)
+
+
+def _rollout_optimizer(lr):
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
+
+
+def _rollout_value_grad(model, theta0, z0, us, ys, spread, ridge):
+    def objective(theta):
+        reg = sum(jnp.sum((theta[k] - theta0[k]) ** 2) for k in theta)
+        return rollout_loss(model._replace(**theta), z0, us, ys, spread) + ridge * reg
+
+    return jax.jit(jax.value_and_grad(objective))
