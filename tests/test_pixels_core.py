@@ -672,7 +672,7 @@ def test_refine_local_rollout_keeps_an_exact_model_and_checks_its_input():
     np.testing.assert_allclose(np.asarray(kept.A), np.asarray(exact.A), atol=1e-12)
     np.testing.assert_allclose(np.asarray(kept.B), np.asarray(exact.B), atol=1e-12)
     bad = [({"horizons": (12,)}, "horizons"), ({"horizons": ()}, "horizons"), ({"horizons": (2.5,)}, "horizons"),
-           ({"iters": 0}, "iters"), ({"lr": -1.0}, "lr"), ({"ridge": np.nan}, "ridge")]
+           ({"iters": 0}, "iters"), ({"lr": -1.0}, "lr"), ({"lr": "fast"}, "lr"), ({"ridge": np.nan}, "ridge")]
     for kw, name in bad:
         with pytest.raises(ValueError, match=f"^{name}:"):
             em.refine_local_rollout(exact, z, u, **kw)

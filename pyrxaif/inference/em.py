@@ -312,9 +312,11 @@ def refine_local_rollout(model: LocalLDS, enc_mean, actions, *, horizons=(5, 10)
         raise ValueError(f"horizons: expected integers in [1, {mu.shape[1] - 1}], got {horizons!r}")
     if not isinstance(iters, (int, np.integer)) or isinstance(iters, bool) or iters < 1:
         raise ValueError(f"iters: expected a positive integer, got {iters!r}")
-    for name, v in (("lr", lr), ("ridge", ridge)):
-        if not (np.isfinite(v) and v >= (0 if name == "ridge" else np.finfo(float).tiny)):
-            raise ValueError(f"{name}: expected a {'non-negative' if name == 'ridge' else 'positive'} number, got {v!r}")
+    real = (int, float, np.integer, np.floating)
+    if not (isinstance(lr, real) and not isinstance(lr, bool) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: expected a positive number, got {lr!r}")
+    if not (isinstance(ridge, real) and not isinstance(ridge, bool) and np.isfinite(ridge) and ridge >= 0):
+        raise ValueError(f"ridge: expected a non-negative number, got {ridge!r}")
     spread = float(np.mean(np.sum((mu - mu.mean((0, 1))) ** 2, -1)))
     if not spread > 0:
         raise ValueError("enc_mean: expected latents that vary (the loss is normalised by their spread, here 0)")
@@ -323,7 +325,7 @@ def refine_local_rollout(model: LocalLDS, enc_mean, actions, *, horizons=(5, 10)
     for H in hs:
         z0, us, ys = (jnp.asarray(a) for a in _rollout_windows(mu, acts, int(H)))
         value_grad = _rollout_value_grad(model, theta0, z0, us, ys, spread, ridge)
-        opt = _rollout_optimizer(lr)
+        opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
         state = opt.init(theta)
         best, best_loss = theta, np.inf
         for _ in tqdm(range(iters), desc=f"experts' {H}-step refinement", disable=not progress):
@@ -336,10 +338,6 @@ def refine_local_rollout(model: LocalLDS, enc_mean, actions, *, horizons=(5, 10)
         last = float(value_grad(theta)[0])
         theta = theta if np.isfinite(last) and last < best_loss else best
     return model._replace(**theta)
-
-
-def _rollout_optimizer(lr):
-    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
 
 def _rollout_value_grad(model, theta0, z0, us, ys, spread, ridge):
