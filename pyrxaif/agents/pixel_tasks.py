@@ -208,7 +208,7 @@ class PendulumTask(PixelTask):
     # pendulum (balance 44 %), a 15-step one holds it (100 %) (docs/pixels.md)
     # (pumping moves away from the goal between pumps: no escape to a still window); the one-step fit of
     # the experts, composed over a plan, gets a swing's energy wrong: they are refined on 5- and 10-step
-    # roll-outs (held-out 15-step error 0.24 → 0.09 on one model; docs/pixels.md)
+    # roll-outs (held-out 15-step error 0.24 → 0.11 on one model; docs/pixels.md)
     pumping_settings: ClassVar[dict] = {"model": {"n_local": 128}, "learning": {"rollout_horizons": (5, 10)},
                                         "planner": {"horizon": 30, "near_goal_horizon": 15, "escape_step": None}}
 
