@@ -680,7 +680,9 @@ def test_refine_local_rollout_keeps_an_exact_model_and_checks_its_input():
         em.refine_local_rollout(exact, z, u[:, 1:])
     with pytest.raises(ValueError, match="^enc_mean:"):
         em.refine_local_rollout(exact, z[..., :1], u)
-    with pytest.raises(ValueError, match="^enc_mean, actions:"):
+    with pytest.raises(ValueError, match="^enc_mean: expected finite"):
         em.refine_local_rollout(exact, np.where(z > 1, np.nan, z), u)
+    with pytest.raises(ValueError, match="^actions: expected finite"):
+        em.refine_local_rollout(exact, z, np.where(u > 0.5, np.inf, u))
     with pytest.raises(TypeError, match="^model:"):
         em.refine_local_rollout(A, z, u)

@@ -164,10 +164,10 @@ class LearningConfig:
         if self.a_prior_precision is not None:
             _check_positive_numbers(self, ("a_prior_precision",))
         _check_flags(self, ("redraw_data",))
-        hs = self.rollout_horizons
-        if not isinstance(hs, (tuple, list)) or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hs):
-            raise ValueError(f"rollout_horizons: expected a sequence of positive integers (empty: off), got {hs!r}")
-        self.rollout_horizons = tuple(hs)
+        if not isinstance(self.rollout_horizons, (tuple, list)):
+            raise ValueError(f"rollout_horizons: expected a sequence of positive integers (empty: off), "
+                             f"got {self.rollout_horizons!r}")
+        self.rollout_horizons = tuple(V.check_count("rollout_horizons", h) for h in self.rollout_horizons)
         V.check_count("rollout_iters", self.rollout_iters)
         _check_positive_numbers(self, ("rollout_lr",))
 

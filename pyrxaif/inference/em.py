@@ -27,6 +27,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from pyrxaif import checks as V
 from pyrxaif.distributions import MvNormal, Wishart
 from pyrxaif.distributions.linalg import spd_inverse_logdet, symmetrize
 from pyrxaif.inference import lgssm
@@ -297,21 +298,13 @@ def refine_local_rollout(model: LocalLDS, enc_mean, actions, *, horizons=(5, 10)
     actions (S, T−1, m); every H < T."""
     if not isinstance(model, LocalLDS):
         raise TypeError(f"model: expected a LocalLDS, got {type(model).__name__}")
-    mu = np.asarray(enc_mean, np.float64)
     d, m = np.shape(model.B)[-2:]
-    if mu.ndim != 3 or mu.shape[-1] != d:
-        raise ValueError(f"enc_mean: expected (S, T, d = {d}) latents, got shape {mu.shape}")
-    acts = np.asarray(actions, np.float64)
-    if acts.shape != (mu.shape[0], mu.shape[1] - 1, m):
-        raise ValueError(f"actions: expected shape {(mu.shape[0], mu.shape[1] - 1, m)}, got {acts.shape}")
-    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(acts))):
-        raise ValueError("enc_mean, actions: expected finite values")
-    hs = tuple(horizons)
-    if not hs or any(not isinstance(h, (int, np.integer)) or isinstance(h, bool) or not 1 <= h < mu.shape[1]
-                     for h in hs):
+    mu = V.as_float_array("enc_mean", enc_mean, shape=(None, None, d))
+    acts = V.as_float_array("actions", actions, shape=(mu.shape[0], mu.shape[1] - 1, m))
+    hs = tuple(V.check_count("horizons", h) for h in horizons)
+    if not hs or max(hs) >= mu.shape[1]:
         raise ValueError(f"horizons: expected integers in [1, {mu.shape[1] - 1}], got {horizons!r}")
-    if not isinstance(iters, (int, np.integer)) or isinstance(iters, bool) or iters < 1:
-        raise ValueError(f"iters: expected a positive integer, got {iters!r}")
+    V.check_count("iters", iters)
     real = (int, float, np.integer, np.floating)
     if not (isinstance(lr, real) and not isinstance(lr, bool) and np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr: expected a positive number, got {lr!r}")
